@@ -1,0 +1,53 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
+
+# Build tools are pinned in tools/go.mod (tool directives) and kept out of
+# the product's dependency graph.
+BUF := go tool -modfile=tools/go.mod buf
+BENCHTIME ?= 1s
+
+.PHONY: help
+help: ## Describe useful make targets
+	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "%-16s %s\n", $$1, $$2}'
+
+.PHONY: demo
+demo: ## Run the end-to-end demo on the embedded default (the main job)
+	go run ./cmd/abmesh demo
+
+.PHONY: build
+build: ## Build abmeshd and abmesh into bin/
+	go build -o bin/ ./cmd/...
+
+.PHONY: test
+test: ## Vet and run every test
+	go vet ./...
+	go test -count=1 -timeout 30m ./...
+
+.PHONY: race
+race: ## Run the tests with the race detector
+	go test -race -count=1 -timeout 40m ./...
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (BENCHTIME=1s)
+	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+.PHONY: generate
+generate: ## Regenerate Go code from proto/ with buf
+	$(BUF) generate
+
+.PHONY: checkgenerate
+checkgenerate: generate ## Fail if generated code drifts from proto/
+	@if [[ -n "$$(git status --porcelain -- proto)" ]]; then \
+		echo "generated code is out of date; run make generate" >&2; git status --porcelain -- proto >&2; exit 1; fi
+
+.PHONY: lint
+lint: ## Lint the protos (buf) and the Go code (go vet, gofmt)
+	$(BUF) lint
+	go vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$out" ]]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+
+.PHONY: breaking
+breaking: ## Check the protos for breaking changes against main
+	$(BUF) breaking --against '.git#branch=main'

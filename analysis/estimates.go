@@ -1,0 +1,325 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mathext"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Interval is a confidence interval [Lo, Hi].
+type Interval struct {
+	Lo, Hi float64
+}
+
+// CellMean is one cell's mean with its confidence interval from the
+// pooled residual variance:
+//
+//	mean ± t(df_res, (1+level)/2) · √(MS_res / n)
+type CellMean struct {
+	Levels []string // one per factor
+	N      int64
+	Mean   float64
+	SE     float64
+	CI     Interval
+	// Note is empty when every field is valid; otherwise it says what
+	// could not be computed (an empty cell, no residual df), and those
+	// fields are zero.
+	Note string
+}
+
+// MarginalMean is a least-squares (Type III) marginal mean: the unweighted
+// mean of the cell means over the other factors' levels, which does not
+// depend on how unbalanced the cells are. Over the M cells c with the level:
+//
+//	mean = (1/M) Σ_c mean_c
+//	SE   = √(MS_res · Σ_c 1/n_c) / M
+type MarginalMean struct {
+	Factor, Level string
+	Mean, SE      float64
+	CI            Interval
+	Note          string // as in CellMean
+}
+
+// Effect is one variant compared with its factor's control (first level)
+// on the marginal means:
+//
+//	Diff = m_variant − m_control,  SE² = SE_variant² + SE_control²
+//	Rel  = Diff / m_control
+//
+// The absolute interval is Diff ± t·SE with t from Student's t on the
+// residual df; T and P are the two-sided t test of Diff = 0. The relative
+// interval uses the delta method (not Fieller), with independent marginal
+// means (disjoint cells):
+//
+//	SE_rel² = SE_variant²/m_control² + m_variant²·SE_control²/m_control⁴
+//	Rel ± t·SE_rel
+//
+// It is symmetric and is only trustworthy when the control mean is far from
+// zero relative to its SE; when m_control is 0 the relative fields are zero
+// and Note says so.
+type Effect struct {
+	Factor, Control, Variant string
+	ControlMean, VariantMean float64
+	Diff, DiffSE             float64
+	DiffCI                   Interval
+	T, P                     float64
+	Rel, RelSE               float64
+	RelCI                    Interval
+	Note                     string // as in CellMean; P is 1 when not computed
+}
+
+// Contrast is an interaction contrast of two-level factors: the difference
+// of differences (of differences …) of the marginal means over the term's
+// factors, each factor's variant (level 1) minus its control (level 0).
+// For a term T with |T| factors, over all K cells, with s_f = +1 at the
+// variant and −1 at the control and M = K/2^|T|:
+//
+//	Estimate = (1/M) Σ_c (Π_{f∈T} s_f) mean_c
+//	SE       = √(MS_res · Σ_c 1/n_c) / M
+//
+// For a:b that is (m_{a1,b1} − m_{a0,b1}) − (m_{a1,b0} − m_{a0,b0}).
+type Contrast struct {
+	Term     string
+	Factors  []int
+	Estimate float64
+	SE       float64
+	CI       Interval
+	T, P     float64
+	Note     string // as in Effect
+}
+
+// Estimates are the effect estimates of a factorial table at one
+// confidence level, all with the pooled within-cell variance MSE on DF
+// degrees of freedom.
+type Estimates struct {
+	Level float64 // confidence level, e.g. 0.95
+	DF    int64
+	MSE   float64
+	// Cells are every cell, in table order (last factor fastest).
+	Cells []CellMean
+	// Marginal are the marginal means of every factor's levels, factor by
+	// factor.
+	Marginal []MarginalMean
+	// Effects are every non-control level against its factor's control.
+	Effects []Effect
+	// Interactions are the contrasts of every interaction whose factors
+	// all have two levels, in R's term order.
+	Interactions []Contrast
+}
+
+// Effect returns the effect of variant of factor, or nil.
+func (e *Estimates) Effect(factor, variant string) *Effect {
+	for i := range e.Effects {
+		if e.Effects[i].Factor == factor && e.Effects[i].Variant == variant {
+			return &e.Effects[i]
+		}
+	}
+	return nil
+}
+
+// Interaction returns the contrast of term ("a:b"), or nil.
+func (e *Estimates) Interaction(term string) *Contrast {
+	for i := range e.Interactions {
+		if e.Interactions[i].Term == term {
+			return &e.Interactions[i]
+		}
+	}
+	return nil
+}
+
+// Estimate computes cell means, marginal means, variant-vs-control effects
+// and interaction contrasts with confidence intervals at the given level
+// (in (0, 1), e.g. 0.95). Quantities that need an empty cell carry a Note
+// instead of numbers; so do intervals when the residual df is 0.
+func Estimate(t *CellTable, level float64) (*Estimates, error) {
+	if !(level > 0 && level < 1) {
+		return nil, fmt.Errorf("%w: confidence level %v not in (0, 1)", ErrInvalidInput, level)
+	}
+	if err := t.validate(1); err != nil {
+		return nil, err
+	}
+	e := &Estimates{Level: level}
+	var n int64
+	var ss float64
+	nonEmpty := 0
+	for _, c := range t.Cells {
+		if c.N > 0 {
+			n += c.N
+			ss += c.M2
+			nonEmpty++
+		}
+	}
+	e.DF = n - int64(nonEmpty)
+	var q float64
+	if e.DF > 0 {
+		e.MSE = ss / float64(e.DF)
+		q = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(e.DF)}.Quantile((1 + level) / 2)
+	}
+	noDF := "no interval: residual df is 0 (one observation per cell)"
+
+	// Cells.
+	lv := make([]int, len(t.Factors))
+	for i, c := range t.Cells {
+		lv = t.Levels(i, lv)
+		cm := CellMean{Levels: make([]string, len(lv)), N: c.N}
+		for f, l := range lv {
+			cm.Levels[f] = t.Factors[f].Levels[l]
+		}
+		switch {
+		case c.N == 0:
+			cm.Note = "empty cell"
+		case e.DF == 0:
+			cm.Mean = c.Mean
+			cm.Note = noDF
+		default:
+			cm.Mean = c.Mean
+			cm.SE = math.Sqrt(e.MSE / float64(c.N))
+			cm.CI = Interval{c.Mean - q*cm.SE, c.Mean + q*cm.SE}
+		}
+		e.Cells = append(e.Cells, cm)
+	}
+
+	// Marginal means and effects.
+	type mm struct {
+		mean, v float64 // v = Σ 1/n_c / M², so SE² = MSE·v
+		empty   string  // first empty cell, if any
+	}
+	for f, fac := range t.Factors {
+		k := len(fac.Levels)
+		ms := make([]mm, k)
+		cnt := make([]int, k)
+		for i, c := range t.Cells {
+			lv = t.Levels(i, lv)
+			l := lv[f]
+			cnt[l]++
+			if c.N == 0 {
+				if ms[l].empty == "" {
+					ms[l].empty = t.CellName(i)
+				}
+				continue
+			}
+			ms[l].mean += c.Mean
+			ms[l].v += 1 / float64(c.N)
+		}
+		for l := range ms {
+			M := float64(cnt[l])
+			ms[l].mean /= M
+			ms[l].v /= M * M
+			m := MarginalMean{Factor: fac.Name, Level: fac.Levels[l]}
+			switch {
+			case ms[l].empty != "":
+				m.Note = "not estimable: cell " + ms[l].empty + " is empty"
+			case e.DF == 0:
+				m.Mean = ms[l].mean
+				m.Note = noDF
+			default:
+				m.Mean = ms[l].mean
+				m.SE = math.Sqrt(e.MSE * ms[l].v)
+				m.CI = Interval{m.Mean - q*m.SE, m.Mean + q*m.SE}
+			}
+			e.Marginal = append(e.Marginal, m)
+		}
+		for l := 1; l < k; l++ {
+			c, v := ms[0], ms[l]
+			ef := Effect{Factor: fac.Name, Control: fac.Levels[0], Variant: fac.Levels[l], P: 1}
+			switch {
+			case c.empty != "" || v.empty != "":
+				cell := c.empty
+				if cell == "" {
+					cell = v.empty
+				}
+				ef.Note = "not estimable: cell " + cell + " is empty"
+				e.Effects = append(e.Effects, ef)
+				continue
+			}
+			ef.ControlMean, ef.VariantMean = c.mean, v.mean
+			ef.Diff = v.mean - c.mean
+			if c.mean != 0 {
+				ef.Rel = ef.Diff / c.mean
+			}
+			if e.DF == 0 {
+				ef.Note = noDF
+				e.Effects = append(e.Effects, ef)
+				continue
+			}
+			ef.DiffSE = math.Sqrt(e.MSE * (c.v + v.v))
+			ef.DiffCI = Interval{ef.Diff - q*ef.DiffSE, ef.Diff + q*ef.DiffSE}
+			ef.T, ef.P = tTest(ef.Diff, ef.DiffSE, e.DF)
+			if c.mean == 0 {
+				ef.Note = "no relative effect: the control mean is 0"
+			} else {
+				m0 := c.mean
+				ef.RelSE = math.Sqrt(e.MSE * (v.v/(m0*m0) + v.mean*v.mean*c.v/(m0*m0*m0*m0)))
+				ef.RelCI = Interval{ef.Rel - q*ef.RelSE, ef.Rel + q*ef.RelSE}
+			}
+			e.Effects = append(e.Effects, ef)
+		}
+	}
+
+	// Interaction contrasts of two-level factors.
+	for _, mask := range allTerms(len(t.Factors)) {
+		fs := maskFactors(mask)
+		if len(fs) < 2 {
+			continue
+		}
+		twoLevel := true
+		for _, f := range fs {
+			twoLevel = twoLevel && len(t.Factors[f].Levels) == 2
+		}
+		if !twoLevel {
+			continue
+		}
+		ct := Contrast{Term: t.TermName(mask), Factors: fs, P: 1}
+		M := float64(len(t.Cells) >> len(fs))
+		var est, v float64
+		empty := ""
+		for i, c := range t.Cells {
+			if c.N == 0 {
+				if empty == "" {
+					empty = t.CellName(i)
+				}
+				continue
+			}
+			lv = t.Levels(i, lv)
+			s := 1.0
+			for _, f := range fs {
+				if lv[f] == 0 {
+					s = -s
+				}
+			}
+			est += s * c.Mean
+			v += 1 / float64(c.N)
+		}
+		switch {
+		case empty != "":
+			ct.Note = "not estimable: cell " + empty + " is empty"
+		case e.DF == 0:
+			ct.Estimate = est / M
+			ct.Note = noDF
+		default:
+			ct.Estimate = est / M
+			ct.SE = math.Sqrt(e.MSE*v) / M
+			ct.CI = Interval{ct.Estimate - q*ct.SE, ct.Estimate + q*ct.SE}
+			ct.T, ct.P = tTest(ct.Estimate, ct.SE, e.DF)
+		}
+		e.Interactions = append(e.Interactions, ct)
+	}
+	return e, nil
+}
+
+// tTest returns t = est/se and its two-sided p on df degrees of freedom:
+//
+//	p = P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2)
+func tTest(est, se float64, df int64) (float64, float64) {
+	if se == 0 {
+		if est == 0 {
+			return 0, 1
+		}
+		return 0, 1 // no variance: no test
+	}
+	t := est / se
+	nu := float64(df)
+	return t, mathext.RegIncBeta(nu/2, 0.5, nu/(nu+t*t))
+}

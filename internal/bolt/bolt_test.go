@@ -1,0 +1,84 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/assign"
+)
+
+func TestStateSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := assign.Experiment{
+		ID: "rec-model", ChangeService: "recommendation", MeasureService: "frontend",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "ml", Weight: 1}},
+		Status:   assign.StatusRunning, Phase: 2,
+		Phases: []assign.Phase{{Number: 1, Weights: []uint32{1, 1}}, {Number: 2, Weights: []uint32{1, 3}, StartedAt: time.Unix(100, 0).UTC()}},
+		Emits:  []assign.Interference{{Kind: "latency", Scope: "change_downstream"}},
+	}
+	ch := assign.Change{
+		Version:        7,
+		PutExperiments: []assign.Experiment{exp, {ID: "gone"}},
+		PutLayers:      []assign.Layer{{ID: "checkout"}},
+		PutOverrides:   []assign.Override{{Experiment: "rec-model", Unit: "u1", Variant: "ml"}, {Experiment: "rec-model", Unit: "u2", Variant: "ml"}},
+	}
+	if err := d.Apply(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(ctx, assign.Change{Version: 8, DeleteExperiments: []string{"gone"}, DeleteOverrides: []assign.Override{{Experiment: "rec-model", Unit: "u2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.Put("rec-model", "u9", "ml", 2)
+	if err := d.PutBlob("graph", []byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := d.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 8 {
+		t.Errorf("version = %d, want 8", c.Version)
+	}
+	if len(c.Experiments) != 1 || c.Experiments[0].ID != "rec-model" || c.Experiments[0].Phase != 2 || len(c.Experiments[0].Phases) != 2 ||
+		!c.Experiments[0].Phases[1].StartedAt.Equal(time.Unix(100, 0)) || c.Experiments[0].Emits[0].Scope != "change_downstream" {
+		t.Errorf("experiments = %+v", c.Experiments)
+	}
+	if len(c.Layers) != 1 || len(c.Overrides) != 1 || c.Overrides[0].Unit != "u1" {
+		t.Errorf("layers %+v overrides %+v", c.Layers, c.Overrides)
+	}
+	if v, ph, ok := d.Get("rec-model", "u9"); !ok || v != "ml" || ph != 2 {
+		t.Errorf("sticky = %q %d %v", v, ph, ok)
+	}
+	if b, err := d.GetBlob("graph"); err != nil || string(b) != `{"x":1}` {
+		t.Errorf("blob = %q, %v", b, err)
+	}
+	if _, err := d.GetBlob("nope"); !errors.Is(err, ErrNoBlob) {
+		t.Errorf("missing blob err = %v", err)
+	}
+	d.DeleteTest("rec-model")
+	if _, _, ok := d.Get("rec-model", "u9"); ok {
+		t.Error("sticky entry survived DeleteTest")
+	}
+}
+
+func TestOpenFailsOnBadDir(t *testing.T) {
+	if _, err := Open("/proc/definitely/not/here"); err == nil {
+		t.Fatal("want error")
+	}
+}

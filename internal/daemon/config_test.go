@@ -1,0 +1,5 @@
+package daemon
+
+func testConfig(dataDir string) Config {
+	return Config{Listen: "127.0.0.1:0", DataDir: dataDir, Logger: quietLogger()}
+}

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/abmesh/abmesh/assign"
+)
+
+// toStatus maps a domain error to a gRPC status. It is the only place that
+// knows the mapping:
+//
+//	assign.ErrInvalid (a *FieldError)  → InvalidArgument, "field: message"
+//	assign.ErrNotFound                 → NotFound
+//	assign.ErrAlreadyExists            → AlreadyExists
+//	assign.ErrFailedPrecondition       → FailedPrecondition
+//	context errors                     → Canceled / DeadlineExceeded
+//	anything else                      → Internal
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, assign.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, assign.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, assign.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, assign.ErrFailedPrecondition):
+		code = codes.FailedPrecondition
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	default:
+		code = codes.Internal
+	}
+	return status.Error(code, err.Error())
+}
+
+// invalid returns InvalidArgument naming field.
+func invalid(field, format string, args ...any) error {
+	return status.Error(codes.InvalidArgument, field+": "+fmt.Sprintf(format, args...))
+}
+
+// prefixed returns err with the field path of a *FieldError prefixed by
+// prefix (e.g. "experiment."), so the message names the request field.
+func prefixed(prefix string, err error) error {
+	var fe *assign.FieldError
+	if errors.As(err, &fe) {
+		return &assign.FieldError{Field: prefix + fe.Field, Msg: fe.Msg}
+	}
+	return err
+}

@@ -1,0 +1,201 @@
+package subset
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Reason is why a test U is in viewpoint T's subset: U emits Kind over
+// EmitScope, T is susceptible to Kind over SusceptibleScope, and the two
+// regions share the services Shared (sorted, never empty). Shared slices
+// returned by Compute may be shared between reasons: treat them as
+// read-only.
+type Reason struct {
+	Kind             string   `json:"kind"`
+	EmitScope        Scope    `json:"emit_scope"`        // U's emitted scope
+	SusceptibleScope Scope    `json:"susceptible_scope"` // T's susceptible scope
+	Shared           []string `json:"shared"`
+}
+
+// Member is one test of a subset (or one left out by the cap).
+type Member struct {
+	Test string `json:"test"`
+	// Reasons are every (emitted, susceptible) pair that matched, sorted by
+	// kind, emit scope, susceptible scope. Empty for the viewpoint.
+	Reasons []Reason `json:"reasons,omitempty"`
+	// Volume is the call volume through the services shared over all
+	// Reasons (Graph.Volume of their union); 0 for the viewpoint. The cap
+	// keeps the members with the largest Volume.
+	Volume int64 `json:"volume"`
+}
+
+// Subset is one viewpoint's subset.
+type Subset struct {
+	Viewpoint string
+	// Members are the modelled tests: Members[0] is the viewpoint, the
+	// others follow sorted by test id. Their order is the factor order of
+	// the viewpoint's cells.
+	Members []Member
+	// NotModelled are the interfering tests the cap left out ("interference
+	// not modelled"), sorted by test id, with their reasons.
+	NotModelled []Member
+	// Services are the services the subset touches, sorted: every modelled
+	// member's change and measure services and its shared services.
+	Services []string
+}
+
+// Tests returns the ids of Members, viewpoint first.
+func (s Subset) Tests() []string {
+	out := make([]string, len(s.Members))
+	for i, m := range s.Members {
+		out[i] = m.Test
+	}
+	return out
+}
+
+// Compute returns every test's subset, in the order of tests. Every test
+// given is taken as running; the Subsetter passes only running ones.
+//
+// U (≠ T) joins T's subset when some Interference e of U.Emits and s of
+// T.Susceptible have e.Kind == s.Kind and the regions of e.Scope (resolved
+// for U) and s.Scope (resolved for T) intersect. A test without
+// interference attributes is its own one-test subset. With a cap (WithCap,
+// default DefaultCap) a subset of more than cap tests keeps the viewpoint
+// and the cap−1 members of largest Volume (ties: smaller test id) and
+// reports the rest in NotModelled.
+//
+// A nil g is the empty graph. An invalid test (empty id, change or measure
+// service, empty kind, unknown scope) or a repeated id gives an error
+// wrapping ErrInvalid.
+//
+// Cost: regions are bitsets over the services, resolved once per
+// (scope, service) from the graph's precomputed closure, so the pairwise
+// pass is O(N²·|E|·|S|·V/64) for N tests with |E| emitted and |S|
+// susceptible interferences.
+func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
+	cfg := newConfig(opts)
+	if g == nil {
+		g = emptyGraph
+	}
+	ids := make(map[string]struct{}, len(tests))
+	for i := range tests {
+		if err := tests[i].validateShape(); err != nil {
+			return nil, err
+		}
+		if _, dup := ids[tests[i].ID]; dup {
+			return nil, fmt.Errorf("test %q: id is repeated: %w", tests[i].ID, ErrInvalid)
+		}
+		ids[tests[i].ID] = struct{}{}
+	}
+	u := newUniverse(g, tests)
+	byID := make(map[string]int, len(tests))
+	for i, t := range tests {
+		byID[t.ID] = i
+	}
+	emit := make([][]bitset, len(tests))
+	susc := make([][]bitset, len(tests))
+	for i, t := range tests {
+		for _, e := range t.Emits {
+			emit[i] = append(emit[i], u.region(e.Scope, t.ChangeService, t.MeasureService))
+		}
+		for _, s := range t.Susceptible {
+			susc[i] = append(susc[i], u.region(s.Scope, t.ChangeService, t.MeasureService))
+		}
+	}
+	type sharedKey struct{ a, b *uint64 }
+	sharedNames := map[sharedKey][]string{}
+	out := make([]Subset, len(tests))
+	union := newBitset(u.n)
+	for ti, t := range tests {
+		var cands []Member
+		var candShared []bitset
+		for ui, v := range tests {
+			if ui == ti {
+				continue
+			}
+			var reasons []Reason
+			clear(union)
+			for si, s := range t.Susceptible {
+				for ei, e := range v.Emits {
+					if e.Kind != s.Kind || !emit[ui][ei].intersects(susc[ti][si]) {
+						continue
+					}
+					sh := emit[ui][ei].and(susc[ti][si])
+					union.or(sh)
+					// Regions are interned, so the pair of their first words
+					// identifies the intersection.
+					k := sharedKey{&emit[ui][ei][0], &susc[ti][si][0]}
+					names, ok := sharedNames[k]
+					if !ok {
+						names = u.names(sh)
+						sharedNames[k] = names
+					}
+					reasons = append(reasons, Reason{Kind: e.Kind, EmitScope: e.Scope, SusceptibleScope: s.Scope, Shared: names})
+				}
+			}
+			if len(reasons) == 0 {
+				continue
+			}
+			slices.SortFunc(reasons, compareReasons)
+			reasons = slices.CompactFunc(reasons, func(a, b Reason) bool { return compareReasons(a, b) == 0 })
+			cands = append(cands, Member{Test: v.ID, Reasons: reasons, Volume: g.volume(union)})
+			candShared = append(candShared, slices.Clone(union))
+		}
+		sub := Subset{Viewpoint: t.ID}
+		keep := cands
+		if cfg.cap > 0 && len(cands)+1 > cfg.cap {
+			order := make([]int, len(cands))
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortFunc(order, func(a, b int) int {
+				if c := cmp.Compare(cands[b].Volume, cands[a].Volume); c != 0 {
+					return c
+				}
+				return cmp.Compare(cands[a].Test, cands[b].Test)
+			})
+			keep = nil
+			var keptShared []bitset
+			for rank, i := range order {
+				if rank < cfg.cap-1 {
+					keep = append(keep, cands[i])
+					keptShared = append(keptShared, candShared[i])
+				} else {
+					sub.NotModelled = append(sub.NotModelled, cands[i])
+				}
+			}
+			candShared = keptShared
+			slices.SortFunc(keep, compareMembers)
+			slices.SortFunc(sub.NotModelled, compareMembers)
+		}
+		sub.Members = append(make([]Member, 0, len(keep)+1), Member{Test: t.ID})
+		sub.Members = append(sub.Members, keep...)
+		svc := newBitset(u.n)
+		svc.set(u.idx(t.ChangeService))
+		svc.set(u.idx(t.MeasureService))
+		for _, sh := range candShared {
+			svc.or(sh)
+		}
+		for _, m := range keep {
+			v := tests[byID[m.Test]]
+			svc.set(u.idx(v.ChangeService))
+			svc.set(u.idx(v.MeasureService))
+		}
+		sub.Services = u.names(svc)
+		out[ti] = sub
+	}
+	return out, nil
+}
+
+var emptyGraph, _ = NewGraph(nil)
+
+func compareMembers(a, b Member) int { return cmp.Compare(a.Test, b.Test) }
+
+func compareReasons(a, b Reason) int {
+	return cmp.Or(
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.EmitScope, b.EmitScope),
+		cmp.Compare(a.SusceptibleScope, b.SusceptibleScope),
+	)
+}

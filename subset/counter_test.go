@@ -1,0 +1,221 @@
+package subset
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/tracing"
+)
+
+// newWorked returns a Subsetter over the worked example, all tests running
+// since t0, and a Counter with hash table h.
+func newWorked(t *testing.T, h hashTable, opts ...Option) (*Subsetter, *Counter, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	s := NewSubsetter(append([]Option{WithClock(clk.Now)}, opts...)...)
+	s.SetGraph(workedGraph(t))
+	tests := workedTests()
+	for i := range tests {
+		tests[i].Phase, tests[i].PhaseStart = 1, t0
+	}
+	if err := s.SetTests(tests); err != nil {
+		t.Fatal(err)
+	}
+	return s, NewCounter(s, h), clk
+}
+
+type wantCell struct {
+	variants []string
+	n        int64
+	mean     float64
+}
+
+func checkCells(t *testing.T, wc WindowCells, want []wantCell) {
+	t.Helper()
+	var got []wantCell
+	for _, c := range wc.Cells {
+		got = append(got, wantCell{wc.VariantNames(c), c.Stats.N, c.Stats.Mean})
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s#%d cells = %v, want %v", wc.Viewpoint, wc.Seq, got, want)
+	}
+	for i := range want {
+		if !slices.Equal(got[i].variants, want[i].variants) || got[i].n != want[i].n ||
+			math.Abs(got[i].mean-want[i].mean) > 1e-9 {
+			t.Errorf("%s#%d cell %d = %v, want %v", wc.Viewpoint, wc.Seq, i, got[i], want[i])
+		}
+	}
+}
+
+func TestCounterCells(t *testing.T) {
+	h := hashTable{
+		"t2/u1": "treatment", "t3/u1": "b",
+		"t2/u2": "control", "t3/u2": "c",
+		"t2/u3": "treatment", "t3/u3": "b",
+		"t2/u4": "treatment", // t3 does not assign u4
+		"t5/u5": "on", "t5/u6": "off",
+	}
+	s, c, _ := newWorked(t, h)
+	for _, o := range []*tracing.Observation{
+		// counted
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").latency("Svc2", 10).latency("Svc3", 4).build(),
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").latency("Svc2", 20).latency("Svc3", 6).build(),
+		// t3 not on the path: its hash variant c
+		newObs("u2", time.Minute).serve("t2", "control", "Svc2").latency("Svc2", 7).build(),
+		newObs("u2", time.Minute).serve("t2", "control", "Svc2").latency("Svc2", 9).build(),
+		// t2 served control but the hash says treatment: mismatch for t2; t3 fine
+		newObs("u3", time.Minute).serve("t2", "control", "Svc2").serve("t3", "b", "Svc3").latency("Svc2", 99).latency("Svc3", 8).build(),
+		// overrides and targeting misses are not randomized
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").reason("override").latency("Svc2", 99).build(),
+		newObs("u1", time.Minute).serve("t2", "control", "Svc2").reason("not_targeted").latency("Svc2", 99).build(),
+		// t3 (a member of t2's subset) served outside its slice: excluded for t2 and t3
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "a", "Svc3").reason("not_in_slice").latency("Svc2", 99).latency("Svc3", 99).build(),
+		// conflict on t3
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").conflict("t3", "a", "b").latency("Svc2", 99).latency("Svc3", 99).build(),
+		// conflict on t5, not a member of t2's subset: no effect on t2
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").conflict("t5", "on", "off").latency("Svc2", 30).latency("Svc3", 5).build(),
+		// two exposures of t2 with different variants: a conflict
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t2", "control", "Svc1").latency("Svc2", 99).build(),
+		// no unit
+		newObs("", time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 99).build(),
+		// t3 off the path and its hash does not assign u4
+		newObs("u4", time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 99).build(),
+		// no metric on t2's measure service; t3's counted
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").latency("Svc3", 2).build(),
+		// stale phase
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").phase(7).latency("Svc2", 99).build(),
+		// current phase stated explicitly: counted
+		newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").phase(1).serve("t3", "b", "Svc3").latency("Svc2", 30).latency("Svc3", 5).build(),
+		// a variant t2 does not have
+		newObs("u1", time.Minute).serve("t2", "blue", "Svc2").latency("Svc2", 99).build(),
+		// before the window
+		newObs("u1", -time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 99).build(),
+		// t5: error metric
+		newObs("u5", time.Minute).serve("t5", "on", "Svc5").failed("Svc5").build(),
+		newObs("u5", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 3).build(),
+		newObs("u6", time.Minute).serve("t5", "off", "Svc5").latency("Svc5", 3).build(),
+		// tests that are not running or unknown are ignored
+		newObs("u1", time.Minute).serve("nope", "x", "Svc1").build(),
+	} {
+		c.ConsumeObservation(o)
+	}
+
+	w2, _ := s.Current("t2")
+	if got := []string{w2.Members[0].Test, w2.Members[1].Test}; !slices.Equal(got, []string{"t2", "t3"}) {
+		t.Fatalf("t2 members = %v", got)
+	}
+	checkCells(t, w2, []wantCell{
+		{[]string{"control", "c"}, 2, 8},
+		{[]string{"treatment", "b"}, 4, 22.5},
+	})
+	wantQ := Quality{
+		Seen: 17, Counted: 6,
+		MissingUnit: 1, BeforeWindow: 1, Conflict: 2, Override: 1, NotTargeted: 1, NotInSlice: 1,
+		StalePhase: 1, Mismatch: 2, NotAssigned: 1, MissingMetric: 1,
+	}
+	if w2.Quality != wantQ {
+		t.Errorf("t2 quality\n got %+v\nwant %+v", w2.Quality, wantQ)
+	}
+	if q := w2.Quality; q.Seen != q.Counted+q.Excluded() {
+		t.Errorf("seen %d ≠ counted %d + excluded %d", q.Seen, q.Counted, q.Excluded())
+	}
+
+	w3, _ := s.Current("t3")
+	checkCells(t, w3, []wantCell{{[]string{"b"}, 6, (4 + 6 + 8 + 5 + 2 + 5) / 6.0}})
+	if q := w3.Quality; q.Seen != 9 || q.NotInSlice != 1 || q.Conflict != 1 || q.Counted != 6 {
+		t.Errorf("t3 quality %+v", q)
+	}
+
+	w5, _ := s.Current("t5")
+	checkCells(t, w5, []wantCell{{[]string{"off"}, 1, 0}, {[]string{"on"}, 2, 0.5}})
+
+	// The stats are exact Welford stats of the values added.
+	var ref analysis.CellStats
+	for _, v := range []float64{10, 20, 30, 30} {
+		ref.Add(v)
+	}
+	if got := w2.Cells[1].Stats; math.Abs(got.M2-ref.M2) > 1e-9 {
+		t.Errorf("M2 = %v, want %v", got.M2, ref.M2)
+	}
+}
+
+func TestCounterSticky(t *testing.T) {
+	h := hashTable{"t2/u1": "treatment", "t3/u1": "a"}
+	s, c, _ := newWorked(t, h)
+	tests := s.Tests()
+	for i := range tests {
+		if tests[i].ID == "t3" {
+			tests[i].Sticky = true
+		}
+	}
+	if err := s.SetTests(tests); err != nil {
+		t.Fatal(err)
+	}
+	// u1's first assignment (stored) is c; the hash now says a. Sticky: no
+	// mismatch, the served variant counts.
+	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "c", "Svc3").latency("Svc2", 5).build())
+	w, _ := s.Current("t2")
+	checkCells(t, w, []wantCell{{[]string{"treatment", "c"}, 1, 5}})
+	if !w.Members[1].Sticky {
+		t.Error("t3 not sticky in window")
+	}
+}
+
+func TestCounterConcurrent(t *testing.T) {
+	h := hashTable{}
+	for i := range 50 {
+		u := fmt.Sprintf("u%d", i)
+		h["t2/"+u] = []string{"control", "treatment"}[i%2]
+		h["t3/"+u] = []string{"a", "b", "c"}[i%3]
+		h["t5/"+u] = []string{"off", "on"}[i%2]
+	}
+	s, c, clk := newWorked(t, h)
+	const workers, perWorker = 4, 2000
+	var wg sync.WaitGroup
+	for wk := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				u := fmt.Sprintf("u%d", (wk*perWorker+i)%50)
+				c.ConsumeObservation(newObs(u, 5*time.Hour).serve("t2", h["t2/"+u], "Svc2").latency("Svc2", float64(i%7)).build())
+			}
+		}()
+	}
+	// Meanwhile t5 starts and stops emitting into t2's region, and the
+	// graph is replaced: t2's windows roll.
+	tests := s.Tests()
+	for i := range 20 {
+		clk.Set(time.Duration(i) * time.Minute)
+		tests[2].Emits = nil
+		if i%2 == 0 {
+			tests[2].Emits = []Interference{{KindLatency, ScopeAll}}
+		}
+		if err := s.SetTests(tests); err != nil {
+			t.Error(err)
+		}
+		s.SetGraph(workedGraph(t))
+		_ = s.Snapshot()
+	}
+	wg.Wait()
+	var q Quality
+	var n int64
+	ws := s.Windows("t2")
+	for _, w := range ws {
+		q.Add(w.Quality)
+		for _, c := range w.Cells {
+			n += c.Stats.N
+		}
+	}
+	if q.Seen != workers*perWorker || q.Counted != n || q.Counted+q.Excluded() != q.Seen {
+		t.Errorf("over %d windows: quality %+v, cells n %d; want seen %d", len(ws), q, n, workers*perWorker)
+	}
+	if q.Excluded() != 0 {
+		t.Errorf("excluded %d, want 0", q.Excluded())
+	}
+}

@@ -1,0 +1,40 @@
+// Package subset finds, for every running A/B test (the viewpoint), the
+// other tests that can really interfere with it — its subset — and counts
+// traced requests into the factorial cells of each subset.
+//
+// # Subsets
+//
+// A Test declares where its change is (ChangeService), where its metric is
+// measured (MeasureService), and the kinds of interference it Emits and is
+// Susceptible to, each over a Scope of the service dependency Graph
+// (change, measure, change_to_measure, change/measure_downstream,
+// change/measure_upstream, all). Compute resolves each scope to a set of
+// services and puts U in T's subset when some kind is both emitted by U and
+// one T is susceptible to, and the two regions share a service:
+//
+//	U ∈ S(T)  ⇔  ∃ e ∈ U.Emits, s ∈ T.Susceptible:
+//	             e.Kind = s.Kind ∧ region(e.Scope, U) ∩ region(s.Scope, T) ≠ ∅
+//
+// Each member carries its Reasons (kind, both scopes, the shared
+// services). Past the cap (DefaultCap, including the viewpoint) the members
+// with the most call volume through their shared services are kept and the
+// rest are reported as interference not modelled.
+//
+// # Windows and cells
+//
+// A Subsetter holds the tests and the graph, recomputes subsets on every
+// change and keeps per-viewpoint analysis windows: a window lives as long
+// as its subset's membership (tests and their phases) does and counts
+// only requests from when all its members were running. A Counter is the
+// tracing.Consumer that adds each observation's metric into the cell of
+// every viewpoint served on its path, indexed by the variants of the
+// subset's members (served on the path, or given by the unit's hash), and
+// counts what it excludes per viewpoint (Quality). Windows are exported as
+// JSON-serializable WindowCells and persisted through a Store by Flush
+// and Restore.
+//
+// # Rendering
+//
+// WriteDOT draws the graph with each subset's services coloured;
+// WriteTable lists subsets and reasons as text.
+package subset

@@ -1,0 +1,332 @@
+package subset
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abmesh/abmesh/analysis"
+)
+
+// WindowCells is a snapshot of one analysis window of one viewpoint: its
+// membership, its factorial cells and its data-quality counters. It is
+// what reports read and what a Store persists; it round-trips through
+// encoding/json.
+type WindowCells struct {
+	Viewpoint string `json:"viewpoint"`
+	// Seq numbers the viewpoint's windows from 1, in the order they opened.
+	// Gaps are windows that closed before any observation reached them.
+	Seq int `json:"seq"`
+	// Start is the earliest request start the window counts: the latest
+	// time at which one of its members started running in its current
+	// phase.
+	Start time.Time `json:"start"`
+	// End is when the window closed; zero while it is open.
+	End            time.Time `json:"end,omitzero"`
+	MeasureService string    `json:"measure_service"`
+	Metric         string    `json:"metric"`
+	// Members are the factors, viewpoint first (Subset.Members order).
+	Members []WindowMember `json:"members"`
+	// NotModelled are the interfering tests left out by the cap.
+	NotModelled []Member `json:"not_modelled,omitempty"`
+	// Cells are the non-empty cells, sorted by their variant indices
+	// (first member slowest).
+	Cells   []Cell  `json:"cells"`
+	Quality Quality `json:"quality"`
+}
+
+// Open reports whether the window is still collecting.
+func (w WindowCells) Open() bool { return w.End.IsZero() }
+
+// VariantNames returns the variant names of cell c, one per member.
+func (w WindowCells) VariantNames(c Cell) []string {
+	out := make([]string, len(c.Variants))
+	for i, v := range c.Variants {
+		out[i] = w.Members[i].Variants[v]
+	}
+	return out
+}
+
+// WindowMember is one factor of a window: a test in the phase it was in
+// for the whole window.
+type WindowMember struct {
+	Test     string   `json:"test"`
+	Phase    int      `json:"phase"`
+	Variants []string `json:"variants"` // control first
+	Sticky   bool     `json:"sticky,omitempty"`
+	Reasons  []Reason `json:"reasons,omitempty"` // empty for the viewpoint
+}
+
+// Cell is one factorial cell: Variants[i] indexes Members[i].Variants.
+type Cell struct {
+	Variants []int              `json:"variants"`
+	Stats    analysis.CellStats `json:"stats"`
+}
+
+// Quality counts what happened to the observations on whose path a
+// viewpoint was served while its window was the active one. Every such
+// observation is counted once: Seen = Counted + Excluded(). The exclusion
+// is the first failing check, in field order below.
+type Quality struct {
+	Seen    int64 `json:"seen"`
+	Counted int64 `json:"counted"`
+
+	TooManyCells  int64 `json:"too_many_cells,omitempty"`  // the members' variant counts overflow a 64-bit cell key
+	MissingUnit   int64 `json:"missing_unit,omitempty"`    // the trace carried no unit id
+	BeforeWindow  int64 `json:"before_window,omitempty"`   // the request started before the window
+	Conflict      int64 `json:"conflict,omitempty"`        // a member was served more than one variant
+	Override      int64 `json:"override,omitempty"`        // a member's exposure reason was "override"
+	NotTargeted   int64 `json:"not_targeted,omitempty"`    // … "not_targeted"
+	NotInSlice    int64 `json:"not_in_slice,omitempty"`    // … "not_in_slice"
+	Paused        int64 `json:"paused,omitempty"`          // … "paused" or "disabled"
+	Winner        int64 `json:"winner,omitempty"`          // … "winner"
+	Fallback      int64 `json:"fallback,omitempty"`        // … "fallback" or "error"
+	StalePhase    int64 `json:"stale_phase,omitempty"`     // a member's exposure names another phase
+	Mismatch      int64 `json:"mismatch,omitempty"`        // served variant unknown or ≠ the hash's (non-sticky)
+	NotAssigned   int64 `json:"not_assigned,omitempty"`    // a member off the path is not assigned the unit by its hash
+	MissingMetric int64 `json:"missing_metric,omitempty"`  // no metric value on the measure service's span
+}
+
+// Excluded is the number of observations not counted.
+func (q Quality) Excluded() int64 {
+	return q.TooManyCells + q.MissingUnit + q.BeforeWindow + q.Conflict +
+		q.Override + q.NotTargeted + q.NotInSlice + q.Paused + q.Winner + q.Fallback +
+		q.StalePhase + q.Mismatch + q.NotAssigned + q.MissingMetric
+}
+
+// Add adds o's counts to q.
+func (q *Quality) Add(o Quality) {
+	q.Seen += o.Seen
+	q.Counted += o.Counted
+	q.TooManyCells += o.TooManyCells
+	q.MissingUnit += o.MissingUnit
+	q.BeforeWindow += o.BeforeWindow
+	q.Conflict += o.Conflict
+	q.Override += o.Override
+	q.NotTargeted += o.NotTargeted
+	q.NotInSlice += o.NotInSlice
+	q.Paused += o.Paused
+	q.Winner += o.Winner
+	q.Fallback += o.Fallback
+	q.StalePhase += o.StalePhase
+	q.Mismatch += o.Mismatch
+	q.NotAssigned += o.NotAssigned
+	q.MissingMetric += o.MissingMetric
+}
+
+// counter indices into window.q, in Quality field order.
+const (
+	qSeen = iota
+	qCounted
+	qTooManyCells
+	qMissingUnit
+	qBeforeWindow
+	qConflict
+	qOverride
+	qNotTargeted
+	qNotInSlice
+	qPaused
+	qWinner
+	qFallback
+	qStalePhase
+	qMismatch
+	qNotAssigned
+	qMissingMetric
+	qCount
+)
+
+func (q *Quality) fields() [qCount]*int64 {
+	return [qCount]*int64{&q.Seen, &q.Counted, &q.TooManyCells, &q.MissingUnit, &q.BeforeWindow,
+		&q.Conflict, &q.Override, &q.NotTargeted, &q.NotInSlice, &q.Paused, &q.Winner,
+		&q.Fallback, &q.StalePhase, &q.Mismatch, &q.NotAssigned, &q.MissingMetric}
+}
+
+// window is one viewpoint's analysis window. Membership fields are fixed
+// at open; cells and counters grow while observations arrive.
+type window struct {
+	viewpoint string
+	sig       string
+	measure   string
+	metric    string
+	members   []WindowMember // Reasons guarded by mu; the rest immutable
+	radix     []uint64       // radix[i] = Π_{j<i} len(members[j].Variants)
+	tooMany   bool
+
+	q     [qCount]atomic.Int64
+	dirty atomic.Bool
+
+	mu          sync.Mutex
+	seq         int
+	start       time.Time
+	end         time.Time
+	notModelled []Member
+	cells       map[uint64]*analysis.CellStats
+}
+
+func newWindow(viewpoint, measure, metric string, members []WindowMember) *window {
+	w := &window{
+		viewpoint: viewpoint, measure: measure, metric: metric, members: members,
+		cells: map[uint64]*analysis.CellStats{},
+	}
+	w.sig = signature(measure, metric, members)
+	w.radix = make([]uint64, len(members))
+	r := uint64(1)
+	for i, m := range members {
+		w.radix[i] = r
+		hi, lo := bits.Mul64(r, uint64(len(m.Variants)))
+		if hi != 0 {
+			w.tooMany = true
+		}
+		r = lo
+	}
+	return w
+}
+
+// signature identifies a window's membership: the viewpoint's measurement
+// and each member's id, phase, stickiness and variants.
+func signature(measure, metric string, members []WindowMember) string {
+	var b strings.Builder
+	b.WriteString(measure)
+	b.WriteByte(0)
+	b.WriteString(metric)
+	for _, m := range members {
+		b.WriteByte(0)
+		b.WriteString(m.Test)
+		b.WriteByte(1)
+		b.WriteString(strconv.Itoa(m.Phase))
+		if m.Sticky {
+			b.WriteString("s")
+		}
+		for _, v := range m.Variants {
+			b.WriteByte(1)
+			b.WriteString(v)
+		}
+	}
+	return b.String()
+}
+
+func (w *window) add(key uint64, v float64) {
+	w.mu.Lock()
+	c := w.cells[key]
+	if c == nil {
+		c = new(analysis.CellStats)
+		w.cells[key] = c
+	}
+	c.Add(v)
+	w.mu.Unlock()
+	w.q[qCounted].Add(1)
+	w.dirty.Store(true)
+}
+
+func (w *window) exclude(reason int) {
+	w.q[reason].Add(1)
+	w.dirty.Store(true)
+}
+
+// decode returns the variant indices of key.
+func (w *window) decode(key uint64) []int {
+	out := make([]int, len(w.members))
+	for i, m := range w.members {
+		out[i] = int(key / w.radix[i] % uint64(len(m.Variants)))
+	}
+	return out
+}
+
+func (w *window) encode(idx []int) (uint64, bool) {
+	if len(idx) != len(w.members) {
+		return 0, false
+	}
+	var k uint64
+	for i, v := range idx {
+		if v < 0 || v >= len(w.members[i].Variants) {
+			return 0, false
+		}
+		k += uint64(v) * w.radix[i]
+	}
+	return k, true
+}
+
+func (w *window) quality() Quality {
+	var q Quality
+	for i, f := range q.fields() {
+		*f = w.q[i].Load()
+	}
+	return q
+}
+
+// snapshot copies the window out.
+func (w *window) snapshot() WindowCells {
+	wc := WindowCells{
+		Viewpoint:      w.viewpoint,
+		MeasureService: w.measure,
+		Metric:         w.metric,
+		Quality:        w.quality(),
+	}
+	w.mu.Lock()
+	wc.Seq, wc.Start, wc.End = w.seq, w.start, w.end
+	wc.Members = make([]WindowMember, len(w.members))
+	for i, m := range w.members {
+		m.Variants = slices.Clone(m.Variants)
+		m.Reasons = slices.Clone(m.Reasons)
+		wc.Members[i] = m
+	}
+	wc.NotModelled = slices.Clone(w.notModelled)
+	wc.Cells = make([]Cell, 0, len(w.cells))
+	keys := make([]uint64, 0, len(w.cells))
+	for k := range w.cells {
+		keys = append(keys, k)
+	}
+	stats := make([]analysis.CellStats, len(keys))
+	for i, k := range keys {
+		stats[i] = *w.cells[k]
+	}
+	w.mu.Unlock()
+	for i, k := range keys {
+		wc.Cells = append(wc.Cells, Cell{Variants: w.decode(k), Stats: stats[i]})
+	}
+	slices.SortFunc(wc.Cells, func(a, b Cell) int { return slices.Compare(a.Variants, b.Variants) })
+	return wc
+}
+
+// merge adds a stored window's cells and counters (same signature).
+func (w *window) merge(wc WindowCells) {
+	w.mu.Lock()
+	for _, c := range wc.Cells {
+		k, ok := w.encode(c.Variants)
+		if !ok {
+			continue
+		}
+		s := w.cells[k]
+		if s == nil {
+			s = new(analysis.CellStats)
+			w.cells[k] = s
+		}
+		s.Merge(c.Stats)
+	}
+	w.mu.Unlock()
+	q := wc.Quality
+	for i, f := range q.fields() {
+		w.q[i].Add(*f)
+	}
+	w.dirty.Store(true)
+}
+
+// windowFromCells rebuilds a window from a snapshot.
+func windowFromCells(wc WindowCells) *window {
+	members := make([]WindowMember, len(wc.Members))
+	copy(members, wc.Members)
+	w := newWindow(wc.Viewpoint, wc.MeasureService, wc.Metric, members)
+	w.seq, w.start, w.end = wc.Seq, wc.Start, wc.End
+	w.notModelled = wc.NotModelled
+	w.merge(wc)
+	return w
+}
+
+func compareWindowCells(a, b WindowCells) int {
+	return cmp.Or(cmp.Compare(a.Viewpoint, b.Viewpoint), cmp.Compare(a.Seq, b.Seq))
+}
