@@ -114,7 +114,7 @@ func TestCounterCells(t *testing.T) {
 		{[]string{"treatment", "b"}, 4, 22.5},
 	})
 	wantQ := Quality{
-		Seen: 17, Counted: 6,
+		Seen: 18, Counted: 6,
 		MissingUnit: 1, BeforeWindow: 1, Conflict: 2, Override: 1, NotTargeted: 1, NotInSlice: 1,
 		StalePhase: 1, Mismatch: 2, NotAssigned: 1, MissingMetric: 1,
 	}
@@ -127,7 +127,7 @@ func TestCounterCells(t *testing.T) {
 
 	w3, _ := s.Current("t3")
 	checkCells(t, w3, []wantCell{{[]string{"b"}, 6, (4 + 6 + 8 + 5 + 2 + 5) / 6.0}})
-	if q := w3.Quality; q.Seen != 9 || q.NotInSlice != 1 || q.Conflict != 1 || q.Counted != 6 {
+	if q := w3.Quality; q.Seen != 8 || q.NotInSlice != 1 || q.Conflict != 1 || q.Counted != 6 {
 		t.Errorf("t3 quality %+v", q)
 	}
 
