@@ -240,7 +240,20 @@ func (e *Engine) Evaluate(unit string, attrs map[string]string, f Filter) ([]Ass
 	if err := ValidateAttributes(attrs); err != nil {
 		return nil, err
 	}
-	return e.AppendAssignments(nil, unit, attrs, f), nil
+	return e.AppendAssignments(make([]Assignment, 0, e.capacity(f)), unit, attrs, f), nil
+}
+
+// capacity bounds the number of assignments f selects.
+func (e *Engine) capacity(f Filter) int {
+	switch {
+	case e == nil:
+		return 0
+	case len(f.Tests) > 0:
+		return len(f.Tests)
+	case f.Service != "":
+		return len(e.byService[f.Service])
+	}
+	return len(e.tests)
 }
 
 // EvaluateTest validates unit and attrs and returns the unit's assignment

@@ -117,7 +117,7 @@ const (
 	ScopeAll               = "all"                // every service
 )
 
-// Scopes lists the valid interference scopes.
+// Scopes lists the valid interference scopes. It must not be modified.
 var Scopes = []string{
 	ScopeChange, ScopeMeasure, ScopeChangeToMeasure,
 	ScopeChangeDownstream, ScopeMeasureDownstream,

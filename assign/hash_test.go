@@ -261,3 +261,25 @@ func TestHashDoesNotAllocate(t *testing.T) {
 		t.Errorf("Hash allocates %v times", n)
 	}
 }
+
+// FuzzBucket checks that buckets are in range and monotone in the
+// fraction point, for any hash and total.
+func FuzzBucket(f *testing.F) {
+	f.Add(uint64(0), uint64(1), uint32(100))
+	f.Add(uint64(math.MaxUint64), uint64(1<<63), uint32(math.MaxUint32))
+	f.Fuzz(func(t *testing.T, h1, h2 uint64, total uint32) {
+		if total == 0 {
+			if Bucket(h1, 0) != 0 {
+				t.Fatal("bucket over 0 total")
+			}
+			return
+		}
+		if h1 > h2 {
+			h1, h2 = h2, h1
+		}
+		b1, b2 := Bucket(h1, total), Bucket(h2, total)
+		if b1 >= total || b2 >= total || b1 > b2 {
+			t.Fatalf("Bucket(%#x, %d) = %d, Bucket(%#x, %d) = %d", h1, total, b1, h2, total, b2)
+		}
+	})
+}
