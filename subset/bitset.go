@@ -39,6 +39,13 @@ func (b bitset) and(o bitset) bitset {
 	return r
 }
 
+// andOf sets b to x ∩ y (b, x and y of one size).
+func (b bitset) andOf(x, y bitset) {
+	for i := range b {
+		b[i] = x[i] & y[i]
+	}
+}
+
 func (b bitset) empty() bool {
 	for _, w := range b {
 		if w != 0 {

@@ -103,44 +103,51 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 			susc[i] = append(susc[i], u.region(s.Scope, t.ChangeService, t.MeasureService))
 		}
 	}
-	type sharedKey struct{ a, b *uint64 }
-	sharedNames := map[sharedKey][]string{}
+	tab := newInternTable(u, g)
 	out := make([]Subset, len(tests))
+	shared := newBitset(u.n)
 	union := newBitset(u.n)
 	for ti, t := range tests {
 		var cands []Member
-		var candShared []bitset
+		var candShared []*interned
 		for ui, v := range tests {
 			if ui == ti {
 				continue
 			}
 			var reasons []Reason
-			clear(union)
+			var first *interned
+			multi := false
 			for si, s := range t.Susceptible {
 				for ei, e := range v.Emits {
 					if e.Kind != s.Kind || !emit[ui][ei].intersects(susc[ti][si]) {
 						continue
 					}
-					sh := emit[ui][ei].and(susc[ti][si])
-					union.or(sh)
-					// Regions are interned, so the pair of their first words
-					// identifies the intersection.
-					k := sharedKey{&emit[ui][ei][0], &susc[ti][si][0]}
-					names, ok := sharedNames[k]
-					if !ok {
-						names = u.names(sh)
-						sharedNames[k] = names
+					shared.andOf(emit[ui][ei], susc[ti][si])
+					in := tab.intern(shared)
+					switch {
+					case first == nil:
+						first = in
+						copy(union, shared)
+					case in != first:
+						multi = true
+						union.or(shared)
 					}
-					reasons = append(reasons, Reason{Kind: e.Kind, EmitScope: e.Scope, SusceptibleScope: s.Scope, Shared: names})
+					reasons = append(reasons, Reason{Kind: e.Kind, EmitScope: e.Scope, SusceptibleScope: s.Scope, Shared: tab.names(in)})
 				}
 			}
 			if len(reasons) == 0 {
 				continue
 			}
-			slices.SortFunc(reasons, compareReasons)
-			reasons = slices.CompactFunc(reasons, func(a, b Reason) bool { return compareReasons(a, b) == 0 })
-			cands = append(cands, Member{Test: v.ID, Reasons: reasons, Volume: g.volume(union)})
-			candShared = append(candShared, slices.Clone(union))
+			if len(reasons) > 1 {
+				slices.SortFunc(reasons, compareReasons)
+				reasons = slices.CompactFunc(reasons, func(a, b Reason) bool { return compareReasons(a, b) == 0 })
+			}
+			all := first
+			if multi {
+				all = tab.intern(union)
+			}
+			cands = append(cands, Member{Test: v.ID, Reasons: reasons, Volume: tab.volume(all)})
+			candShared = append(candShared, all)
 		}
 		sub := Subset{Viewpoint: t.ID}
 		keep := cands
@@ -156,7 +163,7 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 				return cmp.Compare(cands[a].Test, cands[b].Test)
 			})
 			keep = nil
-			var keptShared []bitset
+			var keptShared []*interned
 			for rank, i := range order {
 				if rank < cfg.cap-1 {
 					keep = append(keep, cands[i])
@@ -166,16 +173,16 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 				}
 			}
 			candShared = keptShared
-			slices.SortFunc(keep, compareMembers)
 			slices.SortFunc(sub.NotModelled, compareMembers)
 		}
+		slices.SortFunc(keep, compareMembers)
 		sub.Members = append(make([]Member, 0, len(keep)+1), Member{Test: t.ID})
 		sub.Members = append(sub.Members, keep...)
 		svc := newBitset(u.n)
 		svc.set(u.idx(t.ChangeService))
 		svc.set(u.idx(t.MeasureService))
 		for _, sh := range candShared {
-			svc.or(sh)
+			svc.or(sh.bits)
 		}
 		for _, m := range keep {
 			v := tests[byID[m.Test]]
@@ -189,6 +196,56 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 }
 
 var emptyGraph, _ = NewGraph(nil)
+
+// interned is one distinct set of shared services met by Compute, with its
+// names and volume computed once: shared sets repeat a lot (a region
+// intersected with a wider one is itself).
+type interned struct {
+	bits   bitset
+	names  []string
+	volume int64 // −1 until computed
+}
+
+type internTable struct {
+	u *universe
+	g *Graph
+	m map[uint64][]*interned
+}
+
+func newInternTable(u *universe, g *Graph) *internTable {
+	return &internTable{u: u, g: g, m: map[uint64][]*interned{}}
+}
+
+// intern returns the entry equal to b, adding a copy of b when new.
+func (t *internTable) intern(b bitset) *interned {
+	h := uint64(14695981039346656037)
+	for _, w := range b {
+		h = (h ^ w) * 1099511628211
+		h ^= h >> 29
+	}
+	for _, in := range t.m[h] {
+		if slices.Equal(in.bits, b) {
+			return in
+		}
+	}
+	in := &interned{bits: slices.Clone(b), volume: -1}
+	t.m[h] = append(t.m[h], in)
+	return in
+}
+
+func (t *internTable) names(in *interned) []string {
+	if in.names == nil {
+		in.names = t.u.names(in.bits)
+	}
+	return in.names
+}
+
+func (t *internTable) volume(in *interned) int64 {
+	if in.volume < 0 {
+		in.volume = t.g.volume(in.bits)
+	}
+	return in.volume
+}
 
 func compareMembers(a, b Member) int { return cmp.Compare(a.Test, b.Test) }
 

@@ -489,6 +489,7 @@ func randomCase(r *rand.Rand) ([]Edge, []Test, int) {
 	for i := range 1 + r.IntN(12) {
 		tests = append(tests, Test{ID: fmt.Sprintf("t%02d", i), ChangeService: pick(), MeasureService: pick(), Emits: attrs(), Susceptible: attrs()})
 	}
+	r.Shuffle(len(tests), func(i, j int) { tests[i], tests[j] = tests[j], tests[i] })
 	return edges, tests, r.IntN(8) // cap 0 = no cap
 }
 

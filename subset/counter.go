@@ -2,6 +2,7 @@ package subset
 
 import (
 	"math"
+	"strings"
 	"time"
 
 	"github.com/abmesh/abmesh/tracing"
@@ -13,6 +14,16 @@ import (
 // It must be safe for concurrent use. The assign engine implements it.
 type HashAssigner interface {
 	HashVariant(test, unit string) (variant string, ok bool)
+}
+
+// SliceChecker is implemented by HashAssigners that know layer slices
+// (the assign engine does): InSlice reports whether the unit's layer
+// bucket is in the test's slice, i.e. whether the test can randomize the
+// unit at all. When the Counter's HashAssigner implements it, a member
+// not served on the path whose slice does not hold the unit excludes the
+// observation (NotInSlice).
+type SliceChecker interface {
+	InSlice(test, unit string) bool
 }
 
 // HashAssignerFunc adapts a function to HashAssigner.
@@ -47,23 +58,36 @@ func (f HashAssignerFunc) HashVariant(test, unit string) (string, bool) { return
 //     variants, or — unless the member is Sticky — the hash gives a
 //     different variant or none; a sticky unit's stored first assignment
 //     legitimately differs from the current hash, so it is not checked);
-//     off the path, NotAssigned when the hash assigns the unit no variant
-//     (Mismatch when it names a variant the member does not have). A
-//     sticky member off the path takes the hash variant, which the
-//     HashAssigner may resolve through its sticky store.
+//     off the path, NotInSlice when the HashAssigner is a SliceChecker and
+//     the unit is outside the member's layer slice, then NotAssigned when
+//     the hash assigns the unit no variant (Mismatch when it names a
+//     variant the member does not have). A sticky member off the path takes
+//     the hash variant, which the HashAssigner may resolve through its
+//     sticky store. Targeting of a member off the path is not checked: a
+//     trace does not carry the unit's attributes.
 //  6. MissingMetric: o.Metric(T's measure service, T's metric) is absent
 //     or not finite.
+//
+// Exposure reasons are compared case-insensitively ("NOT_IN_SLICE" as
+// assign spells it is "not_in_slice").
 type Counter struct {
-	s *Subsetter
-	h HashAssigner
+	s     *Subsetter
+	h     HashAssigner
+	slice SliceChecker // nil when h does not implement it
 }
 
 var _ tracing.Consumer = (*Counter)(nil)
 
-// NewCounter returns a Counter into s's windows that asks h for the
-// variants of members not served on a path. h must not be nil.
+// NewCounter returns a Counter into s's windows that asks h for the hash
+// variants of the members (to check served variants and to fill in those
+// not served on a path). It panics when s or h is nil.
 func NewCounter(s *Subsetter, h HashAssigner) *Counter {
-	return &Counter{s: s, h: h}
+	if s == nil || h == nil {
+		panic("subset: NewCounter needs a Subsetter and a HashAssigner")
+	}
+	c := &Counter{s: s, h: h}
+	c.slice, _ = h.(SliceChecker)
+	return c
 }
 
 // plan is the immutable routing table a Counter reads: for each running
@@ -116,13 +140,19 @@ func (s *Subsetter) publish() {
 	s.plan.Store(p)
 }
 
-// scratch is per-observation state, kept on the stack.
+// scratch is per-observation state. It holds fixed arrays so that it
+// stays on the stack; the rare overflow goes to heap slices.
 type scratch struct {
-	served    []served
-	conflicts []int32
-	hashes    []hashed
-	unit      string
-	h         HashAssigner
+	served     [24]served
+	nServed    int
+	moreServed []served
+	conflicts  [8]int32
+	nConflicts int
+	moreConfl  []int32
+	hashes     [24]hashed
+	nHashes    int
+	unit       string
+	h          HashAssigner
 }
 
 type served struct {
@@ -136,17 +166,48 @@ type hashed struct {
 	ok      bool
 }
 
+// inSlice asks the SliceChecker, when there is one.
+func (c *Counter) inSlice(m *memberPlan, unit string) bool {
+	return c.slice == nil || c.slice.InSlice(m.test, unit)
+}
+
 func (sc *scratch) exposure(idx int32) *tracing.Exposure {
-	for i := range sc.served {
+	for i := range sc.nServed {
 		if sc.served[i].idx == idx {
 			return sc.served[i].e
+		}
+	}
+	for i := range sc.moreServed {
+		if sc.moreServed[i].idx == idx {
+			return sc.moreServed[i].e
 		}
 	}
 	return nil
 }
 
+func (sc *scratch) addServed(x served) {
+	if sc.nServed < len(sc.served) {
+		sc.served[sc.nServed] = x
+		sc.nServed++
+		return
+	}
+	sc.moreServed = append(sc.moreServed, x)
+}
+
+func (sc *scratch) servedAt(i int) served {
+	if i < sc.nServed {
+		return sc.served[i]
+	}
+	return sc.moreServed[i-sc.nServed]
+}
+
 func (sc *scratch) conflicted(idx int32) bool {
-	for _, c := range sc.conflicts {
+	for i := range sc.nConflicts {
+		if sc.conflicts[i] == idx {
+			return true
+		}
+	}
+	for _, c := range sc.moreConfl {
 		if c == idx {
 			return true
 		}
@@ -154,14 +215,31 @@ func (sc *scratch) conflicted(idx int32) bool {
 	return false
 }
 
+func (sc *scratch) addConflict(idx int32) {
+	if sc.conflicted(idx) {
+		return
+	}
+	if sc.nConflicts < len(sc.conflicts) {
+		sc.conflicts[sc.nConflicts] = idx
+		sc.nConflicts++
+		return
+	}
+	sc.moreConfl = append(sc.moreConfl, idx)
+}
+
+// hash returns m's hash variant for the unit, asking the HashAssigner once
+// per observation and test (the last few are cached).
 func (sc *scratch) hash(m *memberPlan) (string, bool) {
-	for _, h := range sc.hashes {
-		if h.idx == m.idx {
-			return h.variant, h.ok
+	for i := range sc.nHashes {
+		if sc.hashes[i].idx == m.idx {
+			return sc.hashes[i].variant, sc.hashes[i].ok
 		}
 	}
 	v, ok := sc.h.HashVariant(m.test, sc.unit)
-	sc.hashes = append(sc.hashes, hashed{idx: m.idx, variant: v, ok: ok})
+	if sc.nHashes < len(sc.hashes) {
+		sc.hashes[sc.nHashes] = hashed{idx: m.idx, variant: v, ok: ok}
+		sc.nHashes++
+	}
 	return v, ok
 }
 
@@ -172,12 +250,7 @@ func (c *Counter) ConsumeObservation(o *tracing.Observation) {
 	if len(p.vps) == 0 || len(o.Exposures) == 0 {
 		return
 	}
-	var (
-		sbuf [16]served
-		cbuf [8]int32
-		hbuf [16]hashed
-	)
-	sc := scratch{served: sbuf[:0], conflicts: cbuf[:0], hashes: hbuf[:0], unit: o.Unit, h: c.h}
+	sc := scratch{unit: o.Unit, h: c.h}
 	for i := range o.Exposures {
 		e := &o.Exposures[i]
 		idx, ok := p.index[e.Test]
@@ -185,30 +258,30 @@ func (c *Counter) ConsumeObservation(o *tracing.Observation) {
 			continue
 		}
 		if prev := sc.exposure(idx); prev != nil {
-			if prev.Variant != e.Variant && !sc.conflicted(idx) {
-				sc.conflicts = append(sc.conflicts, idx)
+			if prev.Variant != e.Variant {
+				sc.addConflict(idx)
 			}
 			continue
 		}
-		sc.served = append(sc.served, served{idx: idx, e: e})
+		sc.addServed(served{idx: idx, e: e})
 	}
-	if len(sc.served) == 0 {
+	n := sc.nServed + len(sc.moreServed)
+	if n == 0 {
 		return
 	}
 	for _, cf := range o.Conflicts {
-		if idx, ok := p.index[cf.Test]; ok && !sc.conflicted(idx) {
-			sc.conflicts = append(sc.conflicts, idx)
+		if idx, ok := p.index[cf.Test]; ok {
+			sc.addConflict(idx)
 		}
 	}
-	for i := range sc.served {
-		c.count(&p.vps[sc.served[i].idx], o, &sc)
+	for i := range n {
+		c.count(&p.vps[sc.servedAt(i).idx], o, &sc)
 	}
 }
 
 // count runs the checks of Counter for one viewpoint.
 func (c *Counter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	w := vp.w
-	w.q[qSeen].Add(1)
 	switch {
 	case vp.tooMany:
 		w.exclude(qTooManyCells)
@@ -250,6 +323,10 @@ func (c *Counter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 				}
 			}
 		} else {
+			if !c.inSlice(m, o.Unit) {
+				w.exclude(qNotInSlice)
+				return
+			}
 			hv, ok := sc.hash(m)
 			if !ok {
 				w.exclude(qNotAssigned)
@@ -270,22 +347,34 @@ func (c *Counter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	w.add(key, v)
 }
 
+// notRandomized maps the exposure reasons that were not randomized, lower
+// case, to their Quality counters.
+var notRandomized = []struct {
+	reason string
+	q      int
+}{
+	{"override", qOverride},
+	{"not_targeted", qNotTargeted},
+	{"not_in_slice", qNotInSlice},
+	{"paused", qPaused},
+	{"disabled", qPaused},
+	{"winner", qWinner},
+	{"fallback", qFallback},
+	{"error", qFallback},
+}
+
 // reasonExclusion maps an exposure reason that was not randomized to its
-// Quality counter; -1 for randomized reasons.
+// Quality counter, ignoring case; -1 for randomized reasons ("", "hash",
+// "sticky", or any other).
 func reasonExclusion(r string) int {
 	switch r {
-	case "override":
-		return qOverride
-	case "not_targeted":
-		return qNotTargeted
-	case "not_in_slice":
-		return qNotInSlice
-	case "paused", "disabled":
-		return qPaused
-	case "winner":
-		return qWinner
-	case "fallback", "error":
-		return qFallback
+	case "", "hash", "sticky", "HASH", "STICKY":
+		return -1
+	}
+	for _, x := range notRandomized {
+		if strings.EqualFold(r, x.reason) {
+			return x.q
+		}
 	}
 	return -1
 }

@@ -219,3 +219,31 @@ func TestCounterConcurrent(t *testing.T) {
 		t.Errorf("excluded %d, want 0", q.Excluded())
 	}
 }
+
+// sliceHash is a hashTable that also knows slices.
+type sliceHash struct {
+	hashTable
+	out map[string]bool // "test/unit" outside the slice
+}
+
+func (h sliceHash) InSlice(test, unit string) bool { return !h.out[test+"/"+unit] }
+
+func TestCounterSlicesAndReasonCase(t *testing.T) {
+	h := sliceHash{
+		hashTable: hashTable{"t2/u1": "treatment", "t3/u1": "a", "t2/u2": "treatment", "t3/u2": "b"},
+		out:       map[string]bool{"t3/u1": true},
+	}
+	s, c, _ := newWorked(t, h.hashTable)
+	c = NewCounter(s, h)
+	// t3 off the path and u1 outside its slice: excluded.
+	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 1).build())
+	// Upper-case reasons as assign spells them.
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("HASH").latency("Svc2", 2).build())
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("OVERRIDE").latency("Svc2", 3).build())
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("Sticky").latency("Svc2", 4).build())
+	w, _ := s.Current("t2")
+	checkCells(t, w, []wantCell{{[]string{"treatment", "b"}, 2, 3}})
+	if q := w.Quality; q.NotInSlice != 1 || q.Override != 1 || q.Counted != 2 {
+		t.Errorf("quality %+v", q)
+	}
+}

@@ -251,7 +251,9 @@ func (u *universe) name(i int) string {
 func (u *universe) names(b bitset) []string {
 	out := make([]string, 0, b.count())
 	b.each(func(i int) { out = append(out, u.name(i)) })
-	slices.Sort(out) // extra services may sort before graph ones
+	if len(u.extra) > 0 {
+		slices.Sort(out) // extra services may sort before graph ones
+	}
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +177,7 @@ func (s *Subsetter) Subset(viewpoint string) (Subset, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, ok := slices.BinarySearchFunc(s.subsets, viewpoint, func(x Subset, id string) int {
-		return compareStrings(x.Viewpoint, id)
+		return strings.Compare(x.Viewpoint, id)
 	})
 	if !ok {
 		return Subset{}, false
@@ -461,7 +462,7 @@ const pruneGrace = time.Minute
 func (s *Subsetter) prune(now time.Time) {
 	for vp, ws := range s.windows {
 		ws = slices.DeleteFunc(ws, func(w *window) bool {
-			if s.active[vp] == w || w.q[qSeen].Load() > 0 {
+			if s.active[vp] == w || w.seen() > 0 {
 				return false
 			}
 			w.mu.Lock()
@@ -474,14 +475,4 @@ func (s *Subsetter) prune(now time.Time) {
 			s.windows[vp] = ws
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -71,25 +71,25 @@ type Cell struct {
 // Quality counts what happened to the observations on whose path a
 // viewpoint was served while its window was the active one. Every such
 // observation is counted once: Seen = Counted + Excluded(). The exclusion
-// is the first failing check, in field order below.
+// is the first failing check, in the order Counter documents.
 type Quality struct {
 	Seen    int64 `json:"seen"`
 	Counted int64 `json:"counted"`
 
-	TooManyCells  int64 `json:"too_many_cells,omitempty"`  // the members' variant counts overflow a 64-bit cell key
-	MissingUnit   int64 `json:"missing_unit,omitempty"`    // the trace carried no unit id
-	BeforeWindow  int64 `json:"before_window,omitempty"`   // the request started before the window
-	Conflict      int64 `json:"conflict,omitempty"`        // a member was served more than one variant
-	Override      int64 `json:"override,omitempty"`        // a member's exposure reason was "override"
-	NotTargeted   int64 `json:"not_targeted,omitempty"`    // … "not_targeted"
-	NotInSlice    int64 `json:"not_in_slice,omitempty"`    // … "not_in_slice"
-	Paused        int64 `json:"paused,omitempty"`          // … "paused" or "disabled"
-	Winner        int64 `json:"winner,omitempty"`          // … "winner"
-	Fallback      int64 `json:"fallback,omitempty"`        // … "fallback" or "error"
-	StalePhase    int64 `json:"stale_phase,omitempty"`     // a member's exposure names another phase
-	Mismatch      int64 `json:"mismatch,omitempty"`        // served variant unknown or ≠ the hash's (non-sticky)
-	NotAssigned   int64 `json:"not_assigned,omitempty"`    // a member off the path is not assigned the unit by its hash
-	MissingMetric int64 `json:"missing_metric,omitempty"`  // no metric value on the measure service's span
+	TooManyCells  int64 `json:"too_many_cells,omitempty"` // the members' variant counts overflow a 64-bit cell key
+	MissingUnit   int64 `json:"missing_unit,omitempty"`   // the trace carried no unit id
+	BeforeWindow  int64 `json:"before_window,omitempty"`  // the request started before the window
+	Conflict      int64 `json:"conflict,omitempty"`       // a member was served more than one variant
+	Override      int64 `json:"override,omitempty"`       // a member's exposure reason was "override"
+	NotTargeted   int64 `json:"not_targeted,omitempty"`   // … "not_targeted"
+	NotInSlice    int64 `json:"not_in_slice,omitempty"`   // … "not_in_slice", or a member off the path is outside its slice
+	Paused        int64 `json:"paused,omitempty"`         // … "paused" or "disabled"
+	Winner        int64 `json:"winner,omitempty"`         // … "winner"
+	Fallback      int64 `json:"fallback,omitempty"`       // … "fallback" or "error"
+	StalePhase    int64 `json:"stale_phase,omitempty"`    // a member's exposure names another phase
+	Mismatch      int64 `json:"mismatch,omitempty"`       // served variant unknown or ≠ the hash's (non-sticky)
+	NotAssigned   int64 `json:"not_assigned,omitempty"`   // a member off the path is not assigned the unit by its hash
+	MissingMetric int64 `json:"missing_metric,omitempty"` // no metric value on the measure service's span
 }
 
 // Excluded is the number of observations not counted.
@@ -119,7 +119,8 @@ func (q *Quality) Add(o Quality) {
 	q.MissingMetric += o.MissingMetric
 }
 
-// counter indices into window.q, in Quality field order.
+// counter indices into window.q, in Quality field order. Seen is not
+// stored: it is Counted + Excluded().
 const (
 	qSeen = iota
 	qCounted
@@ -166,6 +167,7 @@ type window struct {
 	end         time.Time
 	notModelled []Member
 	cells       map[uint64]*analysis.CellStats
+	counted     int64
 }
 
 func newWindow(viewpoint, measure, metric string, members []WindowMember) *window {
@@ -218,14 +220,33 @@ func (w *window) add(key uint64, v float64) {
 		w.cells[key] = c
 	}
 	c.Add(v)
+	w.counted++
 	w.mu.Unlock()
-	w.q[qCounted].Add(1)
-	w.dirty.Store(true)
+	w.markDirty()
 }
 
 func (w *window) exclude(reason int) {
 	w.q[reason].Add(1)
-	w.dirty.Store(true)
+	w.markDirty()
+}
+
+// markDirty sets dirty, reading first so that a hot window's cache line is
+// not written on every observation.
+func (w *window) markDirty() {
+	if !w.dirty.Load() {
+		w.dirty.Store(true)
+	}
+}
+
+// seen is the number of observations the window has seen.
+func (w *window) seen() int64 {
+	w.mu.Lock()
+	n := w.counted
+	w.mu.Unlock()
+	for i := qTooManyCells; i < qCount; i++ {
+		n += w.q[i].Load()
+	}
+	return n
 }
 
 // decode returns the variant indices of key.
@@ -252,10 +273,20 @@ func (w *window) encode(idx []int) (uint64, bool) {
 }
 
 func (w *window) quality() Quality {
-	var q Quality
-	for i, f := range q.fields() {
-		*f = w.q[i].Load()
+	w.mu.Lock()
+	counted := w.counted
+	w.mu.Unlock()
+	return w.qualityWith(counted)
+}
+
+// qualityWith loads the exclusion counters around counted.
+func (w *window) qualityWith(counted int64) Quality {
+	q := Quality{Counted: counted}
+	f := q.fields()
+	for i := qTooManyCells; i < qCount; i++ {
+		*f[i] = w.q[i].Load()
 	}
+	q.Seen = q.Counted + q.Excluded()
 	return q
 }
 
@@ -265,9 +296,9 @@ func (w *window) snapshot() WindowCells {
 		Viewpoint:      w.viewpoint,
 		MeasureService: w.measure,
 		Metric:         w.metric,
-		Quality:        w.quality(),
 	}
 	w.mu.Lock()
+	wc.Quality = w.qualityWith(w.counted) // Counted agrees with the cells
 	wc.Seq, wc.Start, wc.End = w.seq, w.start, w.end
 	wc.Members = make([]WindowMember, len(w.members))
 	for i, m := range w.members {
@@ -310,9 +341,13 @@ func (w *window) merge(wc WindowCells) {
 	}
 	w.mu.Unlock()
 	q := wc.Quality
-	for i, f := range q.fields() {
-		w.q[i].Add(*f)
+	f := q.fields()
+	for i := qTooManyCells; i < qCount; i++ {
+		w.q[i].Add(*f[i])
 	}
+	w.mu.Lock()
+	w.counted += q.Counted
+	w.mu.Unlock()
 	w.dirty.Store(true)
 }
 

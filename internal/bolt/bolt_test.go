@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/subset"
 )
 
 func TestStateSurvivesReopen(t *testing.T) {
@@ -80,5 +82,35 @@ func TestStateSurvivesReopen(t *testing.T) {
 func TestOpenFailsOnBadDir(t *testing.T) {
 	if _, err := Open("/proc/definitely/not/here"); err == nil {
 		t.Fatal("want error")
+	}
+}
+
+func TestWindowsRoundTrip(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ws := d.Windows()
+	ctx := context.Background()
+	w := subset.WindowCells{Viewpoint: "rec", Seq: 2, Metric: "latency_ms",
+		Members: []subset.WindowMember{{Test: "rec", Phase: 1, Variants: []string{"control", "ml"}}},
+		Cells:   []subset.Cell{{Variants: []int{1}, Stats: analysis.CellStats{N: 3, Mean: 2.5, M2: 1}}}}
+	if err := ws.SaveWindow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	w.Cells[0].Stats.N = 4 // a later flush replaces the stored window
+	if err := ws.SaveWindow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.SaveWindow(ctx, subset.WindowCells{Viewpoint: "ui", Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ws.LoadWindows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Viewpoint != "rec" || got[0].Cells[0].Stats.N != 4 || got[0].Cells[0].Stats.Mean != 2.5 || got[1].Viewpoint != "ui" {
+		t.Fatalf("windows = %+v", got)
 	}
 }

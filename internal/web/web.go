@@ -1,0 +1,204 @@
+// Package web serves the reports as pages people read in a browser: an
+// index of every running test's subset and status at "/", and one page per
+// test at "/reports/TEST" with the subset, the cell table, the ANOVA table,
+// the estimates, the sample-ratio check, the data-quality counters and an
+// interaction plot (SVG, drawn with gonum/plot) at "/reports/TEST/plot.svg".
+package web
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/subset"
+)
+
+//go:embed templates/*.html
+var templates embed.FS
+
+// Source builds reports and lists subsets.
+type Source interface {
+	// Report returns test's report for window (0: the current one); the
+	// error carries a gRPC status code (NotFound, FailedPrecondition).
+	Report(test string, window int) (*report.Report, error)
+	// Subsets returns every running test's subset.
+	Subsets() []subset.Subset
+}
+
+// Handler serves the pages.
+type Handler struct {
+	src  Source
+	tmpl *template.Template
+	mux  *http.ServeMux
+}
+
+// New returns the pages' handler over src.
+func New(src Source) *Handler {
+	funcs := template.FuncMap{
+		"num":  num,
+		"pct":  func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) },
+		"pval": pval,
+		"join": strings.Join,
+		"eta": func(d time.Duration) string {
+			if d < 0 {
+				return "unknown"
+			}
+			return d.Round(time.Second).String()
+		},
+		"sig": func(p float64, estimable bool) bool { return estimable && p < 0.05 },
+	}
+	h := &Handler{src: src, mux: http.NewServeMux(),
+		tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))}
+	h.mux.HandleFunc("GET /{$}", h.index)
+	h.mux.HandleFunc("GET /reports/{test}", h.report)
+	h.mux.HandleFunc("GET /reports/{test}/plot.svg", h.plot)
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+type indexRow struct {
+	Test     string
+	Members  []string
+	Status   string
+	Progress report.Progress
+	N        int64
+	Note     string
+}
+
+func (h *Handler) index(w http.ResponseWriter, _ *http.Request) {
+	var rows []indexRow
+	for _, s := range h.src.Subsets() {
+		row := indexRow{Test: s.Viewpoint, Members: s.Tests()}
+		if r, err := h.src.Report(s.Viewpoint, 0); err != nil {
+			row.Note = err.Error()
+		} else {
+			row.Status, row.Progress = r.Status.String(), r.Progress
+			if r.Table != nil {
+				row.N = r.Table.N()
+			}
+		}
+		rows = append(rows, row)
+	}
+	h.render(w, "index.html", map[string]any{"Rows": rows, "Now": time.Now().UTC().Format(time.RFC3339)})
+}
+
+func windowParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("window")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("window %q: want a window number", s)
+	}
+	return n, nil
+}
+
+func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
+	win, err := windowParam(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rep, err := h.src.Report(r.PathValue("test"), win)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	h.render(w, "report.html", map[string]any{"R": rep, "Window": win, "HasPlot": rep.Table != nil && rep.Table.N() > 0})
+}
+
+func (h *Handler) plot(w http.ResponseWriter, r *http.Request) {
+	win, err := windowParam(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rep, err := h.src.Report(r.PathValue("test"), win)
+	if err != nil {
+		httpError(w, err)
+		return
+	}
+	if rep.Table == nil || rep.Table.N() == 0 {
+		http.Error(w, "no data yet", http.StatusNotFound)
+		return
+	}
+	svg, err := Plot(rep.Table)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(svg)
+}
+
+// Plot draws the interaction plot of a report's cell table: cell means
+// with 95% intervals, the viewpoint's variants on the x axis and one line
+// per variant of the second factor (or one line when the subset is the
+// viewpoint alone).
+func Plot(t *analysis.CellTable) ([]byte, error) {
+	x, trace := t.Factors[0].Name, ""
+	if len(t.Factors) > 1 {
+		trace = t.Factors[1].Name
+	}
+	return analysis.InteractionPlot(t, x, trace, 0.95)
+}
+
+func httpError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if s, ok := status.FromError(err); ok {
+		switch s.Code().String() {
+		case "NotFound":
+			code = http.StatusNotFound
+		case "FailedPrecondition", "InvalidArgument":
+			code = http.StatusBadRequest
+		}
+		http.Error(w, s.Message(), code)
+		return
+	}
+	http.Error(w, err.Error(), code)
+}
+
+func (h *Handler) render(w http.ResponseWriter, name string, data any) {
+	var b strings.Builder
+	if err := h.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		http.Error(w, errors.Join(errors.New("render page"), err).Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprint(w, b.String())
+}
+
+// num formats a float for a table: 4 significant digits, no NaN.
+func num(x float64) string {
+	switch {
+	case math.IsNaN(x) || math.IsInf(x, 0):
+		return "–"
+	case x == 0:
+		return "0"
+	case math.Abs(x) >= 1e6 || math.Abs(x) < 1e-3:
+		return strconv.FormatFloat(x, 'e', 3, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 5, 64)
+}
+
+func pval(p float64) string {
+	if p < 1e-4 {
+		return "<0.0001"
+	}
+	return strconv.FormatFloat(p, 'f', 4, 64)
+}

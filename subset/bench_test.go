@@ -1,0 +1,277 @@
+package subset
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/tracing"
+)
+
+// benchGraph is a DAG-ish service graph: services in layers of callers
+// before callees, each calling about three later services (mostly near
+// ones), with a few back edges making cycles.
+func benchGraph(r *rand.Rand, n int) []Edge {
+	svc := func(i int) string { return fmt.Sprintf("svc-%03d", i) }
+	var edges []Edge
+	for i := range n {
+		for range r.IntN(5) + 1 { // fan-out 1..5, mean 3
+			if i == n-1 {
+				break
+			}
+			j := i + 1 + min(r.IntN(20), n-i-2)
+			if r.IntN(100) == 0 {
+				j = r.IntN(i + 1) // back edge
+			}
+			edges = append(edges, Edge{svc(i), svc(j), 1 + r.IntN(1000)})
+		}
+	}
+	return edges
+}
+
+var benchScopes = []struct {
+	s Scope
+	w int
+}{
+	{ScopeChange, 25}, {ScopeMeasure, 15}, {ScopeChangeToMeasure, 15}, {ScopeChangeDownstream, 20},
+	{ScopeMeasureUpstream, 10}, {ScopeChangeUpstream, 5}, {ScopeMeasureDownstream, 5}, {ScopeAll, 5},
+}
+
+func benchScope(r *rand.Rand) Scope {
+	x := r.IntN(100)
+	for _, s := range benchScopes {
+		if x < s.w {
+			return s.s
+		}
+		x -= s.w
+	}
+	return ScopeChange
+}
+
+// benchTests returns n running tests on g's services: the measure service
+// is the change service or one of its callers.
+func benchTests(r *rand.Rand, g *Graph, n int) []Test {
+	kinds := []string{KindLatency, KindErrorRate, KindUserExperience, KindResource}
+	names := g.Services()
+	callers := map[string][]string{}
+	for _, e := range g.Edges() {
+		callers[e.Callee] = append(callers[e.Callee], e.Caller)
+	}
+	attrs := func() []Interference {
+		var out []Interference
+		for range 1 + r.IntN(2) {
+			out = append(out, Interference{kinds[r.IntN(len(kinds))], benchScope(r)})
+		}
+		return out
+	}
+	var tests []Test
+	for i := range n {
+		c := names[r.IntN(len(names))]
+		m := c
+		if cs := callers[c]; len(cs) > 0 && r.IntN(2) == 0 {
+			m = cs[r.IntN(len(cs))]
+		}
+		tests = append(tests, Test{
+			ID: fmt.Sprintf("test-%03d", i), ChangeService: c, MeasureService: m,
+			Emits: attrs(), Susceptible: attrs(),
+			Variants: []string{"control", "treatment"}, Metric: MetricLatencyMS,
+			Running: true, Phase: 1, PhaseStart: t0,
+		})
+	}
+	return tests
+}
+
+func benchSetup(b *testing.B) (*Graph, []Edge, []Test) {
+	r := rand.New(rand.NewPCG(7, 7))
+	edges := benchGraph(r, 500)
+	g, err := NewGraph(edges)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g, edges, benchTests(r, g, 200)
+}
+
+// BenchmarkSubsets: all subsets for 200 running tests on a 500-service
+// graph (graph closure built outside the loop).
+func BenchmarkSubsets(b *testing.B) {
+	g, _, tests := benchSetup(b)
+	subs, _ := Compute(tests, g)
+	members, capped, interfering := 0, 0, 0
+	for _, s := range subs {
+		members += len(s.Members)
+		interfering += len(s.Members) + len(s.NotModelled) - 1
+		if len(s.NotModelled) > 0 {
+			capped++
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compute(tests, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(members)/float64(len(subs)), "members/subset")
+	b.ReportMetric(float64(capped), "capped-subsets")
+	b.ReportMetric(float64(interfering)/float64(len(subs)), "interfering/viewpoint")
+}
+
+// BenchmarkNewGraph: building a 500-service graph with its closure.
+func BenchmarkNewGraph(b *testing.B) {
+	_, edges, _ := benchSetup(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewGraph(edges); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRecompute: a Subsetter reacting to a graph update (closure,
+// subsets, window comparison, plan).
+func BenchmarkRecompute(b *testing.B) {
+	g, edges, tests := benchSetup(b)
+	s := NewSubsetter()
+	s.SetGraph(g)
+	if err := s.SetTests(tests); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		g2, _ := NewGraph(edges)
+		s.SetGraph(g2)
+	}
+}
+
+// fnvHash is a HashAssigner of realistic cost: FNV-1a of test, '/', unit.
+type fnvHash map[string][]string
+
+func (h fnvHash) HashVariant(test, unit string) (string, bool) {
+	vs, ok := h[test]
+	if !ok {
+		return "", false
+	}
+	x := uint64(14695981039346656037)
+	for i := 0; i < len(test); i++ {
+		x = (x ^ uint64(test[i])) * 1099511628211
+	}
+	x = (x ^ '/') * 1099511628211
+	for i := 0; i < len(unit); i++ {
+		x = (x ^ uint64(unit[i])) * 1099511628211
+	}
+	return vs[x%uint64(len(vs))], true
+}
+
+// benchObservations returns observations along random call paths, each
+// served the tests changed on its path (with the hash's variant) and
+// measured on every service, and the mean number of viewpoints each.
+func benchObservations(r *rand.Rand, g *Graph, tests []Test, h fnvHash, n int) ([]*tracing.Observation, float64) {
+	down := map[string][]string{}
+	hasCaller := map[string]bool{}
+	for _, e := range g.Edges() {
+		down[e.Caller] = append(down[e.Caller], e.Callee)
+		hasCaller[e.Callee] = true
+	}
+	var roots []string
+	for _, s := range g.Services() {
+		if !hasCaller[s] {
+			roots = append(roots, s)
+		}
+	}
+	byChange := map[string][]Test{}
+	for _, t := range tests {
+		byChange[t.ChangeService] = append(byChange[t.ChangeService], t)
+	}
+	var out []*tracing.Observation
+	total := 0
+	for len(out) < n {
+		unit := fmt.Sprintf("user-%d", r.IntN(100000))
+		o := &tracing.Observation{Unit: unit, Start: t0.Add(time.Hour)}
+		onPath := map[string]bool{}
+		// a request fans out: walk three random branches from a root
+		root := roots[r.IntN(len(roots))]
+		for range 3 {
+			for s := root; s != ""; {
+				onPath[s] = true
+				next := ""
+				if d := down[s]; len(d) > 0 && r.IntN(8) > 0 {
+					next = d[r.IntN(len(d))]
+				}
+				s = next
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(onPath)) {
+			for _, t := range byChange[s] {
+				v, _ := h.HashVariant(t.ID, unit)
+				o.Exposures = append(o.Exposures, tracing.Exposure{Test: t.ID, Variant: v, Service: s, Phase: 1, Reason: "hash"})
+				onPath[t.MeasureService] = true // the measure service is a caller on the path
+			}
+		}
+		for _, s := range slices.Sorted(maps.Keys(onPath)) {
+			o.Metrics = append(o.Metrics, tracing.ServiceMetrics{Service: s, LatencyMS: r.Float64() * 100})
+		}
+		if len(o.Exposures) == 0 {
+			continue
+		}
+		total += len(o.Exposures)
+		out = append(out, o)
+	}
+	return out, float64(total) / float64(len(out))
+}
+
+func benchCounter(b *testing.B) (*Subsetter, *Counter, []*tracing.Observation, float64) {
+	g, _, tests := benchSetup(b)
+	h := fnvHash{}
+	for _, t := range tests {
+		h[t.ID] = t.Variants
+	}
+	s := NewSubsetter()
+	s.SetGraph(g)
+	if err := s.SetTests(tests); err != nil {
+		b.Fatal(err)
+	}
+	obs, vps := benchObservations(rand.New(rand.NewPCG(3, 3)), g, tests, h, 1024)
+	return s, NewCounter(s, h), obs, vps
+}
+
+// BenchmarkCount: one observation into the cells of every viewpoint
+// served on its path; ns/viewpoint is the cost per viewpoint.
+func BenchmarkCount(b *testing.B) {
+	s, c, obs, vps := benchCounter(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.ConsumeObservation(obs[i&1023])
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*vps), "ns/viewpoint")
+	b.ReportMetric(vps, "viewpoints/obs")
+	checkBenchCounted(b, s)
+}
+
+// BenchmarkCountParallel: the same from GOMAXPROCS goroutines.
+func BenchmarkCountParallel(b *testing.B) {
+	s, c, obs, vps := benchCounter(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(1024)
+		for pb.Next() {
+			c.ConsumeObservation(obs[i&1023])
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*vps), "ns/viewpoint")
+	checkBenchCounted(b, s)
+}
+
+func checkBenchCounted(b *testing.B, s *Subsetter) {
+	var q Quality
+	for _, w := range s.Snapshot() {
+		q.Add(w.Quality)
+	}
+	if q.Excluded() != 0 || q.Counted == 0 {
+		b.Fatalf("benchmark observations were excluded: %+v", q)
+	}
+}
