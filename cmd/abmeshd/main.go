@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/abmesh/abmesh/internal/daemon"
 )
@@ -45,7 +46,17 @@ func parseFlags(args []string) (daemon.Config, error) {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7070", "gRPC API address (assignment, experiments, reports)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "abmesh-data", "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	registerFlags(fs, &cfg)
+	fs.StringVar(&cfg.OTLPListen, "otlp-listen", "127.0.0.1:4317", `OTLP/gRPC trace receiver address, or "off"`)
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `report web pages address, or "off"`)
+	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "read traces and dependencies from this Jaeger query gRPC address (HOST:16685)")
+	fs.DurationVar(&cfg.JaegerPoll, "jaeger-poll", 30*time.Second, "Jaeger poll interval")
+	fs.DurationVar(&cfg.Assembly.IdleTimeout, "trace-idle-timeout", 5*time.Second, "a trace is complete after no span arrived for this long")
+	fs.IntVar(&cfg.Assembly.MaxTraces, "max-traces", 100_000, "traces in flight before the receiver answers RESOURCE_EXHAUSTED")
+	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", 500_000, "spans in flight before the receiver answers RESOURCE_EXHAUSTED")
+	fs.DurationVar(&cfg.GraphWindow, "graph-window", time.Hour, "sliding window of the service dependency graph")
+	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", 10*time.Second, "how often subsets see a new service graph")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", 5*time.Second, "how often cells are written to the store (the most a crash loses)")
+	fs.IntVar(&cfg.SubsetCap, "subset-cap", 6, "largest subset, viewpoint included")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: abmeshd [flags]")
 		fs.PrintDefaults()
@@ -63,6 +74,3 @@ func parseFlags(args []string) (daemon.Config, error) {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, cfg.Validate()
 }
-
-// registerFlags registers the flags of the daemon's optional parts.
-var registerFlags = func(*flag.FlagSet, *daemon.Config) {}

@@ -1,7 +1,16 @@
 // Package daemon wires abmeshd together: the embedded store, the
-// experiment registry, the gRPC API (assignment, experiments, reports,
-// OTLP trace receiver), the trace consumer, the subsetter and the report
-// web pages. cmd/abmeshd and the demo both start it.
+// experiment registry, the gRPC API (assignment, experiments, reports),
+// the OTLP trace receiver, the optional Jaeger reader, the trace assembler,
+// the service graph, the subsetter with its cells, and the report web
+// pages. cmd/abmeshd and the demo both start it.
+//
+// Data flow:
+//
+//	OTLP Export / Jaeger FindTraces → tracing.Assembler → Observation
+//	  → tracing.Graph (caller → callee counts)
+//	  → subset.Counter (each viewpoint's factorial cell)
+//	registry changes → subset.Subsetter.SetTests; graph changes → SetGraph
+//	every FlushInterval: windows and graph → bolt store
 package daemon
 
 import (
@@ -10,18 +19,30 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
+	api "github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/bolt"
+	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/internal/server"
+	"github.com/abmesh/abmesh/internal/web"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
+	"github.com/abmesh/abmesh/tracing/jaeger"
+	"github.com/abmesh/abmesh/tracing/otlpreceiver"
 )
 
 // Config is abmeshd's configuration. The zero value of each field means
@@ -30,26 +51,93 @@ type Config struct {
 	// Listen is the gRPC API address (default 127.0.0.1:7070; port 0 picks
 	// a free port).
 	Listen string
+	// OTLPListen is the OTLP/gRPC trace receiver's address (default
+	// 127.0.0.1:4317); "off" disables it.
+	OTLPListen string
+	// HTTPListen is the report web pages' address (default
+	// 127.0.0.1:7080); "off" disables them.
+	HTTPListen string
 	// DataDir holds the store file; empty means a fresh temporary
 	// directory removed on Stop.
 	DataDir string
+	// JaegerQuery, when set, is a Jaeger query service (HOST:PORT of its
+	// gRPC API, usually port 16685) to read traces and dependencies from.
+	JaegerQuery string
+	// JaegerPoll is the Jaeger reader's poll interval (default 30s).
+	JaegerPoll time.Duration
+	// Assembly sets the trace assembler's timeouts and memory bounds.
+	Assembly tracing.Config
+	// GraphWindow is the service graph's sliding window (default 1h).
+	GraphWindow time.Duration
+	// GraphRefresh is how often the subsetter takes a new service graph
+	// (default 10s).
+	GraphRefresh time.Duration
+	// FlushInterval is how often cells and the graph are written to the
+	// store: the most an unclean crash can lose (default 5s).
+	FlushInterval time.Duration
+	// SubsetCap is the largest subset, viewpoint included (default 6).
+	SubsetCap int
 	// Logger receives the daemon's logs (default slog.Default()).
 	Logger *slog.Logger
 }
 
-// Validate checks the configuration.
-func (c *Config) Validate() error {
-	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			return fmt.Errorf("listen %q: %w", c.Listen, err)
-		}
+func checkAddr(flag, addr string) error {
+	if addr == "" || addr == "off" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%s %q: want HOST:PORT: %w", flag, addr, err)
 	}
 	return nil
+}
+
+// Validate checks the configuration; errors name the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, a := range [][2]string{{"--listen", c.Listen}, {"--otlp-listen", c.OTLPListen}, {"--http-listen", c.HTTPListen}, {"--jaeger-query", c.JaegerQuery}} {
+		errs = append(errs, checkAddr(a[0], a[1]))
+	}
+	if c.Listen == "off" {
+		errs = append(errs, errors.New("--listen cannot be off"))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--graph-window", c.GraphWindow}, {"--graph-refresh", c.GraphRefresh}, {"--flush-interval", c.FlushInterval}, {"--jaeger-poll", c.JaegerPoll}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.flag, d.v))
+		}
+	}
+	if c.SubsetCap < 0 {
+		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
+	}
+	if err := c.Assembly.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("trace assembly: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7070"
+	}
+	if c.OTLPListen == "" {
+		c.OTLPListen = "127.0.0.1:4317"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:7080"
+	}
+	if c.GraphWindow == 0 {
+		c.GraphWindow = time.Hour
+	}
+	if c.GraphRefresh == 0 {
+		c.GraphRefresh = 10 * time.Second
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 5 * time.Second
+	}
+	if c.SubsetCap == 0 {
+		c.SubsetCap = subset.DefaultCap
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -58,29 +146,43 @@ func (c *Config) defaults() {
 
 // Daemon is a running abmeshd.
 type Daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *bolt.DB
-	tmpDir   string
-	registry *assign.Registry
+	cfg       Config
+	log       *slog.Logger
+	db        *bolt.DB
+	tmpDir    string
+	registry  *assign.Registry
+	graph     *tracing.Graph
+	subsetter *subset.Subsetter
+	assembler *tracing.Assembler
+	receiver  *otlpreceiver.Receiver
+	jaeger    *jaeger.Reader
+	jaegerCC  *grpc.ClientConn
+
 	grpc     *grpc.Server
+	otlp     *grpc.Server
+	http     *http.Server
 	health   *health.Server
 	lis      net.Listener
+	otlpLis  net.Listener
+	httpLis  net.Listener
 	cancel   context.CancelFunc
+	life     context.Context
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	// graphMu guards lastEdges, the edge set last given to the subsetter.
+	graphMu   sync.Mutex
+	lastEdges []subset.Edge
 }
 
-// Start opens the store, loads the registry and starts serving. It returns
-// once every listener is bound; Stop ends it.
+// Start opens the store, loads the registry and cells and starts serving.
+// It returns once every listener is bound; Stop ends it.
 func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.defaults()
 	d := &Daemon{cfg: cfg, log: cfg.Logger}
-	life, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
+	d.life, d.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -101,56 +203,288 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.db = db
-	d.registry, err = assign.NewRegistry(ctx, db, assign.WithSticky(db))
-	if err != nil {
+	if d.registry, err = assign.NewRegistry(ctx, db, assign.WithSticky(db)); err != nil {
+		return nil, err
+	}
+	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}
 
-	d.lis, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	// gRPC API.
+	if d.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s (--listen): %w", cfg.Listen, err)
 	}
 	d.grpc = grpc.NewServer()
-	pb.RegisterAssignmentServiceServer(d.grpc, server.NewAssignment(life, d.registry))
+	pb.RegisterAssignmentServiceServer(d.grpc, server.NewAssignment(d.life, d.registry))
 	pb.RegisterExperimentServiceServer(d.grpc, server.NewExperiments(d.registry))
+	pb.RegisterReportServiceServer(d.grpc, server.NewReports(d.registry, d.subsetter, d.graph.Snapshot, d.Counters))
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
-
 	d.serve("grpc", func() error { return d.grpc.Serve(d.lis) })
-	d.log.Info("abmeshd started", "grpc", d.lis.Addr().String(), "store", db.Path(), "config_version", d.registry.Version())
+
+	// OTLP receiver on its own port, as collectors do.
+	if cfg.OTLPListen != "off" {
+		if d.otlpLis, err = net.Listen("tcp", cfg.OTLPListen); err != nil {
+			return nil, fmt.Errorf("listen on %s (--otlp-listen): %w", cfg.OTLPListen, err)
+		}
+		d.otlp = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+		d.receiver = otlpreceiver.Register(d.otlp, d.assembler)
+		d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
+	}
+
+	// Report pages.
+	if cfg.HTTPListen != "off" {
+		if d.httpLis, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
+		}
+		d.http = &http.Server{Handler: web.New(webSource{d}), ReadHeaderTimeout: 5 * time.Second}
+		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
+	}
+
+	if cfg.JaegerQuery != "" {
+		if err := d.startJaeger(); err != nil {
+			return nil, err
+		}
+	}
+	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(),
+		"store", db.Path(), "config_version", d.registry.Version())
 	ok = true
 	return d, nil
 }
+
+// startConsumer builds the trace consumer: graph, subsetter, counter and
+// assembler, restores the graph and the cells from the store, and starts
+// the loops that keep them current and flushed.
+func (d *Daemon) startConsumer(ctx context.Context) error {
+	var err error
+	if d.graph, err = tracing.NewGraph(tracing.GraphConfig{Window: d.cfg.GraphWindow}); err != nil {
+		return err
+	}
+	if b, err := d.db.GetBlob(graphBlob); err == nil {
+		if err := d.graph.UnmarshalJSON(b); err != nil {
+			d.log.Warn("stored service graph unreadable; starting empty", "err", err)
+		}
+	}
+	d.subsetter = subset.NewSubsetter(subset.WithCap(d.cfg.SubsetCap))
+	if err := d.subsetter.SetTests(testsOf(d.registry.Snapshot())); err != nil {
+		return fmt.Errorf("load tests into the subsetter: %w", err)
+	}
+	d.refreshGraph(true)
+	if err := d.subsetter.Restore(ctx, d.db.Windows()); err != nil {
+		return err
+	}
+	counter := subset.NewCounter(d.subsetter, liveEngine{d.registry})
+	if d.assembler, err = tracing.NewAssembler(d.cfg.Assembly, tracing.Tee(d.graph, counter)); err != nil {
+		return err
+	}
+	d.loop(func() {
+		for eng := range d.registry.Subscribe(d.life) {
+			if err := d.subsetter.SetTests(testsOf(eng)); err != nil {
+				d.log.Error("subsetter rejected the tests", "config_version", eng.Version(), "err", err)
+			}
+		}
+	})
+	d.every(d.cfg.GraphRefresh, func() { d.refreshGraph(false) })
+	d.every(d.cfg.FlushInterval, d.flush)
+	return nil
+}
+
+const graphBlob = "graph"
+
+// testsOf returns every experiment of eng as subsetter tests.
+func testsOf(eng *assign.Engine) []subset.Test {
+	cfg := eng.Config()
+	out := make([]subset.Test, 0, len(cfg.Experiments))
+	for _, e := range cfg.Experiments {
+		out = append(out, subset.FromExperiment(e))
+	}
+	return out
+}
+
+// refreshGraph gives the subsetter the current service graph when its set
+// of edges changed (call counts alone matter only under the subset cap,
+// and re-ranking on every count change would churn windows).
+func (d *Daemon) refreshGraph(force bool) {
+	snap := d.graph.Snapshot()
+	edges := make([]subset.Edge, 0, len(snap.Edges))
+	for _, e := range snap.Edges {
+		edges = append(edges, subset.Edge{Caller: e.Caller, Callee: e.Callee, Count: int(e.Calls)})
+	}
+	d.graphMu.Lock()
+	defer d.graphMu.Unlock()
+	same := len(edges) == len(d.lastEdges) && slices.EqualFunc(edges, d.lastEdges, func(a, b subset.Edge) bool {
+		return a.Caller == b.Caller && a.Callee == b.Callee
+	})
+	if same && !force {
+		return
+	}
+	g, err := subset.NewGraph(edges)
+	if err != nil {
+		d.log.Error("service graph rejected", "err", err)
+		return
+	}
+	d.subsetter.SetGraph(g)
+	d.lastEdges = edges
+}
+
+// flush writes changed windows and the graph to the store.
+func (d *Daemon) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.subsetter.Flush(ctx, d.db.Windows()); err != nil {
+		d.log.Error("flush cells", "err", err)
+	}
+	if b, err := d.graph.MarshalJSON(); err == nil {
+		if err := d.db.PutBlob(graphBlob, b); err != nil {
+			d.log.Error("flush service graph", "err", err)
+		}
+	}
+}
+
+func (d *Daemon) startJaeger() error {
+	cc, err := grpc.NewClient(d.cfg.JaegerQuery, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("--jaeger-query %s: %w", d.cfg.JaegerQuery, err)
+	}
+	d.jaegerCC = cc
+	d.jaeger, err = jaeger.NewReader(api.NewQueryServiceClient(cc), d.assembler, d.graph,
+		jaeger.ReaderConfig{PollInterval: d.cfg.JaegerPoll, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.loop(func() {
+		if err := d.jaeger.Run(d.life); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("jaeger reader stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// liveEngine answers hash assignments from the registry's current config.
+type liveEngine struct{ reg *assign.Registry }
+
+func (l liveEngine) HashVariant(test, unit string) (string, bool) {
+	return l.reg.Snapshot().HashVariant(test, unit)
+}
+
+func (l liveEngine) InSlice(test, unit string) bool { return l.reg.Snapshot().InSlice(test, unit) }
+
+// webSource adapts the daemon to the web pages.
+type webSource struct{ d *Daemon }
+
+func (s webSource) Report(test string, window int) (*report.Report, error) {
+	return server.BuildReport(s.d.registry, s.d.subsetter, test, window, analysis.TypeIII)
+}
+
+func (s webSource) Subsets() []subset.Subset { return s.d.subsetter.Subsets() }
 
 func (d *Daemon) serve(name string, f func() error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+		if err := f(); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("server stopped", "server", name, "err", err)
 		}
 	}()
 }
 
+// loop runs f until it returns; Stop waits for it.
+func (d *Daemon) loop(f func()) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); f() }()
+}
+
+// every runs f every interval until Stop.
+func (d *Daemon) every(interval time.Duration, f func()) {
+	d.loop(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.life.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	})
+}
+
 // Addr is the gRPC API's address.
 func (d *Daemon) Addr() string { return d.lis.Addr().String() }
+
+// OTLPAddr is the OTLP receiver's address, "" when off.
+func (d *Daemon) OTLPAddr() string {
+	if d.otlpLis == nil {
+		return ""
+	}
+	return d.otlpLis.Addr().String()
+}
+
+// HTTPAddr is the report pages' address, "" when off.
+func (d *Daemon) HTTPAddr() string {
+	if d.httpLis == nil {
+		return ""
+	}
+	return d.httpLis.Addr().String()
+}
 
 // Registry is the experiment registry.
 func (d *Daemon) Registry() *assign.Registry { return d.registry }
 
-// Stop shuts down gracefully: health turns NOT_SERVING, Watch streams end,
-// in-flight RPCs finish, state is flushed and the store closed.
+// Subsetter is the subsetter with every window's cells.
+func (d *Daemon) Subsetter() *subset.Subsetter { return d.subsetter }
+
+// Assembler is the trace assembler.
+func (d *Daemon) Assembler() *tracing.Assembler { return d.assembler }
+
+// Graph is the service dependency graph.
+func (d *Daemon) Graph() *tracing.Graph { return d.graph }
+
+// RefreshGraph hands the current service graph to the subsetter now
+// (it also happens every GraphRefresh).
+func (d *Daemon) RefreshGraph() { d.refreshGraph(false) }
+
+// Report builds test's report of its current window.
+func (d *Daemon) Report(test string) (*report.Report, error) {
+	return server.BuildReport(d.registry, d.subsetter, test, 0, analysis.TypeIII)
+}
+
+// Stop shuts down gracefully: health turns NOT_SERVING, the OTLP receiver
+// stops taking spans, traces in flight are completed and counted, cells
+// and graph are flushed, Watch streams end, in-flight RPCs finish, and the
+// store is closed.
 func (d *Daemon) Stop() {
 	d.stopOnce.Do(func() {
 		if d.health != nil {
 			d.health.Shutdown()
 		}
+		if d.otlp != nil {
+			d.otlp.GracefulStop()
+		}
+		if d.assembler != nil {
+			d.assembler.Flush()
+			if err := d.assembler.Close(); err != nil {
+				d.log.Error("close assembler", "err", err)
+			}
+		}
 		d.cancel()
+		if d.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = d.http.Shutdown(ctx)
+			cancel()
+		}
 		if d.grpc != nil {
 			d.grpc.GracefulStop()
 		}
 		d.wg.Wait()
+		if d.jaegerCC != nil {
+			d.jaegerCC.Close()
+		}
+		if d.subsetter != nil && d.db != nil {
+			d.flush()
+		}
 		if d.db != nil {
 			if err := d.db.Close(); err != nil {
 				d.log.Error("close store", "err", err)

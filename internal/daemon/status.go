@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/abmesh/abmesh/internal/server"
+	"github.com/abmesh/abmesh/subset"
+)
+
+// Counters returns every counter of the trace consumer: the receiver's
+// requests, the assembler's spans and traces (malformed spans by reason),
+// and the cells' data-quality totals over all windows.
+func (d *Daemon) Counters() []server.Counter {
+	var out []server.Counter
+	add := func(name string, v int64) { out = append(out, server.Counter{Name: name, Value: v}) }
+	if d.receiver != nil {
+		st := d.receiver.Stats()
+		add("otlp.requests", int64(st.Requests))
+		add("otlp.requests_refused", int64(st.Refused))
+		add("otlp.spans", int64(st.Spans))
+	}
+	if d.jaeger != nil {
+		t := d.jaeger.Totals()
+		add("jaeger.traces_read", int64(t.Traces))
+		add("jaeger.spans_read", int64(t.Spans))
+		add("jaeger.spans_rejected", int64(t.Rejected))
+		add("jaeger.traces_duplicate", int64(t.Duplicates))
+		add("jaeger.traces_refused_full", int64(t.Refused))
+		add("jaeger.dependency_links", int64(t.Links))
+	}
+	c := d.assembler.Counters()
+	add("spans.received", int64(c.SpansReceived))
+	add("spans.accepted", int64(c.SpansAccepted))
+	add("spans.late", int64(c.SpansLate))
+	add("spans.rejected_full", int64(c.SpansRejectedFull))
+	add("batches.rejected_full", int64(c.BatchesRejectedFull))
+	for _, k := range slices.Sorted(maps.Keys(c.Malformed)) {
+		add("spans.malformed."+k, int64(c.Malformed[k]))
+	}
+	add("spans.values_truncated", int64(c.ValuesTruncated))
+	add("spans.attrs_dropped", int64(c.AttrsDropped))
+	add("spans.events_dropped", int64(c.EventsDropped))
+	add("spans.in_cycles", int64(c.SpansInCycles))
+	add("spans.orphans", int64(c.OrphanSpans))
+	add("spans.bad_flag_events", int64(c.BadFlagEvents))
+	add("traces.completed", int64(c.TracesCompleted))
+	add("traces.timed_out", int64(c.TracesTimedOut))
+	add("traces.without_unit", int64(c.TracesWithoutUnit))
+	add("traces.many_units", int64(c.TracesManyUnits))
+	add("traces.with_conflicts", int64(c.TracesWithConflicts))
+	add("traces.in_flight", int64(c.TracesInFlight))
+	add("spans.in_flight", int64(c.SpansInFlight))
+	add("observations.emitted", int64(c.ObservationsEmitted))
+	var q subset.Quality
+	for _, w := range d.subsetter.Snapshot() {
+		q.Add(w.Quality)
+	}
+	for _, pc := range server.QualityCounters(q) {
+		add("cells."+pc.GetName(), pc.GetValue())
+	}
+	return out
+}
