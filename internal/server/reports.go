@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"math"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -127,7 +126,7 @@ func (s *Reports) GetSubset(_ context.Context, req *pb.GetSubsetRequest) (*pb.Ge
 }
 
 func (s *Reports) subsetToProto(sub subset.Subset) *pb.Subset {
-	out := &pb.Subset{Viewpoint: sub.Viewpoint}
+	out := &pb.Subset{Viewpoint: sub.Viewpoint, Services: sub.Services}
 	for _, m := range sub.Members {
 		out.Members = append(out.Members, memberToProto(m))
 	}
@@ -143,30 +142,32 @@ func (s *Reports) subsetToProto(sub subset.Subset) *pb.Subset {
 
 func memberToProto(m subset.Member) *pb.SubsetMember {
 	out := &pb.SubsetMember{TestId: m.Test, CallVolume: m.Volume}
-	var kinds, vs, ms []string
-	shared := map[string]bool{}
 	for _, r := range m.Reasons {
-		kinds = appendUnique(kinds, r.Kind)
-		vs = appendUnique(vs, string(r.SusceptibleScope))
-		ms = appendUnique(ms, string(r.EmitScope))
-		for _, svc := range r.Shared {
-			if !shared[svc] {
-				shared[svc] = true
-				out.SharedServices = append(out.SharedServices, svc)
-			}
-		}
+		out.Reasons = append(out.Reasons, &pb.SubsetReason{Kind: r.Kind, MemberScope: string(r.EmitScope),
+			ViewpointScope: string(r.SusceptibleScope), SharedServices: r.Shared})
 	}
-	out.Kind, out.ViewpointScope, out.MemberScope = strings.Join(kinds, ","), strings.Join(vs, ","), strings.Join(ms, ",")
 	return out
 }
 
-func appendUnique(xs []string, x string) []string {
-	for _, y := range xs {
-		if y == x {
-			return xs
+// SubsetFromProto maps an API subset back to the domain type (for the
+// CLI's renderers).
+func SubsetFromProto(p *pb.Subset) subset.Subset {
+	out := subset.Subset{Viewpoint: p.GetViewpoint(), Services: p.GetServices()}
+	conv := func(m *pb.SubsetMember) subset.Member {
+		sm := subset.Member{Test: m.GetTestId(), Volume: m.GetCallVolume()}
+		for _, r := range m.GetReasons() {
+			sm.Reasons = append(sm.Reasons, subset.Reason{Kind: r.GetKind(), EmitScope: subset.Scope(r.GetMemberScope()),
+				SusceptibleScope: subset.Scope(r.GetViewpointScope()), Shared: r.GetSharedServices()})
 		}
+		return sm
 	}
-	return append(xs, x)
+	for _, m := range p.GetMembers() {
+		out.Members = append(out.Members, conv(m))
+	}
+	for _, m := range p.GetNotModelled() {
+		out.NotModelled = append(out.NotModelled, conv(m))
+	}
+	return out
 }
 
 // GetServiceGraph implements ReportService.GetServiceGraph.
@@ -209,13 +210,9 @@ func ReportToProto(r *report.Report) *pb.Report {
 	if r.Status == report.Complete {
 		out.Status = pb.ReportStatus_REPORT_STATUS_COMPLETE
 	}
-	for i, m := range r.Window.Members {
+	for _, m := range r.Window.Members {
 		out.Factors = append(out.Factors, m.Test)
-		sm := memberToProto(subset.Member{Test: m.Test, Reasons: m.Reasons})
-		if i == 0 {
-			sm = &pb.SubsetMember{TestId: m.Test}
-		}
-		out.Subset.Members = append(out.Subset.Members, sm)
+		out.Subset.Members = append(out.Subset.Members, memberToProto(subset.Member{Test: m.Test, Reasons: m.Reasons}))
 	}
 	for _, m := range r.Window.NotModelled {
 		out.Subset.NotModelled = append(out.Subset.NotModelled, memberToProto(m))

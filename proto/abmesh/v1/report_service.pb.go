@@ -72,26 +72,92 @@ func (ReportStatus) EnumDescriptor() ([]byte, []int) {
 	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{0}
 }
 
+// SubsetReason is one way a member can interfere with the viewpoint: the
+// member emits kind over member_scope, the viewpoint is susceptible to it
+// over viewpoint_scope, and the two regions share shared_services.
+type SubsetReason struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Kind           string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	MemberScope    string                 `protobuf:"bytes,2,opt,name=member_scope,json=memberScope,proto3" json:"member_scope,omitempty"`
+	ViewpointScope string                 `protobuf:"bytes,3,opt,name=viewpoint_scope,json=viewpointScope,proto3" json:"viewpoint_scope,omitempty"`
+	SharedServices []string               `protobuf:"bytes,4,rep,name=shared_services,json=sharedServices,proto3" json:"shared_services,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SubsetReason) Reset() {
+	*x = SubsetReason{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubsetReason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubsetReason) ProtoMessage() {}
+
+func (x *SubsetReason) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubsetReason.ProtoReflect.Descriptor instead.
+func (*SubsetReason) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SubsetReason) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *SubsetReason) GetMemberScope() string {
+	if x != nil {
+		return x.MemberScope
+	}
+	return ""
+}
+
+func (x *SubsetReason) GetViewpointScope() string {
+	if x != nil {
+		return x.ViewpointScope
+	}
+	return ""
+}
+
+func (x *SubsetReason) GetSharedServices() []string {
+	if x != nil {
+		return x.SharedServices
+	}
+	return nil
+}
+
 // SubsetMember is a test in a viewpoint's subset and why it is there.
 type SubsetMember struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	TestId string                 `protobuf:"bytes,1,opt,name=test_id,json=testId,proto3" json:"test_id,omitempty"`
-	// kind is the interference kind shared; empty for the viewpoint itself.
-	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	// viewpoint_scope is the viewpoint's susceptible scope that matched.
-	ViewpointScope string `protobuf:"bytes,3,opt,name=viewpoint_scope,json=viewpointScope,proto3" json:"viewpoint_scope,omitempty"`
-	// member_scope is the member's emitted scope that matched.
-	MemberScope    string   `protobuf:"bytes,4,opt,name=member_scope,json=memberScope,proto3" json:"member_scope,omitempty"`
-	SharedServices []string `protobuf:"bytes,5,rep,name=shared_services,json=sharedServices,proto3" json:"shared_services,omitempty"`
+	// reasons are empty for the viewpoint itself.
+	Reasons []*SubsetReason `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// call_volume is the call count through the shared services.
-	CallVolume    int64 `protobuf:"varint,6,opt,name=call_volume,json=callVolume,proto3" json:"call_volume,omitempty"`
+	CallVolume    int64 `protobuf:"varint,3,opt,name=call_volume,json=callVolume,proto3" json:"call_volume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubsetMember) Reset() {
 	*x = SubsetMember{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[0]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +169,7 @@ func (x *SubsetMember) String() string {
 func (*SubsetMember) ProtoMessage() {}
 
 func (x *SubsetMember) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[0]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +182,7 @@ func (x *SubsetMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubsetMember.ProtoReflect.Descriptor instead.
 func (*SubsetMember) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{0}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SubsetMember) GetTestId() string {
@@ -126,30 +192,9 @@ func (x *SubsetMember) GetTestId() string {
 	return ""
 }
 
-func (x *SubsetMember) GetKind() string {
+func (x *SubsetMember) GetReasons() []*SubsetReason {
 	if x != nil {
-		return x.Kind
-	}
-	return ""
-}
-
-func (x *SubsetMember) GetViewpointScope() string {
-	if x != nil {
-		return x.ViewpointScope
-	}
-	return ""
-}
-
-func (x *SubsetMember) GetMemberScope() string {
-	if x != nil {
-		return x.MemberScope
-	}
-	return ""
-}
-
-func (x *SubsetMember) GetSharedServices() []string {
-	if x != nil {
-		return x.SharedServices
+		return x.Reasons
 	}
 	return nil
 }
@@ -168,16 +213,18 @@ type Subset struct {
 	// members includes the viewpoint first.
 	Members []*SubsetMember `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
 	// not_modelled are interfering tests left out by the size cap.
-	NotModelled   []*SubsetMember        `protobuf:"bytes,3,rep,name=not_modelled,json=notModelled,proto3" json:"not_modelled,omitempty"`
-	Window        int32                  `protobuf:"varint,4,opt,name=window,proto3" json:"window,omitempty"`
-	WindowStart   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	NotModelled []*SubsetMember        `protobuf:"bytes,3,rep,name=not_modelled,json=notModelled,proto3" json:"not_modelled,omitempty"`
+	Window      int32                  `protobuf:"varint,4,opt,name=window,proto3" json:"window,omitempty"`
+	WindowStart *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	// services are the services the subset touches.
+	Services      []string `protobuf:"bytes,6,rep,name=services,proto3" json:"services,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Subset) Reset() {
 	*x = Subset{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[1]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +236,7 @@ func (x *Subset) String() string {
 func (*Subset) ProtoMessage() {}
 
 func (x *Subset) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[1]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +249,7 @@ func (x *Subset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subset.ProtoReflect.Descriptor instead.
 func (*Subset) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{1}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Subset) GetViewpoint() string {
@@ -240,6 +287,13 @@ func (x *Subset) GetWindowStart() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Subset) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
 type GetReportRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	TestId string                 `protobuf:"bytes,1,opt,name=test_id,json=testId,proto3" json:"test_id,omitempty"`
@@ -253,7 +307,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[2]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +319,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[2]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +332,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{2}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetReportRequest) GetTestId() string {
@@ -311,7 +365,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[3]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +377,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[3]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +390,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{3}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetReportResponse) GetReport() *Report {
@@ -362,7 +416,7 @@ type Cell struct {
 
 func (x *Cell) Reset() {
 	*x = Cell{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[4]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +428,7 @@ func (x *Cell) String() string {
 func (*Cell) ProtoMessage() {}
 
 func (x *Cell) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[4]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +441,7 @@ func (x *Cell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cell.ProtoReflect.Descriptor instead.
 func (*Cell) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{4}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Cell) GetVariants() []string {
@@ -453,7 +507,7 @@ type AnovaTerm struct {
 
 func (x *AnovaTerm) Reset() {
 	*x = AnovaTerm{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +519,7 @@ func (x *AnovaTerm) String() string {
 func (*AnovaTerm) ProtoMessage() {}
 
 func (x *AnovaTerm) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +532,7 @@ func (x *AnovaTerm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnovaTerm.ProtoReflect.Descriptor instead.
 func (*AnovaTerm) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{5}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AnovaTerm) GetTerm() string {
@@ -557,7 +611,7 @@ type AnovaTable struct {
 
 func (x *AnovaTable) Reset() {
 	*x = AnovaTable{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +623,7 @@ func (x *AnovaTable) String() string {
 func (*AnovaTable) ProtoMessage() {}
 
 func (x *AnovaTable) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +636,7 @@ func (x *AnovaTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnovaTable.ProtoReflect.Descriptor instead.
 func (*AnovaTable) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{6}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AnovaTable) GetType() int32 {
@@ -634,7 +688,7 @@ type Estimate struct {
 
 func (x *Estimate) Reset() {
 	*x = Estimate{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +700,7 @@ func (x *Estimate) String() string {
 func (*Estimate) ProtoMessage() {}
 
 func (x *Estimate) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +713,7 @@ func (x *Estimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Estimate.ProtoReflect.Descriptor instead.
 func (*Estimate) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{7}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Estimate) GetTestId() string {
@@ -761,7 +815,7 @@ type InteractionContrast struct {
 
 func (x *InteractionContrast) Reset() {
 	*x = InteractionContrast{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +827,7 @@ func (x *InteractionContrast) String() string {
 func (*InteractionContrast) ProtoMessage() {}
 
 func (x *InteractionContrast) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +840,7 @@ func (x *InteractionContrast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionContrast.ProtoReflect.Descriptor instead.
 func (*InteractionContrast) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{8}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InteractionContrast) GetTerm() string {
@@ -841,7 +895,7 @@ type SampleRatioCheck struct {
 
 func (x *SampleRatioCheck) Reset() {
 	*x = SampleRatioCheck{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +907,7 @@ func (x *SampleRatioCheck) String() string {
 func (*SampleRatioCheck) ProtoMessage() {}
 
 func (x *SampleRatioCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +920,7 @@ func (x *SampleRatioCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleRatioCheck.ProtoReflect.Descriptor instead.
 func (*SampleRatioCheck) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{9}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SampleRatioCheck) GetTestId() string {
@@ -929,7 +983,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +995,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1008,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{10}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Counter) GetName() string {
@@ -988,7 +1042,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1054,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1067,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Progress) GetNeededPerCell() int64 {
@@ -1084,7 +1138,7 @@ type Report struct {
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1150,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1163,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Report) GetTestId() string {
@@ -1225,7 +1279,7 @@ type ListSubsetsRequest struct {
 
 func (x *ListSubsetsRequest) Reset() {
 	*x = ListSubsetsRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1291,7 @@ func (x *ListSubsetsRequest) String() string {
 func (*ListSubsetsRequest) ProtoMessage() {}
 
 func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1304,7 @@ func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubsetsRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 type ListSubsetsResponse struct {
@@ -1262,7 +1316,7 @@ type ListSubsetsResponse struct {
 
 func (x *ListSubsetsResponse) Reset() {
 	*x = ListSubsetsResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1328,7 @@ func (x *ListSubsetsResponse) String() string {
 func (*ListSubsetsResponse) ProtoMessage() {}
 
 func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1341,7 @@ func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubsetsResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSubsetsResponse) GetSubsets() []*Subset {
@@ -1306,7 +1360,7 @@ type GetSubsetRequest struct {
 
 func (x *GetSubsetRequest) Reset() {
 	*x = GetSubsetRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1372,7 @@ func (x *GetSubsetRequest) String() string {
 func (*GetSubsetRequest) ProtoMessage() {}
 
 func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1385,7 @@ func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetRequest.ProtoReflect.Descriptor instead.
 func (*GetSubsetRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetSubsetRequest) GetTestId() string {
@@ -1350,7 +1404,7 @@ type GetSubsetResponse struct {
 
 func (x *GetSubsetResponse) Reset() {
 	*x = GetSubsetResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1416,7 @@ func (x *GetSubsetResponse) String() string {
 func (*GetSubsetResponse) ProtoMessage() {}
 
 func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1429,7 @@ func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetResponse.ProtoReflect.Descriptor instead.
 func (*GetSubsetResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetSubsetResponse) GetSubset() *Subset {
@@ -1393,7 +1447,7 @@ type GetServiceGraphRequest struct {
 
 func (x *GetServiceGraphRequest) Reset() {
 	*x = GetServiceGraphRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1459,7 @@ func (x *GetServiceGraphRequest) String() string {
 func (*GetServiceGraphRequest) ProtoMessage() {}
 
 func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1472,7 @@ func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
 }
 
 // ServiceEdge is caller → callee with its call count in the window.
@@ -1433,7 +1487,7 @@ type ServiceEdge struct {
 
 func (x *ServiceEdge) Reset() {
 	*x = ServiceEdge{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1499,7 @@ func (x *ServiceEdge) String() string {
 func (*ServiceEdge) ProtoMessage() {}
 
 func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1512,7 @@ func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEdge.ProtoReflect.Descriptor instead.
 func (*ServiceEdge) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceEdge) GetCaller() string {
@@ -1492,7 +1546,7 @@ type GetServiceGraphResponse struct {
 
 func (x *GetServiceGraphResponse) Reset() {
 	*x = GetServiceGraphResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1558,7 @@ func (x *GetServiceGraphResponse) String() string {
 func (*GetServiceGraphResponse) ProtoMessage() {}
 
 func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1571,7 @@ func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetServiceGraphResponse) GetServices() []string {
@@ -1542,7 +1596,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1608,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1621,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
 }
 
 type GetStatusResponse struct {
@@ -1580,7 +1634,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1646,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1659,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStatusResponse) GetCounters() []*Counter {
@@ -1626,21 +1680,24 @@ var File_abmesh_v1_report_service_proto protoreflect.FileDescriptor
 
 const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eabmesh/v1/report_service.proto\x12\tabmesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n" +
+	"\x1eabmesh/v1/report_service.proto\x12\tabmesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n" +
+	"\fSubsetReason\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
+	"\fmember_scope\x18\x02 \x01(\tR\vmemberScope\x12'\n" +
+	"\x0fviewpoint_scope\x18\x03 \x01(\tR\x0eviewpointScope\x12'\n" +
+	"\x0fshared_services\x18\x04 \x03(\tR\x0esharedServices\"{\n" +
 	"\fSubsetMember\x12\x17\n" +
-	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x12\n" +
-	"\x04kind\x18\x02 \x01(\tR\x04kind\x12'\n" +
-	"\x0fviewpoint_scope\x18\x03 \x01(\tR\x0eviewpointScope\x12!\n" +
-	"\fmember_scope\x18\x04 \x01(\tR\vmemberScope\x12'\n" +
-	"\x0fshared_services\x18\x05 \x03(\tR\x0esharedServices\x12\x1f\n" +
-	"\vcall_volume\x18\x06 \x01(\x03R\n" +
-	"callVolume\"\xec\x01\n" +
+	"\atest_id\x18\x01 \x01(\tR\x06testId\x121\n" +
+	"\areasons\x18\x02 \x03(\v2\x17.abmesh.v1.SubsetReasonR\areasons\x12\x1f\n" +
+	"\vcall_volume\x18\x03 \x01(\x03R\n" +
+	"callVolume\"\x88\x02\n" +
 	"\x06Subset\x12\x1c\n" +
 	"\tviewpoint\x18\x01 \x01(\tR\tviewpoint\x121\n" +
 	"\amembers\x18\x02 \x03(\v2\x17.abmesh.v1.SubsetMemberR\amembers\x12:\n" +
 	"\fnot_modelled\x18\x03 \x03(\v2\x17.abmesh.v1.SubsetMemberR\vnotModelled\x12\x16\n" +
 	"\x06window\x18\x04 \x01(\x05R\x06window\x12=\n" +
-	"\fwindow_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\"b\n" +
+	"\fwindow_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x12\x1a\n" +
+	"\bservices\x18\x06 \x03(\tR\bservices\"b\n" +
 	"\x10GetReportRequest\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\x05R\x06window\x12\x1d\n" +
@@ -1780,68 +1837,70 @@ func file_abmesh_v1_report_service_proto_rawDescGZIP() []byte {
 }
 
 var file_abmesh_v1_report_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_abmesh_v1_report_service_proto_goTypes = []any{
 	(ReportStatus)(0),               // 0: abmesh.v1.ReportStatus
-	(*SubsetMember)(nil),            // 1: abmesh.v1.SubsetMember
-	(*Subset)(nil),                  // 2: abmesh.v1.Subset
-	(*GetReportRequest)(nil),        // 3: abmesh.v1.GetReportRequest
-	(*GetReportResponse)(nil),       // 4: abmesh.v1.GetReportResponse
-	(*Cell)(nil),                    // 5: abmesh.v1.Cell
-	(*AnovaTerm)(nil),               // 6: abmesh.v1.AnovaTerm
-	(*AnovaTable)(nil),              // 7: abmesh.v1.AnovaTable
-	(*Estimate)(nil),                // 8: abmesh.v1.Estimate
-	(*InteractionContrast)(nil),     // 9: abmesh.v1.InteractionContrast
-	(*SampleRatioCheck)(nil),        // 10: abmesh.v1.SampleRatioCheck
-	(*Counter)(nil),                 // 11: abmesh.v1.Counter
-	(*Progress)(nil),                // 12: abmesh.v1.Progress
-	(*Report)(nil),                  // 13: abmesh.v1.Report
-	(*ListSubsetsRequest)(nil),      // 14: abmesh.v1.ListSubsetsRequest
-	(*ListSubsetsResponse)(nil),     // 15: abmesh.v1.ListSubsetsResponse
-	(*GetSubsetRequest)(nil),        // 16: abmesh.v1.GetSubsetRequest
-	(*GetSubsetResponse)(nil),       // 17: abmesh.v1.GetSubsetResponse
-	(*GetServiceGraphRequest)(nil),  // 18: abmesh.v1.GetServiceGraphRequest
-	(*ServiceEdge)(nil),             // 19: abmesh.v1.ServiceEdge
-	(*GetServiceGraphResponse)(nil), // 20: abmesh.v1.GetServiceGraphResponse
-	(*GetStatusRequest)(nil),        // 21: abmesh.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),       // 22: abmesh.v1.GetStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(*SubsetReason)(nil),            // 1: abmesh.v1.SubsetReason
+	(*SubsetMember)(nil),            // 2: abmesh.v1.SubsetMember
+	(*Subset)(nil),                  // 3: abmesh.v1.Subset
+	(*GetReportRequest)(nil),        // 4: abmesh.v1.GetReportRequest
+	(*GetReportResponse)(nil),       // 5: abmesh.v1.GetReportResponse
+	(*Cell)(nil),                    // 6: abmesh.v1.Cell
+	(*AnovaTerm)(nil),               // 7: abmesh.v1.AnovaTerm
+	(*AnovaTable)(nil),              // 8: abmesh.v1.AnovaTable
+	(*Estimate)(nil),                // 9: abmesh.v1.Estimate
+	(*InteractionContrast)(nil),     // 10: abmesh.v1.InteractionContrast
+	(*SampleRatioCheck)(nil),        // 11: abmesh.v1.SampleRatioCheck
+	(*Counter)(nil),                 // 12: abmesh.v1.Counter
+	(*Progress)(nil),                // 13: abmesh.v1.Progress
+	(*Report)(nil),                  // 14: abmesh.v1.Report
+	(*ListSubsetsRequest)(nil),      // 15: abmesh.v1.ListSubsetsRequest
+	(*ListSubsetsResponse)(nil),     // 16: abmesh.v1.ListSubsetsResponse
+	(*GetSubsetRequest)(nil),        // 17: abmesh.v1.GetSubsetRequest
+	(*GetSubsetResponse)(nil),       // 18: abmesh.v1.GetSubsetResponse
+	(*GetServiceGraphRequest)(nil),  // 19: abmesh.v1.GetServiceGraphRequest
+	(*ServiceEdge)(nil),             // 20: abmesh.v1.ServiceEdge
+	(*GetServiceGraphResponse)(nil), // 21: abmesh.v1.GetServiceGraphResponse
+	(*GetStatusRequest)(nil),        // 22: abmesh.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),       // 23: abmesh.v1.GetStatusResponse
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
 }
 var file_abmesh_v1_report_service_proto_depIdxs = []int32{
-	1,  // 0: abmesh.v1.Subset.members:type_name -> abmesh.v1.SubsetMember
-	1,  // 1: abmesh.v1.Subset.not_modelled:type_name -> abmesh.v1.SubsetMember
-	23, // 2: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
-	13, // 3: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
-	6,  // 4: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
-	0,  // 5: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
-	2,  // 6: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
-	5,  // 7: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
-	7,  // 8: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
-	8,  // 9: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
-	9,  // 10: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
-	10, // 11: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
-	11, // 12: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
-	12, // 13: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
-	23, // 14: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
-	2,  // 16: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
-	19, // 17: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
-	11, // 18: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
-	3,  // 19: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
-	14, // 20: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
-	16, // 21: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
-	18, // 22: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
-	21, // 23: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
-	4,  // 24: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
-	15, // 25: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
-	17, // 26: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
-	20, // 27: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
-	22, // 28: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	1,  // 0: abmesh.v1.SubsetMember.reasons:type_name -> abmesh.v1.SubsetReason
+	2,  // 1: abmesh.v1.Subset.members:type_name -> abmesh.v1.SubsetMember
+	2,  // 2: abmesh.v1.Subset.not_modelled:type_name -> abmesh.v1.SubsetMember
+	24, // 3: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
+	14, // 4: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
+	7,  // 5: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
+	0,  // 6: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
+	3,  // 7: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
+	6,  // 8: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
+	8,  // 9: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
+	9,  // 10: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
+	10, // 11: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
+	11, // 12: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
+	12, // 13: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
+	13, // 14: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
+	24, // 15: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
+	3,  // 16: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
+	3,  // 17: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
+	20, // 18: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
+	12, // 19: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
+	4,  // 20: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
+	15, // 21: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
+	17, // 22: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
+	19, // 23: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
+	22, // 24: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
+	5,  // 25: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
+	16, // 26: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
+	18, // 27: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
+	21, // 28: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
+	23, // 29: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_report_service_proto_init() }
@@ -1855,7 +1914,7 @@ func file_abmesh_v1_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_report_service_proto_rawDesc), len(file_abmesh_v1_report_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		command{"bench assign", "[--duration 10s] [--concurrency 64] [--conns 4] [--units 100000] [-o json]",
+			"load abmeshd's Assign RPC from this process and report RPC/s and latency percentiles", runBenchAssign})
+}
+
+// loadResult is what a load run measured.
+type loadResult struct {
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"per_second"`
+	P50Millis  float64 `json:"p50_ms"`
+	P90Millis  float64 `json:"p90_ms"`
+	P99Millis  float64 `json:"p99_ms"`
+	MaxMillis  float64 `json:"max_ms"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+func runBenchAssign(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "bench assign", "[flags]")
+	dur := fs.Duration("duration", 10*time.Second, "how long to send load (bounded)")
+	conc := fs.Int("concurrency", 64, "concurrent callers")
+	conns := fs.Int("conns", 4, "gRPC connections (callers are spread over them)")
+	units := fs.Int("units", 100000, "distinct unit ids (user-1 … user-N)")
+	service := fs.String("service", "", "Assign's service filter")
+	out := outputFlag(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if *dur <= 0 || *dur > 10*time.Minute {
+		return errors.New("--duration: want between 0 and 10m")
+	}
+	if *conc < 1 || *conns < 1 || *units < 1 {
+		return errors.New("--concurrency, --conns and --units must be positive")
+	}
+	var clients []pb.AssignmentServiceClient
+	for i := 0; i < *conns; i++ {
+		conn, err := grpc.NewClient(e.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		clients = append(clients, pb.NewAssignmentServiceClient(conn))
+	}
+	// One warm-up call tells whether the server is there at all.
+	wctx, cancel := callCtx(ctx)
+	_, err := clients[0].Assign(wctx, &pb.AssignRequest{UnitId: "user-1"})
+	cancel()
+	if err != nil {
+		return rpcError(err)
+	}
+	fmt.Fprintf(e.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", e.server, *dur, *conc, *conns)
+	res := runLoad(ctx, *dur, *conc, func(ctx context.Context, worker int, rng *rand.Rand) error {
+		unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
+		_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
+		return err
+	})
+	if *out == "json" {
+		return printPlainJSON(e.stdout, res)
+	}
+	printLoad(e, "Assign", res)
+	return nil
+}
+
+func printLoad(e *env, what string, r loadResult) {
+	fmt.Fprintf(e.stdout, "%s: %d requests in %.1fs = %.0f/s, %d errors\n", what, r.Requests, r.Seconds, r.PerSecond, r.Errors)
+	fmt.Fprintf(e.stdout, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.P50Millis, r.P90Millis, r.P99Millis, r.MaxMillis)
+	if r.FirstError != "" {
+		fmt.Fprintf(e.stdout, "first error: %s\n", r.FirstError)
+	}
+}
+
+// runLoad calls call from conc goroutines until dur has passed or ctx is
+// done, and measures every call's latency.
+func runLoad(ctx context.Context, dur time.Duration, conc int, call func(ctx context.Context, worker int, rng *rand.Rand) error) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		lats     []time.Duration
+		errs     atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			local := make([]time.Duration, 0, 1<<16)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				err := call(ctx, w, rng)
+				if err != nil {
+					if ctx.Err() != nil {
+						break
+					}
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	slices.Sort(lats)
+	pct := func(p float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		i := int(p * float64(len(lats)-1))
+		return float64(lats[i]) / 1e6
+	}
+	r := loadResult{Requests: int64(len(lats)), Errors: errs.Load(), Seconds: elapsed,
+		PerSecond: float64(len(lats)) / elapsed, P50Millis: pct(0.50), P90Millis: pct(0.90), P99Millis: pct(0.99), MaxMillis: pct(1)}
+	if v, ok := firstErr.Load().(string); ok {
+		r.FirstError = v
+	}
+	return r
+}

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/abmesh/abmesh/internal/server"
+	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+	"github.com/abmesh/abmesh/subset"
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		command{"subsets", "[-o table|json|dot]", "list every running test's subset and why each member is in it", runSubsets},
+		command{"cells", "TEST [-o json]", "show the factorial cells of a test's current analysis window", runCells},
+		command{"report", "TEST [--window N] [--type 1|2|3] [-o json]", "show a test's factorial report", runReport},
+		command{"graph", "[-o table|json|dot]", "show the service dependency graph built from traces", runGraph},
+		command{"status", "[-o json]", "show every counter of the trace consumer and the cells", runStatus},
+	)
+}
+
+func runSubsets(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "subsets", "[-o table|json|dot]")
+	out := outputFlag(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out, "dot"); err != nil {
+		return err
+	}
+	c, err := e.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	r, err := c.report.ListSubsets(cctx, &pb.ListSubsetsRequest{})
+	if err != nil {
+		return rpcError(err)
+	}
+	var subs []subset.Subset
+	for _, s := range r.GetSubsets() {
+		subs = append(subs, server.SubsetFromProto(s))
+	}
+	switch *out {
+	case "json":
+		return printJSON(e.stdout, r)
+	case "dot":
+		g, err := c.report.GetServiceGraph(cctx, &pb.GetServiceGraphRequest{})
+		if err != nil {
+			return rpcError(err)
+		}
+		sg, err := subset.NewGraph(edgesOf(g))
+		if err != nil {
+			return err
+		}
+		xs, err := c.experiment.ListExperiments(cctx, &pb.ListExperimentsRequest{})
+		if err != nil {
+			return rpcError(err)
+		}
+		var tests []subset.Test
+		for _, x := range xs.GetExperiments() {
+			if x.GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_RUNNING {
+				tests = append(tests, subset.Test{ID: x.GetId(), ChangeService: x.GetChangeService(), MeasureService: x.GetMeasureService()})
+			}
+		}
+		return subset.WriteDOT(e.stdout, sg, subs, tests)
+	}
+	if len(subs) == 0 {
+		fmt.Fprintln(e.stdout, "no running test")
+		return nil
+	}
+	return subset.WriteTable(e.stdout, subs)
+}
+
+func edgesOf(g *pb.GetServiceGraphResponse) []subset.Edge {
+	var edges []subset.Edge
+	for _, x := range g.GetEdges() {
+		edges = append(edges, subset.Edge{Caller: x.GetCaller(), Callee: x.GetCallee(), Count: int(x.GetCalls())})
+	}
+	return edges
+}
+
+func oneTestArgs(e *env, name, usage string, args []string, setup func(fs *flag.FlagSet)) (string, string, error) {
+	fs := newFlags(e, name, usage)
+	out := outputFlag(fs)
+	if setup != nil {
+		setup(fs)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkOutput(*out); err != nil {
+		return "", "", err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", "", fmt.Errorf("%s: want exactly one test name", name)
+	}
+	return pos[0], *out, nil
+}
+
+func runCells(ctx context.Context, e *env, args []string) error {
+	test, out, err := oneTestArgs(e, "cells", "TEST [-o json]", args, nil)
+	if err != nil {
+		return err
+	}
+	r, err := fetchReport(ctx, e, &pb.GetReportRequest{TestId: test})
+	if err != nil {
+		return err
+	}
+	if out == "json" {
+		return printJSON(e.stdout, &pb.Report{TestId: r.GetTestId(), Factors: r.GetFactors(), Cells: r.GetCells(), Subset: r.GetSubset()})
+	}
+	fmt.Fprintf(e.stdout, "%s: window %d, metric %s\n", r.GetTestId(), r.GetSubset().GetWindow(), r.GetMetric())
+	return writeCells(e.stdout, r)
+}
+
+func fetchReport(ctx context.Context, e *env, req *pb.GetReportRequest) (*pb.Report, error) {
+	c, err := e.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	resp, err := c.report.GetReport(cctx, req)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return resp.GetReport(), nil
+}
+
+func writeCells(w io.Writer, r *pb.Report) error {
+	tw := table(w)
+	fmt.Fprintf(tw, "%s\tN\tMEAN\tSD\t95%% CI\n", strings.ToUpper(strings.Join(r.GetFactors(), "\t")))
+	for _, c := range r.GetCells() {
+		ci := "-"
+		if c.GetN() > 0 && c.GetCiLow() != c.GetCiHigh() {
+			ci = fmt.Sprintf("[%s, %s]", g4(c.GetCiLow()), g4(c.GetCiHigh()))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", strings.Join(c.GetVariants(), "\t"), c.GetN(), g4(c.GetMean()), g4(c.GetSd()), ci)
+	}
+	return tw.Flush()
+}
+
+func g4(x float64) string { return fmt.Sprintf("%.4g", x) }
+
+func pv(p float64) string {
+	if p < 1e-4 {
+		return "<0.0001"
+	}
+	return fmt.Sprintf("%.4f", p)
+}
+
+func runReport(ctx context.Context, e *env, args []string) error {
+	var window, typ *int
+	test, out, err := oneTestArgs(e, "report", "TEST [--window N] [--type 1|2|3] [-o json]", args, func(fs *flag.FlagSet) {
+		window = fs.Int("window", 0, "analysis window number (0: the current one)")
+		typ = fs.Int("type", 3, "ANOVA sums of squares type: 1, 2 or 3")
+	})
+	if err != nil {
+		return err
+	}
+	r, err := fetchReport(ctx, e, &pb.GetReportRequest{TestId: test, Window: int32(*window), AnovaType: int32(*typ)})
+	if err != nil {
+		return err
+	}
+	if out == "json" {
+		return printJSON(e.stdout, r)
+	}
+	return writeReport(e.stdout, r)
+}
+
+// writeReport prints a report as tables people read in a terminal.
+func writeReport(w io.Writer, r *pb.Report) error {
+	p := r.GetProgress()
+	status := strings.TrimPrefix(r.GetStatus().String(), "REPORT_STATUS_")
+	fmt.Fprintf(w, "REPORT %s  [%s]  metric %s  window %d\n", r.GetTestId(), status, r.GetMetric(), r.GetSubset().GetWindow())
+	eta := "unknown"
+	if p.GetEtaSeconds() >= 0 {
+		eta = fmt.Sprintf("%.0fs", p.GetEtaSeconds())
+	}
+	fmt.Fprintf(w, "progress %.1f%%: %d/%d cells have n ≥ %d (smallest cell n = %d), ETA %s\n",
+		100*p.GetFraction(), p.GetCellsReady(), p.GetCellsTotal(), p.GetNeededPerCell(), p.GetMinCellN(), eta)
+	if r.GetSampleRatioMismatch() {
+		fmt.Fprintln(w, "WARNING: sample ratio mismatch (p < 0.001): check assignment before reading the estimates")
+	}
+	for _, n := range r.GetNotes() {
+		fmt.Fprintln(w, "note:", n)
+	}
+
+	fmt.Fprintln(w, "\nSUBSET (viewpoint first)")
+	tw := table(w)
+	fmt.Fprintln(tw, "TEST\tWHY")
+	for i, m := range r.GetSubset().GetMembers() {
+		why := "viewpoint"
+		if i > 0 {
+			var parts []string
+			for _, rs := range m.GetReasons() {
+				parts = append(parts, fmt.Sprintf("emits %s over %s; viewpoint susceptible over %s; shared %s",
+					rs.GetKind(), rs.GetMemberScope(), rs.GetViewpointScope(), strings.Join(rs.GetSharedServices(), ",")))
+			}
+			why = strings.Join(parts, " | ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", m.GetTestId(), why)
+	}
+	for _, m := range r.GetSubset().GetNotModelled() {
+		fmt.Fprintf(tw, "%s\tinterference not modelled (subset cap)\n", m.GetTestId())
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nCELLS")
+	writeCells(w, r)
+
+	if len(r.GetEstimates()) > 0 {
+		fmt.Fprintln(w, "\nEFFECTS (variant vs. control, marginal means, 95% CI)")
+		tw = table(w)
+		fmt.Fprintln(tw, "TEST\tVARIANT\tCONTROL\tVARIANT MEAN\tDIFF\t95% CI\tRELATIVE\tp")
+		for _, x := range r.GetEstimates() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t[%s, %s]\t%+.1f%%\t%s\n", x.GetTestId(), x.GetVariant(), g4(x.GetControlMean()),
+				g4(x.GetVariantMean()), g4(x.GetDifference()), g4(x.GetCiLow()), g4(x.GetCiHigh()), 100*x.GetRelative(), pv(x.GetP()))
+		}
+		tw.Flush()
+	}
+	if len(r.GetInteractions()) > 0 {
+		fmt.Fprintln(w, "\nINTERACTIONS (difference of differences, 95% CI)")
+		tw = table(w)
+		fmt.Fprintln(tw, "TERM\tESTIMATE\t95% CI\tp")
+		for _, x := range r.GetInteractions() {
+			fmt.Fprintf(tw, "%s\t%s\t[%s, %s]\t%s\n", x.GetTerm(), g4(x.GetEstimate()), g4(x.GetCiLow()), g4(x.GetCiHigh()), pv(x.GetP()))
+		}
+		tw.Flush()
+	}
+	if a := r.GetAnova(); a != nil {
+		fmt.Fprintf(w, "\nANOVA (Type %d sums of squares)\n", a.GetType())
+		tw = table(w)
+		fmt.Fprintln(tw, "TERM\tDF\tSS\tMS\tF\tp\tPARTIAL η²")
+		for _, t := range a.GetTerms() {
+			if !t.GetEstimable() {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", t.GetTerm(), t.GetReason())
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.4f\n", t.GetTerm(), t.GetDf(), g4(t.GetSs()), g4(t.GetMs()), g4(t.GetF()), pv(t.GetP()), t.GetPartialEta2())
+		}
+		fmt.Fprintf(tw, "Residuals\t%d\t%s\t\t\t\t\n", a.GetResidualDf(), g4(a.GetResidualSs()))
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nSAMPLE RATIO (chi-square goodness of fit to the weights)")
+	tw = table(w)
+	fmt.Fprintln(tw, "TEST\tOBSERVED\tEXPECTED\tχ²\tp\tFLAG")
+	for _, s := range r.GetSampleRatio() {
+		var exp []string
+		for _, x := range s.GetExpected() {
+			exp = append(exp, fmt.Sprintf("%.0f", x))
+		}
+		flag := "ok"
+		if s.GetMismatch() {
+			flag = "MISMATCH"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%.3f\t%s\t%s\n", s.GetTestId(), s.GetObserved(), strings.Join(exp, " "), s.GetChiSquare(), pv(s.GetP()), flag)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nDATA QUALITY")
+	var parts []string
+	for _, c := range r.GetDataQuality() {
+		if c.GetValue() != 0 || c.GetName() == "seen" || c.GetName() == "counted" {
+			parts = append(parts, fmt.Sprintf("%s=%d", c.GetName(), c.GetValue()))
+		}
+	}
+	_, err := fmt.Fprintln(w, strings.Join(parts, "  "))
+	return err
+}
+
+func runGraph(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "graph", "[-o table|json|dot]")
+	out := outputFlag(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out, "dot"); err != nil {
+		return err
+	}
+	c, err := e.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	g, err := c.report.GetServiceGraph(cctx, &pb.GetServiceGraphRequest{})
+	if err != nil {
+		return rpcError(err)
+	}
+	switch *out {
+	case "json":
+		return printJSON(e.stdout, g)
+	case "dot":
+		sg, err := subset.NewGraph(edgesOf(g))
+		if err != nil {
+			return err
+		}
+		return subset.WriteDOT(e.stdout, sg, nil, nil)
+	}
+	tw := table(e.stdout)
+	fmt.Fprintln(tw, "CALLER\tCALLEE\tCALLS")
+	for _, x := range g.GetEdges() {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", x.GetCaller(), x.GetCallee(), x.GetCalls())
+	}
+	if len(g.GetEdges()) == 0 {
+		fmt.Fprintln(tw, "(no calls seen yet)")
+	}
+	return tw.Flush()
+}
+
+func runStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "status", "[-o json]")
+	out := outputFlag(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	c, err := e.dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	s, err := c.report.GetStatus(cctx, &pb.GetStatusRequest{})
+	if err != nil {
+		return rpcError(err)
+	}
+	if *out == "json" {
+		return printJSON(e.stdout, s)
+	}
+	tw := table(e.stdout)
+	fmt.Fprintf(tw, "config_version\t%d\n", s.GetConfigVersion())
+	for _, x := range s.GetCounters() {
+		fmt.Fprintf(tw, "%s\t%d\n", x.GetName(), x.GetValue())
+	}
+	return tw.Flush()
+}
