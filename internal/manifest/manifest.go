@@ -129,6 +129,12 @@ type plan struct {
 	SD    float64 `json:"sd,omitempty"`
 }
 
+// Merge appends o's layers and experiments to s.
+func (s *Set) Merge(o *Set) {
+	s.Layers = append(s.Layers, o.Layers...)
+	s.Experiments = append(s.Experiments, o.Experiments...)
+}
+
 // ReadFile parses every document of the named file.
 func ReadFile(name string) (*Set, error) {
 	b, err := os.ReadFile(name)
@@ -182,6 +188,7 @@ func Parse(name string, content []byte) (*Set, error) {
 				fail(field, err.Error())
 				continue
 			}
+			e.Defaults()
 			if err := e.Validate(); err != nil {
 				fail(fieldOf(err, ""), msgOf(err))
 				continue

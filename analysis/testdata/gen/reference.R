@@ -94,3 +94,64 @@ pw <- rbind(
   data.frame(fn = "t", a = 1.5, b = NA, alpha = 0.05, power = 0.8, result = pwr.t.test(d = 1.5, sig.level = 0.05, power = 0.8)$n)
 )
 write.csv(pw, "power/pwr.csv", row.names = FALSE, quote = FALSE, na = "")
+
+# Estimates from R's lm with contr.sum (independent of the cell-mean
+# formulas in estimates.go): marginal mean of level l = (Intercept) + α_l,
+# with α_k = −Σ_{j<k} α_j; interaction contrasts of two-level factors =
+# (−2)^r × the term's coefficient; intervals from vcov and qt; the
+# relative interval by Fieller's theorem (its SE by the delta method).
+write_estimates <- function(name, response, factors, level) {
+  d <- read.csv(paste0("anova/", name, ".csv"), stringsAsFactors = FALSE)
+  for (f in factors) d[[f]] <- factor(d[[f]], levels = unique(d[[f]]))
+  m <- lm(as.formula(paste(response, "~", paste(factors, collapse = "*"))), data = d)
+  b <- coef(m); V <- vcov(m); p <- length(b); df <- df.residual(m)
+  q <- qt((1 + level) / 2, df)
+  e <- function(nm) { v <- numeric(p); v[match(nm, names(b))] <- 1; v }
+  mm_vec <- function(f, l) {
+    k <- nlevels(d[[f]])
+    v <- e("(Intercept)")
+    if (l < k) v <- v + e(paste0(f, l)) else for (j in 1:(k - 1)) v <- v - e(paste0(f, j))
+    v
+  }
+  est <- function(v) c(sum(v * b), sqrt(drop(t(v) %*% V %*% v)))
+  eff <- c(); mar <- c(); int <- c()
+  for (f in factors) {
+    lv <- levels(d[[f]])
+    for (l in seq_along(lv)) {
+      r <- est(mm_vec(f, l))
+      mar <- c(mar, sprintf('{"factor":"%s","level":"%s","mean":%s,"se":%s}', f, lv[l], fmt(r[1]), fmt(r[2])))
+    }
+    c0 <- mm_vec(f, 1); m0 <- sum(c0 * b)
+    for (l in seq_along(lv)[-1]) {
+      cl <- mm_vec(f, l); ml <- sum(cl * b)
+      r <- est(cl - c0)
+      g <- cl / m0 - ml / m0^2 * c0     # gradient of ml/m0 − 1
+      rs <- sqrt(drop(t(g) %*% V %*% g))
+      rel <- ml / m0 - 1
+      # Fieller: (ml − ρ·m0)² ≤ q²·Var(ml − ρ·m0), with the covariance from vcov.
+      v11 <- drop(t(cl) %*% V %*% cl); v00 <- drop(t(c0) %*% V %*% c0); v01 <- drop(t(cl) %*% V %*% c0)
+      A <- m0^2 - q^2 * v00; B <- -2 * (ml * m0 - q^2 * v01); C <- ml^2 - q^2 * v11
+      roots <- sort((-B + c(-1, 1) * sqrt(B^2 - 4 * A * C)) / (2 * A))
+      eff <- c(eff, sprintf('{"factor":"%s","control":"%s","variant":"%s","diff":%s,"se":%s,"lo":%s,"hi":%s,"p":%s,"rel":%s,"rel_se":%s,"rel_lo":%s,"rel_hi":%s}',
+        f, lv[1], lv[l], fmt(r[1]), fmt(r[2]), fmt(r[1] - q * r[2]), fmt(r[1] + q * r[2]),
+        fmt(2 * pt(-abs(r[1] / r[2]), df)), fmt(rel), fmt(rs), fmt(roots[1] - 1), fmt(roots[2] - 1)))
+    }
+  }
+  two <- factors[sapply(factors, function(f) nlevels(d[[f]]) == 2)]
+  if (length(two) >= 2) for (r in 2:length(two)) for (cmb in combn(two, r, simplify = FALSE)) {
+    nm <- paste0(cmb, "1", collapse = ":")
+    v <- (-2)^r * e(nm)
+    x <- est(v)
+    # R orders the term's factors as in the formula.
+    term <- paste(factors[factors %in% cmb], collapse = ":")
+    int <- c(int, sprintf('{"term":"%s","estimate":%s,"se":%s,"lo":%s,"hi":%s}', term, fmt(x[1]), fmt(x[2]), fmt(x[1] - q * x[2]), fmt(x[1] + q * x[2])))
+  }
+  js <- sprintf('{"dataset":"%s.csv","response":"%s","factors":[%s],"level":%s,"df":%d,"mse":%s,\n"effects":[%s],\n"marginal":[%s],\n"interactions":[%s]}\n',
+    name, response, paste0('"', factors, '"', collapse = ","), fmt(level), df, fmt(summary(m)$sigma^2),
+    paste(eff, collapse = ",\n  "), paste(mar, collapse = ",\n  "), paste(int, collapse = ",\n  "))
+  writeLines(js, paste0("estimates/", name, ".json"), sep = "")
+}
+dir.create("estimates", showWarnings = FALSE)
+write_estimates("unbalanced_abc", "y", c("a", "b", "c"), 0.95)
+write_estimates("four_factor", "y", c("a", "b", "c", "d"), 0.90)
+write_estimates("toothgrowth", "len", c("supp", "dose"), 0.95)
