@@ -314,7 +314,7 @@ func (b *builder) breakCycles(st *BuildStats) {
 }
 
 func (b *builder) readFlagEvent(service string, ev *Event, o *Observation, st *BuildStats) {
-	var key, variant, unit, reason string
+	var key, variant, unit, reason, abmeshReason string
 	phase := 0
 	for a := range ev.Attrs {
 		at := &ev.Attrs[a]
@@ -331,6 +331,8 @@ func (b *builder) readFlagEvent(service string, ev *Event, o *Observation, st *B
 			unit = at.Str
 		case AttrFlagResultReason:
 			reason = strings.ToLower(at.Str)
+		case AttrAbmeshReason:
+			abmeshReason = strings.ToLower(at.Str)
 		case AttrFlagVersion:
 			if at.Type == AttrString {
 				phase, _ = strconv.Atoi(strings.TrimSpace(at.Str))
@@ -342,6 +344,9 @@ func (b *builder) readFlagEvent(service string, ev *Event, o *Observation, st *B
 	if key == "" || variant == "" {
 		st.BadFlagEvents++
 		return
+	}
+	if abmeshReason != "" {
+		reason = abmeshReason
 	}
 	if unit != "" {
 		if o.Unit == "" {

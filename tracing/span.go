@@ -192,6 +192,11 @@ const (
 	AttrFlagProviderOld  = "feature_flag.provider_name"
 	AttrFlagVersion      = "feature_flag.version"
 	AttrFlagResultReason = "feature_flag.result.reason"
+	// AttrAbmeshReason is the abmesh SDK's own reason on a feature-flag
+	// event ("HASH", "OVERRIDE", "NOT_IN_SLICE", …). It is more precise
+	// than the OpenTelemetry reason (which maps several abmesh reasons to
+	// "default") and takes precedence over it.
+	AttrAbmeshReason = "abmesh.reason"
 )
 
 // KeepAttr reports whether converters keep an attribute: every numeric

@@ -68,7 +68,7 @@ func newView(eng *assign.Engine, service string) *view {
 	cfg := eng.Config()
 	for i := range cfg.Experiments {
 		x := &cfg.Experiments[i]
-		if service != "" && x.ChangeService != service || x.Status == assign.StatusDraft {
+		if (service != "" && x.ChangeService != service) || x.Status == assign.StatusDraft {
 			continue
 		}
 		v.unitless = append(v.unitless, unitless(x))

@@ -97,7 +97,7 @@ func buildConfig(opts []Option) (config, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	if _, err := baggage.NewMemberRaw(c.baggageKey, "x"); err != nil {
+	if _, err := baggage.NewMember(c.baggageKey, "x"); err != nil { // NewMember checks the W3C key syntax
 		return c, fmt.Errorf("client: baggage key %q: %w", c.baggageKey, err)
 	}
 	if err := c.backoff.Validate(); err != nil {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"strconv"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -35,7 +36,7 @@ const (
 	ErrorProviderNotReady    = "provider_not_ready"    // no snapshot received yet
 	ErrorFlagNotFound        = "flag_not_found"        // the test is not in the snapshot
 	ErrorTargetingKeyMissing = "targeting_key_missing" // the request has no (valid) unit
-	ErrorInvalidContext      = "invalid_context"       // the unit attributes are invalid
+	ErrorInvalidContext      = "invalid_context"       // the unit is over assign.MaxUnitLen bytes, or its attributes are invalid
 	ErrorGeneral             = "general"               // any other cause
 )
 
@@ -108,27 +109,43 @@ func abmeshReasonAttr(r assign.Reason) attribute.KeyValue {
 //	feature_flag.result.reason   FeatureFlagReason(a.Reason)
 //	abmesh.reason                a.Reason.String(), e.g. "HASH"
 //	error.type                   only for assign.ReasonFallback: ErrorTargetingKeyMissing
-//	                             when unit is empty, else ErrorGeneral
+//	                             when unit is empty, ErrorInvalidContext when it is
+//	                             over assign.MaxUnitLen, else ErrorGeneral
 //
 // It does nothing when span is nil or not recording. It does not set
 // UnitKey on the span; Evaluate and the server interceptors do.
 func RecordEvaluation(span trace.Span, unit string, a assign.Assignment) {
 	errType := ""
 	if a.Reason == assign.ReasonFallback {
-		errType = ErrorGeneral
-		if unit == "" {
-			errType = ErrorTargetingKeyMissing
+		if errType = unitError(unit); errType == "" {
+			errType = ErrorGeneral
 		}
 	}
 	if span != nil && span.IsRecording() {
-		record(span, unit, a, errType)
+		kv := getScratch()
+		record(span, kv, unit, a, errType)
+		putScratch(kv)
 	}
 }
 
-// record adds the evaluation event to a recording span. errType, when
-// set, becomes error.type.
-func record(span trace.Span, unit string, a assign.Assignment, errType string) {
-	var kv [8]attribute.KeyValue
+// scratch is the attribute buffer of one event. Span.AddEvent copies the
+// attributes out of its options (trace.NewEventConfig appends them to a
+// new slice), so the buffer is reused across events and requests instead
+// of escaping to the heap on every event.
+type scratch [8]attribute.KeyValue
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(kv *scratch) {
+	*kv = scratch{} // drop references to strings of the request
+	scratchPool.Put(kv)
+}
+
+// record adds the evaluation event to a recording span, building its
+// attributes in kv. errType, when set, becomes error.type.
+func record(span trace.Span, kv *scratch, unit string, a assign.Assignment, errType string) {
 	kv[0] = semconv.FeatureFlagKey(a.Test)
 	kv[1] = providerAttr
 	kv[2] = semconv.FeatureFlagVersion(strconv.Itoa(a.Phase))

@@ -22,11 +22,16 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -150,15 +155,33 @@ func Parse(name string, content []byte) (*Set, error) {
 	set := &Set{}
 	var errs []error
 	seen := map[string]int{}
-	for i, raw := range splitDocuments(content) {
+	docs, starts := splitDocuments(content)
+	for i, raw := range docs {
 		n := i + 1
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
 			continue
 		}
 		fail := func(field, msg string) { errs = append(errs, &Error{File: name, Document: n, Field: field, Msg: msg}) }
+		var tree any
+		if err := yaml.Unmarshal(raw, &tree); err != nil {
+			fail("", fileLines(cleanYAMLError(err), starts[i]))
+			continue
+		}
+		if field := unknownField(tree); field != "" {
+			fail(field, "unknown field")
+			continue
+		}
 		var d document
 		if err := yaml.UnmarshalStrict(raw, &d); err != nil {
-			fail("", cleanYAMLError(err))
+			var te *json.UnmarshalTypeError
+			switch {
+			case errors.As(err, &te) && te.Field != "":
+				fail(te.Field, fmt.Sprintf("got %s, want %s", te.Value, te.Type))
+			case errors.As(err, &te):
+				fail("", fmt.Sprintf("got %s, want a mapping of apiVersion, kind, metadata and spec", te.Value))
+			default:
+				fail("", fileLines(cleanYAMLError(err), starts[i]))
+			}
 			continue
 		}
 		if d.APIVersion != APIVersion {
@@ -309,24 +332,102 @@ func (d *document) experiment() (assign.Experiment, string, error) {
 	return e, "", nil
 }
 
-// splitDocuments splits YAML content on lines that are exactly "---".
-func splitDocuments(content []byte) [][]byte {
-	var docs [][]byte
+// splitDocuments splits YAML content on lines that are exactly "---"
+// (trailing blanks and a CR allowed). starts[i] is the file line (1-based)
+// of the first line of docs[i].
+func splitDocuments(content []byte) (docs [][]byte, starts []int) {
 	var cur bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(content))
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.TrimRight(line, " \t") == "---" {
-			docs = append(docs, append([]byte(nil), cur.Bytes()...))
+	start, line := 1, 0
+	for l := range bytes.Lines(content) {
+		line++
+		if string(bytes.TrimRight(l, " \t\r\n")) == "---" {
+			docs, starts = append(docs, bytes.Clone(cur.Bytes())), append(starts, start)
 			cur.Reset()
+			start = line + 1
 			continue
 		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
+		cur.Write(l)
 	}
-	docs = append(docs, cur.Bytes())
-	return docs
+	return append(docs, cur.Bytes()), append(starts, start)
+}
+
+var yamlLine = regexp.MustCompile(`\bline (\d+)`)
+
+// fileLines rewrites the "line N" of a YAML error, which counts from the
+// document's first line, into the file's line numbers.
+func fileLines(msg string, start int) string {
+	return yamlLine.ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, "line "))
+		if err != nil {
+			return m
+		}
+		return "line " + strconv.Itoa(n+start-1)
+	})
+}
+
+// unknownField returns the dotted path of the first key (in sorted order)
+// of a decoded document that the manifest schema does not know, or "".
+// Keys match exactly: encoding/json alone would accept "Kind" or
+// "APIVERSION" for "kind" and "apiVersion". A Layer's spec takes only
+// description.
+func unknownField(tree any) string {
+	t := reflect.TypeFor[document]()
+	if m, ok := tree.(map[string]any); ok && m["kind"] == "Layer" {
+		t = reflect.TypeFor[layerDocument]()
+	}
+	return unknownIn(tree, t, "")
+}
+
+type layerDocument struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Metadata   metadata  `json:"metadata"`
+	Spec       layerSpec `json:"spec"`
+}
+
+type layerSpec struct {
+	Description string `json:"description,omitempty"`
+}
+
+func unknownIn(v any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct {
+			return "" // a map (labels) or a type error, left to the decoder
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			fields[name] = t.Field(i).Type
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			ft, ok := fields[k]
+			if !ok {
+				return join(k)
+			}
+			if p := unknownIn(x[k], ft, join(k)); p != "" {
+				return p
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice {
+			for i, e := range x {
+				if p := unknownIn(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
 }
 
 func stripComments(b []byte) []byte {

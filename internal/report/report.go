@@ -128,6 +128,10 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 		return r
 	}
 	for _, c := range w.Cells {
+		if !validCell(w, c) {
+			r.note("cell %v: the variant indices do not match the window's members; left out", c.Variants)
+			continue
+		}
 		if err := t.MergeCell(w.VariantNames(c), c.Stats); err != nil {
 			r.note("cell %v: %v", w.VariantNames(c), err)
 		}
@@ -152,6 +156,21 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 	r.srm(w, t, exps)
 	r.progress(w, t, vp, vpOK, opt.Now)
 	return r
+}
+
+// validCell reports whether c has one variant index per member, each in
+// range, so that w.VariantNames(c) does not panic on a window read back
+// from a store.
+func validCell(w subset.WindowCells, c subset.Cell) bool {
+	if len(c.Variants) != len(w.Members) {
+		return false
+	}
+	for i, v := range c.Variants {
+		if v < 0 || v >= len(w.Members[i].Variants) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Report) note(format string, args ...any) {
