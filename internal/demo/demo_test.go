@@ -1,0 +1,117 @@
+package demo
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestDemoEndToEnd runs the whole demo briefly — abmeshd, the ten-service
+// mesh over real gRPC and OTLP, the shop's experiments, simulated users —
+// and checks the outcome against the configured ground truth.
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end demo skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var progress io.Writer = io.Discard
+	if testing.Verbose() {
+		progress = os.Stderr
+	}
+	res, err := Run(ctx, Config{
+		Duration: 90 * time.Second, Rate: 150, Warmup: 2 * time.Second, Seed: 3,
+		DataDir: t.TempDir(), Progress: progress,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testing.Verbose() {
+		WriteSummary(os.Stderr, res)
+	}
+
+	if !res.Complete {
+		t.Errorf("not every report reached COMPLETE within the budget")
+	}
+	if res.Errors != 0 {
+		t.Errorf("%d user requests failed", res.Errors)
+	}
+
+	// Subsets: the interacting pair is together, the lone test alone.
+	members := func(id string) []string {
+		r := res.Reports[id]
+		if r == nil {
+			t.Fatalf("no report for %s", id)
+		}
+		var out []string
+		for _, m := range r.Window.Members {
+			out = append(out, m.Test)
+		}
+		return out
+	}
+	if m := members("rec-model"); !slices.Contains(m, "ui-layout") {
+		t.Errorf("rec-model's subset %v lacks ui-layout", m)
+	}
+	if m := members("ui-layout"); !slices.Contains(m, "rec-model") {
+		t.Errorf("ui-layout's subset %v lacks rec-model", m)
+	}
+	if m := members("ad-ranker"); len(m) != 1 {
+		t.Errorf("ad-ranker's subset is %v, want it alone", m)
+	}
+
+	// Every viewpoint's true main effect lies in its interval. Latency is
+	// real time on a shared machine: its truth (the sleep difference) gets
+	// a 0.5 ms allowance for scheduling overhead.
+	seen := map[string]bool{}
+	for _, row := range res.Rows {
+		if row.Variant == "" || row.Term != row.Report {
+			continue
+		}
+		seen[row.Report] = true
+		slack := 0.0
+		if res.Reports[row.Report].Metric == "latency_ms" {
+			slack = 0.5
+		}
+		if row.Truth < row.Lo-slack || row.Truth > row.Hi+slack {
+			t.Errorf("%s=%s: truth %.3f outside [%.3f, %.3f] (estimate %.3f)", row.Term, row.Variant, row.Truth, row.Lo, row.Hi, row.Estimate)
+		}
+	}
+	if len(seen) != len(res.Reports) {
+		t.Errorf("main effects checked for %d of %d reports", len(seen), len(res.Reports))
+	}
+
+	// The real interaction is detected, in both viewpoints that model it.
+	detected := 0
+	for _, row := range res.Rows {
+		if (row.Term == "rec-model:ui-layout" || row.Term == "ui-layout:rec-model") && row.Significant && row.Covered {
+			detected++
+		}
+	}
+	if detected != 2 {
+		t.Errorf("the rec-model × ui-layout interaction was detected (and covered) in %d reports, want 2", detected)
+	}
+
+	// No acknowledged span was lost, and the consumer's counts add up.
+	c := res.Counters
+	if res.SpansFailed != 0 {
+		t.Errorf("%d spans failed to export", res.SpansFailed)
+	}
+	if res.SpansAcked == 0 || uint64(res.SpansAcked) > c.SpansReceived {
+		t.Errorf("spans acknowledged %d, received %d", res.SpansAcked, c.SpansReceived)
+	}
+	if c.SpansReceived != c.SpansAccepted+c.SpansLate+c.MalformedTotal() {
+		t.Errorf("received %d ≠ accepted %d + late %d + malformed %d", c.SpansReceived, c.SpansAccepted, c.SpansLate, c.MalformedTotal())
+	}
+	if c.TracesInFlight != 0 || c.SpansRejectedFull != 0 {
+		t.Errorf("in flight %d, rejected full %d", c.TracesInFlight, c.SpansRejectedFull)
+	}
+	// Every user request (and every warm-up one) became an observation.
+	if c.ObservationsEmitted < uint64(res.Requests) {
+		t.Errorf("observations %d < requests %d", c.ObservationsEmitted, res.Requests)
+	}
+}
