@@ -16,6 +16,12 @@ import (
 // ResourceExhausted.
 var ErrFull = errors.New("tracing: assembler full")
 
+// ErrTooLarge is returned by Assembler.Add for a batch whose valid spans
+// exceed Config.MaxSpans, or whose new traces exceed Config.MaxTraces, on
+// their own: it could never be accepted, so retrying is useless. Nothing
+// of it is accepted; its spans are counted in Counters.SpansRejectedTooLarge.
+var ErrTooLarge = errors.New("tracing: batch larger than the assembler's limits")
+
 // ErrClosed is returned by Assembler.Add after Close.
 var ErrClosed = errors.New("tracing: assembler closed")
 
@@ -105,8 +111,9 @@ const (
 //
 // Errors: ErrFull when the batch's valid spans would exceed MaxSpans or
 // open more traces than MaxTraces allows — then nothing of the batch is
-// accepted or counted, so a retry does not duplicate; ErrClosed after
-// Close.
+// accepted or counted, so a retry does not duplicate; ErrTooLarge when the
+// batch alone exceeds those limits (never acceptable; counted); ErrClosed
+// after Close.
 func (a *Assembler) Add(b *Batch) (AddResult, error) {
 	now := a.cfg.Now()
 	a.mu.Lock()
@@ -142,6 +149,10 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 		}
 		a.verdict[i] = verdictAccept
 		valid++
+	}
+	if valid > a.cfg.MaxSpans || len(a.newIDs) > a.cfg.MaxTraces {
+		a.c.spansRejectedTooLarge += uint64(b.Len())
+		return AddResult{}, ErrTooLarge
 	}
 	if a.spans+valid > a.cfg.MaxSpans || len(a.traces)+len(a.newIDs) > a.cfg.MaxTraces {
 		a.c.spansRejectedFull += uint64(b.Len())
@@ -459,15 +470,17 @@ func (l *plist) moveToBack(p *pending) {
 	l.pushBack(p)
 }
 
-// recentSet remembers the last n completed trace ids.
+// recentSet remembers the last n completed trace ids. It grows as ids
+// come, so a large n costs nothing until used.
 type recentSet struct {
+	n    int
 	ring []TraceID
 	next int
 	set  map[TraceID]struct{}
 }
 
 func newRecentSet(n int) recentSet {
-	return recentSet{ring: make([]TraceID, 0, n), set: make(map[TraceID]struct{}, n)}
+	return recentSet{n: n, set: make(map[TraceID]struct{})}
 }
 
 func (r *recentSet) has(id TraceID) bool {
@@ -476,10 +489,10 @@ func (r *recentSet) has(id TraceID) bool {
 }
 
 func (r *recentSet) add(id TraceID) {
-	if cap(r.ring) == 0 {
+	if r.n == 0 {
 		return
 	}
-	if len(r.ring) < cap(r.ring) {
+	if len(r.ring) < r.n {
 		r.ring = append(r.ring, id)
 	} else {
 		delete(r.set, r.ring[r.next])

@@ -148,8 +148,14 @@ func TestAssemblerFull(t *testing.T) {
 	if _, err := a.Add(&Batch{Spans: shopTrace(1, "u")[:6]}); !errors.Is(err, ErrFull) {
 		t.Fatalf("Add over MaxSpans: err = %v, want ErrFull", err)
 	}
+	// 30 spans can never fit in MaxSpans 25: ErrTooLarge, not ErrFull.
+	huge := append(append(shopTrace(4, "u"), shopTrace(5, "u")...), shopTrace(6, "u")...)
+	if _, err := a.Add(&Batch{Spans: huge}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Add of 30 spans: err = %v, want ErrTooLarge", err)
+	}
 	c := a.Counters()
-	if c.SpansAccepted != 20 || c.SpansReceived != 20 || c.BatchesRejectedFull != 2 || c.SpansRejectedFull != 13+6 || c.MalformedTotal() != 0 {
+	if c.SpansAccepted != 20 || c.SpansReceived != 20 || c.BatchesRejectedFull != 2 || c.SpansRejectedFull != 13+6 ||
+		c.SpansRejectedTooLarge != 30 || c.MalformedTotal() != 0 {
 		t.Fatalf("counters after refusals = %+v", c)
 	}
 

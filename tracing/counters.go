@@ -6,31 +6,32 @@ package tracing
 //
 //	SpansReceived = SpansAccepted + SpansLate + MalformedTotal()
 //
-// Batches refused with ErrFull are not received; their spans are counted
-// in SpansRejectedFull each time they are offered (a retried batch counts
-// again).
+// Batches refused with ErrFull or ErrTooLarge are not received; their
+// spans are counted in SpansRejectedFull (each time they are offered: a
+// retried batch counts again) or SpansRejectedTooLarge.
 type Counters struct {
-	SpansReceived       uint64            `json:"spans_received"`
-	SpansAccepted       uint64            `json:"spans_accepted"`
-	SpansLate           uint64            `json:"spans_late"`            // spans of traces already completed
-	SpansRejectedFull   uint64            `json:"spans_rejected_full"`   // spans refused with ErrFull
-	BatchesRejectedFull uint64            `json:"batches_rejected_full"` // Add calls refused with ErrFull
-	Malformed           map[string]uint64 `json:"malformed"`             // rejected spans by Reason.String(); only non-zero reasons
-	ValuesTruncated     uint64            `json:"values_truncated"`      // strings cut to Config.MaxValueLen
-	AttrsDropped        uint64            `json:"attrs_dropped"`         // attributes over Config.MaxAttrsPerSpan
-	EventsDropped       uint64            `json:"events_dropped"`        // events over Config.MaxEventsPerSpan
-	SpansInCycles       uint64            `json:"spans_in_cycles"`       // spans whose parent links looped (links ignored)
-	OrphanSpans         uint64            `json:"orphan_spans"`          // spans whose parent was not in the trace
-	SameServiceCalls    uint64            `json:"same_service_calls"`    // parent→child pairs inside one service (not edges)
-	BadFlagEvents       uint64            `json:"bad_flag_events"`       // feature-flag events without key or variant
-	TracesCompleted     uint64            `json:"traces_completed"`      // traces whose observation was built
-	TracesTimedOut      uint64            `json:"traces_timed_out"`      // of those, completed by MaxTraceAge rather than idleness
-	ObservationsEmitted uint64            `json:"observations_emitted"`  // observations handed to the consumer
-	TracesWithoutUnit   uint64            `json:"traces_without_unit"`   // observations with Unit ""
-	TracesManyUnits     uint64            `json:"traces_many_units"`     // traces carrying more than one unit id
-	TracesWithConflicts uint64            `json:"traces_with_conflicts"` // observations with a Conflict
-	TracesInFlight      int               `json:"traces_in_flight"`      // gauge
-	SpansInFlight       int               `json:"spans_in_flight"`       // gauge
+	SpansReceived         uint64            `json:"spans_received"`
+	SpansAccepted         uint64            `json:"spans_accepted"`
+	SpansLate             uint64            `json:"spans_late"`               // spans of traces already completed
+	SpansRejectedFull     uint64            `json:"spans_rejected_full"`      // spans refused with ErrFull
+	BatchesRejectedFull   uint64            `json:"batches_rejected_full"`    // Add calls refused with ErrFull
+	SpansRejectedTooLarge uint64            `json:"spans_rejected_too_large"` // spans of batches refused with ErrTooLarge
+	Malformed             map[string]uint64 `json:"malformed"`                // rejected spans by Reason.String(); only non-zero reasons
+	ValuesTruncated       uint64            `json:"values_truncated"`         // strings cut to Config.MaxValueLen
+	AttrsDropped          uint64            `json:"attrs_dropped"`            // attributes over Config.MaxAttrsPerSpan
+	EventsDropped         uint64            `json:"events_dropped"`           // events over Config.MaxEventsPerSpan
+	SpansInCycles         uint64            `json:"spans_in_cycles"`          // spans whose parent links looped (links ignored)
+	OrphanSpans           uint64            `json:"orphan_spans"`             // spans whose parent was not in the trace
+	SameServiceCalls      uint64            `json:"same_service_calls"`       // parent→child pairs inside one service (not edges)
+	BadFlagEvents         uint64            `json:"bad_flag_events"`          // feature-flag events without key or variant
+	TracesCompleted       uint64            `json:"traces_completed"`         // traces whose observation was built
+	TracesTimedOut        uint64            `json:"traces_timed_out"`         // of those, completed by MaxTraceAge rather than idleness
+	ObservationsEmitted   uint64            `json:"observations_emitted"`     // observations handed to the consumer
+	TracesWithoutUnit     uint64            `json:"traces_without_unit"`      // observations with Unit ""
+	TracesManyUnits       uint64            `json:"traces_many_units"`        // traces carrying more than one unit id
+	TracesWithConflicts   uint64            `json:"traces_with_conflicts"`    // observations with a Conflict
+	TracesInFlight        int               `json:"traces_in_flight"`         // gauge
+	SpansInFlight         int               `json:"spans_in_flight"`          // gauge
 }
 
 // MalformedTotal returns the sum of Malformed.
@@ -45,6 +46,7 @@ func (c *Counters) MalformedTotal() uint64 {
 type counters struct {
 	spansReceived, spansAccepted, spansLate      uint64
 	spansRejectedFull, batchesRejectedFull       uint64
+	spansRejectedTooLarge                        uint64
 	malformed                                    [NumReasons]uint64
 	valuesTruncated, attrsDropped, eventsDropped uint64
 	spansInCycles, orphanSpans, sameServiceCalls uint64
@@ -72,27 +74,28 @@ func (a *Assembler) Counters() Counters {
 	defer a.mu.Unlock()
 	c := &a.c
 	out := Counters{
-		SpansReceived:       c.spansReceived,
-		SpansAccepted:       c.spansAccepted,
-		SpansLate:           c.spansLate,
-		SpansRejectedFull:   c.spansRejectedFull,
-		BatchesRejectedFull: c.batchesRejectedFull,
-		Malformed:           map[string]uint64{},
-		ValuesTruncated:     c.valuesTruncated,
-		AttrsDropped:        c.attrsDropped,
-		EventsDropped:       c.eventsDropped,
-		SpansInCycles:       c.spansInCycles,
-		OrphanSpans:         c.orphanSpans,
-		SameServiceCalls:    c.sameServiceCalls,
-		BadFlagEvents:       c.badFlagEvents,
-		TracesCompleted:     c.tracesCompleted,
-		TracesTimedOut:      c.tracesTimedOut,
-		ObservationsEmitted: c.observationsEmitted,
-		TracesWithoutUnit:   c.tracesWithoutUnit,
-		TracesManyUnits:     c.tracesManyUnits,
-		TracesWithConflicts: c.tracesWithConflicts,
-		TracesInFlight:      len(a.traces),
-		SpansInFlight:       a.spans,
+		SpansReceived:         c.spansReceived,
+		SpansAccepted:         c.spansAccepted,
+		SpansLate:             c.spansLate,
+		SpansRejectedFull:     c.spansRejectedFull,
+		BatchesRejectedFull:   c.batchesRejectedFull,
+		SpansRejectedTooLarge: c.spansRejectedTooLarge,
+		Malformed:             map[string]uint64{},
+		ValuesTruncated:       c.valuesTruncated,
+		AttrsDropped:          c.attrsDropped,
+		EventsDropped:         c.eventsDropped,
+		SpansInCycles:         c.spansInCycles,
+		OrphanSpans:           c.orphanSpans,
+		SameServiceCalls:      c.sameServiceCalls,
+		BadFlagEvents:         c.badFlagEvents,
+		TracesCompleted:       c.tracesCompleted,
+		TracesTimedOut:        c.tracesTimedOut,
+		ObservationsEmitted:   c.observationsEmitted,
+		TracesWithoutUnit:     c.tracesWithoutUnit,
+		TracesManyUnits:       c.tracesManyUnits,
+		TracesWithConflicts:   c.tracesWithConflicts,
+		TracesInFlight:        len(a.traces),
+		SpansInFlight:         a.spans,
 	}
 	for r, n := range c.malformed {
 		if n > 0 {

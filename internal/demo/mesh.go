@@ -73,6 +73,7 @@ type node struct {
 	conns   map[string]demov1.ShopServiceClient
 	closers []func() error
 	seed    uint64
+	useSDK  bool
 }
 
 // Mesh is the running shop.
@@ -98,6 +99,9 @@ type MeshConfig struct {
 	Seed uint64
 	// Logger receives the SDKs' logs.
 	Logger *slog.Logger
+	// NoSDK leaves the abmesh SDK out (tracing stays on): for measuring
+	// the SDK's share of a request's latency.
+	NoSDK bool
 }
 
 // StartMesh starts every service of Topology on loopback and waits until
@@ -124,6 +128,9 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		}
 	}
 	for _, n := range m.nodes {
+		if cfg.NoSDK {
+			break
+		}
 		if err := n.sdk.WaitReady(ctx); err != nil {
 			return nil, fmt.Errorf("%s: no configuration from abmeshd at %s: %w", n.name, cfg.Abmeshd, err)
 		}
@@ -163,12 +170,19 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 		return err
 	}
 	n.closers = append(n.closers, n.sdk.Close)
+	var clientIcs []grpc.UnaryClientInterceptor
+	var serverIcs []grpc.UnaryServerInterceptor
+	if !cfg.NoSDK {
+		clientIcs = append(clientIcs, n.sdk.UnaryClientInterceptor())
+		serverIcs = append(serverIcs, n.sdk.UnaryServerInterceptor())
+	}
+	n.useSDK = !cfg.NoSDK
 	n.seed = seed ^ xxhash.Sum64String(n.name)
 	for _, callee := range n.calls {
 		conn, err := grpc.NewClient(m.nodes[callee].lis.Addr().String(),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(n.tp), otelgrpc.WithPropagators(client.Propagator()))),
-			grpc.WithChainUnaryInterceptor(n.sdk.UnaryClientInterceptor()))
+			grpc.WithChainUnaryInterceptor(clientIcs...))
 		if err != nil {
 			return err
 		}
@@ -177,7 +191,7 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 	}
 	n.srv = grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(n.tp), otelgrpc.WithPropagators(client.Propagator()))),
-		grpc.ChainUnaryInterceptor(n.sdk.UnaryServerInterceptor()))
+		grpc.ChainUnaryInterceptor(serverIcs...))
 	demov1.RegisterShopServiceServer(n.srv, &handler{n: n})
 	go n.srv.Serve(n.lis)
 	return nil
@@ -192,8 +206,10 @@ type handler struct {
 func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov1.HandleResponse, error) {
 	n := h.n
 	variants := map[string]string{}
-	for _, a := range n.sdk.Assignments(ctx) {
-		variants[a.Test] = a.Variant
+	if n.useSDK {
+		for _, a := range n.sdk.Assignments(ctx) {
+			variants[a.Test] = a.Variant
+		}
 	}
 	// Each unit's outcome on each service is a fixed draw: the same seed
 	// gives the same users the same outcomes, however requests interleave.

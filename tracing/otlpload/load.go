@@ -1,0 +1,524 @@
+package otlpload
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// Limits that keep a load run bounded whatever the configuration says.
+const (
+	MaxDuration = 10 * time.Minute
+	MaxRate     = 10_000_000
+)
+
+// callTimeout bounds one Export call.
+const callTimeout = 10 * time.Second
+
+// Config describes a load run. Endpoint and Duration are required; the
+// zero value of every other field means its default.
+type Config struct {
+	// Endpoint is the OTLP/gRPC receiver's host:port (plaintext).
+	Endpoint string
+	// Duration bounds the run; at most MaxDuration.
+	Duration time.Duration
+	// Rate is the target in spans per second; 0 sends as fast as the
+	// receiver takes them. At most MaxRate.
+	Rate int
+	// MaxSpans stops the run after this many spans were sent (0: no limit
+	// but Duration).
+	MaxSpans int64
+	// TraceSize is the spans per trace, at least 2. Default 10.
+	TraceSize int
+	// RequestSpans is the spans per Export request, rounded down to whole
+	// traces. Default 500 (the OpenTelemetry SDK's batch size is 512).
+	RequestSpans int
+	// Concurrency is the number of concurrent exporters. Default 4.
+	Concurrency int
+	// Connections is the number of gRPC connections the exporters share.
+	// Default 2.
+	Connections int
+	// Units is the number of distinct unit ids. Default 10,000.
+	Units int
+	// DialOptions replace the default (plaintext) dial options.
+	DialOptions []grpc.DialOption
+}
+
+func (c *Config) setDefaults() {
+	if c.TraceSize == 0 {
+		c.TraceSize = 10
+	}
+	if c.RequestSpans == 0 {
+		c.RequestSpans = 500
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	if c.Connections == 0 {
+		c.Connections = 2
+	}
+	if c.Units == 0 {
+		c.Units = 10_000
+	}
+}
+
+// Validate reports the first problems with c, after defaults.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Endpoint == "" {
+		errs = append(errs, errors.New("Endpoint is required"))
+	}
+	if c.Duration <= 0 || c.Duration > MaxDuration {
+		errs = append(errs, fmt.Errorf("Duration %v: want > 0 and ≤ %v", c.Duration, MaxDuration))
+	}
+	if c.Rate < 0 || c.Rate > MaxRate {
+		errs = append(errs, fmt.Errorf("Rate %d: want 0 (unlimited) to %d spans/s", c.Rate, MaxRate))
+	}
+	if c.MaxSpans < 0 {
+		errs = append(errs, fmt.Errorf("MaxSpans %d: want ≥ 0", c.MaxSpans))
+	}
+	if c.TraceSize < 2 || c.TraceSize > 1000 {
+		errs = append(errs, fmt.Errorf("TraceSize %d: want 2 to 1000", c.TraceSize))
+	}
+	if c.RequestSpans < c.TraceSize {
+		errs = append(errs, fmt.Errorf("RequestSpans %d is below TraceSize %d", c.RequestSpans, c.TraceSize))
+	}
+	if c.Concurrency < 1 || c.Connections < 1 || c.Units < 1 || c.Units > 1e9 {
+		errs = append(errs, errors.New("Concurrency, Connections and Units must be positive (Units at most 1e9)"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("otlp load config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Result is what a load run measured.
+type Result struct {
+	Requests       int64         `json:"requests"`         // Export calls made
+	Sent           int64         `json:"sent"`             // spans in requests the receiver answered OK
+	Rejected       int64         `json:"rejected"`         // of those, spans reported in partial_success
+	Refused        int64         `json:"refused"`          // spans in requests refused (RESOURCE_EXHAUSTED, UNAVAILABLE); not retried
+	Failed         int64         `json:"failed"`           // Export calls that failed otherwise
+	Elapsed        time.Duration `json:"elapsed"`          // wall time of the run
+	SpansPerSecond float64       `json:"spans_per_second"` // (Sent - Rejected) / Elapsed
+	FirstError     string        `json:"first_error,omitempty"`
+}
+
+// Run sends realistic traces — TraceSize spans over five services
+// (frontend → checkout → cart, payment → fraud) with server and client
+// spans, feature-flag evaluation events, unit attributes and the usual
+// HTTP/RPC attributes — to an OTLP/gRPC receiver at Rate spans per second
+// until Duration, MaxSpans or ctx ends, and reports what it measured.
+// Every trace has a fresh trace id. Refused requests are counted, not
+// retried, and the exporter waits for the receiver's RetryInfo delay (at
+// most 100ms) before sending again.
+//
+// The error is non-nil for an invalid Config, or when no request at all
+// succeeded (the Result is still filled).
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg.setDefaults()
+	opts := cfg.DialOptions
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conns := make([]*grpc.ClientConn, cfg.Connections)
+	for i := range conns {
+		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
+		if err != nil {
+			return Result{}, fmt.Errorf("otlp load: connect to %s: %w", cfg.Endpoint, err)
+		}
+		defer conn.Close()
+		conns[i] = conn
+	}
+
+	// runCtx ends the run; calls in flight then finish under ctx (bounded
+	// by callTimeout) so that what the receiver took is counted.
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	perReq := cfg.RequestSpans / cfg.TraceSize * cfg.TraceSize
+	var (
+		res      Result
+		reserved atomic.Int64 // spans handed to workers
+		slot     atomic.Int64 // request number, for pacing
+		traceSeq atomic.Uint64
+		errOnce  sync.Once
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	interval := time.Duration(0)
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(perReq) / float64(cfg.Rate) * float64(time.Second))
+	}
+	for w := range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := newGenerator(cfg, perReq, uint64(w))
+			conn := conns[w%len(conns)]
+			var local Result
+			defer func() {
+				mu.Lock()
+				res.Requests += local.Requests
+				res.Sent += local.Sent
+				res.Rejected += local.Rejected
+				res.Refused += local.Refused
+				res.Failed += local.Failed
+				mu.Unlock()
+			}()
+			for runCtx.Err() == nil {
+				if cfg.MaxSpans > 0 && reserved.Add(int64(perReq)) > cfg.MaxSpans {
+					return
+				}
+				if interval > 0 {
+					at := start.Add(time.Duration(slot.Add(1)-1) * interval)
+					if d := time.Until(at); d > 0 {
+						select {
+						case <-runCtx.Done():
+							return
+						case <-time.After(d):
+						}
+					}
+				}
+				req := rawRequest(g.next(&traceSeq))
+				local.Requests++
+				resp := new(collectortrace.ExportTraceServiceResponse)
+				callCtx, callCancel := context.WithTimeout(ctx, callTimeout)
+				err := conn.Invoke(callCtx, collectortrace.TraceService_Export_FullMethodName, req, resp, grpc.ForceCodec(rawCodec{}))
+				callCancel()
+				if err == nil {
+					local.Sent += int64(perReq)
+					local.Rejected += resp.GetPartialSuccess().GetRejectedSpans()
+					continue
+				}
+				if ctx.Err() != nil {
+					local.Requests-- // the caller gave up
+					return
+				}
+				errOnce.Do(func() { mu.Lock(); res.FirstError = err.Error(); mu.Unlock() })
+				st := status.Convert(err)
+				switch st.Code() {
+				case codes.ResourceExhausted, codes.Unavailable:
+					local.Refused += int64(perReq)
+					wait := 10 * time.Millisecond
+					for _, d := range st.Details() {
+						if ri, ok := d.(*errdetails.RetryInfo); ok {
+							wait = min(ri.GetRetryDelay().AsDuration(), 100*time.Millisecond)
+						}
+					}
+					select {
+					case <-runCtx.Done():
+					case <-time.After(wait):
+					}
+				default:
+					local.Failed++
+					select {
+					case <-runCtx.Done():
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	if res.Elapsed > 0 {
+		res.SpansPerSecond = float64(res.Sent-res.Rejected) / res.Elapsed.Seconds()
+	}
+	if res.Sent == 0 && res.FirstError != "" {
+		return res, fmt.Errorf("otlp load: no request succeeded: %s", res.FirstError)
+	}
+	return res, nil
+}
+
+// generator encodes a template request once and, for each request,
+// patches fresh trace ids, unit ids and timestamps into a copy of the
+// bytes, so that the client spends almost nothing per span and the run
+// measures the receiver.
+type generator struct {
+	cfg      Config
+	template []byte
+	buf      []byte
+	traces   []tracePatch
+	worker   uint64
+}
+
+// tracePatch holds the byte offsets of one trace's variable fields.
+type tracePatch struct {
+	ids   []int // trace_id payloads (16 bytes)
+	units []int // unit id payloads (unitWidth bytes)
+	spans []spanPatch
+}
+
+type spanPatch struct {
+	start, end int // fixed64 payloads
+	offset     time.Duration
+	dur        time.Duration
+}
+
+// unitWidth is the length of generated unit ids: "user-" and 10 digits.
+const unitWidth = 15
+
+var services = [5]string{"frontend", "checkout", "cart", "payment", "fraud"}
+
+func kvStr(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+}
+
+func kvInt(k string, v int64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
+}
+
+func kvFloat(k string, v float64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v}}}
+}
+
+func newGenerator(cfg Config, perReq int, worker uint64) *generator {
+	g := &generator{cfg: cfg, worker: worker}
+	nTraces := perReq / cfg.TraceSize
+	scopes := make([]*tracepb.ScopeSpans, len(services))
+	rss := make([]*tracepb.ResourceSpans, len(services))
+	for i, s := range services {
+		scopes[i] = &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{
+			Name: "go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc", Version: "0.72.0"}}
+		rss[i] = &tracepb.ResourceSpans{
+			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
+				kvStr("service.name", s), kvStr("service.version", "1.8.3"), kvStr("host.name", s+"-7d9f8c6b5-x2k4q"),
+				kvStr("telemetry.sdk.language", "go"), kvStr("telemetry.sdk.name", "opentelemetry"),
+			}},
+			ScopeSpans: []*tracepb.ScopeSpans{scopes[i]},
+		}
+	}
+
+	// Shape of one trace: a server span per hop with a client span before
+	// each downstream call, plus internal spans to reach TraceSize.
+	type shape struct {
+		svc    int
+		parent int // index in the trace, -1 for the root
+		kind   tracepb.Span_SpanKind
+		name   string
+	}
+	base := []shape{
+		{0, -1, tracepb.Span_SPAN_KIND_SERVER, "GET /checkout"},
+		{0, 0, tracepb.Span_SPAN_KIND_CLIENT, "abmesh.shop.Checkout/PlaceOrder"},
+		{1, 1, tracepb.Span_SPAN_KIND_SERVER, "abmesh.shop.Checkout/PlaceOrder"},
+		{1, 2, tracepb.Span_SPAN_KIND_CLIENT, "abmesh.shop.Cart/GetCart"},
+		{2, 3, tracepb.Span_SPAN_KIND_SERVER, "abmesh.shop.Cart/GetCart"},
+		{1, 2, tracepb.Span_SPAN_KIND_CLIENT, "abmesh.shop.Payment/Charge"},
+		{3, 5, tracepb.Span_SPAN_KIND_SERVER, "abmesh.shop.Payment/Charge"},
+		{3, 6, tracepb.Span_SPAN_KIND_CLIENT, "abmesh.shop.Fraud/Score"},
+		{4, 7, tracepb.Span_SPAN_KIND_SERVER, "abmesh.shop.Fraud/Score"},
+		{2, 4, tracepb.Span_SPAN_KIND_INTERNAL, "redis GET"},
+	}
+	shapes := make([]shape, cfg.TraceSize)
+	for i := range shapes {
+		if i < len(base) {
+			shapes[i] = base[i]
+		} else {
+			shapes[i] = shape{i % len(services), i - 1, tracepb.Span_SPAN_KIND_INTERNAL, "work"}
+		}
+	}
+
+	// Placeholders: random bytes, unique with overwhelming probability,
+	// located in the encoded template afterwards.
+	rng := rand.New(rand.NewPCG(worker, 0x5eed))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	type holders struct {
+		id         []byte
+		unit       string
+		start, end [][]byte
+	}
+	hs := make([]holders, nTraces)
+	var order []*tracepb.Span // spans in encoding order
+	perSvc := make([][]*tracepb.Span, len(services))
+	spanTrace := map[*tracepb.Span][2]int{}
+	for t := range nTraces {
+		h := &hs[t]
+		h.id = random(16)
+		h.unit = fmt.Sprintf("user-%010d", rng.Uint64()%1e10)
+		spans := make([]*tracepb.Span, cfg.TraceSize)
+		for i, sh := range shapes {
+			st, en := random(8), random(8)
+			h.start, h.end = append(h.start, st), append(h.end, en)
+			sp := &tracepb.Span{
+				TraceId:           h.id,
+				SpanId:            make([]byte, 8),
+				Name:              sh.name,
+				Kind:              sh.kind,
+				StartTimeUnixNano: binary.LittleEndian.Uint64(st),
+				EndTimeUnixNano:   binary.LittleEndian.Uint64(en),
+				Status:            &tracepb.Status{},
+				Attributes: []*commonpb.KeyValue{
+					kvStr("rpc.system", "grpc"), kvStr("rpc.service", "abmesh.shop"), kvStr("rpc.method", sh.name),
+					kvStr("net.peer.name", services[sh.svc]), kvInt("net.peer.port", 8080), kvInt("rpc.grpc.status_code", 0),
+				},
+			}
+			binary.BigEndian.PutUint64(sp.SpanId, uint64(t*cfg.TraceSize+i+1))
+			if sh.parent >= 0 {
+				sp.ParentSpanId = spans[sh.parent].SpanId
+			}
+			switch i {
+			case 0:
+				sp.Attributes = append(sp.Attributes, kvStr("abmesh.unit", h.unit),
+					kvStr("http.method", "GET"), kvStr("http.url", "https://shop.example.com/checkout?cart=8812"),
+					kvInt("http.status_code", 200), kvStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"))
+				sp.Events = []*tracepb.Span_Event{flagEvent("new-home", []string{"control", "treatment"}[t%2], h.unit)}
+			case 2:
+				sp.Attributes = append(sp.Attributes, kvFloat("shop.order.value", 20+float64(t%50)))
+				sp.Events = []*tracepb.Span_Event{flagEvent("fast-checkout", []string{"control", "treatment"}[t/2%2], h.unit)}
+			case 6:
+				sp.Events = []*tracepb.Span_Event{{Name: "message", Attributes: []*commonpb.KeyValue{
+					kvStr("message.type", "SENT"), kvInt("message.id", 1), kvInt("message.uncompressed_size", 312)}}}
+			case 8:
+				if t%20 == 0 {
+					sp.Status.Code = tracepb.Status_STATUS_CODE_ERROR
+				}
+			}
+			spans[i] = sp
+			scopes[sh.svc].Spans = append(scopes[sh.svc].Spans, sp)
+			perSvc[sh.svc] = append(perSvc[sh.svc], sp)
+			spanTrace[sp] = [2]int{t, i}
+		}
+	}
+	for _, ss := range perSvc {
+		order = append(order, ss...)
+	}
+	req := &collectortrace.ExportTraceServiceRequest{ResourceSpans: rss}
+	tpl, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		panic(fmt.Sprintf("otlp load: encode template: %v", err)) // cannot happen: plain messages
+	}
+	g.template = tpl
+	g.buf = make([]byte, len(tpl))
+	g.traces = make([]tracePatch, nTraces)
+	for t := range g.traces {
+		g.traces[t].spans = make([]spanPatch, cfg.TraceSize)
+	}
+	// Spans are encoded in order; find each placeholder after the last.
+	cursor := 0
+	find := func(p []byte) int {
+		i := bytes.Index(tpl[cursor:], p)
+		if i < 0 {
+			panic("otlp load: placeholder not found in template")
+		}
+		cursor += i + len(p)
+		return cursor - len(p)
+	}
+	for _, sp := range order {
+		ti := spanTrace[sp]
+		t, i := ti[0], ti[1]
+		h := &hs[t]
+		tp := &g.traces[t]
+		tp.ids = append(tp.ids, find(h.id))
+		tp.spans[i].start = find(h.start[i])
+		tp.spans[i].end = find(h.end[i])
+		tp.spans[i].offset = time.Duration(i) * 2 * time.Millisecond
+		tp.spans[i].dur = time.Duration(cfg.TraceSize-i) * 3 * time.Millisecond
+	}
+	for t := range hs {
+		u := []byte(hs[t].unit)
+		for off := 0; ; {
+			i := bytes.Index(tpl[off:], u)
+			if i < 0 {
+				break
+			}
+			g.traces[t].units = append(g.traces[t].units, off+i)
+			off += i + len(u)
+		}
+	}
+	return g
+}
+
+func flagEvent(test, variant, unit string) *tracepb.Span_Event {
+	return &tracepb.Span_Event{Name: "feature_flag.evaluation", Attributes: []*commonpb.KeyValue{
+		kvStr("feature_flag.key", test), kvStr("feature_flag.result.variant", variant),
+		kvStr("feature_flag.context.id", unit),
+		kvStr("feature_flag.provider.name", "abmesh"), kvInt("feature_flag.version", 1), kvStr("feature_flag.result.reason", "SPLIT"),
+	}}
+}
+
+// next returns the encoded request with fresh trace ids, units and times.
+// The bytes are reused: they must not be in use when next is called again.
+func (g *generator) next(seq *atomic.Uint64) []byte {
+	copy(g.buf, g.template)
+	now := time.Now()
+	var unit [unitWidth]byte
+	for t := range g.traces {
+		tp := &g.traces[t]
+		id := seq.Add(1)
+		for _, off := range tp.ids {
+			binary.BigEndian.PutUint64(g.buf[off:], g.worker+1)
+			binary.BigEndian.PutUint64(g.buf[off+8:], id)
+		}
+		copy(unit[:], "user-")
+		v := id%uint64(g.cfg.Units) + 1
+		for i := unitWidth - 1; i >= 5; i-- {
+			unit[i] = '0' + byte(v%10)
+			v /= 10
+		}
+		for _, off := range tp.units {
+			copy(g.buf[off:], unit[:])
+		}
+		for _, sp := range tp.spans {
+			st := now.Add(sp.offset)
+			binary.LittleEndian.PutUint64(g.buf[sp.start:], uint64(st.UnixNano()))
+			binary.LittleEndian.PutUint64(g.buf[sp.end:], uint64(st.Add(sp.dur).UnixNano()))
+		}
+	}
+	return g.buf
+}
+
+// rawRequest is an encoded ExportTraceServiceRequest sent as is.
+type rawRequest []byte
+
+// rawCodec sends rawRequest bytes unchanged and decodes responses as
+// protobuf. It is forced on the load generator's calls only.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	if r, ok := v.(rawRequest); ok {
+		return r, nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("otlp load codec: cannot encode %T", v)
+	}
+	return proto.Marshal(m)
+}
+
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("otlp load codec: cannot decode into %T", v)
+	}
+	return proto.Unmarshal(data, m)
+}
+
+func (rawCodec) Name() string { return "proto" }

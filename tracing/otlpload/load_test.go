@@ -1,0 +1,183 @@
+package otlpload
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/tracing"
+	"github.com/abmesh/abmesh/tracing/otlpreceiver"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+)
+
+const serveEnv = "ABMESH_OTLPLOAD_SERVE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) == "1" {
+		if err := serveUntilStdinCloses(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// serverReport is what the receiver process prints when it stops.
+type serverReport struct {
+	Counters     tracing.Counters `json:"counters"`
+	Observations int64            `json:"observations"`
+	WithExposure int64            `json:"with_exposure"`
+}
+
+// startReceiver runs an OTLP receiver with an Assembler, as abmeshd does.
+func startReceiver() (addr string, stop func() serverReport, err error) {
+	var obs, exposed atomic.Int64
+	asm, err := tracing.NewAssembler(tracing.Config{IdleTimeout: time.Second, TickInterval: 200 * time.Millisecond},
+		tracing.ConsumerFunc(func(o *tracing.Observation) {
+			obs.Add(1)
+			if len(o.Exposures) > 0 && o.Unit != "" {
+				exposed.Add(1)
+			}
+		}))
+	if err != nil {
+		return "", nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	s := grpc.NewServer()
+	otlpreceiver.Register(s, asm, otlpreceiver.WithRetryDelay(20*time.Millisecond))
+	go s.Serve(lis)
+	return lis.Addr().String(), func() serverReport {
+		s.Stop()
+		asm.Close()
+		return serverReport{Counters: asm.Counters(), Observations: obs.Load(), WithExposure: exposed.Load()}
+	}, nil
+}
+
+func serveUntilStdinCloses(in io.Reader, out io.Writer) error {
+	addr, stop, err := startReceiver()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "ADDR %s\n", addr)
+	io.Copy(io.Discard, in)
+	return json.NewEncoder(out).Encode(stop())
+}
+
+func TestRunInProcess(t *testing.T) {
+	addr, stop, err := startReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), Config{
+		Endpoint: addr, Duration: 5 * time.Second, Rate: 20_000, MaxSpans: 6000, RequestSpans: 500, Concurrency: 2,
+	})
+	rep := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent != 6000 || res.Rejected != 0 || res.Failed != 0 || res.Requests != 12 {
+		t.Errorf("result = %+v", res)
+	}
+	// 6000 spans at 20,000/s take about 0.3s (the first request goes at once).
+	if res.Elapsed < 200*time.Millisecond || res.SpansPerSecond <= 0 {
+		t.Errorf("elapsed %v, %.0f spans/s: pacing not applied", res.Elapsed, res.SpansPerSecond)
+	}
+	c := rep.Counters
+	if c.SpansAccepted != 6000 || c.MalformedTotal() != 0 || rep.Observations != 600 || rep.WithExposure != 600 {
+		t.Errorf("server saw %+v, %d observations, %d with exposures", c, rep.Observations, rep.WithExposure)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{Endpoint: "x:1", Duration: time.Hour},
+		{Endpoint: "x:1", Duration: time.Second, TraceSize: 20, RequestSpans: 10},
+		{Endpoint: "x:1", Duration: time.Second, Rate: -1},
+	} {
+		if _, err := Run(context.Background(), cfg); err == nil {
+			t.Errorf("Run accepted %+v", cfg)
+		}
+	}
+	// Nothing listens: every request fails, Run says so.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	res, err := Run(context.Background(), Config{Endpoint: addr, Duration: 300 * time.Millisecond, Concurrency: 1, Connections: 1})
+	if err == nil || res.Sent != 0 || res.Failed == 0 && res.Refused == 0 {
+		t.Errorf("no server: %+v, %v", res, err)
+	}
+}
+
+// TestIngestAcrossProcesses measures abmeshd-style ingest (OTLP receiver +
+// Assembler) in a separate process, loaded from this one at full speed.
+// It runs only with ABMESH_OTLPLOAD_BENCH=<seconds>, e.g.
+//
+//	ABMESH_OTLPLOAD_BENCH=10 go test -run IngestAcrossProcesses -v ./tracing/otlpload
+func TestIngestAcrossProcesses(t *testing.T) {
+	secs := os.Getenv("ABMESH_OTLPLOAD_BENCH")
+	if secs == "" {
+		t.Skip("set ABMESH_OTLPLOAD_BENCH=<seconds> to measure ingest across processes")
+	}
+	d, err := time.ParseDuration(secs + "s")
+	if err != nil || d <= 0 || d > 2*time.Minute {
+		t.Fatalf("ABMESH_OTLPLOAD_BENCH=%q: want seconds up to 120", secs)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serveEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ADDR ") {
+		t.Fatalf("server said %q, %v", line, err)
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "ADDR "))
+
+	res, err := Run(context.Background(), Config{Endpoint: addr, Duration: d, MaxSpans: 50_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	var rep serverReport
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	t.Logf("client: %d requests, %d spans sent, %d refused, %d failed in %v: %.0f spans/s accepted",
+		res.Requests, res.Sent, res.Refused, res.Failed, res.Elapsed.Round(time.Millisecond), res.SpansPerSecond)
+	c := rep.Counters
+	t.Logf("server: %d spans accepted, %d malformed, %d batches refused full, %d traces completed, %d observations (%d with unit and exposures)",
+		c.SpansAccepted, c.MalformedTotal(), c.BatchesRejectedFull, c.TracesCompleted, rep.Observations, rep.WithExposure)
+	if uint64(res.Sent-res.Rejected) != c.SpansAccepted {
+		t.Errorf("client counted %d spans accepted, server %d", res.Sent-res.Rejected, c.SpansAccepted)
+	}
+}
