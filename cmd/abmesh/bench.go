@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+	"github.com/abmesh/abmesh/tracing/otlpload"
 )
 
 func init() {
@@ -147,4 +148,46 @@ func runLoad(ctx context.Context, dur time.Duration, conc int, call func(ctx con
 		r.FirstError = v
 	}
 	return r
+}
+
+func init() {
+	extraCommands = append(extraCommands,
+		command{"bench otlp", "--endpoint HOST:PORT [--duration 2m] [--rate SPANS/S] [--concurrency 4] [-o json]",
+			"send realistic OTLP trace load to a receiver from this process and report accepted spans/s", runBenchOTLP})
+}
+
+func runBenchOTLP(ctx context.Context, e *env, args []string) error {
+	var cfg otlpload.Config
+	fs := newFlags(e, "bench otlp", "[flags]")
+	fs.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:4317", "the OTLP/gRPC receiver (abmeshd --otlp-listen)")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to send (at most 10m)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "target spans per second (0: as fast as the receiver takes them)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 4, "concurrent exporters")
+	fs.IntVar(&cfg.Connections, "conns", 2, "gRPC connections")
+	fs.IntVar(&cfg.TraceSize, "trace-size", 10, "spans per trace")
+	fs.IntVar(&cfg.RequestSpans, "request-spans", 500, "spans per Export request")
+	out := outputFlag(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*out); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "sending OTLP traces to %s for %s...\n", cfg.Endpoint, cfg.Duration)
+	res, err := otlpload.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		return printPlainJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "OTLP: %d spans accepted in %s = %.0f spans/s (%d requests, %d spans rejected, %d refused, %d failed calls)\n",
+		res.Sent-res.Rejected, res.Elapsed.Round(time.Millisecond), res.SpansPerSecond, res.Requests, res.Rejected, res.Refused, res.Failed)
+	if res.FirstError != "" {
+		fmt.Fprintln(e.stdout, "first error:", res.FirstError)
+	}
+	return nil
 }

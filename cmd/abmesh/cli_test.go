@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/abmesh/abmesh/internal/daemon"
+)
+
+// startServer starts a real abmeshd on loopback for CLI tests.
+func startServer(t *testing.T) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.Start(context.Background(), daemon.Config{Listen: "127.0.0.1:0", OTLPListen: "127.0.0.1:0", HTTPListen: "off",
+		DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d
+}
+
+func cli(t *testing.T, server string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append([]string{"--server", server}, args...), &out, &errOut)
+	return out.String(), err
+}
+
+func TestApplyGetStartAssign(t *testing.T) {
+	d := startServer(t)
+	out, err := cli(t, d.Addr(), "apply", "-f", "../../examples/shop/experiments.yaml", "-f", "../../examples/shop/layers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "layer/checkout-flow created") || !strings.Contains(out, "experiment/rec-model created") {
+		t.Fatalf("apply output:\n%s", out)
+	}
+	// Applying again updates in place.
+	if out, err = cli(t, d.Addr(), "apply", "-f", "../../examples/shop/layers.yaml", "-f", "../../examples/shop/experiments.yaml"); err != nil || !strings.Contains(out, "experiment/rec-model configured") {
+		t.Fatalf("re-apply: %v\n%s", err, out)
+	}
+	for _, id := range []string{"rec-model", "ui-layout", "pay-button", "ship-promo"} {
+		if out, err := cli(t, d.Addr(), "start", id); err != nil || !strings.Contains(out, "running (phase 1)") {
+			t.Fatalf("start %s: %v %s", id, err, out)
+		}
+	}
+	out, err = cli(t, d.Addr(), "get", "experiments", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Experiments []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"experiments"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("get -o json is not JSON: %v\n%s", err, out)
+	}
+	if len(list.Experiments) != 7 {
+		t.Fatalf("got %d experiments", len(list.Experiments))
+	}
+	out, err = cli(t, d.Addr(), "assign", "--unit", "user-7", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as struct {
+		Assignments []struct {
+			TestID  string `json:"test_id"`
+			Variant string `json:"variant"`
+			Reason  string `json:"reason"`
+		} `json:"assignments"`
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(out), &as); err != nil {
+		t.Fatal(err)
+	}
+	inLayer := 0
+	for _, a := range as.Assignments {
+		if as.Headers["x-abmesh-"+a.TestID] != a.Variant {
+			t.Errorf("header of %s = %q, want %q", a.TestID, as.Headers["x-abmesh-"+a.TestID], a.Variant)
+		}
+		if (a.TestID == "pay-button" || a.TestID == "ship-promo") && a.Reason == "ASSIGNMENT_REASON_HASH" {
+			inLayer++
+		}
+	}
+	if len(as.Assignments) != 4 || inLayer != 1 {
+		t.Errorf("assignments %+v: want 4 running tests, exactly one layer test hashed", as.Assignments)
+	}
+	if out, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = cli(t, d.Addr(), "assign", "--unit", "user-7", "--test", "rec-model")
+	if err != nil || !strings.Contains(out, "ml-v2") || !strings.Contains(out, "override") {
+		t.Errorf("after override: %v\n%s", err, out)
+	}
+	if out, err = cli(t, d.Addr(), "conclude", "ui-layout", "--winner", "two-column"); err != nil || !strings.Contains(out, "winner two-column") {
+		t.Errorf("conclude: %v %s", err, out)
+	}
+	if _, err = cli(t, d.Addr(), "report", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("report of unknown test: %v", err)
+	}
+	if out, err = cli(t, d.Addr(), "report", "rec-model"); err != nil || !strings.Contains(out, "REPORT rec-model") {
+		t.Errorf("report: %v\n%s", err, out)
+	}
+	if out, err = cli(t, d.Addr(), "status"); err != nil || !strings.Contains(out, "spans.received") {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	if out, err = cli(t, d.Addr(), "subsets", "-o", "dot"); err != nil || !strings.HasPrefix(out, "digraph") {
+		t.Errorf("subsets -o dot: %v\n%s", err, out)
+	}
+}
+
+func TestApplyRejectsWholeFile(t *testing.T) {
+	d := startServer(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	content := `apiVersion: abmesh.io/v1
+kind: Experiment
+metadata: {name: good-one}
+spec: {changeService: a, measureService: a, variants: [{name: c, weight: 1}, {name: t, weight: 1}], plan: {mde: 1}}
+---
+apiVersion: abmesh.io/v1
+kind: Experiment
+metadata: {name: bad-one}
+spec: {changeService: a, measureService: a, variants: [{name: c, weight: -1}, {name: t, weight: 1}], plan: {mde: 1}}
+`
+	if err := os.WriteFile(bad, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cli(t, d.Addr(), "apply", "-f", bad)
+	if err == nil {
+		t.Fatal("apply of an invalid file succeeded")
+	}
+	for _, want := range []string{"nothing applied", "bad.yaml", "document 2", "spec.variants[0].weight"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if len(d.Registry().Experiments()) != 0 {
+		t.Errorf("something was applied from an invalid file")
+	}
+}
+
+func TestUnknownCommandAndServerDown(t *testing.T) {
+	if _, err := cli(t, "127.0.0.1:1", "frobnicate"); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("unknown command: %v", err)
+	}
+	if _, err := cli(t, "127.0.0.1:1", "get", "experiments"); err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Errorf("server down: %v", err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "demo") {
+		t.Errorf("help: %v\n%s", err, out.String())
+	}
+}
