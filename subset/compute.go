@@ -59,7 +59,10 @@ func (s Subset) Tests() []string {
 //
 // U (≠ T) joins T's subset when some Interference e of U.Emits and s of
 // T.Susceptible have e.Kind == s.Kind and the regions of e.Scope (resolved
-// for U) and s.Scope (resolved for T) intersect. A test without
+// for U) and s.Scope (resolved for T) intersect, unless U and T are in the
+// same layer: layer mates are mutually exclusive (no unit is in both), so
+// they cannot interact in a request and their factorial would have empty
+// cells. A test without
 // interference attributes is its own one-test subset. With a cap (WithCap,
 // default DefaultCap) a subset of more than cap tests keeps the viewpoint
 // and the cap−1 members of largest Volume (ties: smaller test id) and
@@ -111,8 +114,8 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 		var cands []Member
 		var candShared []*interned
 		for ui, v := range tests {
-			if ui == ti {
-				continue
+			if ui == ti || (t.Layer != "" && v.Layer == t.Layer) {
+				continue // layer mates never share a unit, so never cross
 			}
 			var reasons []Reason
 			var first *interned

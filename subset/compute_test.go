@@ -520,3 +520,26 @@ func TestComputeMatchesBruteForce(t *testing.T) {
 		}
 	}
 }
+
+func TestLayerMatesNeverJoin(t *testing.T) {
+	ux := []Interference{{KindUserExperience, ScopeMeasure}}
+	tests := []Test{
+		{ID: "pay", ChangeService: "payment", MeasureService: "checkout", Layer: "checkout-flow", Emits: ux, Susceptible: ux},
+		{ID: "ship", ChangeService: "shipping", MeasureService: "checkout", Layer: "checkout-flow", Emits: ux, Susceptible: ux},
+		{ID: "fx", ChangeService: "currency", MeasureService: "checkout", Emits: ux, Susceptible: ux},
+	}
+	g, err := NewGraph([]Edge{{"checkout", "payment", 1}, {"checkout", "shipping", 1}, {"checkout", "currency", 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := Compute(tests, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"pay": {"pay", "fx"}, "ship": {"ship", "fx"}, "fx": {"fx", "pay", "ship"}}
+	for _, s := range subs {
+		if got := s.Tests(); !slices.Equal(got, want[s.Viewpoint]) {
+			t.Errorf("subset of %s = %v, want %v", s.Viewpoint, got, want[s.Viewpoint])
+		}
+	}
+}

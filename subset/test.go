@@ -98,6 +98,9 @@ type Test struct {
 	MeasureService string // where the metric is measured
 	Emits          []Interference
 	Susceptible    []Interference
+	// Layer is the test's layer, "" when none. Tests of one layer are
+	// mutually exclusive and never join each other's subsets.
+	Layer string
 
 	// Variants are the variant names, control first. A cell records each
 	// member's variant as an index into its Variants.
@@ -129,6 +132,7 @@ func FromExperiment(e assign.Experiment) Test {
 		ChangeService:  e.ChangeService,
 		MeasureService: e.MeasureService,
 		Sticky:         e.Sticky,
+		Layer:          e.Layer,
 		Running:        e.Status == assign.StatusRunning,
 		Phase:          e.Phase,
 	}
