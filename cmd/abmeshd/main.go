@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "abmeshd:", err)
@@ -40,9 +40,17 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
+// signalContext is done on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 func parseFlags(args []string) (daemon.Config, error) {
+	return parseFlagsInto(flag.NewFlagSet("abmeshd", flag.ContinueOnError), args)
+}
+
+func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	var cfg daemon.Config
-	fs := flag.NewFlagSet("abmeshd", flag.ContinueOnError)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7070", "gRPC API address (assignment, experiments, reports)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "abmesh-data", "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
