@@ -16,9 +16,12 @@
 //	    susceptible: [{kind: user_experience, scope: measure}]
 //	  plan: {alpha: 0.05, power: 0.8, mde: 2.5, sd: 20}
 //
-// Parsing is strict: unknown fields, wrong types and invalid values are
-// errors that name the file, the document and the field. A file with any
-// invalid document yields no documents at all.
+// Parsing is strict: unknown fields (keys match case-sensitively; a
+// Layer's spec takes only description), wrong types and invalid values are
+// errors that name the file, the document (its 1-based position among the
+// "---"-separated chunks, empty ones included) and the field; YAML syntax
+// errors give the file's line. A file with any invalid document yields no
+// documents at all.
 package manifest
 
 import (

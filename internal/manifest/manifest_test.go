@@ -15,7 +15,9 @@ import (
 
 const shopDir = "../../examples/shop"
 
-func planOf(mde, sd float64) assign.Plan { return assign.Plan{Alpha: 0.05, Power: 0.8, MDE: mde, SD: sd} }
+func planOf(mde, sd float64) assign.Plan {
+	return assign.Plan{Alpha: 0.05, Power: 0.8, MDE: mde, SD: sd}
+}
 
 func fiftyFifty(variant string) []assign.Variant {
 	return []assign.Variant{{Name: "control", Weight: 50}, {Name: variant, Weight: 50}}

@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"math/bits"
+	"math/rand/v2"
 
 	"gonum.org/v1/gonum/mathext"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -142,4 +143,69 @@ func fromContrast(c *analysis.Contrast) estimate {
 		return estimate{}
 	}
 	return estimate{ok: true, est: c.Estimate, lo: c.CI.Lo, hi: c.CI.Hi, p: c.P}
+}
+
+// wht replaces x (of length 2^k) by its Walsh–Hadamard transform:
+//
+//	W[T] = Σ_c (−1)^popcount(c & T) · x[c]
+//
+// in O(k·2^k), so that every contrast of a 2^k table costs O(2^|cond|)
+// afterwards (see contrast.fromWHT).
+func wht(x []float64) {
+	for h := 1; h < len(x); h <<= 1 {
+		for i := 0; i < len(x); i += h << 1 {
+			for j := i; j < i+h; j++ {
+				a, b := x[j], x[j+h]
+				x[j], x[j+h] = a+b, a-b
+			}
+		}
+	}
+}
+
+// fromWHT returns Σ_c sign(c)·x[c] over the cells the contrast uses, from
+// W = wht(x). With χ_T(c) = (−1)^popcount(c&T), the cell sign is
+// (−1)^|sign|·χ_sign(c) and the indicator of c & cond = val is
+// 2^−|cond| Σ_{D ⊆ cond} (−1)^popcount(D&val)·χ_D(c), so
+//
+//	Σ = (−1)^|sign| · 2^−|cond| · Σ_{D ⊆ cond} (−1)^popcount(D&val) · W[sign | D]
+//
+// (sign and cond are disjoint). With sign = 0 it is the plain sum over the
+// used cells.
+func (k contrast) fromWHT(w []float64) float64 {
+	var s float64
+	d := k.cond
+	for {
+		term := w[k.sign|d]
+		if bits.OnesCount64(d&k.val)&1 == 1 {
+			term = -term
+		}
+		s += term
+		if d == 0 {
+			break
+		}
+		d = (d - 1) & k.cond
+	}
+	s /= float64(uint64(1) << bits.OnesCount64(k.cond))
+	if bits.OnesCount64(k.sign)&1 == 1 {
+		s = -s
+	}
+	return s
+}
+
+// repRand returns the random source of replication rep of a run seeded
+// with seed. The two PCG seeds are mixed with SplitMix64, so replications
+// with neighbouring numbers start from unrelated states (PCG states that
+// differ in a few low bits give correlated streams).
+func repRand(seed uint64, rep int) *rand.Rand {
+	a := splitmix64(seed ^ 0x9e3779b97f4a7c15*uint64(rep+1))
+	b := splitmix64(a ^ uint64(rep))
+	return rand.New(rand.NewPCG(a, b))
+}
+
+// splitmix64 is Steele, Lea and Flood's 64-bit mixer (SplitMix64's output).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }

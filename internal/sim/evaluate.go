@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -604,6 +603,11 @@ func (r *runner) planFull() error {
 	if n > 24 {
 		return fmt.Errorf("full factorial: %d tests (at most 24 for the interaction sweep)", n)
 	}
+	tw := make([][]float64, len(f.metrics))
+	for mi := range f.metrics {
+		tw[mi] = slices.Clone(f.truth[mi])
+		wht(tw[mi])
+	}
 	for set := uint64(1); set < 1<<n; set++ {
 		if bits.OnesCount64(set) < 2 {
 			continue
@@ -612,8 +616,9 @@ func (r *runner) planFull() error {
 		if !ok {
 			continue
 		}
+		sc := k.scale(f.cells)
 		for mi := range f.metrics {
-			if math.Abs(k.onMeans(f.truth[mi])) < zeroTol {
+			if math.Abs(k.fromWHT(tw[mi])*sc) < zeroTol {
 				f.nulls[mi] = append(f.nulls[mi], k)
 			}
 		}
@@ -840,7 +845,7 @@ func (w *worker) replicate(ctx context.Context, rep int) (repResult, error) {
 	c := r.c
 	n := r.n
 	opt := r.opt
-	rng := rand.New(rand.NewPCG(opt.Seed, uint64(rep)))
+	rng := repRand(opt.Seed, rep)
 	prefix := "s" + strconv.FormatUint(opt.Seed, 10) + "-r" + strconv.Itoa(rep) + "-user-"
 
 	var res repResult
@@ -1064,20 +1069,25 @@ func (r *runner) fullEstimates(res *repResult, cells [][]analysis.CellStats) {
 		res.est[FullFactorial][qi] = p.full.on(cells[p.fullM], pls[p.fullM])
 	}
 	// The null interactions: only significance is needed, so compare |t|
-	// with the critical value instead of computing p. The counts are the
-	// same in every metric's table.
+	// with the critical value instead of computing p. All contrasts come
+	// from the Walsh–Hadamard transforms of the cell means and of 1/n
+	// (the counts are the same in every metric's table).
+	inv := make([]float64, f.cells)
+	for c := range inv {
+		inv[c] = 1 / float64(cells[0][c].N)
+	}
+	wht(inv)
+	w := make([]float64, f.cells)
 	for mi := range f.metrics {
 		crit := criticalT(f.alpha[mi], pls[mi].df)
+		for c := range w {
+			w[c] = cells[mi][c].Mean
+		}
+		wht(w)
 		for _, k := range f.nulls[mi] {
 			res.nullTests[FullFactorial]++
-			var s, inv float64
-			for c := range cells[mi] {
-				if k.used(uint64(c)) {
-					s += k.cellSign(uint64(c)) * cells[mi][c].Mean
-					inv += 1 / float64(cells[mi][c].N)
-				}
-			}
-			se := math.Sqrt(pls[mi].mse * inv)
+			s := k.fromWHT(w)
+			se := math.Sqrt(pls[mi].mse * (contrast{cond: k.cond, val: k.val}).fromWHT(inv))
 			if se > 0 && math.Abs(s)/se > crit {
 				res.falseHits[FullFactorial]++
 			}

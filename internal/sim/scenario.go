@@ -138,7 +138,7 @@ func Shop() *Scenario {
 
 	return &Scenario{
 		Name: "shop",
-		Description: "the demo shop: 11 services, 7 tests (examples/shop/experiments.yaml); " +
+		Description: "the demo shop of examples/shop/experiments.yaml; " +
 			"pay-button and ship-promo are mutually exclusive (layer checkout-flow), " +
 			"currency-rounding targets grade vip or gold (30% of units)",
 		Edges:       ShopGraph(),
@@ -177,16 +177,17 @@ func Shop() *Scenario {
 //	  measure service): hero-banner, reco-carousel, price-badge, each in
 //	  the others' subsets; truth N(40, 20²): +3, +1, +5,
 //	  hero-banner × reco-carousel +10, and a 3-way term +12.
-//	B (2 tests on api-1 "search.clicks"): search-ranker, search-suggest;
-//	  truth N(10, 10²): +4, +2, search-ranker × search-suggest −6.
+//	B (3 tests on api-1 "search.clicks"): search-ranker, search-suggest,
+//	  search-filters; truth N(10, 10²): +4, +2, +1.5, search-ranker ×
+//	  search-suggest −6 (their other interactions are 0).
 //	C (latency, asymmetric): inventory-batch on a logic service L is
 //	  susceptible to latency on its change service, and db-pool on a store
 //	  S that L calls emits latency upstream, so S(inventory-batch) =
 //	  {inventory-batch, db-pool} but S(db-pool) = {db-pool}; truth of L's
 //	  latency N(30, 5²): inventory-batch −2, db-pool −1, their interaction
 //	  +3; of S's latency N(8, 2²): db-pool −0.8.
-//	five tests alone (fraud-rules, tax-engine with no effect, image-cdn,
-//	  loyalty-points, email-digest), each measured on its own service.
+//	four tests alone (fraud-rules, tax-engine with no effect, image-cdn,
+//	  loyalty-points), each measured on its own service.
 //
 // Every test splits 50/50 with no layer and no targeting, so the only
 // structure is the graph and the interference attributes.
@@ -244,8 +245,11 @@ func Large(seed uint64) (*Scenario, error) {
 		"control", "ltr", assign.Plan{MDE: 3, SD: 10})
 	suggest := running("search-suggest", "team-search", "Query suggestions", apiB, apiB, clicks,
 		"control", "suggest", assign.Plan{MDE: 3, SD: 10})
-	uxMeasure(&ranker)
-	uxMeasure(&suggest)
+	filters := running("search-filters", "team-search", "Facet filters on results", pick(2, callees[apiB]), apiB, clicks,
+		"control", "facets", assign.Plan{MDE: 3, SD: 10})
+	for _, x := range []*assign.Experiment{&ranker, &suggest, &filters} {
+		uxMeasure(x)
+	}
 
 	L := pick(2, nil)
 	S := pick(3, callees[L])
@@ -259,9 +263,9 @@ func Large(seed uint64) (*Scenario, error) {
 	pool.Emits = []assign.Interference{inter(lat, assign.ScopeChangeUpstream)}
 	pool.Susceptible = []assign.Interference{inter(res, assign.ScopeChange)}
 
-	fraudSvc, taxSvc, cdnSvc, loyaltySvc, emailSvc := pick(2, nil), pick(3, nil), pick(1, nil), pick(3, nil), pick(4, nil)
+	fraudSvc, taxSvc, cdnSvc, loyaltySvc := pick(2, nil), pick(3, nil), pick(1, nil), pick(4, nil)
 	fraud := running("fraud-rules", "team-risk", "Stricter fraud rules", fraudSvc, fraudSvc,
-		assign.Metric{Kind: assign.MetricError}, "control", "strict", assign.Plan{MDE: 0.05, SD: 0.3})
+		assign.Metric{Kind: assign.MetricError}, "control", "strict", assign.Plan{MDE: 0.09, SD: 0.3})
 	alone(&fraud)
 	tax := running("tax-engine", "team-finance", "New tax engine", taxSvc, taxSvc, latency,
 		"control", "v2", assign.Plan{MDE: 2, SD: 6})
@@ -273,19 +277,16 @@ func Large(seed uint64) (*Scenario, error) {
 	loyalty := running("loyalty-points", "team-loyalty", "Double points week", loyaltySvc, loyaltySvc,
 		attr("points.redeemed", true), "control", "double", assign.Plan{MDE: 1.2, SD: 4})
 	alone(&loyalty)
-	email := running("email-digest", "team-crm", "Weekly digest e-mail", emailSvc, emailSvc,
-		attr("email.opened", true), "control", "digest", assign.Plan{MDE: 0.05, SD: 0.4})
 
 	ab := func(t1, v1, t2, v2 string, e float64) Term {
 		return Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
 	}
 	sc := &Scenario{
 		Name: "large",
-		Description: fmt.Sprintf("a random layered graph (seed %d, %d services) with 12 concurrent tests: "+
-			"subsets of 3 (with a 3-way interaction) and 2 (twice, one asymmetric), the rest alone",
-			seed, countServices(edges)),
+		Description: fmt.Sprintf("a random layered graph (RandomGraph seed %d) with 12 concurrent tests: "+
+			"two subsets of 3 (one with a 3-way interaction), one asymmetric pair, the rest alone", seed),
 		Edges:       edges,
-		Experiments: []assign.Experiment{hero, reco, price, ranker, suggest, inv, pool, fraud, tax, cdn, loyalty, email},
+		Experiments: []assign.Experiment{hero, reco, price, ranker, suggest, filters, inv, pool, fraud, tax, cdn, loyalty},
 		Truths: []Truth{
 			{Service: apiA, Metric: "attribute:order.value", Dist: Normal, Baseline: 40, SD: 20, Terms: []Term{
 				main1("hero-banner", "banner", 3),
@@ -297,6 +298,7 @@ func Large(seed uint64) (*Scenario, error) {
 			{Service: apiB, Metric: "attribute:search.clicks", Dist: Normal, Baseline: 10, SD: 10, Terms: []Term{
 				main1("search-ranker", "ltr", 4),
 				main1("search-suggest", "suggest", 2),
+				main1("search-filters", "facets", 1.5),
 				ab("search-ranker", "ltr", "search-suggest", "suggest", -6),
 			}},
 			{Service: L, Metric: "latency_ms", Dist: Normal, Baseline: 30, SD: 5, Terms: []Term{
@@ -308,7 +310,7 @@ func Large(seed uint64) (*Scenario, error) {
 				main1("db-pool", "pool-64", -0.8),
 			}},
 			{Service: fraudSvc, Metric: "error", Dist: Bernoulli, Baseline: 0.10, Terms: []Term{
-				main1("fraud-rules", "strict", 0.05),
+				main1("fraud-rules", "strict", 0.08),
 			}},
 			{Service: taxSvc, Metric: "latency_ms", Dist: Normal, Baseline: 20, SD: 6},
 			{Service: cdnSvc, Metric: "latency_ms", Dist: Normal, Baseline: 80, SD: 25, Terms: []Term{
@@ -316,9 +318,6 @@ func Large(seed uint64) (*Scenario, error) {
 			}},
 			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: Normal, Baseline: 5, SD: 4, Terms: []Term{
 				main1("loyalty-points", "double", 1.5),
-			}},
-			{Service: emailSvc, Metric: "attribute:email.opened", Dist: Bernoulli, Baseline: 0.20, Terms: []Term{
-				main1("email-digest", "digest", 0.05),
 			}},
 		},
 	}

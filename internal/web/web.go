@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/analysis"
@@ -82,7 +83,7 @@ func (h *Handler) index(w http.ResponseWriter, _ *http.Request) {
 	for _, s := range h.src.Subsets() {
 		row := indexRow{Test: s.Viewpoint, Members: s.Tests()}
 		if r, err := h.src.Report(s.Viewpoint, 0); err != nil {
-			row.Note = err.Error()
+			row.Note = errorMessage(err)
 		} else {
 			row.Status, row.Progress = r.Status.String(), r.Progress
 			if r.Table != nil {
@@ -157,19 +158,26 @@ func Plot(t *analysis.CellTable) ([]byte, error) {
 	return analysis.InteractionPlot(t, x, trace, 0.95)
 }
 
+// httpError writes err with the HTTP status of its gRPC code: NotFound →
+// 404, FailedPrecondition and InvalidArgument → 400, anything else → 500.
 func httpError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if s, ok := status.FromError(err); ok {
-		switch s.Code().String() {
-		case "NotFound":
-			code = http.StatusNotFound
-		case "FailedPrecondition", "InvalidArgument":
-			code = http.StatusBadRequest
-		}
-		http.Error(w, s.Message(), code)
-		return
+	switch status.Code(err) {
+	case codes.NotFound:
+		code = http.StatusNotFound
+	case codes.FailedPrecondition, codes.InvalidArgument:
+		code = http.StatusBadRequest
 	}
-	http.Error(w, err.Error(), code)
+	http.Error(w, errorMessage(err), code)
+}
+
+// errorMessage is the message of a gRPC status error (without the "rpc
+// error: code = …" prefix), or err's text.
+func errorMessage(err error) string {
+	if s, ok := status.FromError(err); ok {
+		return s.Message()
+	}
+	return err.Error()
 }
 
 func (h *Handler) render(w http.ResponseWriter, name string, data any) {
