@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -214,7 +215,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s (--listen): %w", cfg.Listen, err)
 	}
-	d.grpc = grpc.NewServer()
+	// Stream workers reuse goroutines across RPCs instead of starting one
+	// per call: measurably more Assign/s on small machines.
+	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
 	pb.RegisterAssignmentServiceServer(d.grpc, server.NewAssignment(d.life, d.registry))
 	pb.RegisterExperimentServiceServer(d.grpc, server.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, server.NewReports(d.registry, d.subsetter, d.graph.Snapshot, d.Counters))
