@@ -103,7 +103,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		}
 		d := res.Strategy(sim.Subsets)
 		for _, s := range res.Strategies {
-			fmt.Fprintf(stderr, "evaluate %s: %-32s %d/%d replications finished, %.0f units until every decision (%.2g× abmesh)\n",
+			fmt.Fprintf(stderr, "evaluate %s: %-32s %d/%d replications finished, %.0f units until every decision (%.1f× abmesh)\n",
 				name, s.Label, s.Finished, res.Reps, s.Units.Mean, s.Units.Mean/d.Units.Mean)
 		}
 		rep.Scenarios = append(rep.Scenarios, res)

@@ -49,7 +49,8 @@
 //
 // Evaluate runs four strategies on the same simulated traffic: units
 // "s<seed>-r<rep>-user-<i>", assigned by the real assign.Engine, with one
-// noise draw per unit and metric from a per-replication PCG stream, fed to
+// noise draw per unit and metric from a per-replication PCG stream (seeded
+// from the seed and the replication through SplitMix64), fed to
 // every strategy until its own stop rule is met:
 //
 //	OneAtATime     each test alone, others at control; two-sample; Σ units

@@ -72,7 +72,7 @@ func TestEvaluateShopAgainstTruth(t *testing.T) {
 	a, b, c, d := res.Strategy(OneAtATime), res.Strategy(Orthogonal), res.Strategy(FullFactorial), res.Strategy(Subsets)
 	for _, s := range res.Strategies {
 		if s.Finished != R {
-			t.Errorf("%s finished %d of %d replications", s.Name, s.Finished, R)
+			t.Errorf("%s finished %d of %d replications", s.Strategy, s.Finished, R)
 		}
 	}
 	covTol := 4 * math.Sqrt(0.95*0.05/R)
@@ -222,5 +222,39 @@ func TestSummarize(t *testing.T) {
 	}
 	if (summarize(nil) != Summary{}) {
 		t.Error("summary of nothing is not zero")
+	}
+}
+
+// BenchmarkReplicate measures one replication of every strategy: the hot
+// path of Evaluate (assignment by the engine, cell statistics, estimates).
+func BenchmarkReplicate(b *testing.B) {
+	large, err := Large(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, sc := range []*Scenario{Shop(), large} {
+		b.Run(sc.Name, func(b *testing.B) {
+			c, err := sc.compile()
+			if err != nil {
+				b.Fatal(err)
+			}
+			opt := Options{Reps: 1}
+			if err := opt.defaults(); err != nil {
+				b.Fatal(err)
+			}
+			r, err := newRunner(c, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w := r.newWorker()
+			b.ReportAllocs()
+			rep := 0
+			for b.Loop() {
+				if _, err := w.replicate(context.Background(), rep); err != nil {
+					b.Fatal(err)
+				}
+				rep++
+			}
+		})
 	}
 }

@@ -34,7 +34,7 @@ func ShopGraph() []subset.Edge {
 
 // DefaultLayers are the layer sizes of the large scenario's graph: one
 // edge gateway, 4 API services, 8 logic services, 10 stores and 7
-// databases (30 services).
+// databases (30 services). It must not be modified.
 var DefaultLayers = []int{1, 4, 8, 10, 7}
 
 // layerRoles name the services of the layers of RandomGraph.

@@ -57,8 +57,20 @@ func (a Allocation) String() string {
 	return fmt.Sprintf("Allocation(%d)", int(a))
 }
 
-// MarshalText implements encoding.TextMarshaler.
+// MarshalText implements encoding.TextMarshaler (String).
 func (a Allocation) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler, the inverse of
+// MarshalText.
+func (a *Allocation) UnmarshalText(b []byte) error {
+	for _, x := range Allocations {
+		if x.String() == string(b) {
+			*a = x
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown allocation %q", b)
+}
 
 // HashingOptions configure CheckHashing.
 type HashingOptions struct {
@@ -128,7 +140,8 @@ func (h *HashingResult) Result(a Allocation) *AllocationResult {
 // indistinguishable from a designed factorial allocation. For the
 // viewpoint's subset (a 2^k factorial of the metric the viewpoint
 // measures) every replication r takes the units user-(r·N+1) …
-// user-(r·N+N), draws one noise value per unit from PCG(Seed, r), and
+// user-(r·N+N), draws one noise value per unit from a PCG stream seeded
+// from (Seed mixed with the viewpoint's id, r), and
 // allocates the same units with the same noise in every Allocation; the
 // outcome is the Truth's value for the cell's variants. Per allocation it
 // reports the χ² of the cell counts against equal cells, and per term
@@ -226,8 +239,9 @@ func CheckHashing(sc *Scenario, opt HashingOptions) (*HashingResult, error) {
 	z := make([]float64, opt.Units)
 	ids := make([]string, opt.Units)
 	cellOf := make([]int, opt.Units)
+	noiseSeed := opt.Seed ^ assign.Hash("sim-hashing", opt.Viewpoint)
 	for rep := range opt.Reps {
-		rng := repRand(opt.Seed, rep)
+		rng := repRand(noiseSeed, rep)
 		for u := range z {
 			z[u] = rng.NormFloat64()
 			ids[u] = "user-" + strconv.Itoa(rep*opt.Units+u+1)

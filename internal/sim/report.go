@@ -37,7 +37,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if h := r.headline(); h != "" {
 		p("%s\n\n", h)
 	}
-	p("Reproduce with `%s` (%s run: %s on %s).\n\n", r.Command, runWord(r), roundDuration(r.Runtime), r.Machine)
+	p("Reproduce with `%s`. This run took %s on %s, with %s.\n\n", r.Command, roundDuration(r.Runtime), r.Machine, runWord(r))
 
 	p("## How the comparison works\n\n")
 	p("A simulator with ground truth (`internal/sim`) runs each scenario's tests on simulated units. " +
@@ -47,7 +47,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"is fed to all four strategies, and each stops by its own rule; estimates are taken at that moment:\n\n")
 	p("- **(a) one test at a time**: each test runs alone on the stream from its start, the others at control; " +
 		"a two-sample comparison with n per arm from the t test's sample size (`analysis.SampleSizeTTest` at the test's mde/sd, α, power). " +
-		"Units needed: the sum over tests.\n")
+		"Alone, a layer's test gets all of the layer's traffic; targeting still applies. Units needed: the sum over tests.\n")
 	p("- **(b) orthogonal, two-sample each**: all tests at once on the hashed traffic, each analysed alone as in (a). " +
 		"Units needed: until every test has its n per arm (the largest test).\n")
 	p("- **(c) one full factorial** over all running tests (a layer is one factor whose levels are its tests' arms; " +
@@ -58,6 +58,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"when every cell reaches `analysis.SampleSizeTerm(1, 2^k, mde, sd, α, power)`, as the report service does; " +
 		"estimates from `analysis.Estimate`. Units needed: until every subset is complete (the largest).\n\n")
 
+	p("Why the full factorial explodes: `SampleSizeTerm`'s per-cell n shrinks as cells grow (a main effect needs about the same " +
+		"total n in any 2^N design, Fisher's factorial efficiency), so the cost is not power but the cells themselves: the per-cell n " +
+		"cannot go below 2 (a residual df per cell), hashed traffic fills 2^N cells unevenly and the stop waits for the emptiest, " +
+		"only units that every test randomizes count, and the analysis tests 2^N − N − 1 interactions per metric.\n\n")
 	p("**Estimands.** All intervals are %s. With two variants per test and sum-to-zero coding:\n\n", pct(r.level()))
 	p("- *Main effect* of T: the Type III main effect, i.e. treatment minus control of the unweighted marginal means: " +
 		"T's simple effects averaged with equal weight over the levels of the other factors. In the truth that is " +
@@ -80,6 +84,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(r.Hashing) > 0 {
 		writeHashing(p, r.Hashing)
 	}
+	p("## Limits of this simulation\n\n")
+	p("- The truth has interactions only inside subsets (`Scenario.Validate` enforces it): the evaluation shows what abmesh does when " +
+		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
+	p("- Every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
+		"around a mean that does not drift, and every split is 50/50. Real traffic has paths, repeat visits, novelty effects and heavier tails.\n")
+	p("- Stop rules use the plans' SD (equal to the truth's); abmesh's report switches to the observed SD once it has enough residual df.\n")
+	p("- The stop rules size main effects only; interaction power is whatever those sizes give, as in abmesh.\n")
 	return b.Flush()
 }
 
@@ -87,7 +98,7 @@ func runWord(r *Report) string {
 	if len(r.Scenarios) > 0 {
 		return fmt.Sprintf("%d replications per scenario", r.Scenarios[0].Reps)
 	}
-	return "the"
+	return "no scenario"
 }
 
 func (r *Report) level() float64 {
@@ -107,32 +118,45 @@ func roundDuration(d time.Duration) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// headline summarises what abmesh buys and where it costs, from the numbers.
+// headline summarises what abmesh buys and where it costs, from the
+// numbers, as a short list.
 func (r *Report) headline() string {
 	if len(r.Scenarios) == 0 {
 		return ""
 	}
-	var units, vsA, vsC, vsB []string
+	var names, units, vsA, vsC, vsB, ffD, ffC []string
 	for _, res := range r.Scenarios {
 		a, b, c, d := res.Strategy(OneAtATime), res.Strategy(Orthogonal), res.Strategy(FullFactorial), res.Strategy(Subsets)
-		units = append(units, fmt.Sprintf("%s units (%s)", count(d.Units.Mean), res.Scenario))
+		names = append(names, res.Scenario)
+		units = append(units, count(d.Units.Mean))
 		vsA = append(vsA, ratio(a.Units.Mean/d.Units.Mean))
 		vsC = append(vsC, ratio(c.Units.Mean/d.Units.Mean))
-		vsB = append(vsB, ratio(d.Units.Mean/b.Units.Mean))
+		vsB = append(vsB, ratio(b.Units.Mean/d.Units.Mean))
+		ffD = append(ffD, num(d.FalseFindings))
+		ffC = append(ffC, count(c.FalseFindings))
 	}
+	sl := func(xs []string) string { return strings.Join(xs, " / ") }
 	var s strings.Builder
-	fmt.Fprintf(&s, "**Headline.** On the same hashed traffic, abmesh's subset factorials reached every test's decision with %s: "+
-		"%s fewer units than running the tests one at a time, %s fewer than one full factorial over all tests, "+
-		"and %s the units of orthogonal two-sample tests.",
-		strings.Join(units, " and "), strings.Join(vsA, " and "), strings.Join(vsC, " and "), strings.Join(vsB, " and "))
+	fmt.Fprintf(&s, "**Headline** (%s; every strategy on the same hashed traffic):\n\n", sl(names))
+	fmt.Fprintf(&s, "- **Units until every test's decision:** abmesh %s. One test at a time needs %s that, one full factorial %s, "+
+		"orthogonal two-sample tests %s.\n", sl(units), sl(vsA), sl(vsC), sl(vsB))
 
-	// What the cells buy: the simple effect (b) gets most wrong.
+	// What the cells buy: the simple effect two-sample tests get most wrong.
 	res := r.Scenarios[0]
 	b, d := res.Strategy(Orthogonal), res.Strategy(Subsets)
 	worst, wi := 0.0, -1
 	for i, q := range res.Quantities {
 		if q.Kind == SimpleEffect && b.Estimates[i].Reps > 0 && math.Abs(b.Estimates[i].Bias) > worst {
 			worst, wi = math.Abs(b.Estimates[i].Bias), i
+		}
+	}
+	lo, hi := 1.0, 0.0
+	for _, res := range r.Scenarios {
+		d := res.Strategy(Subsets)
+		for i, q := range res.Quantities {
+			if q.Kind == MainEffect {
+				lo, hi = math.Min(lo, d.Estimates[i].Coverage), math.Max(hi, d.Estimates[i].Coverage)
+			}
 		}
 	}
 	if wi >= 0 {
@@ -145,40 +169,29 @@ func (r *Report) headline() string {
 				trt = o
 			}
 		}
-		fmt.Fprintf(&s, " What the extra cells buy is the interactions: in the %s, two-sample tests put %s's effect at %s whether or not %s ships, "+
-			"while the truth is %s without it and %s with it; abmesh estimates the two with bias %s and %s and coverage %s and %s",
+		unbiased := func(e EstimateStats) bool { return math.Abs(e.Bias) <= 4*e.SD/math.Sqrt(float64(e.Reps)) }
+		how := "without bias"
+		if !unbiased(d.Estimates[ctl]) || !unbiased(d.Estimates[trt]) {
+			how = fmt.Sprintf("with bias %s and %s", signed(d.Estimates[ctl].Bias), signed(d.Estimates[trt].Bias))
+		}
+		fmt.Fprintf(&s, "- **What the extra cells buy:** in the %s, two-sample tests put %s's effect at %s whether or not %s ships "+
+			"(truth: %s without it, %s with it); abmesh estimates both %s (coverage %s and %s)",
 			res.Scenario, q.Test, signed(b.Estimates[wi].Mean), q.Given, signed(res.Quantities[ctl].Truth), signed(res.Quantities[trt].Truth),
-			signed(d.Estimates[ctl].Bias), signed(d.Estimates[trt].Bias), pct(d.Estimates[ctl].Coverage), pct(d.Estimates[trt].Coverage))
+			how, pct(d.Estimates[ctl].Coverage), pct(d.Estimates[trt].Coverage))
 		if ii := findInteraction(res, q.Test, q.Given); ii >= 0 {
-			fmt.Fprintf(&s, ", and detects the interaction in %s of replications", pct(d.Estimates[ii].Rejected))
+			fmt.Fprintf(&s, " and detects the interaction in %s of replications", pct(d.Estimates[ii].Rejected))
 		}
-		s.WriteString(".")
+		fmt.Fprintf(&s, ". Its main-effect intervals cover the truth in %s–%s of replications, per test.\n", pct(lo), pct(hi))
 	}
-	lo, hi := 1.0, 0.0
-	for _, res := range r.Scenarios {
-		d := res.Strategy(Subsets)
-		for i, q := range res.Quantities {
-			if q.Kind == MainEffect {
-				lo, hi = math.Min(lo, d.Estimates[i].Coverage), math.Max(hi, d.Estimates[i].Coverage)
-			}
-		}
-	}
-	var ff []string
-	for _, res := range r.Scenarios {
-		c, d := res.Strategy(FullFactorial), res.Strategy(Subsets)
-		ff = append(ff, fmt.Sprintf("%s vs %s (%s)", num(d.FalseFindings), count(c.FalseFindings), res.Scenario))
-	}
-	fmt.Fprintf(&s, " abmesh's main-effect intervals covered the truth in %s–%s of replications per test; "+
-		"false interaction findings per replication: %s for abmesh vs the full factorial, which tests every interaction of every metric.",
-		pct(lo), pct(hi), strings.Join(ff, ", "))
+	fmt.Fprintf(&s, "- **False interaction findings per replication:** abmesh %s, the full factorial %s (it tests every interaction of every metric).\n",
+		sl(ffD), sl(ffC))
 
-	// Where it costs.
 	var cost []string
 	for _, res := range r.Scenarios {
 		b, d := res.Strategy(Orthogonal), res.Strategy(Subsets)
 		if d.Units.Mean > 1.02*b.Units.Mean {
-			cost = append(cost, fmt.Sprintf("in the %s it needs %s more units than two-sample tests (2^k cells must each fill, and the slowest cell sets the pace)",
-				res.Scenario, pct(d.Units.Mean/b.Units.Mean-1)))
+			cost = append(cost, fmt.Sprintf("%s more units than two-sample tests in the %s scenario (2^k cells must each fill; the slowest sets the pace)",
+				pct(d.Units.Mean/b.Units.Mean-1), res.Scenario))
 		}
 	}
 	minDet, minTerm := 1.0, ""
@@ -191,11 +204,12 @@ func (r *Report) headline() string {
 		}
 	}
 	if minTerm != "" && minDet < 0.7 {
-		cost = append(cost, fmt.Sprintf("the stop rule powers main effects, not interactions, so a weaker or higher-order interaction is often missed (%s: detected in %s)",
+		cost = append(cost, fmt.Sprintf("the stop rule powers main effects, not interactions (%s is detected in %s of replications)",
 			minTerm, pct(minDet)))
 	}
-	cost = append(cost, "and every number here assumes the declared interference is complete: an interaction the subset rule misses biases abmesh exactly as it biases (b)")
-	fmt.Fprintf(&s, " Where it costs: %s.", strings.Join(cost, "; "))
+	cost = append(cost, "all of this assumes the declared interference is complete: an interaction the subset rule misses "+
+		"biases abmesh just as it biases two-sample tests (not simulated here)")
+	fmt.Fprintf(&s, "- **Where it costs:** %s.", strings.Join(cost, "; "))
 	return s.String()
 }
 
@@ -439,8 +453,18 @@ func writeHashing(p func(string, ...any), hs []*HashingResult) {
 		p("\n")
 	}
 	p("The shared-salt and weak-hash allocations leave cells empty, so no factorial term is estimable at all; the half-shared one still " +
-		"estimates without bias (least squares on cell means does not need balance) but with a larger SD, and its cell counts fail the χ² test at once. " +
-		"The hashed allocation is indistinguishable from the designed one.\n")
+		"estimates without bias (least squares on cell means does not need balance) but with a larger SD, and its cell counts fail the χ² test at once. ")
+	var failed []string
+	for _, h := range hs {
+		if h.Indistinguishable(Hashed) != nil {
+			failed = append(failed, h.Scenario+"/"+h.Viewpoint)
+		}
+	}
+	if len(failed) == 0 {
+		p("The hashed allocation is indistinguishable from the designed one in every subset checked.\n\n")
+	} else {
+		p("The hashed allocation is distinguishable from the designed one in %s: see `HashingResult.Indistinguishable`.\n\n", strings.Join(failed, ", "))
+	}
 }
 
 func termCell(t TermDistribution) string {

@@ -22,7 +22,7 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 	md := buf.String()
 	for _, want := range []string{
-		"# Evaluation", "**Headline.**", "Reproduce with `abmesh evaluate --reps 20`", "1.5s on test machine",
+		"# Evaluation", "**Headline** (shop / large", "Reproduce with `abmesh evaluate --reps 20`", "took 1.5s on test machine",
 		"## Scenario: shop", "## Scenario: large", "### Units until every test's decision", "### Main effects",
 		"### Effects given the interacting test", "### Interactions (truth ≠ 0)", "### False interaction findings",
 		"| rec-model | ui-layout = two-column | +15.0 |", "(d) abmesh subset factorials", "(c) one full factorial",

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/abmesh/abmesh/internal/sim"
+)
+
+func evaluateJSON(t *testing.T, args ...string) (*sim.Report, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := runEvaluate(append(args, "-o", "json"), &out, &errOut); err != nil {
+		t.Fatalf("runEvaluate %v: %v\n%s", args, err, errOut.String())
+	}
+	var rep sim.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return &rep, errOut.String()
+}
+
+// A short run of the shop: the report's structure, and its outcomes
+// against the known truth.
+func TestEvaluateShop(t *testing.T) {
+	const R = 100
+	rep, progress := evaluateJSON(t, "--scenario", "shop", "--reps", "100", "--seed", "3")
+	if !strings.Contains(rep.Command, "abmesh evaluate --reps 100 --seed 3 --scenario shop") || rep.Machine == "" || rep.Runtime <= 0 {
+		t.Errorf("command %q, machine %q, runtime %v", rep.Command, rep.Machine, rep.Runtime)
+	}
+	for _, want := range []string{"evaluate shop: 100/100 replications", "(d) abmesh subset factorials", "hashing check, subset of rec-model"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+	if len(rep.Scenarios) != 1 || len(rep.Hashing) != 1 {
+		t.Fatalf("%d scenarios, %d hashing checks", len(rep.Scenarios), len(rep.Hashing))
+	}
+	res := rep.Scenarios[0]
+	if res.Scenario != "shop" || res.Reps != R || len(res.Tests) != 7 || len(res.Strategies) != 4 {
+		t.Fatalf("scenario %s, %d reps, %d tests, %d strategies", res.Scenario, res.Reps, len(res.Tests), len(res.Strategies))
+	}
+	a, b, c, d := res.Strategy(sim.OneAtATime), res.Strategy(sim.Orthogonal), res.Strategy(sim.FullFactorial), res.Strategy(sim.Subsets)
+	if a == nil || b == nil || c == nil || d == nil {
+		t.Fatal("a strategy is missing after the JSON round trip")
+	}
+
+	// abmesh: main effects unbiased and covered about 95% of the time.
+	var covered, n float64
+	for i, q := range res.Quantities {
+		if q.Kind != sim.MainEffect {
+			continue
+		}
+		e := d.Estimates[i]
+		if math.Abs(e.Bias) > 4*e.SD/math.Sqrt(R) {
+			t.Errorf("abmesh main effect of %s: bias %.3g, SD %.3g", q.Test, e.Bias, e.SD)
+		}
+		if math.Abs(e.Coverage-0.95) > 4*math.Sqrt(0.95*0.05/R) {
+			t.Errorf("abmesh main effect of %s: coverage %.2f", q.Test, e.Coverage)
+		}
+		covered += e.Coverage * R
+		n += R
+	}
+	if cov := covered / n; math.Abs(cov-0.95) > 4*math.Sqrt(0.95*0.05/n) {
+		t.Errorf("abmesh main-effect coverage over all tests %.3f", cov)
+	}
+	// The real interaction is detected in most replications.
+	term := -1
+	for i, q := range res.Quantities {
+		if q.Kind == sim.Interaction && q.Test == "rec-model" && q.Name() == "rec-model:ui-layout" {
+			term = i
+		}
+	}
+	if term < 0 {
+		t.Fatal("no rec-model:ui-layout interaction")
+	}
+	if det := d.Estimates[term].Rejected; det < 0.75 {
+		t.Errorf("abmesh detected rec-model:ui-layout in %.2f of replications", det)
+	}
+	// Orthogonal two-sample tests cannot see it: rec-model's effect if
+	// ui-layout ships (+15) is estimated as the main effect (+8).
+	ships := res.Quantity(sim.SimpleEffect, "rec-model", "rec-model | ui-layout=two-column")
+	if ships < 0 || res.Quantities[ships].Truth != 15 {
+		t.Fatalf("rec-model | ui-layout=two-column: %d", ships)
+	}
+	if e := b.Estimates[ships]; math.Abs(e.Bias+7) > 4*e.SD/math.Sqrt(R) {
+		t.Errorf("(b) bias for rec-model if ui-layout ships: %.2f, want −7", e.Bias)
+	}
+	if e := d.Estimates[ships]; math.Abs(e.Bias) > 4*e.SD/math.Sqrt(R) {
+		t.Errorf("(d) bias for rec-model if ui-layout ships: %.2f, want 0", e.Bias)
+	}
+	if !(d.Units.Mean < c.Units.Mean && d.Units.Mean < a.Units.Mean) {
+		t.Errorf("units: abmesh %.0f, full factorial %.0f, one at a time %.0f", d.Units.Mean, c.Units.Mean, a.Units.Mean)
+	}
+	if err := rep.Hashing[0].Indistinguishable(sim.Hashed); err != nil {
+		t.Error(err)
+	}
+}
+
+// The large scenario: the full factorial needs orders of magnitude more
+// units than abmesh's subsets.
+func TestEvaluateLarge(t *testing.T) {
+	rep, _ := evaluateJSON(t, "--scenario", "large", "--reps", "3")
+	res := rep.Scenarios[0]
+	c, d := res.Strategy(sim.FullFactorial), res.Strategy(sim.Subsets)
+	if c.Cells != 4096 || d.Cells > 8 {
+		t.Errorf("cells: full factorial %d, abmesh %d", c.Cells, d.Cells)
+	}
+	if c.Units.Mean < 50*d.Units.Mean {
+		t.Errorf("units: full factorial %.0f, abmesh %.0f (want ≥ 50×)", c.Units.Mean, d.Units.Mean)
+	}
+}
+
+func TestEvaluateWritesMarkdown(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "docs", "evaluation.md")
+	var stdout, stderr bytes.Buffer
+	if err := runEvaluate([]string{"--scenario", "shop", "--reps", "5", "--out", out}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout not empty with --out: %q", stdout.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{"# Evaluation", "Reproduce with `abmesh evaluate --reps 5 --seed 1 --scenario shop --out " + out + "`",
+		"## Scenario: shop", "## Hypothesis"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	if !strings.Contains(stderr.String(), "wrote "+out) {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
+
+func TestEvaluateFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--scenario", "mars"},
+		{"-o", "yaml"},
+		{"--reps", "0"},
+		{"--workers", "0"},
+		{"extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := runEvaluate(args, &out, &errOut); err == nil {
+			t.Errorf("runEvaluate %v: no error", args)
+		}
+	}
+}
