@@ -27,7 +27,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func str(k, v string) model.KeyValue { return model.KeyValue{Key: k, VType: model.ValueType_STRING, VStr: v} }
+func str(k, v string) model.KeyValue {
+	return model.KeyValue{Key: k, VType: model.ValueType_STRING, VStr: v}
+}
 func i64(k string, v int64) model.KeyValue {
 	return model.KeyValue{Key: k, VType: model.ValueType_INT64, VInt64: v}
 }
