@@ -45,10 +45,7 @@ func runBenchAssign(ctx context.Context, e *env, args []string) error {
 	units := fs.Int("units", 100000, "distinct unit ids (user-1 … user-N)")
 	service := fs.String("service", "", "Assign's service filter")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
+	if _, err := parseWithOutput(fs, args, out); err != nil {
 		return err
 	}
 	if *dur <= 0 || *dur > 10*time.Minute {
@@ -167,10 +164,7 @@ func runBenchOTLP(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&cfg.TraceSize, "trace-size", 10, "spans per trace")
 	fs.IntVar(&cfg.RequestSpans, "request-spans", 500, "spans per Export request")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
+	if _, err := parseWithOutput(fs, args, out); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

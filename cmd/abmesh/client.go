@@ -41,6 +41,28 @@ func (e *env) dial() (*clients, error) {
 
 func (c *clients) Close() error { return c.conn.Close() }
 
+// connect dials abmeshd for one command and gives the context of its
+// calls (with the CLI's deadline); done releases both.
+func (e *env) connect(ctx context.Context) (*clients, context.Context, func(), error) {
+	c, err := e.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cctx, cancel := callCtx(ctx)
+	return c, cctx, func() { cancel(); c.Close() }, nil
+}
+
+// parseWithOutput parses the flags (allowing them after positional
+// arguments), checks -o against table, json and allowed, and returns the
+// positional arguments.
+func parseWithOutput(fs *flag.FlagSet, args []string, out *string, allowed ...string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, checkOutput(*out, allowed...)
+}
+
 // newFlags returns a flag set that reports errors instead of exiting and
 // prints its usage to stderr.
 func newFlags(e *env, name, usage string) *flag.FlagSet {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/abmesh/abmesh/internal/convert"
 	"github.com/abmesh/abmesh/internal/manifest"
@@ -102,11 +103,8 @@ func rpcError(err error) error {
 func runGet(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "get", "experiments|layers|overrides [NAME] [-o json]")
 	out := outputFlag(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseWithOutput(fs, args, out)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
 		return err
 	}
 	if len(pos) == 0 || len(pos) > 2 {
@@ -117,34 +115,24 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if len(pos) == 2 {
 		name = pos[1]
 	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	switch strings.TrimSuffix(pos[0], "s") {
 	case "experiment", "exp":
-		var list []*pb.Experiment
-		if name != "" {
-			r, err := c.experiment.GetExperiment(cctx, &pb.GetExperimentRequest{Id: name})
-			if err != nil {
-				return rpcError(err)
-			}
-			if *out == "json" {
-				return printJSON(e.stdout, r.GetExperiment())
-			}
-			list = []*pb.Experiment{r.GetExperiment()}
-		} else {
-			r, err := c.experiment.ListExperiments(cctx, &pb.ListExperimentsRequest{})
-			if err != nil {
-				return rpcError(err)
-			}
-			if *out == "json" {
-				return printJSON(e.stdout, r)
-			}
-			list = r.GetExperiments()
+		list, done, err := oneOrList(e, *out, name,
+			func() (*pb.Experiment, error) {
+				r, err := c.experiment.GetExperiment(cctx, &pb.GetExperimentRequest{Id: name})
+				return r.GetExperiment(), err
+			},
+			func() (proto.Message, []*pb.Experiment, error) {
+				r, err := c.experiment.ListExperiments(cctx, &pb.ListExperimentsRequest{})
+				return r, r.GetExperiments(), err
+			})
+		if done || err != nil {
+			return err
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "NAME\tSTATUS\tPHASE\tOWNER\tCHANGE\tMEASURE\tMETRIC\tVARIANTS\tLAYER\tINTERFERENCE")
@@ -156,25 +144,17 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		}
 		return tw.Flush()
 	case "layer":
-		var list []*pb.Layer
-		if name != "" {
-			r, err := c.experiment.GetLayer(cctx, &pb.GetLayerRequest{Id: name})
-			if err != nil {
-				return rpcError(err)
-			}
-			if *out == "json" {
-				return printJSON(e.stdout, r.GetLayer())
-			}
-			list = []*pb.Layer{r.GetLayer()}
-		} else {
-			r, err := c.experiment.ListLayers(cctx, &pb.ListLayersRequest{})
-			if err != nil {
-				return rpcError(err)
-			}
-			if *out == "json" {
-				return printJSON(e.stdout, r)
-			}
-			list = r.GetLayers()
+		list, done, err := oneOrList(e, *out, name,
+			func() (*pb.Layer, error) {
+				r, err := c.experiment.GetLayer(cctx, &pb.GetLayerRequest{Id: name})
+				return r.GetLayer(), err
+			},
+			func() (proto.Message, []*pb.Layer, error) {
+				r, err := c.experiment.ListLayers(cctx, &pb.ListLayersRequest{})
+				return r, r.GetLayers(), err
+			})
+		if done || err != nil {
+			return err
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "NAME\tDESCRIPTION")
@@ -198,6 +178,30 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return tw.Flush()
 	}
 	return fmt.Errorf("get: unknown resource %q: want experiments, layers or overrides", pos[0])
+}
+
+// oneOrList fetches the named item (name != "") or the whole list. With
+// -o json it prints the response and reports done; otherwise it returns the
+// items for a table.
+func oneOrList[T proto.Message](e *env, out, name string, one func() (T, error), list func() (proto.Message, []T, error)) ([]T, bool, error) {
+	if name != "" {
+		x, err := one()
+		if err != nil {
+			return nil, true, rpcError(err)
+		}
+		if out == "json" {
+			return nil, true, printJSON(e.stdout, x)
+		}
+		return []T{x}, false, nil
+	}
+	resp, xs, err := list()
+	if err != nil {
+		return nil, true, rpcError(err)
+	}
+	if out == "json" {
+		return nil, true, printJSON(e.stdout, resp)
+	}
+	return xs, false, nil
 }
 
 func dash(s string) string {
@@ -251,13 +255,11 @@ func lifecycle(verb string) func(context.Context, *env, []string) error {
 			fs.Usage()
 			return fmt.Errorf("%s: want exactly one experiment name", verb)
 		}
-		c, err := e.dial()
+		c, cctx, done, err := e.connect(ctx)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		cctx, cancel := callCtx(ctx)
-		defer cancel()
+		defer done()
 		var x *pb.Experiment
 		switch verb {
 		case "start":
@@ -289,13 +291,11 @@ func runConclude(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errors.New("conclude: want one experiment name and --winner")
 	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	r, err := c.experiment.ConcludeExperiment(cctx, &pb.ConcludeExperimentRequest{Id: pos[0], Winner: *winner})
 	if err != nil {
 		return rpcError(err)
@@ -314,13 +314,11 @@ func runDelete(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errors.New("delete: want a kind (experiment or layer) and a name")
 	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	switch strings.TrimSuffix(pos[0], "s") {
 	case "experiment":
 		_, err = c.experiment.DeleteExperiment(cctx, &pb.DeleteExperimentRequest{Id: pos[1]})
@@ -349,13 +347,11 @@ func runOverride(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errors.New("override: want one experiment name, --unit and --variant (or --delete)")
 	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	if *del {
 		if _, err := c.experiment.DeleteOverride(cctx, &pb.DeleteOverrideRequest{ExperimentId: pos[0], UnitId: *unit}); err != nil {
 			return rpcError(err)
@@ -380,10 +376,7 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 	fs.Var(&tests, "test", "only this test (repeatable)")
 	fs.Var(&attrs, "attr", "unit attribute k=v for targeting (repeatable)")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
+	if _, err := parseWithOutput(fs, args, out); err != nil {
 		return err
 	}
 	if *unit == "" && !*mint {
@@ -398,13 +391,11 @@ func runAssign(ctx context.Context, e *env, args []string) error {
 		}
 		req.Attributes[k] = v
 	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	r, err := c.assignment.Assign(cctx, req)
 	if err != nil {
 		return rpcError(err)

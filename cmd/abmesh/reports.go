@@ -25,19 +25,14 @@ func init() {
 func runSubsets(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "subsets", "[-o table|json|dot]")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
+	if _, err := parseWithOutput(fs, args, out, "dot"); err != nil {
 		return err
 	}
-	if err := checkOutput(*out, "dot"); err != nil {
-		return err
-	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	r, err := c.report.ListSubsets(cctx, &pb.ListSubsetsRequest{})
 	if err != nil {
 		return rpcError(err)
@@ -280,19 +275,14 @@ func writeReport(w io.Writer, r *pb.Report) error {
 func runGraph(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "graph", "[-o table|json|dot]")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
+	if _, err := parseWithOutput(fs, args, out, "dot"); err != nil {
 		return err
 	}
-	if err := checkOutput(*out, "dot"); err != nil {
-		return err
-	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	g, err := c.report.GetServiceGraph(cctx, &pb.GetServiceGraphRequest{})
 	if err != nil {
 		return rpcError(err)
@@ -321,19 +311,14 @@ func runGraph(ctx context.Context, e *env, args []string) error {
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "status", "[-o json]")
 	out := outputFlag(fs)
-	if _, err := parseInterspersed(fs, args); err != nil {
+	if _, err := parseWithOutput(fs, args, out); err != nil {
 		return err
 	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := e.dial()
+	c, cctx, done, err := e.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
+	defer done()
 	s, err := c.report.GetStatus(cctx, &pb.GetStatusRequest{})
 	if err != nil {
 		return rpcError(err)
