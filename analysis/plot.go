@@ -160,6 +160,11 @@ func interactionPlot(t *CellTable, x, trace string, level float64) (*plot.Plot, 
 		}
 		p.Legend.Add(label, line, scatter)
 	}
+	// Headroom for the legend (top right), one row per line, so it does
+	// not cover the highest error bar.
+	if span := p.Y.Max - p.Y.Min; span > 0 {
+		p.Y.Max += 0.07 * float64(kt+1) * span
+	}
 	return p, nil
 }
 
