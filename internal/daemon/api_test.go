@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,84 @@ func TestAssignWatchAndRestart(t *testing.T) {
 	}
 	if r2.GetAssignments()[0].GetVariant() != r1.GetAssignments()[0].GetVariant() || r2.GetConfigVersion() != r1.GetConfigVersion() {
 		t.Errorf("after restart %v, before %v", r2, r1)
+	}
+}
+
+// TestLiveConfigChangesDropNoRPC keeps Assign busy from several callers
+// while the config changes under it (weights, pause, start, new tests):
+// every call must succeed and see a consistent config.
+func TestLiveConfigChangesDropNoRPC(t *testing.T) {
+	d, conn := startDaemon(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ec := pb.NewExperimentServiceClient(conn)
+	ac := pb.NewAssignmentServiceClient(conn)
+	if _, err := ec.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp("live")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ec.StartExperiment(ctx, &pb.StartExperimentRequest{Id: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	calls := make(chan int, 8)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					calls <- n
+					errs <- nil
+					return
+				default:
+				}
+				r, err := ac.Assign(ctx, &pb.AssignRequest{UnitId: "user-" + strings.Repeat("x", w) + time.Now().String()})
+				if err != nil {
+					calls <- n
+					errs <- err
+					return
+				}
+				if len(r.GetAssignments()) == 0 || r.GetConfigVersion() == 0 {
+					calls <- n
+					errs <- status.Errorf(codes.Internal, "inconsistent response %v", r)
+					return
+				}
+				n++
+			}
+		}(w)
+	}
+	for i := 1; i <= 30; i++ {
+		e := exp("live")
+		e.Variants[1].Weight = uint32(10 + i)
+		if _, err := ec.UpdateExperiment(ctx, &pb.UpdateExperimentRequest{Experiment: e}); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			if _, err := ec.PauseExperiment(ctx, &pb.PauseExperimentRequest{Id: "live"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ec.StartExperiment(ctx, &pb.StartExperimentRequest{Id: "live"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ec.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp("extra-" + strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	total := 0
+	for w := 0; w < 4; w++ {
+		if err := <-errs; err != nil {
+			t.Errorf("Assign failed during config changes: %v", err)
+		}
+		total += <-calls
+	}
+	if total == 0 {
+		t.Fatal("no Assign call completed")
+	}
+	x, err := d.Registry().Experiment("live")
+	if err != nil || x.Phase != 31 {
+		t.Errorf("live is in phase %d (%v), want 31 (one per weight change)", x.Phase, err)
 	}
 }
