@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	<-ctx.Done()
-	slog.Info("abmeshd shutting down")
+	cfg.Logger.Info("abmeshd shutting down")
 	d.Stop()
 	return nil
 }
