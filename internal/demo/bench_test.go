@@ -16,14 +16,16 @@ import (
 // BenchmarkMeshRequest measures one user request through the demo mesh
 // (frontend → … → checkout, 11–17 hops over real gRPC on loopback) with
 // tracing on and OTLP export to a real abmeshd, with and without the abmesh
-// SDK; the difference is the SDK's share of a request's latency. The
+// SDK; the difference is the SDK's share of a request's latency, at
+// saturation (8 requests in flight per core) and one request at a time. The
 // catalog's simulated work (a sleep) is off so the figures are the mesh's
 // own cost. Run it with -benchtime 10s and -cpu 2.
 func BenchmarkMeshRequest(b *testing.B) {
 	for _, tc := range []struct {
-		name  string
-		noSDK bool
-	}{{"sdk", false}, {"no-sdk", true}} {
+		name     string
+		noSDK    bool
+		parallel bool
+	}{{"sdk/saturated", false, true}, {"no-sdk/saturated", true, true}, {"sdk/one-at-a-time", false, false}, {"no-sdk/one-at-a-time", true, false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			d, err := daemon.Start(ctx, daemon.Config{Listen: "127.0.0.1:0", OTLPListen: "127.0.0.1:0", HTTPListen: "off",
@@ -41,10 +43,10 @@ func BenchmarkMeshRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			truth := ShopTruth()
-			for i := range truth {
-				if truth[i].Metric == "latency_ms" {
-					truth[i].Base, truth[i].SD, truth[i].Effects = 0, 0, nil // no sleep
+			var truth []Outcome
+			for _, o := range ShopTruth() {
+				if o.Metric != "latency_ms" { // no simulated work (sleep) in the catalog
+					truth = append(truth, o)
 				}
 			}
 			m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: truth, Seed: 1,
@@ -54,9 +56,19 @@ func BenchmarkMeshRequest(b *testing.B) {
 			}
 			defer m.Stop(ctx)
 			var n atomic.Int64
-			b.SetParallelism(8)
 			b.ResetTimer()
 			start := time.Now()
+			if !tc.parallel {
+				// One request at a time: the latency a single user sees.
+				for i := 0; i < b.N; i++ {
+					if err := m.Request(ctx, "bench-"+strconv.Itoa(i), "vip", "checkout"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+				return
+			}
+			b.SetParallelism(8)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := n.Add(1)
