@@ -8,10 +8,11 @@ import (
 	"github.com/abmesh/abmesh/tracing"
 )
 
-// HashAssigner gives the variant a unit's hash assigns it in a test:
-// ok is false when the unit is not assigned (the test is unknown or not
-// running, or the unit is outside the test's layer slice or targeting).
-// It must be safe for concurrent use. The assign engine implements it.
+// HashAssigner gives the variant a unit's hash assigns it in a test, from
+// the test's current weights; ok is false when the test is unknown. (The
+// assign engine implements it, and answers for any known test whatever
+// its status, slice or targeting: slices are checked with SliceChecker,
+// targeting cannot be, see Counter.) It must be safe for concurrent use.
 type HashAssigner interface {
 	HashVariant(test, unit string) (variant string, ok bool)
 }
@@ -62,8 +63,9 @@ func (f HashAssignerFunc) HashVariant(test, unit string) (string, bool) { return
 //     the unit is outside the member's layer slice, then NotAssigned when
 //     the hash assigns the unit no variant (Mismatch when it names a
 //     variant the member does not have). A sticky member off the path takes
-//     the hash variant, which the HashAssigner may resolve through its
-//     sticky store. Targeting of a member off the path is not checked: a
+//     the current hash variant (the engine does not consult its sticky
+//     store here; a member off the path did not touch the request).
+//     Targeting of a member off the path is not checked: a
 //     trace does not carry the unit's attributes.
 //  6. MissingMetric: o.Metric(T's measure service, T's metric) is absent
 //     or not finite.

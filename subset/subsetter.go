@@ -315,6 +315,9 @@ func (s *Subsetter) Restore(ctx context.Context, st Store) error {
 			a.merge(wc)
 			a.mu.Lock()
 			a.seq, a.start = wc.Seq, wc.Start
+			if !wc.Opened.IsZero() {
+				a.opened = wc.Opened
+			}
 			a.mu.Unlock()
 			resumed[wc.Viewpoint] = true
 			continue
@@ -424,7 +427,7 @@ func (s *Subsetter) recompute(now time.Time) {
 			}
 		}
 		nw := newWindow(sub.Viewpoint, vp.MeasureService, vp.Metric, members)
-		nw.start = start
+		nw.start, nw.opened = start, now
 		nw.notModelled = sub.NotModelled
 		nw.seq = 1
 		if ws := s.windows[sub.Viewpoint]; len(ws) > 0 {

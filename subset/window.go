@@ -26,6 +26,10 @@ type WindowCells struct {
 	// time at which one of its members started running in its current
 	// phase.
 	Start time.Time `json:"start"`
+	// Opened is when the window was opened. Start may be earlier (a
+	// window opened by a graph change counts requests back to its members'
+	// start), so rates are measured from the later of the two.
+	Opened time.Time `json:"opened,omitzero"`
 	// End is when the window closed; zero while it is open.
 	End            time.Time `json:"end,omitzero"`
 	MeasureService string    `json:"measure_service"`
@@ -164,6 +168,7 @@ type window struct {
 	mu          sync.Mutex
 	seq         int
 	start       time.Time
+	opened      time.Time
 	end         time.Time
 	notModelled []Member
 	cells       map[uint64]*analysis.CellStats
@@ -299,7 +304,7 @@ func (w *window) snapshot() WindowCells {
 	}
 	w.mu.Lock()
 	wc.Quality = w.qualityWith(w.counted) // Counted agrees with the cells
-	wc.Seq, wc.Start, wc.End = w.seq, w.start, w.end
+	wc.Seq, wc.Start, wc.Opened, wc.End = w.seq, w.start, w.opened, w.end
 	wc.Members = make([]WindowMember, len(w.members))
 	for i, m := range w.members {
 		m.Variants = slices.Clone(m.Variants)
@@ -356,7 +361,7 @@ func windowFromCells(wc WindowCells) *window {
 	members := make([]WindowMember, len(wc.Members))
 	copy(members, wc.Members)
 	w := newWindow(wc.Viewpoint, wc.MeasureService, wc.Metric, members)
-	w.seq, w.start, w.end = wc.Seq, wc.Start, wc.End
+	w.seq, w.start, w.opened, w.end = wc.Seq, wc.Start, wc.Opened, wc.End
 	w.notModelled = wc.NotModelled
 	w.merge(wc)
 	return w

@@ -45,7 +45,8 @@ type Progress struct {
 	// Fraction is Σ min(n_c, needed) / (cells · needed), in [0, 1].
 	Fraction float64
 	// ETA is the time until the slowest cell reaches NeededPerCell at the
-	// rate observed so far; negative when unknown.
+	// rate observed so far; negative when unknown or when the window is
+	// closed (it collects no more requests).
 	ETA time.Duration
 	// SD is the standard deviation used: the observed pooled one when the
 	// window has at least MinResidualDF residual df, else the plan's.
@@ -57,6 +58,17 @@ type Progress struct {
 const MinResidualDF = 30
 
 // SRMCheck is one member test's sample-ratio check over the window.
+//
+// Observed counts requests (counted traces), not units. The chi-square
+// treats each as an independent draw at the weights, which holds when a
+// unit makes at most one counted request; when units make several, the
+// counts are clustered by unit and the check flags far more often than
+// its threshold says (with about 5 requests per unit, geometric, a 50/50
+// split is flagged in roughly a quarter of windows at p < 0.001). For a
+// member other than the viewpoint, a mismatch can also be a real effect
+// of that member on whether the viewpoint is served or its metric
+// observed on the path (a selection the cells then carry), not an
+// assignment fault.
 type SRMCheck struct {
 	Test     string
 	Variants []string
@@ -213,7 +225,9 @@ func (r *Report) srm(w subset.WindowCells, t *analysis.CellTable, exps Lookup) {
 }
 
 // phaseWeights returns the weights of phase of x, falling back to the
-// current weights.
+// current weights when phase is x's current phase; nil when the phase is
+// neither in x's history nor current (e.g. x was deleted and created
+// again), since another phase's weights would test the wrong allocation.
 func phaseWeights(x *assign.Experiment, phase int) []uint32 {
 	if x == nil {
 		return nil
@@ -222,6 +236,9 @@ func phaseWeights(x *assign.Experiment, phase int) []uint32 {
 		if p.Number == phase && len(p.Weights) > 0 {
 			return p.Weights
 		}
+	}
+	if phase != x.Phase {
+		return nil
 	}
 	out := make([]uint32, len(x.Variants))
 	for i, v := range x.Variants {
@@ -277,8 +294,22 @@ func (r *Report) progress(w subset.WindowCells, t *analysis.CellTable, vp *assig
 		p.ETA = 0
 		return
 	}
-	if elapsed := now.Sub(w.Start); elapsed > 0 && p.MinCellN > 0 && !w.Start.IsZero() {
+	if !w.Open() {
+		// A closed window collects nothing more: it never completes.
+		r.note("the window closed on %s before every cell reached %d; it collects no more requests",
+			w.End.UTC().Format(time.RFC3339), p.NeededPerCell)
+		return
+	}
+	if elapsed := now.Sub(laterOf(w.Start, w.Opened)); elapsed > 0 && p.MinCellN > 0 && !w.Start.IsZero() {
 		rate := float64(p.MinCellN) / elapsed.Seconds()
 		p.ETA = time.Duration(float64(p.NeededPerCell-p.MinCellN) / rate * float64(time.Second))
 	}
+}
+
+// laterOf returns the later of two times.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

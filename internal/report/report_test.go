@@ -574,6 +574,47 @@ func TestBuildETAUnknown(t *testing.T) {
 	}
 }
 
+// TestBuildClosedWindow: a closed window gets no more requests, so a
+// report of it that is not complete has no ETA (and says why), however long
+// after its close it is built.
+func TestBuildClosedWindow(t *testing.T) {
+	w := window(func(int, int) analysis.CellStats { return exact(5, 1, 10) })
+	w.End = now.Add(-30 * time.Minute)
+	r := build(t, w)
+	if r.Status != Collecting || r.Progress.ETA >= 0 {
+		t.Errorf("status %v ETA %v, want COLLECTING with an unknown (negative) ETA", r.Status, r.Progress.ETA)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "closed") {
+		t.Errorf("notes %q do not say the window is closed", r.Notes)
+	}
+	// A closed window whose cells are full is still COMPLETE.
+	needed := neededPerCell(t, 1, 4, experiments["vp"].Plan, 10)
+	w = window(func(int, int) analysis.CellStats { return exact(needed, 1, 10) })
+	w.End = now.Add(-30 * time.Minute)
+	if r := build(t, w); r.Status != Complete || r.Progress.ETA != 0 {
+		t.Errorf("full closed window: status %v ETA %v, want COMPLETE, 0", r.Status, r.Progress.ETA)
+	}
+}
+
+// TestBuildSRMUnknownPhase: a member whose window phase is neither in its
+// history nor current (deleted and created again since) is not checked
+// against another phase's weights.
+func TestBuildSRMUnknownPhase(t *testing.T) {
+	mem := *experiments["mem"]
+	mem.Phase = 1
+	mem.Phases = []assign.Phase{{Number: 1, Weights: []uint32{90, 10}}}
+	mem.Variants = []assign.Variant{{Name: "control", Weight: 90}, {Name: "alt", Weight: 10}}
+	w := window(func(int, int) analysis.CellStats { return exact(500, 10, 1) })
+	w.Members[1].Phase = 3 // the old incarnation's phase, split 50/50
+	r := Build(w, lookupIn(map[string]*assign.Experiment{"vp": experiments["vp"], "mem": &mem}), Options{Now: now})
+	if c := r.SRM[1]; c.Note == "" || c.Result.Flagged || c.Weights != nil {
+		t.Errorf("member SRM %+v, want skipped with a note", c)
+	}
+	if r.SRMFlagged {
+		t.Error("SRM flagged against another phase's weights")
+	}
+}
+
 func TestBuildMissingExperiments(t *testing.T) {
 	w := simulate(rand.New(rand.NewPCG(5, 5)), truth{Mu: 10, A: 1, SD: 2}, balanced(50))
 	tests := []struct {
@@ -717,5 +758,20 @@ func BenchmarkBuild(b *testing.B) {
 	w := simulate(rand.New(rand.NewPCG(1, 1)), truth{Mu: 100, A: 5, B: -3, AB: 4, SD: 10}, balanced(100))
 	for b.Loop() {
 		Build(w, lookup, Options{Now: now})
+	}
+}
+
+// TestBuildETAFromOpening: a window opened (by a graph change) long after
+// its members started counts requests only since it opened, so the rate
+// is measured from the opening, not from Start.
+func TestBuildETAFromOpening(t *testing.T) {
+	needed := neededPerCell(t, 1, 4, experiments["vp"].Plan, 10)
+	minN := needed / 2
+	w := window(func(i, j int) analysis.CellStats { return exact(minN, 100, 10) })
+	w.Start, w.Opened = now.Add(-10*time.Hour), now.Add(-10*time.Minute)
+	r := build(t, w)
+	want := time.Duration(float64(10*time.Minute) * float64(needed-minN) / float64(minN))
+	if r.Progress.ETA <= 0 || (r.Progress.ETA-want).Abs() > time.Second {
+		t.Errorf("ETA %v, want %v (rate since the window opened)", r.Progress.ETA, want)
 	}
 }
