@@ -443,7 +443,9 @@ func truthRows(r *report.Report, eng *assign.Engine, truth []Outcome) []Row {
 	}
 	var rows []Row
 	for _, e := range r.Estimates.Effects {
-		if e.Note != "" {
+		// A note about the relative interval leaves the absolute one valid;
+		// only an effect without an interval has no row.
+		if e.Note != "" && e.DiffSE == 0 {
 			continue
 		}
 		t := o.MainEffect(e.Factor, e.Variant, levels)
