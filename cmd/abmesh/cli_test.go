@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/abmesh/abmesh/internal/daemon"
 )
 
@@ -97,6 +100,10 @@ func TestApplyGetStartAssign(t *testing.T) {
 	if out, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
 		t.Fatal(err)
 	}
+	// Every experiment's overrides (no name).
+	if out, err = cli(t, d.Addr(), "get", "overrides"); err != nil || !strings.Contains(out, "user-7") {
+		t.Errorf("get overrides: %v\n%s", err, out)
+	}
 	out, err = cli(t, d.Addr(), "assign", "--unit", "user-7", "--test", "rec-model")
 	if err != nil || !strings.Contains(out, "ml-v2") || !strings.Contains(out, "override") {
 		t.Errorf("after override: %v\n%s", err, out)
@@ -158,5 +165,23 @@ func TestUnknownCommandAndServerDown(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"help"}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "demo") {
 		t.Errorf("help: %v\n%s", err, out.String())
+	}
+}
+
+// TestRPCErrorWording: gRPC codes read as words, and a code the server's
+// message already starts with is not repeated.
+func TestRPCErrorWording(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{status.Error(codes.NotFound, `experiment "x": not found`), `not found: experiment "x": not found`},
+		{status.Error(codes.InvalidArgument, "unit_id: required"), "invalid argument: unit_id: required"},
+		{status.Error(codes.FailedPrecondition, `failed precondition: layer "l" is used`), `failed precondition: layer "l" is used`},
+		{status.Error(codes.AlreadyExists, "x"), "already exists: x"},
+	} {
+		if got := rpcError(tc.err).Error(); got != tc.want {
+			t.Errorf("rpcError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -97,7 +97,23 @@ func rpcError(err error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("abmeshd did not answer in time: %s", s.Message())
 	}
-	return fmt.Errorf("%s: %s", strings.ToLower(strings.ReplaceAll(s.Code().String(), "_", " ")), s.Message())
+	what := codeWords(s.Code())
+	if strings.HasPrefix(s.Message(), what+":") {
+		return errors.New(s.Message()) // the server already said it
+	}
+	return fmt.Errorf("%s: %s", what, s.Message())
+}
+
+// codeWords spells a gRPC code as lowercase words: NotFound → "not found".
+func codeWords(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
 }
 
 func runGet(ctx context.Context, e *env, args []string) error {

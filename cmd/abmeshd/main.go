@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	cfg, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h: the usage is printed, nothing failed
+	}
 	if err != nil {
 		return err
 	}

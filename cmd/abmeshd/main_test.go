@@ -27,6 +27,10 @@ func TestFlagsValidate(t *testing.T) {
 			t.Errorf("parseFlags(%q) accepted bad input", args)
 		}
 	}
+	// -h prints the usage and is not a failure (exit status 0).
+	if err := run(context.Background(), []string{"-h"}); err != nil {
+		t.Errorf("run(-h) = %v, want nil", err)
+	}
 	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:0", "--otlp-listen", "off", "--http-listen", "off"})
 	if err != nil || cfg.OTLPListen != "off" {
 		t.Fatalf("cfg %+v, err %v", cfg, err)

@@ -158,6 +158,10 @@ type Daemon struct {
 	receiver  *otlpreceiver.Receiver
 	jaeger    *jaeger.Reader
 	jaegerCC  *grpc.ClientConn
+	// jaegerCancel ends the Jaeger reader; jaegerStop is closed once it
+	// has returned.
+	jaegerCancel context.CancelFunc
+	jaegerStop   chan struct{}
 
 	grpc     *grpc.Server
 	otlp     *grpc.Server
@@ -224,7 +228,6 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
-	d.serve("grpc", func() error { return d.grpc.Serve(d.lis) })
 
 	// OTLP receiver on its own port, as collectors do.
 	if cfg.OTLPListen != "off" {
@@ -250,6 +253,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	// The API serves last: its handlers (GetStatus) read fields set above.
+	d.serve("grpc", func() error { return d.grpc.Serve(d.lis) })
 	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(),
 		"store", db.Path(), "config_version", d.registry.Version())
 	ok = true
@@ -356,11 +361,18 @@ func (d *Daemon) startJaeger() error {
 	if err != nil {
 		return err
 	}
-	d.loop(func() {
-		if err := d.jaeger.Run(d.life); err != nil && !errors.Is(err, context.Canceled) {
+	// The reader has its own lifetime: Stop ends it before the assembler
+	// closes, so the traces of a poll in progress are still counted.
+	ctx, cancel := context.WithCancel(d.life)
+	d.jaegerStop = make(chan struct{})
+	stopped := d.jaegerStop
+	d.jaegerCancel = cancel
+	go func() {
+		defer close(stopped)
+		if err := d.jaeger.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error("jaeger reader stopped", "err", err)
 		}
-	})
+	}()
 	return nil
 }
 
@@ -454,9 +466,29 @@ func (d *Daemon) Report(test string) (*report.Report, error) {
 	return server.BuildReport(d.registry, d.subsetter, test, 0, analysis.TypeIII)
 }
 
+// grpcGrace is how long Stop waits for in-flight RPCs and streams before
+// it closes the remaining connections (a Watch client that stopped
+// reading would otherwise hold a graceful stop forever).
+var grpcGrace = 10 * time.Second
+
+// gracefulStop stops s gracefully, or forcibly once grace has passed.
+func gracefulStop(s *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.Stop()
+		<-done
+	}
+}
+
 // Stop shuts down gracefully: health turns NOT_SERVING, the OTLP receiver
-// stops taking spans, traces in flight are completed and counted, cells
-// and graph are flushed, Watch streams end, in-flight RPCs finish, and the
+// and the Jaeger reader stop taking spans, traces in flight are completed
+// and counted, Watch streams end, in-flight RPCs finish (connections still
+// busy after grpcGrace are closed), cells and graph are flushed, and the
 // store is closed.
 func (d *Daemon) Stop() {
 	d.stopOnce.Do(func() {
@@ -464,7 +496,11 @@ func (d *Daemon) Stop() {
 			d.health.Shutdown()
 		}
 		if d.otlp != nil {
-			d.otlp.GracefulStop()
+			gracefulStop(d.otlp, grpcGrace)
+		}
+		if d.jaegerCancel != nil {
+			d.jaegerCancel()
+			<-d.jaegerStop
 		}
 		if d.assembler != nil {
 			d.assembler.Flush()
@@ -479,7 +515,10 @@ func (d *Daemon) Stop() {
 			cancel()
 		}
 		if d.grpc != nil {
-			d.grpc.GracefulStop()
+			gracefulStop(d.grpc, grpcGrace)
+		}
+		if d.lis != nil {
+			d.lis.Close() // not yet served when Start failed
 		}
 		d.wg.Wait()
 		if d.jaegerCC != nil {

@@ -44,6 +44,18 @@ func NewAssignment(life context.Context, src ConfigSource) *Assignment {
 	return &Assignment{src: src, life: life, pool: sync.Pool{New: func() any { s := make([]assign.Assignment, 0, 16); return &s }}}
 }
 
+// maxServiceLen is the longest service name a request may carry (as
+// assign allows for an experiment's change and measure services).
+const maxServiceLen = 256
+
+// serviceArg checks an optional service name.
+func serviceArg(field, name string) error {
+	if len(name) > maxServiceLen {
+		return invalid(field, "%d bytes, over the limit of %d", len(name), maxServiceLen)
+	}
+	return nil
+}
+
 // mintUnit returns a fresh random unit id: "u-" and 32 hex digits.
 func mintUnit() string {
 	var b [16]byte
@@ -65,6 +77,9 @@ func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.Assig
 	}
 	if err := assign.ValidateAttributes(req.GetAttributes()); err != nil {
 		return nil, toStatus(err)
+	}
+	if err := serviceArg("service", req.GetService()); err != nil {
+		return nil, err
 	}
 	for i, id := range req.GetTestIds() {
 		if !assign.ValidID(id) {
@@ -94,7 +109,10 @@ func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.Assig
 
 // Watch implements AssignmentService.Watch: the whole config now, then on
 // every change until the client goes away or the server stops.
-func (s *Assignment) Watch(_ *pb.WatchRequest, stream pb.AssignmentService_WatchServer) error {
+func (s *Assignment) Watch(req *pb.WatchRequest, stream pb.AssignmentService_WatchServer) error {
+	if err := serviceArg("service", req.GetService()); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(s.life, cancel)()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -52,12 +53,32 @@ func invalid(field, format string, args ...any) error {
 	return status.Error(codes.InvalidArgument, field+": "+fmt.Sprintf(format, args...))
 }
 
-// prefixed returns err with the field path of a *FieldError prefixed by
-// prefix (e.g. "experiment."), so the message names the request field.
+// prefixed returns err with the field path of a *FieldError renamed to
+// the API's (see protoField) and prefixed by prefix (e.g. "experiment."),
+// so the message names the request field.
 func prefixed(prefix string, err error) error {
 	var fe *assign.FieldError
 	if errors.As(err, &fe) {
-		return &assign.FieldError{Field: prefix + fe.Field, Msg: fe.Msg}
+		return &assign.FieldError{Field: prefix + protoField(fe.Field), Msg: fe.Msg}
 	}
 	return err
+}
+
+// protoField maps a domain field path to the abmesh.v1 message's where
+// their names differ (the manifests use the domain's short names).
+func protoField(f string) string {
+	switch f {
+	case "plan.mde":
+		return "plan.minimum_detectable_effect"
+	case "plan.sd":
+		return "plan.standard_deviation"
+	case "metric.kind", "metric.attribute":
+		return "metric.name"
+	case "experiment": // of an override
+		return "experiment_id"
+	}
+	if strings.HasPrefix(f, "targeting[") && strings.HasSuffix(f, ".op") {
+		return strings.TrimSuffix(f, ".op") + ".operator"
+	}
+	return f
 }

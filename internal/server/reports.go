@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -48,15 +49,21 @@ func NewReports(cfg ConfigSource, w Windows, graph func() tracing.GraphSnapshot,
 	return &Reports{cfg: cfg, windows: w, graph: graph, counters: counters}
 }
 
-// BuildReport returns the report of test's window (0: the current one).
-// Errors: NotFound for an unknown test or window, FailedPrecondition for a
-// test with no window yet (not running).
+// BuildReport returns the report of test's window (0: the current one, or
+// for a test no longer running — paused, concluded, deleted — its last
+// window that counted requests, frozen). Errors: NotFound for an unknown
+// test or window, FailedPrecondition for a test with no window yet.
 func BuildReport(cfg ConfigSource, ws Windows, test string, window int, typ analysis.SSType) (*report.Report, error) {
 	eng := cfg.Snapshot()
 	var w subset.WindowCells
-	found := false
+	found, last := false, false
 	if window == 0 {
 		w, found = ws.Current(test)
+		if !found {
+			if all := ws.Windows(test); len(all) > 0 {
+				w, found, last = all[len(all)-1], true, true
+			}
+		}
 	} else {
 		for _, x := range ws.Windows(test) {
 			if x.Seq == window {
@@ -73,7 +80,11 @@ func BuildReport(cfg ConfigSource, ws Windows, test string, window int, typ anal
 		}
 		return nil, status.Errorf(codes.FailedPrecondition, "experiment %q has no analysis window: it is not running", test)
 	}
-	return report.Build(w, eng.Experiment, report.Options{Type: typ}), nil
+	r := report.Build(w, eng.Experiment, report.Options{Type: typ})
+	if last {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s is not running: this is its last window (%d), frozen", test, w.Seq))
+	}
+	return r, nil
 }
 
 // GetReport implements ReportService.GetReport.
@@ -253,6 +264,9 @@ func ReportToProto(r *report.Report) *pb.Report {
 	for _, c := range r.SRM {
 		chk := &pb.SampleRatioCheck{TestId: c.Test, Variants: c.Variants, Observed: c.Observed,
 			ChiSquare: finite(c.Result.ChiSquare), P: finite(c.Result.P), Mismatch: c.Result.Flagged}
+		if c.Note != "" {
+			chk.P = 1 // not computed (the note says why): as analysis reports it, not "p = 0"
+		}
 		for _, e := range c.Result.Expected {
 			chk.Expected = append(chk.Expected, finite(e))
 		}
