@@ -362,10 +362,14 @@ func (s *Subsetter) nextState(t Test, now time.Time) *testState {
 	switch {
 	case !existed:
 		st.since = phaseStart
-	case !old.t.Running:
-		st.since = maxTime(now, t.PhaseStart)
 	case old.t.Phase != t.Phase:
+		// A first start or a new phase: counting starts when the phase
+		// did, as the registry recorded it (requests between that moment
+		// and this call are the phase's too).
 		st.since = phaseStart
+	case !old.t.Running:
+		// Resumed in the same phase: from now on.
+		st.since = maxTime(now, t.PhaseStart)
 	case !slices.Equal(old.t.Variants, t.Variants) || old.t.Sticky != t.Sticky ||
 		old.t.MeasureService != t.MeasureService || old.t.Metric != t.Metric:
 		st.since = now

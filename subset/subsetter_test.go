@@ -331,3 +331,26 @@ func TestWindowCellsJSON(t *testing.T) {
 		t.Errorf("round trip\n got %+v\nwant %+v\njson %s", back, w, b)
 	}
 }
+
+// TestFirstStartCountsFromPhaseStart: a test that goes DRAFT → RUNNING is
+// counted from its phase's recorded start, not from when the subsetter
+// heard of it (requests in between belong to the phase).
+func TestFirstStartCountsFromPhaseStart(t *testing.T) {
+	clk := newFakeClock()
+	clk.Set(time.Hour)
+	s := NewSubsetter(WithClock(clk.Now))
+	draft := Test{ID: "t", ChangeService: "a", MeasureService: "a", Variants: []string{"c", "v"}, Metric: MetricLatencyMS}
+	if err := s.SetTests([]Test{draft}); err != nil {
+		t.Fatal(err)
+	}
+	started := draft
+	started.Running, started.Phase, started.PhaseStart = true, 1, clk.Now()
+	clk.Set(time.Hour + 5*time.Second) // the registry's change reaches the subsetter later
+	if err := s.SetTests([]Test{started}); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := s.Current("t")
+	if !ok || !w.Start.Equal(started.PhaseStart) {
+		t.Fatalf("window start %v (ok %v), want the phase start %v", w.Start, ok, started.PhaseStart)
+	}
+}
