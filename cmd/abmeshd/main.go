@@ -69,6 +69,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", 10*time.Second, "how often subsets see a new service graph")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", 5*time.Second, "how often cells are written to the store (the most a crash loses)")
 	fs.IntVar(&cfg.SubsetCap, "subset-cap", 6, "largest subset, viewpoint included")
+	fs.IntVar(&cfg.MinEdgeCalls, "min-edge-calls", 5, "calls an edge needs in the graph window before subsets use it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: abmeshd [flags]")
 		fs.PrintDefaults()

@@ -78,6 +78,11 @@ type Config struct {
 	FlushInterval time.Duration
 	// SubsetCap is the largest subset, viewpoint included (default 6).
 	SubsetCap int
+	// MinEdgeCalls is how many calls a caller → callee edge must carry in
+	// the graph window before subsets use it (default 5); once in, it stays
+	// until it leaves the window. Rare call paths then cannot keep
+	// reopening analysis windows.
+	MinEdgeCalls int
 	// Logger receives the daemon's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -109,6 +114,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.flag, d.v))
 		}
 	}
+	if c.MinEdgeCalls < 0 {
+		errs = append(errs, fmt.Errorf("--min-edge-calls %d is negative", c.MinEdgeCalls))
+	}
 	if c.SubsetCap < 0 {
 		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
 	}
@@ -136,6 +144,9 @@ func (c *Config) defaults() {
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 5 * time.Second
+	}
+	if c.MinEdgeCalls == 0 {
+		c.MinEdgeCalls = 5
 	}
 	if c.SubsetCap == 0 {
 		c.SubsetCap = subset.DefaultCap
@@ -315,12 +326,21 @@ func testsOf(eng *assign.Engine) []subset.Test {
 // and re-ranking on every count change would churn windows).
 func (d *Daemon) refreshGraph(force bool) {
 	snap := d.graph.Snapshot()
-	edges := make([]subset.Edge, 0, len(snap.Edges))
-	for _, e := range snap.Edges {
-		edges = append(edges, subset.Edge{Caller: e.Caller, Callee: e.Callee, Count: int(e.Calls)})
-	}
 	d.graphMu.Lock()
 	defer d.graphMu.Unlock()
+	known := make(map[[2]string]bool, len(d.lastEdges))
+	for _, e := range d.lastEdges {
+		known[[2]string{e.Caller, e.Callee}] = true
+	}
+	edges := make([]subset.Edge, 0, len(snap.Edges))
+	for _, e := range snap.Edges {
+		// Hysteresis: an edge enters at MinEdgeCalls and stays while it
+		// has any call in the window.
+		if int(e.Calls) < d.cfg.MinEdgeCalls && !(known[[2]string{e.Caller, e.Callee}] && e.Calls > 0) {
+			continue
+		}
+		edges = append(edges, subset.Edge{Caller: e.Caller, Callee: e.Callee, Count: int(e.Calls)})
+	}
 	same := len(edges) == len(d.lastEdges) && slices.EqualFunc(edges, d.lastEdges, func(a, b subset.Edge) bool {
 		return a.Caller == b.Caller && a.Callee == b.Callee
 	})

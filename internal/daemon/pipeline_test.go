@@ -113,3 +113,28 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 		t.Errorf("graph after restart = %+v", g)
 	}
 }
+
+// TestRareEdgesWaitForMinCalls: an edge joins the subsets' graph only once
+// it has MinEdgeCalls calls, and then stays while it has any.
+func TestRareEdgesWaitForMinCalls(t *testing.T) {
+	cfg := testConfig("")
+	cfg.MinEdgeCalls = 3
+	d, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	edges := func() int { return len(d.Subsetter().Graph().Edges()) }
+	call := func(n int) {
+		d.Graph().AddCalls(time.Now(), []string{"a", "b"}, []tracing.Edge{{Caller: "a", Callee: "b", Count: n}})
+		d.RefreshGraph()
+	}
+	call(2)
+	if edges() != 0 {
+		t.Fatalf("an edge with 2 calls is in the subsets' graph")
+	}
+	call(1)
+	if edges() != 1 {
+		t.Fatalf("an edge with 3 calls is not in the subsets' graph")
+	}
+}
