@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,17 @@ func TestWindowsRoundTrip(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].Viewpoint != "rec" || got[0].Cells[0].Stats.N != 4 || got[0].Cells[0].Stats.Mean != 2.5 || got[1].Viewpoint != "ui" {
 		t.Fatalf("windows = %+v", got)
+	}
+}
+
+func TestSecondOpenNamesTheCause(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("second open: %v", err)
 	}
 }

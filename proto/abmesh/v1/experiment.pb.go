@@ -132,7 +132,8 @@ func (TargetingOperator) EnumDescriptor() ([]byte, []int) {
 	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{1}
 }
 
-// MetricDirection says which way the metric improves.
+// MetricDirection says which way the metric improves; UNSPECIFIED is read
+// as LOWER_IS_BETTER.
 type MetricDirection int32
 
 const (
