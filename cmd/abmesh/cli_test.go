@@ -45,9 +45,25 @@ func TestApplyGetStartAssign(t *testing.T) {
 	if !strings.Contains(out, "layer/checkout-flow created") || !strings.Contains(out, "experiment/rec-model created") {
 		t.Fatalf("apply output:\n%s", out)
 	}
-	// Applying again updates in place.
-	if out, err = cli(t, d.Addr(), "apply", "-f", "../../examples/shop/layers.yaml", "-f", "../../examples/shop/experiments.yaml"); err != nil || !strings.Contains(out, "experiment/rec-model configured") {
+	// Applying the same files again changes nothing, not even the version.
+	version := d.Registry().Version()
+	if out, err = cli(t, d.Addr(), "apply", "-f", "../../examples/shop/layers.yaml", "-f", "../../examples/shop/experiments.yaml"); err != nil || !strings.Contains(out, "experiment/rec-model unchanged") {
 		t.Fatalf("re-apply: %v\n%s", err, out)
+	}
+	if v := d.Registry().Version(); v != version {
+		t.Errorf("an unchanged apply moved the config version from %d to %d", version, v)
+	}
+	// A changed manifest updates in place.
+	changed := filepath.Join(t.TempDir(), "changed.yaml")
+	b, err := os.ReadFile("../../examples/shop/experiments.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(changed, []byte(strings.Replace(string(b), "{name: ml-v2, weight: 50}", "{name: ml-v2, weight: 30}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = cli(t, d.Addr(), "apply", "-f", changed); err != nil || !strings.Contains(out, "experiment/rec-model configured") || !strings.Contains(out, "experiment/ui-layout unchanged") {
+		t.Fatalf("apply of a change: %v\n%s", err, out)
 	}
 	for _, id := range []string{"rec-model", "ui-layout", "pay-button", "ship-promo"} {
 		if out, err := cli(t, d.Addr(), "start", id); err != nil || !strings.Contains(out, "running (phase 1)") {

@@ -58,8 +58,13 @@ func applySet(ctx context.Context, e *env, c *clients, s *manifest.Set) error {
 		_, err := c.experiment.CreateLayer(cctx, &pb.CreateLayerRequest{Layer: l})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {
-			_, err = c.experiment.UpdateLayer(cctx, &pb.UpdateLayerRequest{Layer: l})
-			verb = "configured"
+			verb = "unchanged"
+			var cur *pb.GetLayerResponse
+			cur, err = c.experiment.GetLayer(cctx, &pb.GetLayerRequest{Id: l.GetId()})
+			if err == nil && cur.GetLayer().GetDescription() != l.GetDescription() {
+				_, err = c.experiment.UpdateLayer(cctx, &pb.UpdateLayerRequest{Layer: l})
+				verb = "configured"
+			}
 		}
 		cancel()
 		if err != nil {
@@ -73,8 +78,13 @@ func applySet(ctx context.Context, e *env, c *clients, s *manifest.Set) error {
 		_, err := c.experiment.CreateExperiment(cctx, &pb.CreateExperimentRequest{Experiment: x})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {
-			_, err = c.experiment.UpdateExperiment(cctx, &pb.UpdateExperimentRequest{Experiment: x})
-			verb = "configured"
+			verb = "unchanged"
+			var cur *pb.GetExperimentResponse
+			cur, err = c.experiment.GetExperiment(cctx, &pb.GetExperimentRequest{Id: x.GetId()})
+			if err == nil && !sameSpec(cur.GetExperiment(), x) {
+				_, err = c.experiment.UpdateExperiment(cctx, &pb.UpdateExperimentRequest{Experiment: x})
+				verb = "configured"
+			}
 		}
 		cancel()
 		if err != nil {
@@ -83,6 +93,18 @@ func applySet(ctx context.Context, e *env, c *clients, s *manifest.Set) error {
 		fmt.Fprintf(e.stdout, "experiment/%s %s\n", x.GetId(), verb)
 	}
 	return nil
+}
+
+// sameSpec reports whether two experiments have the same definition,
+// ignoring what the server owns (status, winner, phases, times): an
+// unchanged manifest then changes nothing, not even the config version.
+func sameSpec(a, b *pb.Experiment) bool {
+	strip := func(x *pb.Experiment) *pb.Experiment {
+		y := proto.Clone(x).(*pb.Experiment)
+		y.Status, y.Winner, y.Phase, y.Phases, y.CreateTime, y.UpdateTime = 0, "", 0, nil, nil, nil
+		return y
+	}
+	return proto.Equal(strip(a), strip(b))
 }
 
 // rpcError turns a gRPC status into an error people read.
