@@ -89,7 +89,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
 	p("- Every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
 		"around a mean that does not drift, and every split is 50/50. Real traffic has paths, repeat visits, novelty effects and heavier tails.\n")
-	p("- Stop rules use the plans' SD (equal to the truth's); abmesh's report switches to the observed SD once it has enough residual df.\n")
+	p("- Stop rules use the plans' SD (the truth's for normal metrics, an approximation for 0/1 metrics); abmesh's report switches to the observed SD once it has enough residual df.\n")
 	p("- The stop rules size main effects only; interaction power is whatever those sizes give, as in abmesh.\n")
 	return b.Flush()
 }
@@ -181,9 +181,9 @@ func (r *Report) headline() string {
 		if ii := findInteraction(res, q.Test, q.Given); ii >= 0 {
 			fmt.Fprintf(&s, " and detects the interaction in %s of replications", pct(d.Estimates[ii].Rejected))
 		}
-		fmt.Fprintf(&s, ". Its main-effect intervals cover the truth in %s–%s of replications, per test.\n", pct(lo), pct(hi))
+		fmt.Fprintf(&s, ". Across the scenarios, its main-effect intervals cover the truth in %s–%s of replications, per test.\n", pct(lo), pct(hi))
 	}
-	fmt.Fprintf(&s, "- **False interaction findings per replication:** abmesh %s, the full factorial %s (it tests every interaction of every metric).\n",
+	fmt.Fprintf(&s, "- **False interaction findings per replication:** abmesh %s, the full factorial %s (it tests every interaction of every metric; abmesh counts per viewpoint, so an interaction modelled in k subsets is tested k times).\n",
 		sl(ffD), sl(ffC))
 
 	var cost []string
