@@ -399,19 +399,23 @@ func (d *Daemon) startJaeger() error {
 // liveEngine answers hash assignments from the registry's current config.
 type liveEngine struct{ reg *assign.Registry }
 
+// HashVariant answers from the current config.
 func (l liveEngine) HashVariant(test, unit string) (string, bool) {
 	return l.reg.Snapshot().HashVariant(test, unit)
 }
 
+// InSlice answers from the current config.
 func (l liveEngine) InSlice(test, unit string) bool { return l.reg.Snapshot().InSlice(test, unit) }
 
 // webSource adapts the daemon to the web pages.
 type webSource struct{ d *Daemon }
 
+// Report builds the Type III report of test's window.
 func (s webSource) Report(test string, window int) (*report.Report, error) {
 	return server.BuildReport(s.d.registry, s.d.subsetter, test, window, analysis.TypeIII)
 }
 
+// Subsets lists the current subsets.
 func (s webSource) Subsets() []subset.Subset { return s.d.subsetter.Subsets() }
 
 func (d *Daemon) serve(name string, f func() error) {

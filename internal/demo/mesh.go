@@ -49,6 +49,7 @@ type countingExporter struct {
 	acked, failed *atomic.Int64
 }
 
+// ExportSpans exports and counts the outcome.
 func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	err := e.SpanExporter.ExportSpans(ctx, spans)
 	if err != nil {
@@ -203,6 +204,8 @@ type handler struct {
 	n *node
 }
 
+// Handle serves the hop: evaluate, simulate work, call the callees,
+// record the outcome on the span.
 func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov1.HandleResponse, error) {
 	n := h.n
 	variants := map[string]string{}

@@ -61,6 +61,7 @@ type Error struct {
 	Msg      string
 }
 
+// Error returns "file: document N: field: message".
 func (e *Error) Error() string {
 	loc := fmt.Sprintf("%s: document %d", e.File, e.Document)
 	if e.Field != "" {

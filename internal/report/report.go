@@ -26,6 +26,7 @@ const (
 	Complete
 )
 
+// String returns "COLLECTING" or "COMPLETE".
 func (s Status) String() string {
 	if s == Complete {
 		return "COMPLETE"
