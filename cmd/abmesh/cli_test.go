@@ -175,7 +175,7 @@ func TestUnknownCommandAndServerDown(t *testing.T) {
 	if _, err := cli(t, "127.0.0.1:1", "frobnicate"); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Errorf("unknown command: %v", err)
 	}
-	if _, err := cli(t, "127.0.0.1:1", "get", "experiments"); err == nil || !strings.Contains(err.Error(), "unavailable") {
+	if _, err := cli(t, "127.0.0.1:1", "get", "experiments"); err == nil || !strings.Contains(err.Error(), "unavailable") || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("server down: %v", err)
 	}
 	var out bytes.Buffer

@@ -115,9 +115,9 @@ func rpcError(err error) error {
 	}
 	switch s.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("abmeshd unavailable (is it running? start it with abmeshd): %s", s.Message())
+		return &unreachableError{fmt.Sprintf("abmeshd unavailable (is it running? start it with abmeshd): %s", s.Message())}
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("abmeshd did not answer in time: %s", s.Message())
+		return &unreachableError{fmt.Sprintf("abmeshd did not answer in time: %s", s.Message())}
 	}
 	what := codeWords(s.Code())
 	if strings.HasPrefix(s.Message(), what+":") {
@@ -125,6 +125,11 @@ func rpcError(err error) error {
 	}
 	return fmt.Errorf("%s: %s", what, s.Message())
 }
+
+// unreachableError is abmeshd not answering; run adds the address tried.
+type unreachableError struct{ msg string }
+
+func (e *unreachableError) Error() string { return e.msg }
 
 // codeWords spells a gRPC code as lowercase words: NotFound → "not found".
 func codeWords(c codes.Code) string {

@@ -111,7 +111,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			return c.run(ctx, e, rest)
+			err = c.run(ctx, e, rest)
+			var unreachable *unreachableError
+			if errors.As(err, &unreachable) {
+				err = fmt.Errorf("%w (server %s; set --server or $ABMESH_SERVER)", err, e.server)
+			}
+			return err
 		}
 	}
 	return fmt.Errorf("unknown command %q (see abmesh help)", strings.Join(args, " "))

@@ -39,7 +39,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	<-ctx.Done()
-	cfg.Logger.Info("abmeshd shutting down")
+	// A second interrupt during shutdown ends the process at once.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	cfg.Logger.Info("abmeshd shutting down (interrupt again to exit at once)")
 	d.Stop()
 	return nil
 }
