@@ -219,9 +219,13 @@ func (r *Registry) Layer(id string) (*Layer, error) {
 func (r *Registry) Layers() []Layer { return slices.Clone(r.Snapshot().Config().Layers) }
 
 // Overrides returns the overrides of an experiment sorted by unit, or an
-// error wrapping ErrNotFound for an unknown experiment.
+// error wrapping ErrNotFound for an unknown experiment. An empty
+// experiment id returns every override, sorted by (experiment, unit).
 func (r *Registry) Overrides(experiment string) ([]Override, error) {
 	eng := r.Snapshot()
+	if experiment == "" {
+		return slices.Clone(eng.Config().Overrides), nil
+	}
 	if _, ok := eng.Experiment(experiment); !ok {
 		return nil, notFound("experiment", experiment)
 	}

@@ -192,6 +192,12 @@ func (s *Subsetter) Windows(viewpoint string) []WindowCells {
 	s.mu.Lock()
 	ws := slices.Clone(s.windows[viewpoint])
 	s.mu.Unlock()
+	return visible(ws)
+}
+
+// visible snapshots ws, leaving out closed windows that never saw an
+// observation.
+func visible(ws []*window) []WindowCells {
 	var out []WindowCells
 	for _, w := range ws {
 		if wc := w.snapshot(); wc.Open() || wc.Quality.Seen > 0 {
@@ -223,13 +229,7 @@ func (s *Subsetter) Snapshot() []WindowCells {
 		ws = append(ws, s.windows[vp]...)
 	}
 	s.mu.Unlock()
-	var out []WindowCells
-	for _, w := range ws {
-		if wc := w.snapshot(); wc.Open() || wc.Quality.Seen > 0 {
-			out = append(out, wc)
-		}
-	}
-	return out
+	return visible(ws)
 }
 
 // Quality returns the viewpoint's data-quality counters summed over all

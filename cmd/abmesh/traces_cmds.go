@@ -80,7 +80,7 @@ func runTracesInspect(args []string, stdout io.Writer) error {
 		fs.PrintDefaults()
 	}
 	output := fs.String("o", "table", "output format: table or json")
-	pos, err := tracesParseArgs(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
@@ -264,18 +264,3 @@ func tracesOrNone(s string) string {
 	return s
 }
 
-// tracesParseArgs parses flags that may come before or after the
-// positional arguments and returns the positional ones.
-func tracesParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}

@@ -178,14 +178,9 @@ func (s *Experiments) ListOverrides(_ context.Context, req *pb.ListOverridesRequ
 			return nil, err
 		}
 	}
-	var ovs []assign.Override
-	if id := req.GetExperimentId(); id == "" {
-		ovs = s.reg.Snapshot().Config().Overrides
-	} else {
-		var err error
-		if ovs, err = s.reg.Overrides(id); err != nil {
-			return nil, toStatus(err)
-		}
+	ovs, err := s.reg.Overrides(req.GetExperimentId())
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	resp := &pb.ListOverridesResponse{}
 	for _, o := range ovs {

@@ -107,29 +107,33 @@ func windowParam(r *http.Request) (int, error) {
 	return n, nil
 }
 
-func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
+// load builds the report a request names (path "test", query "window"),
+// or writes the error response and returns nil.
+func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*report.Report, int) {
 	win, err := windowParam(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, 0
 	}
 	rep, err := h.src.Report(r.PathValue("test"), win)
 	if err != nil {
 		httpError(w, err)
+		return nil, 0
+	}
+	return rep, win
+}
+
+func (h *Handler) report(w http.ResponseWriter, r *http.Request) {
+	rep, win := h.load(w, r)
+	if rep == nil {
 		return
 	}
 	h.render(w, "report.html", map[string]any{"R": rep, "Window": win, "HasPlot": rep.Table != nil && rep.Table.N() > 0})
 }
 
 func (h *Handler) plot(w http.ResponseWriter, r *http.Request) {
-	win, err := windowParam(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rep, err := h.src.Report(r.PathValue("test"), win)
-	if err != nil {
-		httpError(w, err)
+	rep, _ := h.load(w, r)
+	if rep == nil {
 		return
 	}
 	if rep.Table == nil || rep.Table.N() == 0 {
