@@ -233,8 +233,8 @@ func TestCounterSlicesAndReasonCase(t *testing.T) {
 		hashTable: hashTable{"t2/u1": "treatment", "t3/u1": "a", "t2/u2": "treatment", "t3/u2": "b"},
 		out:       map[string]bool{"t3/u1": true},
 	}
-	s, c, _ := newWorked(t, h.hashTable)
-	c = NewCounter(s, h)
+	s, _, _ := newWorked(t, h.hashTable)
+	c := NewCounter(s, h)
 	// t3 off the path and u1 outside its slice: excluded.
 	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 1).build())
 	// Upper-case reasons as assign spells them.

@@ -113,7 +113,7 @@ func TestApplyGetStartAssign(t *testing.T) {
 	if len(as.Assignments) != 4 || inLayer != 1 {
 		t.Errorf("assignments %+v: want 4 running tests, exactly one layer test hashed", as.Assignments)
 	}
-	if out, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
+	if _, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
 		t.Fatal(err)
 	}
 	// Every experiment's overrides (no name).
