@@ -203,10 +203,8 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	say("started %d experiments; sending %.0f users/s for at most %s", len(exps), cfg.Rate, cfg.Duration)
 
 	start := time.Now()
-	done := func() bool { return allComplete(d, exps) }
 	drv.run(ctx, cfg.Duration, func(elapsed time.Duration) bool {
-		progress(cfg.Progress, d, exps, drv, elapsed)
-		return done()
+		return progress(cfg.Progress, d, exps, drv, elapsed)
 	})
 	res.Elapsed = time.Since(start)
 	if err := settle(ctx, d, mesh, cfg); err != nil {
@@ -309,36 +307,32 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 	return nil
 }
 
-func allComplete(d *daemon.Daemon, exps []string) bool {
-	for _, id := range exps {
-		r, err := d.Report(id)
-		if err != nil || r.Status != report.Complete {
-			return false
-		}
-	}
-	return true
-}
-
 // progress prints one line: elapsed, requests, spans, and each report's
-// fill fraction (smallest cell n / needed per cell).
-func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) {
+// fill fraction (smallest cell n / needed per cell). It reports whether
+// every report is COMPLETE.
+func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
 	c := d.Assembler().Counters()
 	var parts []string
+	allComplete = true
 	for _, id := range exps {
 		r, err := d.Report(id)
 		if err != nil {
 			parts = append(parts, id+" -")
+			allComplete = false
 			continue
 		}
 		mark := ""
 		if r.Status == report.Complete {
 			mark = "✓"
+		} else {
+			allComplete = false
 		}
 		parts = append(parts, fmt.Sprintf("%s[%d] %3.0f%% %d/%d%s", id, len(r.Window.Members), 100*r.Progress.Fraction,
 			r.Progress.MinCellN, r.Progress.NeededPerCell, mark))
 	}
 	fmt.Fprintf(w, "%5.0fs  users %d (%d failed)  traces %d  | %s\n", elapsed.Seconds(), drv.sent.Load(), drv.failed.Load(),
 		c.TracesCompleted, strings.Join(parts, "  "))
+	return allComplete
 }
 
 // driver sends simulated users' requests at the configured rate.
