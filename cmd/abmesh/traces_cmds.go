@@ -263,4 +263,3 @@ func tracesOrNone(s string) string {
 	}
 	return s
 }
-
