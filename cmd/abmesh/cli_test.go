@@ -36,6 +36,15 @@ func cli(t *testing.T, server string, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// runCmd runs "abmesh NAME ARGS..." as main does, writing its standard
+// output to stdout and its standard error to stderr (nil: discarded).
+func runCmd(stdout, stderr io.Writer, name string, args ...string) error {
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return run(context.Background(), append(strings.Fields(name), args...), stdout, stderr)
+}
+
 func TestApplyGetStartAssign(t *testing.T) {
 	d := startServer(t)
 	out, err := cli(t, d.Addr(), "apply", "-f", "../../examples/shop/experiments.yaml", "-f", "../../examples/shop/layers.yaml")

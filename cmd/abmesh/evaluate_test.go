@@ -15,8 +15,8 @@ import (
 func evaluateJSON(t *testing.T, args ...string) (*sim.Report, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	if err := runEvaluate(append(args, "-o", "json"), &out, &errOut); err != nil {
-		t.Fatalf("runEvaluate %v: %v\n%s", args, err, errOut.String())
+	if err := runCmd(&out, &errOut, "evaluate", append(args, "-o", "json")...); err != nil {
+		t.Fatalf("evaluate %v: %v\n%s", args, err, errOut.String())
 	}
 	var rep sim.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
@@ -119,7 +119,7 @@ func TestEvaluateLarge(t *testing.T) {
 func TestEvaluateWritesMarkdown(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "docs", "evaluation.md")
 	var stdout, stderr bytes.Buffer
-	if err := runEvaluate([]string{"--scenario", "shop", "--reps", "5", "--out", out}, &stdout, &stderr); err != nil {
+	if err := runCmd(&stdout, &stderr, "evaluate", "--scenario", "shop", "--reps", "5", "--out", out); err != nil {
 		t.Fatal(err)
 	}
 	if stdout.Len() != 0 {
@@ -150,8 +150,8 @@ func TestEvaluateFlags(t *testing.T) {
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
-		if err := runEvaluate(args, &out, &errOut); err == nil {
-			t.Errorf("runEvaluate %v: no error", args)
+		if err := runCmd(&out, &errOut, "evaluate", args...); err == nil {
+			t.Errorf("evaluate %v: no error", args)
 		}
 	}
 }
