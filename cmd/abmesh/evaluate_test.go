@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -153,5 +156,16 @@ func TestEvaluateFlags(t *testing.T) {
 		if err := runCmd(&out, &errOut, "evaluate", args...); err == nil {
 			t.Errorf("evaluate %v: no error", args)
 		}
+	}
+}
+
+// TestEvaluateStopsWhenCancelled: an interrupt (the context main cancels)
+// ends the evaluation.
+func TestEvaluateStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"evaluate", "--scenario", "shop", "--reps", "50"}, io.Discard, io.Discard)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
