@@ -127,6 +127,19 @@ func TestApplyGetStartAssign(t *testing.T) {
 	if _, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"get", "layers"}, []string{"NAME", "checkout-flow"}},
+		{[]string{"get", "experiment", "rec-model"}, []string{"STATUS", "rec-model", "RUNNING"}},
+		{[]string{"get", "exp", "rec-model", "-o", "json"}, []string{`"id": "rec-model"`}},
+		{[]string{"get", "overrides", "rec-model", "-o", "json"}, []string{`"unit_id": "user-7"`}},
+	} {
+		out, err := cli(t, d.Addr(), tc.args...)
+		for _, w := range tc.want {
+			if err != nil || !strings.Contains(out, w) {
+				t.Errorf("%q: %v, output lacks %q:\n%s", tc.args, err, w, out)
+			}
+		}
+	}
 	// Every experiment's overrides (no name).
 	if out, err = cli(t, d.Addr(), "get", "overrides"); err != nil || !strings.Contains(out, "user-7") {
 		t.Errorf("get overrides: %v\n%s", err, out)

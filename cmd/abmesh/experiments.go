@@ -183,15 +183,9 @@ func getCmd(fs *flag.FlagSet) body {
 			if err != nil {
 				return err
 			}
-			if *out == "json" {
-				return printJSON(r.stdout, ovs)
-			}
-			tw := table(r.stdout)
-			fmt.Fprintln(tw, "EXPERIMENT\tUNIT\tVARIANT")
-			for _, o := range ovs.GetOverrides() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", o.GetExperimentId(), o.GetUnitId(), o.GetVariant())
-			}
-			return tw.Flush()
+			return printList(r, *out, ovs, "EXPERIMENT\tUNIT\tVARIANT", ovs.GetOverrides(), func(o *pb.Override) string {
+				return o.GetExperimentId() + "\t" + o.GetUnitId() + "\t" + o.GetVariant()
+			})
 		}
 		return fmt.Errorf("get: unknown resource %q: want experiments, layers or overrides", r.args[0])
 	}
@@ -210,27 +204,30 @@ type listing[T proto.Message] struct {
 // printOneOrList prints the named item (name != "") or the whole list:
 // with -o json as the server answered, else as a table.
 func printOneOrList[T proto.Message](r *request, out, name string, l listing[T]) error {
-	var resp proto.Message
-	var items []T
-	if name != "" {
-		x, err := l.one()
-		resp, items = x, []T{x}
+	if name == "" {
+		resp, items, err := l.all()
 		if err != nil {
 			return err
 		}
-	} else {
-		var err error
-		if resp, items, err = l.all(); err != nil {
-			return err
-		}
+		return printList(r, out, resp, l.header, items, l.row)
 	}
+	x, err := l.one()
+	if err != nil {
+		return err
+	}
+	return printList(r, out, x, l.header, []T{x}, l.row)
+}
+
+// printList prints a server's response: with -o json as it is, else as a
+// table of header and a row for each item.
+func printList[T any](r *request, out string, resp proto.Message, header string, items []T, row func(T) string) error {
 	if out == "json" {
 		return printJSON(r.stdout, resp)
 	}
 	tw := table(r.stdout)
-	fmt.Fprintln(tw, l.header)
+	fmt.Fprintln(tw, header)
 	for _, x := range items {
-		fmt.Fprintln(tw, l.row(x))
+		fmt.Fprintln(tw, row(x))
 	}
 	return tw.Flush()
 }
