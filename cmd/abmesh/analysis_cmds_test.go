@@ -42,8 +42,8 @@ func TestRunAnovaJSONMatchesR(t *testing.T) {
 		for typ, rows := range map[string][]refRow{"1": ref.Type1, "2": ref.Type2, "3": ref.Type3} {
 			t.Run(name+"/type"+typ, func(t *testing.T) {
 				var out bytes.Buffer
-				err := runAnova([]string{"--csv", filepath.Join(anovaRef, name+".csv"), "--response", ref.Response,
-					"--factors", strings.Join(ref.Factors, ","), "--type", typ, "-o", "json"}, &out)
+				err := runCmd(&out, nil, "anova", "--csv", filepath.Join(anovaRef, name+".csv"), "--response", ref.Response,
+					"--factors", strings.Join(ref.Factors, ","), "--type", typ, "-o", "json")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +115,7 @@ func TestRunAnovaJSONMatchesR(t *testing.T) {
 
 func TestRunAnovaText(t *testing.T) {
 	var out bytes.Buffer
-	err := runAnova([]string{"--csv", filepath.Join(anovaRef, "warpbreaks.csv"), "--response", "breaks", "--factors", "wool, tension", "--estimates"}, &out)
+	err := runCmd(&out, nil, "anova", "--csv", filepath.Join(anovaRef, "warpbreaks.csv"), "--response", "breaks", "--factors", "wool, tension", "--estimates")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestRunAnovaErrors(t *testing.T) {
 		{"empty file", "", []string{"--response", "y", "--factors", "a"}, []string{"empty CSV"}},
 		{"header only", "y,a\n", []string{"--response", "y", "--factors", "a"}, []string{"no data rows"}},
 		{"bad type", good, []string{"--response", "y", "--factors", "a", "--type", "4"}, []string{"--type 4"}},
-		{"bad output", good, []string{"--response", "y", "--factors", "a", "-o", "xml"}, []string{`-o "xml"`}},
+		{"bad output", good, []string{"--response", "y", "--factors", "a", "-o", "xml"}, []string{`invalid value "xml" for flag -o: want text or json`}},
 		{"no factors", good, []string{"--response", "y"}, []string{"--factors is required"}},
 		{"no response", good, []string{"--factors", "a"}, []string{"--response is required"}},
 		{"stray argument", good, []string{"--response", "y", "--factors", "a", "extra"}, []string{`unexpected argument "extra"`}},
@@ -158,7 +158,7 @@ func TestRunAnovaErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--csv", writeTemp(t, tc.csv)}, tc.args...)
 			var out bytes.Buffer
-			err := runAnova(args, &out)
+			err := runCmd(&out, nil, "anova", args...)
 			if err == nil {
 				t.Fatalf("no error; output:\n%s", out.String())
 			}
@@ -169,10 +169,10 @@ func TestRunAnovaErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := runAnova([]string{"--response", "y", "--factors", "a"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--csv is required") {
+	if err := runCmd(&bytes.Buffer{}, nil, "anova", "--response", "y", "--factors", "a"); err == nil || !strings.Contains(err.Error(), "--csv is required") {
 		t.Errorf("no --csv: %v", err)
 	}
-	if err := runAnova([]string{"--csv", "/nonexistent/x.csv", "--response", "y", "--factors", "a"}, &bytes.Buffer{}); err == nil {
+	if err := runCmd(&bytes.Buffer{}, nil, "anova", "--csv", "/nonexistent/x.csv", "--response", "y", "--factors", "a"); err == nil {
 		t.Error("missing file: no error")
 	}
 }
@@ -182,7 +182,7 @@ func TestRunAnovaErrors(t *testing.T) {
 func TestRunAnovaEmptyCellJSON(t *testing.T) {
 	p := writeTemp(t, "y,a,b\n1,x,p\n2,x,p\n3,x,q\n5,x,q\n4,y,p\n7,y,p\n")
 	var out bytes.Buffer
-	if err := runAnova([]string{"--csv", p, "--response", "y", "--factors", "a,b", "--type", "1", "-o", "json"}, &out); err != nil {
+	if err := runCmd(&out, nil, "anova", "--csv", p, "--response", "y", "--factors", "a,b", "--type", "1", "-o", "json"); err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
@@ -216,7 +216,7 @@ func TestRunPower(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
-			if err := runPower(append(tc.args, "-o", "json"), &out); err != nil {
+			if err := runCmd(&out, nil, "power", append(tc.args, "-o", "json")...); err != nil {
 				t.Fatal(err)
 			}
 			var got map[string]any
@@ -228,7 +228,7 @@ func TestRunPower(t *testing.T) {
 				t.Errorf("json = %s", out.String())
 			}
 			out.Reset()
-			if err := runPower(tc.args, &out); err != nil {
+			if err := runCmd(&out, nil, "power", tc.args...); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(out.String(), tc.text) {
@@ -250,15 +250,15 @@ func TestRunPowerErrors(t *testing.T) {
 		{[]string{"--d", "0.2", "--power", "1.5"}, "power = 1.5"},
 		{[]string{"--d", "0"}, "d = 0"},
 		{[]string{"--k", "1", "--f", "0.1"}, "k = 1"},
-		{[]string{"--d", "0.2", "-o", "yaml"}, `-o "yaml"`},
+		{[]string{"--d", "0.2", "-o", "yaml"}, `invalid value "yaml" for flag -o: want text or json`},
 		{[]string{"--d", "0.2", "x"}, `unexpected argument "x"`},
 	} {
-		err := runPower(tc.args, &bytes.Buffer{})
+		err := runCmd(&bytes.Buffer{}, nil, "power", tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
 	}
-	if err := runPower([]string{"--nope"}, &bytes.Buffer{}); err == nil {
+	if err := runCmd(&bytes.Buffer{}, nil, "power", "--nope"); err == nil {
 		t.Error("unknown flag: no error")
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -11,18 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/abmesh/abmesh/internal/daemon"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/tracing/otlpload"
 )
-
-func init() {
-	extraCommands = append(extraCommands,
-		command{"bench assign", "[--duration 10s] [--concurrency 64] [--conns 4] [--units 100000] [-o json]",
-			"load abmeshd's Assign RPC from this process and report RPC/s and latency percentiles", runBenchAssign})
-}
 
 // loadResult is what a load run measured.
 type loadResult struct {
@@ -37,57 +31,57 @@ type loadResult struct {
 	FirstError string  `json:"first_error,omitempty"`
 }
 
-func runBenchAssign(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "bench assign", "[flags]")
+func benchAssignCmd(fs *flag.FlagSet) body {
 	dur := fs.Duration("duration", 10*time.Second, "how long to send load (bounded)")
 	conc := fs.Int("concurrency", 64, "concurrent callers")
 	conns := fs.Int("conns", 4, "gRPC connections (callers are spread over them)")
 	units := fs.Int("units", 100000, "distinct unit ids (user-1 … user-N)")
 	service := fs.String("service", "", "Assign's service filter")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out); err != nil {
-		return err
-	}
-	if *dur <= 0 || *dur > 10*time.Minute {
-		return errors.New("--duration: want between 0 and 10m")
-	}
-	if *conc < 1 || *conns < 1 || *units < 1 {
-		return errors.New("--concurrency, --conns and --units must be positive")
-	}
-	var clients []pb.AssignmentServiceClient
-	for i := 0; i < *conns; i++ {
-		conn, err := grpc.NewClient(e.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
 			return err
 		}
-		defer conn.Close()
-		clients = append(clients, pb.NewAssignmentServiceClient(conn))
+		if *dur <= 0 || *dur > 10*time.Minute {
+			return errors.New("--duration: want between 0 and 10m")
+		}
+		if *conc < 1 || *conns < 1 || *units < 1 {
+			return errors.New("--concurrency, --conns and --units must be positive")
+		}
+		// One warm-up call tells whether the server is there at all.
+		if _, err := r.api.assignment.Assign(ctx, &pb.AssignRequest{UnitId: "user-1"}); err != nil {
+			return err
+		}
+		// The load goes over connections of its own, whose calls carry no
+		// deadline (see runLoad).
+		var clients []pb.AssignmentServiceClient
+		for i := 0; i < *conns; i++ {
+			conn, err := dialPlain(r.server)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			clients = append(clients, pb.NewAssignmentServiceClient(conn))
+		}
+		fmt.Fprintf(r.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", r.server, *dur, *conc, *conns)
+		res := runLoad(ctx, *dur, *conc, func(ctx context.Context, worker int, rng *rand.Rand) error {
+			unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
+			_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
+			return err
+		})
+		if *out == "json" {
+			return printPlainJSON(r.stdout, res)
+		}
+		printLoad(r.stdout, "Assign", res)
+		return nil
 	}
-	// One warm-up call tells whether the server is there at all.
-	wctx, cancel := callCtx(ctx)
-	_, err := clients[0].Assign(wctx, &pb.AssignRequest{UnitId: "user-1"})
-	cancel()
-	if err != nil {
-		return rpcError(err)
-	}
-	fmt.Fprintf(e.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", e.server, *dur, *conc, *conns)
-	res := runLoad(ctx, *dur, *conc, func(ctx context.Context, worker int, rng *rand.Rand) error {
-		unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
-		_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
-		return err
-	})
-	if *out == "json" {
-		return printPlainJSON(e.stdout, res)
-	}
-	printLoad(e, "Assign", res)
-	return nil
 }
 
-func printLoad(e *env, what string, r loadResult) {
-	fmt.Fprintf(e.stdout, "%s: %d requests in %.1fs = %.0f/s, %d errors\n", what, r.Requests, r.Seconds, r.PerSecond, r.Errors)
-	fmt.Fprintf(e.stdout, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.P50Millis, r.P90Millis, r.P99Millis, r.MaxMillis)
+func printLoad(w io.Writer, what string, r loadResult) {
+	fmt.Fprintf(w, "%s: %d requests in %.1fs = %.0f/s, %d errors\n", what, r.Requests, r.Seconds, r.PerSecond, r.Errors)
+	fmt.Fprintf(w, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.P50Millis, r.P90Millis, r.P99Millis, r.MaxMillis)
 	if r.FirstError != "" {
-		fmt.Fprintf(e.stdout, "first error: %s\n", r.FirstError)
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
 }
 
@@ -147,41 +141,36 @@ func runLoad(ctx context.Context, dur time.Duration, conc int, call func(ctx con
 	return r
 }
 
-func init() {
-	extraCommands = append(extraCommands,
-		command{"bench otlp", "--endpoint HOST:PORT [--duration 2m] [--rate SPANS/S] [--concurrency 4] [-o json]",
-			"send realistic OTLP trace load to a receiver from this process and report accepted spans/s", runBenchOTLP})
-}
-
-func runBenchOTLP(ctx context.Context, e *env, args []string) error {
+func benchOTLPCmd(fs *flag.FlagSet) body {
 	var cfg otlpload.Config
-	fs := newFlags(e, "bench otlp", "[flags]")
-	fs.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:4317", "the OTLP/gRPC receiver (abmeshd --otlp-listen)")
+	fs.StringVar(&cfg.Endpoint, "endpoint", daemon.DefaultConfig().OTLPListen, "the OTLP/gRPC receiver (abmeshd --otlp-listen)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to send (at most 10m)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "target spans per second (0: as fast as the receiver takes them)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 4, "concurrent exporters")
 	fs.IntVar(&cfg.Connections, "conns", 2, "gRPC connections")
 	fs.IntVar(&cfg.TraceSize, "trace-size", 10, "spans per trace")
 	fs.IntVar(&cfg.RequestSpans, "request-spans", 500, "spans per Export request")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out); err != nil {
-		return err
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stderr, "sending OTLP traces to %s for %s...\n", cfg.Endpoint, cfg.Duration)
+		res, err := otlpload.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printPlainJSON(r.stdout, res)
+		}
+		fmt.Fprintf(r.stdout, "OTLP: %d spans accepted in %s = %.0f spans/s (%d requests, %d spans rejected, %d refused, %d failed calls)\n",
+			res.Sent-res.Rejected, res.Elapsed.Round(time.Millisecond), res.SpansPerSecond, res.Requests, res.Rejected, res.Refused, res.Failed)
+		if res.FirstError != "" {
+			fmt.Fprintln(r.stdout, "first error:", res.FirstError)
+		}
+		return nil
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stderr, "sending OTLP traces to %s for %s...\n", cfg.Endpoint, cfg.Duration)
-	res, err := otlpload.Run(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if *out == "json" {
-		return printPlainJSON(e.stdout, res)
-	}
-	fmt.Fprintf(e.stdout, "OTLP: %d spans accepted in %s = %.0f spans/s (%d requests, %d spans rejected, %d refused, %d failed calls)\n",
-		res.Sent-res.Rejected, res.Elapsed.Round(time.Millisecond), res.SpansPerSecond, res.Requests, res.Rejected, res.Refused, res.Failed)
-	if res.FirstError != "" {
-		fmt.Fprintln(e.stdout, "first error:", res.FirstError)
-	}
-	return nil
 }

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -34,6 +36,15 @@ func cli(t *testing.T, server string, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), append([]string{"--server", server}, args...), &out, &errOut)
 	return out.String(), err
+}
+
+// runCmd runs "abmesh NAME ARGS..." as main does, writing its standard
+// output to stdout and its standard error to stderr (nil: discarded).
+func runCmd(stdout, stderr io.Writer, name string, args ...string) error {
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return run(context.Background(), append(strings.Fields(name), args...), stdout, stderr)
 }
 
 func TestApplyGetStartAssign(t *testing.T) {
@@ -115,6 +126,19 @@ func TestApplyGetStartAssign(t *testing.T) {
 	}
 	if _, err = cli(t, d.Addr(), "override", "rec-model", "--unit", "user-7", "--variant", "ml-v2"); err != nil {
 		t.Fatal(err)
+	}
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"get", "layers"}, []string{"NAME", "checkout-flow"}},
+		{[]string{"get", "experiment", "rec-model"}, []string{"STATUS", "rec-model", "RUNNING"}},
+		{[]string{"get", "exp", "rec-model", "-o", "json"}, []string{`"id": "rec-model"`}},
+		{[]string{"get", "overrides", "rec-model", "-o", "json"}, []string{`"unit_id": "user-7"`}},
+	} {
+		out, err := cli(t, d.Addr(), tc.args...)
+		for _, w := range tc.want {
+			if err != nil || !strings.Contains(out, w) {
+				t.Errorf("%q: %v, output lacks %q:\n%s", tc.args, err, w, out)
+			}
+		}
 	}
 	// Every experiment's overrides (no name).
 	if out, err = cli(t, d.Addr(), "get", "overrides"); err != nil || !strings.Contains(out, "user-7") {
@@ -199,5 +223,57 @@ func TestRPCErrorWording(t *testing.T) {
 		if got := rpcError(tc.err).Error(); got != tc.want {
 			t.Errorf("rpcError(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestCommandLineMistakes: stray arguments are refused, not ignored, and
+// usage and flag errors go to stderr, never into the output.
+func TestCommandLineMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "extra"}, `status: unexpected argument "extra"`},
+		{[]string{"apply", "-f", "a.yaml", "b.yaml"}, `apply: unexpected argument "b.yaml"`},
+		{[]string{"graph", "-o", "dot", "x"}, `graph: unexpected argument "x"`},
+		{[]string{"subsets", "-o", "svg"}, `invalid value "svg" for flag -o: want table, json or dot`},
+		{[]string{"start"}, "start: want exactly one experiment name"},
+		{[]string{"anova", "--nope"}, "flag provided but not defined: -nope"},
+	} {
+		var out, errOut bytes.Buffer
+		err := runCmd(&out, &errOut, "--server", append([]string{"127.0.0.1:1"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.args, err, tc.want)
+		}
+		if out.Len() > 0 {
+			t.Errorf("%q wrote to stdout: %q", tc.args, out.String())
+		}
+	}
+	var errOut bytes.Buffer
+	_ = runCmd(io.Discard, &errOut, "power", "--nope")
+	if !strings.HasPrefix(errOut.String(), "flag provided but not defined: -nope\nUsage: abmesh power --u U") {
+		t.Errorf("power --nope: stderr %q", errOut.String())
+	}
+}
+
+// TestCallDeadline: a CLI call without a deadline gets rpcTimeout; one
+// with a deadline keeps it.
+func TestCallDeadline(t *testing.T) {
+	var got time.Time
+	invoke := func(ctx context.Context, _ string, _, _ any, _ *grpc.ClientConn, _ ...grpc.CallOption) error {
+		got, _ = ctx.Deadline()
+		return nil
+	}
+	start := time.Now()
+	_ = callDeadline(context.Background(), "/m", nil, nil, nil, invoke)
+	if d := got.Sub(start); d < rpcTimeout-time.Second || d > rpcTimeout+time.Second {
+		t.Errorf("deadline in %v, want about %v", d, rpcTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	_ = callDeadline(ctx, "/m", nil, nil, nil, invoke)
+	if !got.Equal(want) {
+		t.Errorf("deadline %v, want the caller's %v", got, want)
 	}
 }

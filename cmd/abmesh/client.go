@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,10 +27,11 @@ type clients struct {
 	report     pb.ReportServiceClient
 }
 
-// dial connects to e.server. The connection is lazy: errors show on the
-// first call, naming the server.
+// dial connects to abmeshd at e.server. The connection is lazy: errors
+// show on the first call, naming the server. Each call made without a
+// deadline of its own gets rpcTimeout.
 func (e *env) dial() (*clients, error) {
-	conn, err := grpc.NewClient(e.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dialPlain(e.server, grpc.WithUnaryInterceptor(callDeadline))
 	if err != nil {
 		return nil, fmt.Errorf("connect to abmeshd at %s: %w", e.server, err)
 	}
@@ -41,26 +45,22 @@ func (e *env) dial() (*clients, error) {
 
 func (c *clients) Close() error { return c.conn.Close() }
 
-// connect dials abmeshd for one command and gives the context of its
-// calls (with the CLI's deadline); done releases both.
-func (e *env) connect(ctx context.Context) (*clients, context.Context, func(), error) {
-	c, err := e.dial()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	cctx, cancel := callCtx(ctx)
-	return c, cctx, func() { cancel(); c.Close() }, nil
+// dialPlain makes a lazy plaintext gRPC connection to target.
+func dialPlain(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 }
 
-// parseWithOutput parses the flags (allowing them after positional
-// arguments), checks -o against table, json and allowed, and returns the
-// positional arguments.
-func parseWithOutput(fs *flag.FlagSet, args []string, out *string, allowed ...string) ([]string, error) {
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return nil, err
+// rpcTimeout bounds each call of the CLI to abmeshd.
+const rpcTimeout = 10 * time.Second
+
+// callDeadline gives a call that has no deadline rpcTimeout.
+func callDeadline(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
 	}
-	return pos, checkOutput(*out, allowed...)
+	return invoke(ctx, method, req, reply, cc, opts...)
 }
 
 // newFlags returns a flag set that reports errors instead of exiting and
@@ -75,18 +75,36 @@ func newFlags(e *env, name, usage string) *flag.FlagSet {
 	return fs
 }
 
-// outputFlag registers -o (table or json).
-func outputFlag(fs *flag.FlagSet) *string {
-	return fs.String("o", "table", "output format: table or json")
+// outputFlag registers -o, the output format, which must be one of
+// formats; the first is the default.
+func outputFlag(fs *flag.FlagSet, formats ...string) *string {
+	o := &output{formats: formats, value: formats[0]}
+	fs.Var(o, "o", "output `format`: "+orList(formats))
+	return &o.value
 }
 
-func checkOutput(o string, allowed ...string) error {
-	for _, a := range append([]string{"table", "json"}, allowed...) {
-		if o == a {
-			return nil
-		}
+// output is the value of -o.
+type output struct {
+	formats []string
+	value   string
+}
+
+func (o *output) String() string { return o.value }
+
+func (o *output) Set(v string) error {
+	if !slices.Contains(o.formats, v) {
+		return fmt.Errorf("want %s", orList(o.formats))
 	}
-	return fmt.Errorf("-o %q: want table or json", o)
+	o.value = v
+	return nil
+}
+
+// orList spells a list as "a, b or c".
+func orList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
 }
 
 // parseInterspersed parses flags that may come after positional
@@ -125,9 +143,4 @@ func printPlainJSON(w io.Writer, v any) error {
 
 func table(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-}
-
-// callCtx is the context of one RPC from the CLI.
-func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, defaultRPCTimeout)
 }

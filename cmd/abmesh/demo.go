@@ -2,21 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"time"
 
 	"github.com/abmesh/abmesh/internal/demo"
 )
 
-func init() {
-	extraCommands = append(extraCommands, command{"demo",
-		"[--duration 3m] [--rate 150] [--serve] [--data-dir DIR] [--jaeger-otlp HOST:PORT --jaeger-query HOST:PORT]",
-		"run abmeshd, a ten-service shop mesh, the shop's experiments and simulated users end to end", runDemo})
-}
-
-func runDemo(ctx context.Context, e *env, args []string) error {
+func demoCmd(fs *flag.FlagSet) body {
 	var cfg demo.Config
-	fs := newFlags(e, "demo", "[flags]")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "time budget: stop when every report is COMPLETE or this runs out")
 	fs.Float64Var(&cfg.Rate, "rate", 150, "simulated users per second")
 	fs.IntVar(&cfg.Workers, "workers", 32, "concurrent users")
@@ -27,21 +20,18 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:0", "abmeshd report pages address")
 	fs.StringVar(&cfg.JaegerOTLP, "jaeger-otlp", "", "send the services' spans to this Jaeger OTLP gRPC address instead of abmeshd")
 	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "have abmeshd read the spans back from this Jaeger query gRPC address")
-	seed := fs.Uint64("seed", 1, "seed of the simulated users and outcomes")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the simulated users and outcomes")
 	serve := fs.Bool("serve", false, "keep abmeshd and its report pages up after the run, until interrupted")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
+		}
+		cfg.Progress = r.stderr
+		res, err := demo.Run(ctx, cfg, *serve)
+		if err != nil {
+			return err
+		}
+		demo.WriteSummary(r.stdout, res)
+		return nil
 	}
-	if len(pos) > 0 {
-		return errors.New("demo: takes no arguments")
-	}
-	cfg.Seed = *seed
-	cfg.Progress = e.stderr
-	res, err := demo.Run(ctx, cfg, *serve)
-	if err != nil {
-		return err
-	}
-	demo.WriteSummary(e.stdout, res)
-	return nil
 }

@@ -3,26 +3,39 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 )
 
-// cliDoc renders docs/cli.md from the commands' own usage texts, so the
-// document cannot drift from the flags.
+// cliDoc renders docs/cli.md from the command table and each command's
+// own -h, so the document cannot drift from the flags.
 func cliDoc(t *testing.T) []byte {
 	var b bytes.Buffer
 	fmt.Fprintln(&b, "# abmesh CLI reference")
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "Generated from the commands' usage (`ABMESH_UPDATE_GOLDEN=1 go test ./cmd/abmesh -run TestCLIDocs`).")
-	fmt.Fprintln(&b, "Every command that talks to abmeshd takes `--server HOST:PORT` (default `127.0.0.1:7070`, or `$ABMESH_SERVER`);")
+	fmt.Fprintf(&b, "Every command that talks to abmeshd takes `--server HOST:PORT` (default `%s`, or `$ABMESH_SERVER`);\n", defaultServer)
 	fmt.Fprintln(&b, "read commands take `-o json` for scripts.")
-	for _, c := range commands() {
-		var out, errOut bytes.Buffer
-		args := append(strings.Fields(c.name), "-h")
-		_ = run(context.Background(), args, &out, &errOut)
-		fmt.Fprintf(&b, "\n## abmesh %s\n\n%s.\n\n```\n%s```\n", c.name, upperFirst(c.summary), errOut.String()+out.String())
+	for _, g := range commandGroups {
+		fmt.Fprintf(&b, "\n## %s\n", g.title)
+		for _, c := range g.commands {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append(strings.Fields(c.name), "-h"), &out, &errOut)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Errorf("abmesh %s -h: err = %v, want flag.ErrHelp", c.name, err)
+			}
+			if want := fmt.Sprintf("Usage: abmesh %s %s\n", c.name, c.usage); !strings.HasPrefix(errOut.String(), want) {
+				t.Errorf("abmesh %s -h starts\n%q\nwant\n%q", c.name, errOut.String(), want)
+			}
+			if out.Len() > 0 {
+				t.Errorf("abmesh %s -h wrote to stdout: %q", c.name, out.String())
+			}
+			fmt.Fprintf(&b, "\n### abmesh %s\n\n%s.\n\n```\n%s```\n", c.name, upperFirst(c.summary), errOut.String())
+		}
 	}
 	return b.Bytes()
 }
@@ -48,5 +61,22 @@ func TestCLIDocs(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("docs/cli.md is out of date: run ABMESH_UPDATE_GOLDEN=1 go test ./cmd/abmesh -run TestCLIDocs")
+	}
+}
+
+// TestHelpListsEveryCommand: "abmesh help" shows each command of the
+// table, and each name finds its own command.
+func TestHelpListsEveryCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"help"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out.String(), "\n  "+c.name+" ") || !strings.Contains(out.String(), "abmesh "+c.name+" "+c.usage+"\n") {
+			t.Errorf("help lacks %q with its usage:\n%s", c.name, out.String())
+		}
+		if found, _ := lookup(strings.Fields(c.name)); found != c {
+			t.Errorf("%q finds %v", c.name, found)
+		}
 	}
 }

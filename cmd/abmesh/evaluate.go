@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,13 +16,6 @@ import (
 	"github.com/abmesh/abmesh/internal/sim"
 )
 
-func init() {
-	extraCommands = append(extraCommands,
-		command{"evaluate", "[--reps N] [--seed S] [--scenario shop|large|all] [--out FILE] [-o markdown|json]",
-			"compare abmesh with the alternatives on simulated traffic with known truth (writes docs/evaluation.md)",
-			func(_ context.Context, e *env, args []string) error { return runEvaluate(args, e.stdout, e.stderr) }})
-}
-
 // largeGraphSeed seeds the large scenario's random graph, so its services
 // and tests stay the same whatever --seed the traffic uses.
 const largeGraphSeed = 1
@@ -32,66 +24,65 @@ const largeGraphSeed = 1
 // with a designed one, per scenario.
 var hashingViewpoints = map[string]string{"shop": "rec-model", "large": "hero-banner"}
 
-// runEvaluate implements
-//
-//	abmesh evaluate [--reps N] [--seed S] [--scenario shop|large|all] [--out FILE] [-o markdown|json] [--workers W]
-//
-// It runs the simulator with ground truth (internal/sim) on the chosen
+// evaluateCmd is "abmesh evaluate". It runs the simulator with ground truth (internal/sim) on the chosen
 // scenarios, compares one-test-at-a-time, orthogonal two-sample tests, one
 // full factorial and abmesh's subset factorials on the same simulated
 // traffic, checks the hashing hypothesis, and writes the report (markdown,
 // or the JSON of sim.Report with -o json) to --out or stdout. Progress goes
 // to stderr. The report names the command that reproduces it, the machine
 // and the runtime.
-func runEvaluate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	reps := fs.Int("reps", 200, "replications per scenario (and of the hashing check)")
-	seed := fs.Uint64("seed", 1, "seed of the simulated traffic")
-	scenario := fs.String("scenario", "all", "scenario: shop, large or all")
-	out := fs.String("out", "", "write the report to this file (default: stdout)")
-	output := fs.String("o", "markdown", "output format: markdown or json")
-	workers := fs.Int("workers", 2, "replications simulated in parallel (does not change the results)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: abmesh evaluate [--reps N] [--seed S] [--scenario shop|large|all] [--out FILE] [-o markdown|json] [--workers W]")
-		fs.PrintDefaults()
+func evaluateCmd(fs *flag.FlagSet) body {
+	var o evaluateOptions
+	fs.IntVar(&o.reps, "reps", 200, "replications per scenario (and of the hashing check)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the simulated traffic")
+	fs.StringVar(&o.scenario, "scenario", "all", "scenario: shop, large or all")
+	fs.StringVar(&o.out, "out", "", "write the report to this file (default: stdout)")
+	output := outputFlag(fs, "markdown", "json")
+	fs.IntVar(&o.workers, "workers", 2, "replications simulated in parallel (does not change the results)")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
+		}
+		o.output = *output
+		return runEvaluate(ctx, o, r.stdout, r.stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("evaluate: unexpected argument %q", fs.Arg(0))
-	}
+}
+
+// evaluateOptions are the flags of "abmesh evaluate".
+type evaluateOptions struct {
+	reps, workers         int
+	seed                  uint64
+	scenario, out, output string
+}
+
+func runEvaluate(ctx context.Context, o evaluateOptions, stdout, stderr io.Writer) error {
 	switch {
-	case *reps < 1:
-		return fmt.Errorf("evaluate: --reps %d: want at least 1", *reps)
-	case *workers < 1:
-		return fmt.Errorf("evaluate: --workers %d: want at least 1", *workers)
-	case *output != "markdown" && *output != "json":
-		return fmt.Errorf("evaluate: -o %q: want markdown or json", *output)
+	case o.reps < 1:
+		return fmt.Errorf("evaluate: --reps %d: want at least 1", o.reps)
+	case o.workers < 1:
+		return fmt.Errorf("evaluate: --workers %d: want at least 1", o.workers)
 	}
 	var names []string
-	switch *scenario {
+	switch o.scenario {
 	case "all":
 		names = []string{"shop", "large"}
 	case "shop", "large":
-		names = []string{*scenario}
+		names = []string{o.scenario}
 	default:
-		return fmt.Errorf("evaluate: --scenario %q: want shop, large or all", *scenario)
+		return fmt.Errorf("evaluate: --scenario %q: want shop, large or all", o.scenario)
 	}
 
 	start := time.Now()
-	ctx := context.Background()
-	rep := &sim.Report{Command: evaluateCommand(*reps, *seed, *scenario, *out, *output), Machine: machine()}
+	rep := &sim.Report{Command: evaluateCommand(o.reps, o.seed, o.scenario, o.out, o.output), Machine: machine()}
 	for _, name := range names {
 		sc, err := scenarioNamed(name)
 		if err != nil {
 			return err
 		}
 		t0 := time.Now()
-		step := max(1, *reps/10)
+		step := max(1, o.reps/10)
 		res, err := sim.Evaluate(ctx, sc, sim.Options{
-			Reps: *reps, Seed: *seed, Workers: *workers,
+			Reps: o.reps, Seed: o.seed, Workers: o.workers,
 			Progress: func(done, total int) {
 				if done%step == 0 || done == total {
 					fmt.Fprintf(stderr, "evaluate %s: %d/%d replications (%s)\n", name, done, total, time.Since(t0).Round(100*time.Millisecond))
@@ -109,7 +100,7 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 		rep.Scenarios = append(rep.Scenarios, res)
 
 		t1 := time.Now()
-		h, err := sim.CheckHashing(sc, sim.HashingOptions{Viewpoint: hashingViewpoints[name], Reps: *reps, Seed: *seed})
+		h, err := sim.CheckHashing(sc, sim.HashingOptions{Viewpoint: hashingViewpoints[name], Reps: o.reps, Seed: o.seed})
 		if err != nil {
 			return fmt.Errorf("evaluate %s: hashing check: %w", name, err)
 		}
@@ -124,28 +115,26 @@ func runEvaluate(args []string, stdout, stderr io.Writer) error {
 	rep.Runtime = time.Since(start)
 
 	var buf bytes.Buffer
-	if *output == "json" {
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	if o.output == "json" {
+		if err := printPlainJSON(&buf, rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteMarkdown(&buf); err != nil {
 		return err
 	}
-	if *out == "" {
+	if o.out == "" {
 		_, err := stdout.Write(buf.Bytes())
 		return err
 	}
-	if dir := filepath.Dir(*out); dir != "." {
+	if dir := filepath.Dir(o.out); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
 	}
-	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(o.out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}
-	fmt.Fprintf(stderr, "evaluate: wrote %s in %s\n", *out, rep.Runtime.Round(100*time.Millisecond))
+	fmt.Fprintf(stderr, "evaluate: wrote %s in %s\n", o.out, rep.Runtime.Round(100*time.Millisecond))
 	return nil
 }
 

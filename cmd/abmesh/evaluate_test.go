@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,8 +18,8 @@ import (
 func evaluateJSON(t *testing.T, args ...string) (*sim.Report, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	if err := runEvaluate(append(args, "-o", "json"), &out, &errOut); err != nil {
-		t.Fatalf("runEvaluate %v: %v\n%s", args, err, errOut.String())
+	if err := runCmd(&out, &errOut, "evaluate", append(args, "-o", "json")...); err != nil {
+		t.Fatalf("evaluate %v: %v\n%s", args, err, errOut.String())
 	}
 	var rep sim.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
@@ -119,7 +122,7 @@ func TestEvaluateLarge(t *testing.T) {
 func TestEvaluateWritesMarkdown(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "docs", "evaluation.md")
 	var stdout, stderr bytes.Buffer
-	if err := runEvaluate([]string{"--scenario", "shop", "--reps", "5", "--out", out}, &stdout, &stderr); err != nil {
+	if err := runCmd(&stdout, &stderr, "evaluate", "--scenario", "shop", "--reps", "5", "--out", out); err != nil {
 		t.Fatal(err)
 	}
 	if stdout.Len() != 0 {
@@ -150,8 +153,19 @@ func TestEvaluateFlags(t *testing.T) {
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
-		if err := runEvaluate(args, &out, &errOut); err == nil {
-			t.Errorf("runEvaluate %v: no error", args)
+		if err := runCmd(&out, &errOut, "evaluate", args...); err == nil {
+			t.Errorf("evaluate %v: no error", args)
 		}
+	}
+}
+
+// TestEvaluateStopsWhenCancelled: an interrupt (the context main cancels)
+// ends the evaluation.
+func TestEvaluateStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"evaluate", "--scenario", "shop", "--reps", "50"}, io.Discard, io.Discard)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

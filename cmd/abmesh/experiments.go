@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,81 +16,72 @@ import (
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
-const defaultRPCTimeout = 10 * time.Second
-
 type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-func runApply(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "apply", "-f FILE [-f FILE...]")
+func applyCmd(fs *flag.FlagSet) body {
 	var files stringList
 	fs.Var(&files, "f", "manifest file (repeatable)")
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		return errors.New("apply: -f FILE is required")
-	}
-	// Parse and validate every file before applying anything; then apply
-	// the layers of all files before their experiments.
-	all := &manifest.Set{}
-	for _, f := range files {
-		s, err := manifest.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("nothing applied: %w", err)
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
 		}
-		all.Merge(s)
+		if len(files) == 0 {
+			return errors.New("apply: -f FILE is required")
+		}
+		// Parse and validate every file before applying anything; then
+		// apply the layers of all files before their experiments.
+		all := &manifest.Set{}
+		for _, f := range files {
+			s, err := manifest.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("nothing applied: %w", err)
+			}
+			all.Merge(s)
+		}
+		return applySet(ctx, r, all)
 	}
-	c, err := e.dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return applySet(ctx, e, c, all)
 }
 
-func applySet(ctx context.Context, e *env, c *clients, s *manifest.Set) error {
+func applySet(ctx context.Context, r *request, s *manifest.Set) error {
+	c := r.api
 	for i := range s.Layers {
 		l := convert.LayerToProto(&s.Layers[i])
-		cctx, cancel := callCtx(ctx)
-		_, err := c.experiment.CreateLayer(cctx, &pb.CreateLayerRequest{Layer: l})
+		_, err := c.experiment.CreateLayer(ctx, &pb.CreateLayerRequest{Layer: l})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {
 			verb = "unchanged"
 			var cur *pb.GetLayerResponse
-			cur, err = c.experiment.GetLayer(cctx, &pb.GetLayerRequest{Id: l.GetId()})
+			cur, err = c.experiment.GetLayer(ctx, &pb.GetLayerRequest{Id: l.GetId()})
 			if err == nil && cur.GetLayer().GetDescription() != l.GetDescription() {
-				_, err = c.experiment.UpdateLayer(cctx, &pb.UpdateLayerRequest{Layer: l})
+				_, err = c.experiment.UpdateLayer(ctx, &pb.UpdateLayerRequest{Layer: l})
 				verb = "configured"
 			}
 		}
-		cancel()
 		if err != nil {
 			return fmt.Errorf("layer %q: %w", l.GetId(), rpcError(err))
 		}
-		fmt.Fprintf(e.stdout, "layer/%s %s\n", l.GetId(), verb)
+		fmt.Fprintf(r.stdout, "layer/%s %s\n", l.GetId(), verb)
 	}
 	for i := range s.Experiments {
 		x := convert.ExperimentToProto(&s.Experiments[i])
-		cctx, cancel := callCtx(ctx)
-		_, err := c.experiment.CreateExperiment(cctx, &pb.CreateExperimentRequest{Experiment: x})
+		_, err := c.experiment.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: x})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {
 			verb = "unchanged"
 			var cur *pb.GetExperimentResponse
-			cur, err = c.experiment.GetExperiment(cctx, &pb.GetExperimentRequest{Id: x.GetId()})
+			cur, err = c.experiment.GetExperiment(ctx, &pb.GetExperimentRequest{Id: x.GetId()})
 			if err == nil && !sameSpec(cur.GetExperiment(), x) {
-				_, err = c.experiment.UpdateExperiment(cctx, &pb.UpdateExperimentRequest{Experiment: x})
+				_, err = c.experiment.UpdateExperiment(ctx, &pb.UpdateExperimentRequest{Experiment: x})
 				verb = "configured"
 			}
 		}
-		cancel()
 		if err != nil {
 			return fmt.Errorf("experiment %q: %w", x.GetId(), rpcError(err))
 		}
-		fmt.Fprintf(e.stdout, "experiment/%s %s\n", x.GetId(), verb)
+		fmt.Fprintf(r.stdout, "experiment/%s %s\n", x.GetId(), verb)
 	}
 	return nil
 }
@@ -107,10 +98,11 @@ func sameSpec(a, b *pb.Experiment) bool {
 	return proto.Equal(strip(a), strip(b))
 }
 
-// rpcError turns a gRPC status into an error people read.
+// rpcError turns a gRPC status into an error people read; other errors,
+// nil included, it returns as they are.
 func rpcError(err error) error {
 	s, ok := status.FromError(err)
-	if !ok {
+	if !ok || err == nil {
 		return err
 	}
 	switch s.Code() {
@@ -143,108 +135,101 @@ func codeWords(c codes.Code) string {
 	return strings.ToLower(b.String())
 }
 
-func runGet(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "get", "experiments|layers|overrides [NAME] [-o json]")
-	out := outputFlag(fs)
-	pos, err := parseWithOutput(fs, args, out)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 || len(pos) > 2 {
-		fs.Usage()
-		return errors.New("get: want a resource (experiments, layers or overrides) and an optional name")
-	}
-	name := ""
-	if len(pos) == 2 {
-		name = pos[1]
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	switch strings.TrimSuffix(pos[0], "s") {
-	case "experiment", "exp":
-		list, done, err := oneOrList(e, *out, name,
-			func() (*pb.Experiment, error) {
-				r, err := c.experiment.GetExperiment(cctx, &pb.GetExperimentRequest{Id: name})
-				return r.GetExperiment(), err
-			},
-			func() (proto.Message, []*pb.Experiment, error) {
-				r, err := c.experiment.ListExperiments(cctx, &pb.ListExperimentsRequest{})
-				return r, r.GetExperiments(), err
+func getCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		if len(r.args) == 0 || len(r.args) > 2 {
+			return usageErrorf("want a resource (experiments, layers or overrides) and an optional name")
+		}
+		name := ""
+		if len(r.args) == 2 {
+			name = r.args[1]
+		}
+		c := r.api.experiment
+		switch strings.TrimSuffix(r.args[0], "s") {
+		case "experiment", "exp":
+			return printOneOrList(r, *out, name, listing[*pb.Experiment]{
+				one: func() (*pb.Experiment, error) {
+					x, err := c.GetExperiment(ctx, &pb.GetExperimentRequest{Id: name})
+					return x.GetExperiment(), err
+				},
+				all: func() (proto.Message, []*pb.Experiment, error) {
+					xs, err := c.ListExperiments(ctx, &pb.ListExperimentsRequest{})
+					return xs, xs.GetExperiments(), err
+				},
+				header: "NAME\tSTATUS\tPHASE\tOWNER\tCHANGE\tMEASURE\tMETRIC\tVARIANTS\tLAYER\tINTERFERENCE",
+				row: func(x *pb.Experiment) string {
+					return fmt.Sprintf("%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", x.GetId(),
+						strings.TrimPrefix(x.GetStatus().String(), "EXPERIMENT_STATUS_"), x.GetPhase(), dash(x.GetOwner()),
+						dash(x.GetChangeService()), dash(x.GetMeasureService()), x.GetMetric().GetName(), variantsString(x),
+						layerString(x), interferenceString(x))
+				},
 			})
-		if done || err != nil {
-			return err
-		}
-		tw := table(e.stdout)
-		fmt.Fprintln(tw, "NAME\tSTATUS\tPHASE\tOWNER\tCHANGE\tMEASURE\tMETRIC\tVARIANTS\tLAYER\tINTERFERENCE")
-		for _, x := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.GetId(),
-				strings.TrimPrefix(x.GetStatus().String(), "EXPERIMENT_STATUS_"), x.GetPhase(), dash(x.GetOwner()),
-				dash(x.GetChangeService()), dash(x.GetMeasureService()), x.GetMetric().GetName(), variantsString(x),
-				layerString(x), interferenceString(x))
-		}
-		return tw.Flush()
-	case "layer":
-		list, done, err := oneOrList(e, *out, name,
-			func() (*pb.Layer, error) {
-				r, err := c.experiment.GetLayer(cctx, &pb.GetLayerRequest{Id: name})
-				return r.GetLayer(), err
-			},
-			func() (proto.Message, []*pb.Layer, error) {
-				r, err := c.experiment.ListLayers(cctx, &pb.ListLayersRequest{})
-				return r, r.GetLayers(), err
+		case "layer":
+			return printOneOrList(r, *out, name, listing[*pb.Layer]{
+				one: func() (*pb.Layer, error) {
+					l, err := c.GetLayer(ctx, &pb.GetLayerRequest{Id: name})
+					return l.GetLayer(), err
+				},
+				all: func() (proto.Message, []*pb.Layer, error) {
+					ls, err := c.ListLayers(ctx, &pb.ListLayersRequest{})
+					return ls, ls.GetLayers(), err
+				},
+				header: "NAME\tDESCRIPTION",
+				row:    func(l *pb.Layer) string { return l.GetId() + "\t" + dash(l.GetDescription()) },
 			})
-		if done || err != nil {
-			return err
+		case "override":
+			ovs, err := c.ListOverrides(ctx, &pb.ListOverridesRequest{ExperimentId: name})
+			if err != nil {
+				return err
+			}
+			return printList(r, *out, ovs, "EXPERIMENT\tUNIT\tVARIANT", ovs.GetOverrides(), func(o *pb.Override) string {
+				return o.GetExperimentId() + "\t" + o.GetUnitId() + "\t" + o.GetVariant()
+			})
 		}
-		tw := table(e.stdout)
-		fmt.Fprintln(tw, "NAME\tDESCRIPTION")
-		for _, l := range list {
-			fmt.Fprintf(tw, "%s\t%s\n", l.GetId(), dash(l.GetDescription()))
-		}
-		return tw.Flush()
-	case "override":
-		r, err := c.experiment.ListOverrides(cctx, &pb.ListOverridesRequest{ExperimentId: name})
-		if err != nil {
-			return rpcError(err)
-		}
-		if *out == "json" {
-			return printJSON(e.stdout, r)
-		}
-		tw := table(e.stdout)
-		fmt.Fprintln(tw, "EXPERIMENT\tUNIT\tVARIANT")
-		for _, o := range r.GetOverrides() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", o.GetExperimentId(), o.GetUnitId(), o.GetVariant())
-		}
-		return tw.Flush()
+		return fmt.Errorf("get: unknown resource %q: want experiments, layers or overrides", r.args[0])
 	}
-	return fmt.Errorf("get: unknown resource %q: want experiments, layers or overrides", pos[0])
 }
 
-// oneOrList fetches the named item (name != "") or the whole list. With
-// -o json it prints the response and reports done; otherwise it returns the
-// items for a table.
-func oneOrList[T proto.Message](e *env, out, name string, one func() (T, error), list func() (proto.Message, []T, error)) ([]T, bool, error) {
-	if name != "" {
-		x, err := one()
+// listing is how "get" reads and shows one kind of resource: one gets
+// the named item, all the server's list response and its items; a table
+// has header and a row for each item.
+type listing[T proto.Message] struct {
+	one    func() (T, error)
+	all    func() (proto.Message, []T, error)
+	header string
+	row    func(T) string
+}
+
+// printOneOrList prints the named item (name != "") or the whole list:
+// with -o json as the server answered, else as a table.
+func printOneOrList[T proto.Message](r *request, out, name string, l listing[T]) error {
+	if name == "" {
+		resp, items, err := l.all()
 		if err != nil {
-			return nil, true, rpcError(err)
+			return err
 		}
-		if out == "json" {
-			return nil, true, printJSON(e.stdout, x)
-		}
-		return []T{x}, false, nil
+		return printList(r, out, resp, l.header, items, l.row)
 	}
-	resp, xs, err := list()
+	x, err := l.one()
 	if err != nil {
-		return nil, true, rpcError(err)
+		return err
 	}
+	return printList(r, out, x, l.header, []T{x}, l.row)
+}
+
+// printList prints a server's response: with -o json as it is, else as a
+// table of header and a row for each item.
+func printList[T any](r *request, out string, resp proto.Message, header string, items []T, row func(T) string) error {
 	if out == "json" {
-		return nil, true, printJSON(e.stdout, resp)
+		return printJSON(r.stdout, resp)
 	}
-	return xs, false, nil
+	tw := table(r.stdout)
+	fmt.Fprintln(tw, header)
+	for _, x := range items {
+		fmt.Fprintln(tw, row(x))
+	}
+	return tw.Flush()
 }
 
 func dash(s string) string {
@@ -287,174 +272,138 @@ func interferenceString(x *pb.Experiment) string {
 	return strings.Join(parts, "; ")
 }
 
-func lifecycle(verb string) func(context.Context, *env, []string) error {
-	return func(ctx context.Context, e *env, args []string) error {
-		fs := newFlags(e, verb, "NAME")
-		pos, err := parseInterspersed(fs, args)
+// lifecycleCmd is start or pause, which take one experiment name and
+// report its new status.
+func lifecycleCmd(verb string) func(fs *flag.FlagSet) body {
+	return func(*flag.FlagSet) body {
+		return func(ctx context.Context, r *request) error {
+			if err := r.want(1, "exactly one experiment name"); err != nil {
+				return err
+			}
+			var x *pb.Experiment
+			switch verb {
+			case "start":
+				resp, err := r.api.experiment.StartExperiment(ctx, &pb.StartExperimentRequest{Id: r.args[0]})
+				if err != nil {
+					return err
+				}
+				x = resp.GetExperiment()
+			case "pause":
+				resp, err := r.api.experiment.PauseExperiment(ctx, &pb.PauseExperimentRequest{Id: r.args[0]})
+				if err != nil {
+					return err
+				}
+				x = resp.GetExperiment()
+			}
+			fmt.Fprintf(r.stdout, "experiment/%s %s (phase %d)\n", x.GetId(), strings.ToLower(strings.TrimPrefix(x.GetStatus().String(), "EXPERIMENT_STATUS_")), x.GetPhase())
+			return nil
+		}
+	}
+}
+
+func concludeCmd(fs *flag.FlagSet) body {
+	winner := fs.String("winner", "", "the variant everyone gets from now on (required)")
+	return func(ctx context.Context, r *request) error {
+		if len(r.args) != 1 || *winner == "" {
+			return usageErrorf("want one experiment name and --winner")
+		}
+		resp, err := r.api.experiment.ConcludeExperiment(ctx, &pb.ConcludeExperimentRequest{Id: r.args[0], Winner: *winner})
 		if err != nil {
 			return err
 		}
-		if len(pos) != 1 {
-			fs.Usage()
-			return fmt.Errorf("%s: want exactly one experiment name", verb)
-		}
-		c, cctx, done, err := e.connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer done()
-		var x *pb.Experiment
-		switch verb {
-		case "start":
-			r, err := c.experiment.StartExperiment(cctx, &pb.StartExperimentRequest{Id: pos[0]})
-			if err != nil {
-				return rpcError(err)
-			}
-			x = r.GetExperiment()
-		case "pause":
-			r, err := c.experiment.PauseExperiment(cctx, &pb.PauseExperimentRequest{Id: pos[0]})
-			if err != nil {
-				return rpcError(err)
-			}
-			x = r.GetExperiment()
-		}
-		fmt.Fprintf(e.stdout, "experiment/%s %s (phase %d)\n", x.GetId(), strings.ToLower(strings.TrimPrefix(x.GetStatus().String(), "EXPERIMENT_STATUS_")), x.GetPhase())
+		fmt.Fprintf(r.stdout, "experiment/%s concluded, winner %s\n", resp.GetExperiment().GetId(), resp.GetExperiment().GetWinner())
 		return nil
 	}
 }
 
-func runConclude(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "conclude", "NAME --winner VARIANT")
-	winner := fs.String("winner", "", "the variant everyone gets from now on (required)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
+func deleteCmd(*flag.FlagSet) body {
+	return func(ctx context.Context, r *request) error {
+		if err := r.want(2, "a kind (experiment or layer) and a name"); err != nil {
+			return err
+		}
+		kind, name := strings.TrimSuffix(r.args[0], "s"), r.args[1]
+		var err error
+		switch kind {
+		case "experiment":
+			_, err = r.api.experiment.DeleteExperiment(ctx, &pb.DeleteExperimentRequest{Id: name})
+		case "layer":
+			_, err = r.api.experiment.DeleteLayer(ctx, &pb.DeleteLayerRequest{Id: name})
+		default:
+			return fmt.Errorf("delete: unknown kind %q: want experiment or layer", r.args[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "%s/%s deleted\n", kind, name)
+		return nil
 	}
-	if len(pos) != 1 || *winner == "" {
-		fs.Usage()
-		return errors.New("conclude: want one experiment name and --winner")
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.experiment.ConcludeExperiment(cctx, &pb.ConcludeExperimentRequest{Id: pos[0], Winner: *winner})
-	if err != nil {
-		return rpcError(err)
-	}
-	fmt.Fprintf(e.stdout, "experiment/%s concluded, winner %s\n", r.GetExperiment().GetId(), r.GetExperiment().GetWinner())
-	return nil
 }
 
-func runDelete(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "delete", "experiment|layer NAME")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("delete: want a kind (experiment or layer) and a name")
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	switch strings.TrimSuffix(pos[0], "s") {
-	case "experiment":
-		_, err = c.experiment.DeleteExperiment(cctx, &pb.DeleteExperimentRequest{Id: pos[1]})
-	case "layer":
-		_, err = c.experiment.DeleteLayer(cctx, &pb.DeleteLayerRequest{Id: pos[1]})
-	default:
-		return fmt.Errorf("delete: unknown kind %q: want experiment or layer", pos[0])
-	}
-	if err != nil {
-		return rpcError(err)
-	}
-	fmt.Fprintf(e.stdout, "%s/%s deleted\n", strings.TrimSuffix(pos[0], "s"), pos[1])
-	return nil
-}
-
-func runOverride(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "override", "NAME --unit U --variant V [--delete]")
+func overrideCmd(fs *flag.FlagSet) body {
 	unit := fs.String("unit", "", "the unit id to pin (required)")
 	variant := fs.String("variant", "", "the variant to pin it to")
 	del := fs.Bool("delete", false, "remove the unit's override instead")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *unit == "" || (*variant == "" && !*del) {
-		fs.Usage()
-		return errors.New("override: want one experiment name, --unit and --variant (or --delete)")
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if *del {
-		if _, err := c.experiment.DeleteOverride(cctx, &pb.DeleteOverrideRequest{ExperimentId: pos[0], UnitId: *unit}); err != nil {
-			return rpcError(err)
+	return func(ctx context.Context, r *request) error {
+		if len(r.args) != 1 || *unit == "" || (*variant == "" && !*del) {
+			return usageErrorf("want one experiment name, --unit and --variant (or --delete)")
 		}
-		fmt.Fprintf(e.stdout, "override %s/%s deleted\n", pos[0], *unit)
+		test := r.args[0]
+		if *del {
+			if _, err := r.api.experiment.DeleteOverride(ctx, &pb.DeleteOverrideRequest{ExperimentId: test, UnitId: *unit}); err != nil {
+				return err
+			}
+			fmt.Fprintf(r.stdout, "override %s/%s deleted\n", test, *unit)
+			return nil
+		}
+		o := &pb.Override{ExperimentId: test, UnitId: *unit, Variant: *variant}
+		if _, err := r.api.experiment.SetOverride(ctx, &pb.SetOverrideRequest{Override: o}); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "override %s/%s → %s\n", test, *unit, *variant)
 		return nil
 	}
-	_, err = c.experiment.SetOverride(cctx, &pb.SetOverrideRequest{Override: &pb.Override{ExperimentId: pos[0], UnitId: *unit, Variant: *variant}})
-	if err != nil {
-		return rpcError(err)
-	}
-	fmt.Fprintf(e.stdout, "override %s/%s → %s\n", pos[0], *unit, *variant)
-	return nil
 }
 
-func runAssign(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "assign", "--unit U [--service S] [--test T...] [--attr k=v...] [--mint] [-o json]")
+func assignCmd(fs *flag.FlagSet) body {
 	unit := fs.String("unit", "", "the unit id")
 	service := fs.String("service", "", "only tests whose change service is this one")
 	mint := fs.Bool("mint", false, "let abmeshd mint a fresh unit id")
 	var tests, attrs stringList
 	fs.Var(&tests, "test", "only this test (repeatable)")
 	fs.Var(&attrs, "attr", "unit attribute k=v for targeting (repeatable)")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out); err != nil {
-		return err
-	}
-	if *unit == "" && !*mint {
-		fs.Usage()
-		return errors.New("assign: --unit (or --mint) is required")
-	}
-	req := &pb.AssignRequest{UnitId: *unit, Service: *service, TestIds: tests, MintUnit: *mint, Attributes: map[string]string{}}
-	for _, a := range attrs {
-		k, v, ok := strings.Cut(a, "=")
-		if !ok || k == "" {
-			return fmt.Errorf("--attr %q: want key=value", a)
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
 		}
-		req.Attributes[k] = v
+		if *unit == "" && !*mint {
+			return usageErrorf("--unit (or --mint) is required")
+		}
+		req := &pb.AssignRequest{UnitId: *unit, Service: *service, TestIds: tests, MintUnit: *mint, Attributes: map[string]string{}}
+		for _, a := range attrs {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--attr %q: want key=value", a)
+			}
+			req.Attributes[k] = v
+		}
+		resp, err := r.api.assignment.Assign(ctx, req)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(r.stdout, resp)
+		}
+		fmt.Fprintf(r.stdout, "unit %s (config version %d)\n", resp.GetUnitId(), resp.GetConfigVersion())
+		tw := table(r.stdout)
+		fmt.Fprintln(tw, "TEST\tVARIANT\tREASON\tPHASE\tHEADER")
+		for _, a := range resp.GetAssignments() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\tx-abmesh-%s: %s\n", a.GetTestId(), a.GetVariant(),
+				strings.ToLower(strings.TrimPrefix(a.GetReason().String(), "ASSIGNMENT_REASON_")), a.GetPhase(), a.GetTestId(), a.GetVariant())
+		}
+		if len(resp.GetAssignments()) == 0 {
+			fmt.Fprintln(tw, "(no running test matches)")
+		}
+		return tw.Flush()
 	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.assignment.Assign(cctx, req)
-	if err != nil {
-		return rpcError(err)
-	}
-	if *out == "json" {
-		return printJSON(e.stdout, r)
-	}
-	fmt.Fprintf(e.stdout, "unit %s (config version %d)\n", r.GetUnitId(), r.GetConfigVersion())
-	tw := table(e.stdout)
-	fmt.Fprintln(tw, "TEST\tVARIANT\tREASON\tPHASE\tHEADER")
-	for _, a := range r.GetAssignments() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\tx-abmesh-%s: %s\n", a.GetTestId(), a.GetVariant(),
-			strings.ToLower(strings.TrimPrefix(a.GetReason().String(), "ASSIGNMENT_REASON_")), a.GetPhase(), a.GetTestId(), a.GetVariant())
-	}
-	if len(r.GetAssignments()) == 0 {
-		fmt.Fprintln(tw, "(no running test matches)")
-	}
-	return tw.Flush()
 }

@@ -13,10 +13,140 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/abmesh/abmesh/internal/daemon"
 )
+
+// commandGroups is every command of abmesh, in the order "abmesh help"
+// and docs/cli.md list them. A command's usage is the text after its name
+// in the usage line its -h prints; its summary is one line, lower case.
+var commandGroups = []group{
+	{"Experiments", []command{
+		{"apply", "-f FILE [-f FILE...]", "create or update the experiments and layers of manifest files", rpc(applyCmd)},
+		{"get", "experiments|layers|overrides [NAME] [-o json]", "list or show experiments, layers or overrides", rpc(getCmd)},
+		{"start", "NAME", "start an experiment (DRAFT or PAUSED → RUNNING)", rpc(lifecycleCmd("start"))},
+		{"pause", "NAME", "pause an experiment: everyone gets the control", rpc(lifecycleCmd("pause"))},
+		{"conclude", "NAME --winner VARIANT", "conclude an experiment: everyone gets the winner", rpc(concludeCmd)},
+		{"delete", "experiment|layer NAME", "delete an experiment or a layer", rpc(deleteCmd)},
+		{"override", "NAME --unit U --variant V [--delete]", "pin a unit to a variant (excluded from analysis)", rpc(overrideCmd)},
+		{"assign", "--unit U [--service S] [--test T...] [--attr k=v...] [--mint] [-o json]", "show a unit's assignments", rpc(assignCmd)},
+	}},
+	{"Subsets and reports", []command{
+		{"subsets", "[-o table|json|dot]", "list every running test's subset and why each member is in it", rpc(subsetsCmd)},
+		{"cells", "TEST [-o json]", "show the factorial cells of a test's current analysis window", rpc(cellsCmd)},
+		{"report", "TEST [--window N] [--type 1|2|3] [-o json]", "show a test's factorial report", rpc(reportCmd)},
+		{"graph", "[-o table|json|dot]", "show the service dependency graph built from traces", rpc(graphCmd)},
+		{"status", "[-o json]", "show every counter of the trace consumer and the cells", rpc(statusCmd)},
+	}},
+	{"Offline analysis", []command{
+		{"anova", "--csv FILE --response COL --factors A,B[,C] [--type 1|2|3] [--estimates] [-o json]", "factorial ANOVA of a CSV file (offline)", offline(anovaCmd)},
+		{"power", "--u U --f2 F2 | --k K --f F | --d D | --u U --cells C --mde M --sd S [--alpha A] [--power P] [-o json]", "sample size from power analysis (offline)", offline(powerCmd)},
+		{"traces inspect", "FILE [-o table|json]", "show the requests of a Jaeger JSON or OTLP JSON trace file (offline)", offline(tracesInspectCmd)},
+	}},
+	{"Demo, evaluation and load", []command{
+		{"demo", "[--duration D] [--rate R] [--serve] [--data-dir DIR] [--jaeger-otlp HOST:PORT --jaeger-query HOST:PORT]", "run abmeshd, a ten-service shop mesh, the shop's experiments and simulated users end to end", offline(demoCmd)},
+		{"evaluate", "[--reps N] [--seed S] [--scenario shop|large|all] [--out FILE] [-o markdown|json] [--workers W]", "compare abmesh with the alternatives on simulated traffic with known truth (writes docs/evaluation.md)", offline(evaluateCmd)},
+		{"bench assign", "[--duration D] [--concurrency N] [--conns N] [--units N] [--service S] [-o json]", "load abmeshd's Assign RPC from this process and report RPC/s and latency percentiles", rpc(benchAssignCmd)},
+		{"bench otlp", "[--endpoint HOST:PORT] [--duration D] [--rate SPANS/S] [--concurrency N] [-o json]", "send realistic OTLP trace load to a receiver from this process and report accepted spans/s", offline(benchOTLPCmd)},
+	}},
+}
+
+// group is a heading of "abmesh help" and the commands under it.
+type group struct {
+	title    string
+	commands []command
+}
+
+// command is one CLI command: a row of commandGroups.
+type command struct {
+	name    string // "get", "traces inspect"
+	usage   string // arguments after the name
+	summary string
+	action  action
+}
+
+// action is what a command does: setup defines the command's flags and
+// returns its body; server says whether the body calls abmeshd.
+type action struct {
+	setup  func(fs *flag.FlagSet) body
+	server bool
+}
+
+// body is a command's own logic, run once its arguments are parsed.
+type body func(ctx context.Context, r *request) error
+
+// rpc is the action of a command that calls abmeshd.
+func rpc(setup func(fs *flag.FlagSet) body) action { return action{setup: setup, server: true} }
+
+// offline is the action of a command that does not call abmeshd.
+func offline(setup func(fs *flag.FlagSet) body) action { return action{setup: setup} }
+
+// request is one run of a command, as its body sees it.
+type request struct {
+	*env
+	name string   // the command's name
+	args []string // the positional arguments, flags taken out
+	api  *clients // abmeshd's APIs; nil for an offline command
+}
+
+// want checks that there are n positional arguments; else it is a usage
+// error saying what was wanted.
+func (r *request) want(n int, what string) error {
+	if len(r.args) != n {
+		return usageErrorf("want %s", what)
+	}
+	return nil
+}
+
+// noArgs checks that there is no positional argument.
+func (r *request) noArgs() error {
+	if len(r.args) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", r.name, r.args[0])
+	}
+	return nil
+}
+
+// usageError is a command line its command cannot run: exec prints the
+// command's usage and returns the error, prefixed with the command's name.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{fmt.Sprintf(format, a...)}
+}
+
+// exec is the opening every command shares: it makes the command's flag
+// set (its usage line from the table), defines the flags, parses args
+// (flags may follow positional arguments), connects to abmeshd for an RPC
+// command, and runs the body. gRPC errors come back in words.
+func (c *command) exec(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, c.name, c.usage)
+	run := c.action.setup(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	r := &request{env: e, name: c.name, args: pos}
+	if c.action.server {
+		if r.api, err = e.dial(); err != nil {
+			return err
+		}
+		defer r.api.Close()
+	}
+	err = run(ctx, r)
+	var u *usageError
+	if errors.As(err, &u) {
+		fs.Usage()
+		return fmt.Errorf("%s: %s", c.name, u.msg)
+	}
+	if c.action.server {
+		return rpcError(err)
+	}
+	return err
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -37,43 +167,12 @@ type env struct {
 	stderr io.Writer
 }
 
-// command is one CLI command.
-type command struct {
-	name    string // "get", "traces inspect"
-	usage   string // arguments after the name
-	summary string
-	run     func(ctx context.Context, e *env, args []string) error
-}
-
-// plain adapts a command that needs only its arguments and stdout.
-func plain(f func(args []string, stdout io.Writer) error) func(context.Context, *env, []string) error {
-	return func(_ context.Context, e *env, args []string) error { return f(args, e.stdout) }
-}
-
-func commands() []command {
-	cmds := []command{
-		{"apply", "-f FILE [-f FILE...]", "create or update the experiments and layers of manifest files", runApply},
-		{"get", "experiments|layers|overrides [NAME] [-o json]", "list or show experiments, layers or overrides", runGet},
-		{"start", "NAME", "start an experiment (DRAFT or PAUSED → RUNNING)", lifecycle("start")},
-		{"pause", "NAME", "pause an experiment: everyone gets the control", lifecycle("pause")},
-		{"conclude", "NAME --winner VARIANT", "conclude an experiment: everyone gets the winner", runConclude},
-		{"delete", "experiment|layer NAME", "delete an experiment or a layer", runDelete},
-		{"override", "NAME --unit U --variant V [--delete]", "pin a unit to a variant (excluded from analysis)", runOverride},
-		{"assign", "--unit U [--service S] [--test T...] [--attr k=v...] [-o json]", "show a unit's assignments", runAssign},
-		{"anova", "--csv FILE --response COL --factors A,B[,C] [--type 1|2|3] [-o json]", "factorial ANOVA of a CSV file (offline)", plain(runAnova)},
-		{"power", "--u U --f2 F2 | --k K --f F | --d D [--alpha A] [--power P] [-o json]", "sample size from power analysis (offline)", plain(runPower)},
-		{"traces inspect", "FILE [-o json]", "show the requests of a Jaeger JSON or OTLP JSON trace file (offline)", plain(runTracesInspect)},
-	}
-	cmds = append(cmds, extraCommands...)
-	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-	return cmds
-}
-
-// extraCommands are registered by other files of this package.
-var extraCommands []command
+// defaultServer is the abmeshd address when neither --server nor
+// $ABMESH_SERVER gives one: abmeshd's own default.
+var defaultServer = daemon.DefaultConfig().Listen
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	e := &env{server: "127.0.0.1:7070", stdout: stdout, stderr: stderr}
+	e := &env{server: defaultServer, stdout: stdout, stderr: stderr}
 	if s := os.Getenv("ABMESH_SERVER"); s != "" {
 		e.server = s
 	}
@@ -102,24 +201,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	c, rest := lookup(args)
+	if c == nil {
+		return fmt.Errorf("unknown command %q (see abmesh help)", strings.Join(args, " "))
+	}
+	// Allow --server after the command too.
+	rest, err := e.takeServerFlag(rest)
+	if err != nil {
+		return err
+	}
+	err = c.exec(ctx, e, rest)
+	var unreachable *unreachableError
+	if errors.As(err, &unreachable) {
+		err = fmt.Errorf("%w (server %s; set --server or $ABMESH_SERVER)", err, e.server)
+	}
+	return err
+}
+
+// commands lists every command in table order.
+func commands() []*command {
+	var cs []*command
+	for _, g := range commandGroups {
+		for i := range g.commands {
+			cs = append(cs, &g.commands[i])
+		}
+	}
+	return cs
+}
+
+// lookup finds the command args start with, and the arguments after its
+// name.
+func lookup(args []string) (*command, []string) {
 	for _, c := range commands() {
 		words := strings.Fields(c.name)
 		if len(args) >= len(words) && equalWords(args[:len(words)], words) {
-			rest := args[len(words):]
-			// Allow --server after the command too.
-			rest, err := e.takeServerFlag(rest)
-			if err != nil {
-				return err
-			}
-			err = c.run(ctx, e, rest)
-			var unreachable *unreachableError
-			if errors.As(err, &unreachable) {
-				err = fmt.Errorf("%w (server %s; set --server or $ABMESH_SERVER)", err, e.server)
-			}
-			return err
+			return c, args[len(words):]
 		}
 	}
-	return fmt.Errorf("unknown command %q (see abmesh help)", strings.Join(args, " "))
+	return nil, nil
 }
 
 func (e *env) takeServerFlag(args []string) ([]string, error) {
@@ -153,12 +272,13 @@ func equalWords(a, b []string) bool {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "abmesh — A/B tests on a microservice mesh, analysed per interference subset")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Usage: abmesh [--server HOST:PORT] COMMAND [ARGS]   (default server 127.0.0.1:7070, or $ABMESH_SERVER)")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
-		fmt.Fprintf(w, "  %-16s   abmesh %s %s\n", "", c.name, c.usage)
+	fmt.Fprintf(w, "Usage: abmesh [--server HOST:PORT] COMMAND [ARGS]   (default server %s, or $ABMESH_SERVER)\n", defaultServer)
+	for _, g := range commandGroups {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, c := range g.commands {
+			fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+			fmt.Fprintf(w, "  %-16s   abmesh %s %s\n", "", c.name, c.usage)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every command takes -h for its flags.")

@@ -12,115 +12,79 @@ import (
 	"github.com/abmesh/abmesh/subset"
 )
 
-func init() {
-	extraCommands = append(extraCommands,
-		command{"subsets", "[-o table|json|dot]", "list every running test's subset and why each member is in it", runSubsets},
-		command{"cells", "TEST [-o json]", "show the factorial cells of a test's current analysis window", runCells},
-		command{"report", "TEST [--window N] [--type 1|2|3] [-o json]", "show a test's factorial report", runReport},
-		command{"graph", "[-o table|json|dot]", "show the service dependency graph built from traces", runGraph},
-		command{"status", "[-o json]", "show every counter of the trace consumer and the cells", runStatus},
-	)
-}
-
-func runSubsets(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "subsets", "[-o table|json|dot]")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out, "dot"); err != nil {
-		return err
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := c.report.ListSubsets(cctx, &pb.ListSubsetsRequest{})
-	if err != nil {
-		return rpcError(err)
-	}
-	var subs []subset.Subset
-	for _, s := range r.GetSubsets() {
-		subs = append(subs, convert.SubsetFromProto(s))
-	}
-	switch *out {
-	case "json":
-		return printJSON(e.stdout, r)
-	case "dot":
-		g, err := c.report.GetServiceGraph(cctx, &pb.GetServiceGraphRequest{})
-		if err != nil {
-			return rpcError(err)
+func subsetsCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json", "dot")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
 		}
-		sg, err := subset.NewGraph(convert.EdgesFromProto(g))
+		resp, err := r.api.report.ListSubsets(ctx, &pb.ListSubsetsRequest{})
 		if err != nil {
 			return err
 		}
-		xs, err := c.experiment.ListExperiments(cctx, &pb.ListExperimentsRequest{})
-		if err != nil {
-			return rpcError(err)
+		var subs []subset.Subset
+		for _, s := range resp.GetSubsets() {
+			subs = append(subs, convert.SubsetFromProto(s))
 		}
-		var tests []subset.Test
-		for _, x := range xs.GetExperiments() {
-			if x.GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_RUNNING {
-				tests = append(tests, subset.Test{ID: x.GetId(), ChangeService: x.GetChangeService(), MeasureService: x.GetMeasureService()})
+		switch *out {
+		case "json":
+			return printJSON(r.stdout, resp)
+		case "dot":
+			sg, err := serviceGraph(ctx, r)
+			if err != nil {
+				return err
 			}
+			xs, err := r.api.experiment.ListExperiments(ctx, &pb.ListExperimentsRequest{})
+			if err != nil {
+				return err
+			}
+			var tests []subset.Test
+			for _, x := range xs.GetExperiments() {
+				if x.GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_RUNNING {
+					tests = append(tests, subset.Test{ID: x.GetId(), ChangeService: x.GetChangeService(), MeasureService: x.GetMeasureService()})
+				}
+			}
+			return subset.WriteDOT(r.stdout, sg, subs, tests)
 		}
-		return subset.WriteDOT(e.stdout, sg, subs, tests)
+		if len(subs) == 0 {
+			fmt.Fprintln(r.stdout, "no running test")
+			return nil
+		}
+		return subset.WriteTable(r.stdout, subs)
 	}
-	if len(subs) == 0 {
-		fmt.Fprintln(e.stdout, "no running test")
-		return nil
-	}
-	return subset.WriteTable(e.stdout, subs)
 }
 
-func oneTestArgs(e *env, name, usage string, args []string, setup func(fs *flag.FlagSet)) (string, string, error) {
-	fs := newFlags(e, name, usage)
-	out := outputFlag(fs)
-	if setup != nil {
-		setup(fs)
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return "", "", err
-	}
-	if err := checkOutput(*out); err != nil {
-		return "", "", err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return "", "", fmt.Errorf("%s: want exactly one test name", name)
-	}
-	return pos[0], *out, nil
-}
-
-func runCells(ctx context.Context, e *env, args []string) error {
-	test, out, err := oneTestArgs(e, "cells", "TEST [-o json]", args, nil)
-	if err != nil {
-		return err
-	}
-	r, err := fetchReport(ctx, e, &pb.GetReportRequest{TestId: test})
-	if err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(e.stdout, &pb.Report{TestId: r.GetTestId(), Factors: r.GetFactors(), Cells: r.GetCells(), Subset: r.GetSubset()})
-	}
-	fmt.Fprintf(e.stdout, "%s: window %d, metric %s\n", r.GetTestId(), r.GetSubset().GetWindow(), r.GetMetric())
-	return writeCells(e.stdout, r)
-}
-
-func fetchReport(ctx context.Context, e *env, req *pb.GetReportRequest) (*pb.Report, error) {
-	c, err := e.dial()
+// serviceGraph fetches abmeshd's service graph for subset.WriteDOT.
+func serviceGraph(ctx context.Context, r *request) (*subset.Graph, error) {
+	g, err := r.api.report.GetServiceGraph(ctx, &pb.GetServiceGraphRequest{})
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	cctx, cancel := callCtx(ctx)
-	defer cancel()
-	resp, err := c.report.GetReport(cctx, req)
-	if err != nil {
-		return nil, rpcError(err)
+	return subset.NewGraph(convert.EdgesFromProto(g))
+}
+
+func cellsCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		rep, err := fetchReport(ctx, r, 0, 0)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(r.stdout, &pb.Report{TestId: rep.GetTestId(), Factors: rep.GetFactors(), Cells: rep.GetCells(), Subset: rep.GetSubset()})
+		}
+		fmt.Fprintf(r.stdout, "%s: window %d, metric %s\n", rep.GetTestId(), rep.GetSubset().GetWindow(), rep.GetMetric())
+		return writeCells(r.stdout, rep)
 	}
-	return resp.GetReport(), nil
+}
+
+// fetchReport gets the report of the one test named on the command line.
+func fetchReport(ctx context.Context, r *request, window, anovaType int) (*pb.Report, error) {
+	if err := r.want(1, "exactly one test name"); err != nil {
+		return nil, err
+	}
+	resp, err := r.api.report.GetReport(ctx, &pb.GetReportRequest{TestId: r.args[0], Window: int32(window), AnovaType: int32(anovaType)})
+	return resp.GetReport(), err
 }
 
 func writeCells(w io.Writer, r *pb.Report) error {
@@ -145,23 +109,20 @@ func pv(p float64) string {
 	return fmt.Sprintf("%.4f", p)
 }
 
-func runReport(ctx context.Context, e *env, args []string) error {
-	var window, typ *int
-	test, out, err := oneTestArgs(e, "report", "TEST [--window N] [--type 1|2|3] [-o json]", args, func(fs *flag.FlagSet) {
-		window = fs.Int("window", 0, "analysis window number (0: the current one)")
-		typ = fs.Int("type", 3, "ANOVA sums of squares type: 1, 2 or 3")
-	})
-	if err != nil {
-		return err
+func reportCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json")
+	window := fs.Int("window", 0, "analysis window number (0: the current one)")
+	typ := fs.Int("type", 3, "ANOVA sums of squares type: 1, 2 or 3")
+	return func(ctx context.Context, r *request) error {
+		rep, err := fetchReport(ctx, r, *window, *typ)
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(r.stdout, rep)
+		}
+		return writeReport(r.stdout, rep)
 	}
-	r, err := fetchReport(ctx, e, &pb.GetReportRequest{TestId: test, Window: int32(*window), AnovaType: int32(*typ)})
-	if err != nil {
-		return err
-	}
-	if out == "json" {
-		return printJSON(e.stdout, r)
-	}
-	return writeReport(e.stdout, r)
 }
 
 // writeReport prints a report as tables people read in a terminal.
@@ -264,64 +225,56 @@ func writeReport(w io.Writer, r *pb.Report) error {
 	return err
 }
 
-func runGraph(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "graph", "[-o table|json|dot]")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out, "dot"); err != nil {
-		return err
-	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	g, err := c.report.GetServiceGraph(cctx, &pb.GetServiceGraphRequest{})
-	if err != nil {
-		return rpcError(err)
-	}
-	switch *out {
-	case "json":
-		return printJSON(e.stdout, g)
-	case "dot":
-		sg, err := subset.NewGraph(convert.EdgesFromProto(g))
+func graphCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json", "dot")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
+		}
+		if *out == "dot" {
+			sg, err := serviceGraph(ctx, r)
+			if err != nil {
+				return err
+			}
+			return subset.WriteDOT(r.stdout, sg, nil, nil)
+		}
+		g, err := r.api.report.GetServiceGraph(ctx, &pb.GetServiceGraphRequest{})
 		if err != nil {
 			return err
 		}
-		return subset.WriteDOT(e.stdout, sg, nil, nil)
+		if *out == "json" {
+			return printJSON(r.stdout, g)
+		}
+		tw := table(r.stdout)
+		fmt.Fprintln(tw, "CALLER\tCALLEE\tCALLS")
+		for _, x := range g.GetEdges() {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", x.GetCaller(), x.GetCallee(), x.GetCalls())
+		}
+		if len(g.GetEdges()) == 0 {
+			fmt.Fprintln(tw, "(no calls seen yet)")
+		}
+		return tw.Flush()
 	}
-	tw := table(e.stdout)
-	fmt.Fprintln(tw, "CALLER\tCALLEE\tCALLS")
-	for _, x := range g.GetEdges() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", x.GetCaller(), x.GetCallee(), x.GetCalls())
-	}
-	if len(g.GetEdges()) == 0 {
-		fmt.Fprintln(tw, "(no calls seen yet)")
-	}
-	return tw.Flush()
 }
 
-func runStatus(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "status", "[-o json]")
-	out := outputFlag(fs)
-	if _, err := parseWithOutput(fs, args, out); err != nil {
-		return err
+func statusCmd(fs *flag.FlagSet) body {
+	out := outputFlag(fs, "table", "json")
+	return func(ctx context.Context, r *request) error {
+		if err := r.noArgs(); err != nil {
+			return err
+		}
+		s, err := r.api.report.GetStatus(ctx, &pb.GetStatusRequest{})
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(r.stdout, s)
+		}
+		tw := table(r.stdout)
+		fmt.Fprintf(tw, "config_version\t%d\n", s.GetConfigVersion())
+		for _, x := range s.GetCounters() {
+			fmt.Fprintf(tw, "%s\t%d\n", x.GetName(), x.GetValue())
+		}
+		return tw.Flush()
 	}
-	c, cctx, done, err := e.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	s, err := c.report.GetStatus(cctx, &pb.GetStatusRequest{})
-	if err != nil {
-		return rpcError(err)
-	}
-	if *out == "json" {
-		return printJSON(e.stdout, s)
-	}
-	tw := table(e.stdout)
-	fmt.Fprintf(tw, "config_version\t%d\n", s.GetConfigVersion())
-	for _, x := range s.GetCounters() {
-		fmt.Fprintf(tw, "%s\t%d\n", x.GetName(), x.GetValue())
-	}
-	return tw.Flush()
 }

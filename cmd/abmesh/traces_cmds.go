@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/abmesh/abmesh/tracing"
@@ -54,16 +53,13 @@ type tracesServiceMetric struct {
 	Attributes map[string]float64 `json:"attributes"`
 }
 
-// runTracesInspect implements
-//
-//	abmesh traces inspect FILE [-o table|json]
-//
-// FILE is a Jaeger UI JSON export or OTLP JSON (one document or one per
-// line). Its spans are assembled into traces exactly as abmeshd does, and
-// for each trace, in file order, it prints the unit, the services and
-// calls on the path, the feature-flag exposures, conflicts and per-service
-// metrics: aligned text for people, followed by a summary of what was
-// rejected; or with -o json exactly
+// tracesInspectCmd is "abmesh traces inspect FILE". FILE is a Jaeger UI
+// JSON export or OTLP JSON (one document or one per line). Its spans are
+// assembled into traces exactly as abmeshd does, and for each trace, in
+// file order, it prints the unit, the services and calls on the path, the
+// feature-flag exposures, conflicts and per-service metrics: aligned text
+// for people, followed by a summary of what was rejected; or with -o json
+// exactly
 //
 //	{"traces":[{"trace_id":"<32 hex>","unit":"…","services":[…],
 //	  "edges":[{"caller":…,"callee":…}],
@@ -72,32 +68,22 @@ type tracesServiceMetric struct {
 //	  "metrics":[{"service":…,"latency_ms":…,"error":…,"attributes":{…}}]}]}
 //
 // Errors name the file and, for malformed JSON, the line and column.
-func runTracesInspect(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("traces inspect", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "Usage: abmesh traces inspect FILE [-o table|json]")
-		fs.PrintDefaults()
+func tracesInspectCmd(fs *flag.FlagSet) body {
+	// "text" is kept as another name of the table.
+	output := outputFlag(fs, "table", "json", "text")
+	return func(_ context.Context, r *request) error {
+		if len(r.args) != 1 {
+			return errors.New("traces inspect: want exactly one FILE")
+		}
+		obs, counters, format, err := tracesInspectFile(r.args[0])
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return tracesPrintJSON(r.stdout, obs)
+		}
+		return tracesPrintText(r.stdout, r.args[0], format, obs, counters)
 	}
-	output := fs.String("o", "table", "output format: table or json")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(pos) != 1:
-		return errors.New("traces inspect: want exactly one FILE")
-	case *output != "table" && *output != "text" && *output != "json":
-		return fmt.Errorf("traces inspect: -o %q: want table or json", *output)
-	}
-	obs, counters, format, err := tracesInspectFile(pos[0])
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		return tracesPrintJSON(stdout, obs)
-	}
-	return tracesPrintText(stdout, pos[0], format, obs, counters)
 }
 
 // tracesInspectFile reads a trace file and assembles its traces.
@@ -156,13 +142,11 @@ func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
 		}
 		out.Traces = append(out.Traces, t)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return printPlainJSON(w, out)
 }
 
 func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.Counters) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := table(w)
 	for i, o := range obs {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -194,7 +178,7 @@ func tracesPrintText(w io.Writer, path string, format files.Format, obs []*traci
 		} else {
 			fmt.Fprintf(tw, "  %-10s TEST\tVARIANT\tSERVICE\tPHASE\tREASON\n", "exposures")
 			for _, x := range o.Exposures {
-				fmt.Fprintf(tw, "  %-10s %s\t%s\t%s\t%d\t%s\n", "", x.Test, x.Variant, x.Service, x.Phase, tracesOrNone(x.Reason))
+				fmt.Fprintf(tw, "  %-10s %s\t%s\t%s\t%d\t%s\n", "", x.Test, x.Variant, x.Service, x.Phase, dash(x.Reason))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -205,7 +189,7 @@ func tracesPrintText(w io.Writer, path string, format files.Format, obs []*traci
 		}
 		fmt.Fprintf(tw, "  %-10s SERVICE\tLATENCY_MS\tERROR\tATTRIBUTES\n", "metrics")
 		for _, m := range o.Metrics {
-			fmt.Fprintf(tw, "  %-10s %s\t%.3f\t%d\t%s\n", "", m.Service, m.LatencyMS, tracesBool(m.Error), tracesOrNone(tracesAttrs(m.Attributes)))
+			fmt.Fprintf(tw, "  %-10s %s\t%.3f\t%d\t%s\n", "", m.Service, m.LatencyMS, tracesBool(m.Error), dash(tracesAttrs(m.Attributes)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -255,11 +239,4 @@ func tracesBool(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func tracesOrNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

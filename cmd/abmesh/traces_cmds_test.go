@@ -78,7 +78,7 @@ func TestTracesInspectJSON(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := runTracesInspect([]string{filepath.Join(tracesTestdata, tc.file), "-o", "json"}, &out); err != nil {
+			if err := runCmd(&out, nil, "traces inspect", filepath.Join(tracesTestdata, tc.file), "-o", "json"); err != nil {
 				t.Fatal(err)
 			}
 			// The exact top-level shape: only "traces".
@@ -101,7 +101,7 @@ func TestTracesInspectJSON(t *testing.T) {
 
 func TestTracesInspectText(t *testing.T) {
 	var out bytes.Buffer
-	if err := runTracesInspect([]string{"-o", "table", filepath.Join(tracesTestdata, "jaeger_ui_export.json")}, &out); err != nil {
+	if err := runCmd(&out, nil, "traces inspect", "-o", "table", filepath.Join(tracesTestdata, "jaeger_ui_export.json")); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
@@ -136,13 +136,13 @@ func TestTracesInspectErrors(t *testing.T) {
 	}{
 		{nil, "want exactly one FILE"},
 		{[]string{"a", "b"}, "want exactly one FILE"},
-		{[]string{bad, "-o", "yaml"}, `-o "yaml"`},
+		{[]string{bad, "-o", "yaml"}, `invalid value "yaml" for flag -o: want table, json or text`},
 		{[]string{bad}, bad + ":2:14: invalid character '}'"},
 		{[]string{unknown}, "unknown trace format"},
 		{[]string{filepath.Join(dir, "missing.json")}, "no such file"},
 	} {
 		var out bytes.Buffer
-		err := runTracesInspect(tc.args, &out)
+		err := runCmd(&out, nil, "traces inspect", tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}

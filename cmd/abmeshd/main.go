@@ -12,9 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 func main() {
@@ -55,23 +55,30 @@ func parseFlags(args []string) (daemon.Config, error) {
 	return parseFlagsInto(flag.NewFlagSet("abmeshd", flag.ContinueOnError), args)
 }
 
+// defaultDataDir is where abmeshd keeps its store unless --data-dir says
+// otherwise. Unlike daemon.Config's default (a temporary directory), it
+// outlives the process: a server started by hand keeps its experiments.
+const defaultDataDir = "abmesh-data"
+
 func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	var cfg daemon.Config
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7070", "gRPC API address (assignment, experiments, reports)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "abmesh-data", "directory of the embedded store (one file)")
+	def := daemon.DefaultConfig()
+	asm := tracing.DefaultConfig()
+	fs.StringVar(&cfg.Listen, "listen", def.Listen, "gRPC API address (assignment, experiments, reports)")
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&cfg.OTLPListen, "otlp-listen", "127.0.0.1:4317", `OTLP/gRPC trace receiver address, or "off"`)
-	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `report web pages address, or "off"`)
-	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "read traces and dependencies from this Jaeger query gRPC address (HOST:16685)")
-	fs.DurationVar(&cfg.JaegerPoll, "jaeger-poll", 30*time.Second, "Jaeger poll interval")
-	fs.DurationVar(&cfg.Assembly.IdleTimeout, "trace-idle-timeout", 5*time.Second, "a trace is complete after no span arrived for this long")
-	fs.IntVar(&cfg.Assembly.MaxTraces, "max-traces", 100_000, "traces in flight before the receiver answers RESOURCE_EXHAUSTED")
-	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", 500_000, "spans in flight before the receiver answers RESOURCE_EXHAUSTED")
-	fs.DurationVar(&cfg.GraphWindow, "graph-window", time.Hour, "sliding window of the service dependency graph")
-	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", 10*time.Second, "how often subsets see a new service graph")
-	fs.DurationVar(&cfg.FlushInterval, "flush-interval", 5*time.Second, "how often cells are written to the store (the most a crash loses)")
-	fs.IntVar(&cfg.SubsetCap, "subset-cap", 6, "largest subset, viewpoint included")
-	fs.IntVar(&cfg.MinEdgeCalls, "min-edge-calls", 5, "calls an edge needs in the graph window before subsets use it")
+	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)
+	fs.StringVar(&cfg.HTTPListen, "http-listen", def.HTTPListen, `report web pages address, or "off"`)
+	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", def.JaegerQuery, "read traces and dependencies from this Jaeger query gRPC address (HOST:16685)")
+	fs.DurationVar(&cfg.JaegerPoll, "jaeger-poll", def.JaegerPoll, "Jaeger poll interval")
+	fs.DurationVar(&cfg.Assembly.IdleTimeout, "trace-idle-timeout", asm.IdleTimeout, "a trace is complete after no span arrived for this long")
+	fs.IntVar(&cfg.Assembly.MaxTraces, "max-traces", asm.MaxTraces, "traces in flight before the receiver answers RESOURCE_EXHAUSTED")
+	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", asm.MaxSpans, "spans in flight before the receiver answers RESOURCE_EXHAUSTED")
+	fs.DurationVar(&cfg.GraphWindow, "graph-window", def.GraphWindow, "sliding window of the service dependency graph")
+	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", def.GraphRefresh, "how often subsets see a new service graph")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells are written to the store (the most a crash loses)")
+	fs.IntVar(&cfg.SubsetCap, "subset-cap", def.SubsetCap, "largest subset, viewpoint included")
+	fs.IntVar(&cfg.MinEdgeCalls, "min-edge-calls", def.MinEdgeCalls, "calls an edge needs in the graph window before subsets use it")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: abmeshd [flags]")
 		fs.PrintDefaults()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 func TestFlagsValidate(t *testing.T) {
@@ -34,6 +38,24 @@ func TestFlagsValidate(t *testing.T) {
 	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:0", "--otlp-listen", "off", "--http-listen", "off"})
 	if err != nil || cfg.OTLPListen != "off" {
 		t.Fatalf("cfg %+v, err %v", cfg, err)
+	}
+}
+
+// TestFlagDefaultsAreTheDaemons: with no flags, abmeshd runs on the
+// defaults the daemon would apply to a zero Config (and -h shows them),
+// but for the data directory, which outlives the process.
+func TestFlagDefaultsAreTheDaemons(t *testing.T) {
+	got, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := daemon.DefaultConfig()
+	want.DataDir = defaultDataDir
+	asm := tracing.DefaultConfig()
+	want.Assembly = tracing.Config{IdleTimeout: asm.IdleTimeout, MaxTraces: asm.MaxTraces, MaxSpans: asm.MaxSpans}
+	got.Logger, want.Logger = nil, nil // the flags' logger writes to stderr at --log-level
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("flag defaults:\n%+v\nwant the daemon's:\n%+v", got, want)
 	}
 }
 

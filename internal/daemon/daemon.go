@@ -47,16 +47,14 @@ import (
 )
 
 // Config is abmeshd's configuration. The zero value of each field means
-// its default.
+// its default: the field's value in DefaultConfig.
 type Config struct {
-	// Listen is the gRPC API address (default 127.0.0.1:7070; port 0 picks
-	// a free port).
+	// Listen is the gRPC API address (port 0 picks a free port).
 	Listen string
-	// OTLPListen is the OTLP/gRPC trace receiver's address (default
-	// 127.0.0.1:4317); "off" disables it.
+	// OTLPListen is the OTLP/gRPC trace receiver's address; "off" disables
+	// it.
 	OTLPListen string
-	// HTTPListen is the report web pages' address (default
-	// 127.0.0.1:7080); "off" disables them.
+	// HTTPListen is the report web pages' address; "off" disables them.
 	HTTPListen string
 	// DataDir holds the store file; empty means a fresh temporary
 	// directory removed on Stop.
@@ -64,27 +62,45 @@ type Config struct {
 	// JaegerQuery, when set, is a Jaeger query service (HOST:PORT of its
 	// gRPC API, usually port 16685) to read traces and dependencies from.
 	JaegerQuery string
-	// JaegerPoll is the Jaeger reader's poll interval (default 30s).
+	// JaegerPoll is the Jaeger reader's poll interval.
 	JaegerPoll time.Duration
-	// Assembly sets the trace assembler's timeouts and memory bounds.
+	// Assembly sets the trace assembler's timeouts and memory bounds; the
+	// assembler defaults its zero fields (tracing.DefaultConfig).
 	Assembly tracing.Config
-	// GraphWindow is the service graph's sliding window (default 1h).
+	// GraphWindow is the service graph's sliding window.
 	GraphWindow time.Duration
-	// GraphRefresh is how often the subsetter takes a new service graph
-	// (default 10s).
+	// GraphRefresh is how often the subsetter takes a new service graph.
 	GraphRefresh time.Duration
 	// FlushInterval is how often cells and the graph are written to the
-	// store: the most an unclean crash can lose (default 5s).
+	// store: the most an unclean crash can lose.
 	FlushInterval time.Duration
-	// SubsetCap is the largest subset, viewpoint included (default 6).
+	// SubsetCap is the largest subset, viewpoint included.
 	SubsetCap int
 	// MinEdgeCalls is how many calls a caller → callee edge must carry in
-	// the graph window before subsets use it (default 5); once in, it stays
-	// until it leaves the window. Rare call paths then cannot keep
-	// reopening analysis windows.
+	// the graph window before subsets use it; once in, it stays until it
+	// leaves the window. Rare call paths then cannot keep reopening
+	// analysis windows.
 	MinEdgeCalls int
-	// Logger receives the daemon's logs (default slog.Default()).
+	// Logger receives the daemon's logs.
 	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration the zero Config stands for. It
+// is the one place abmeshd's defaults are written: Start fills a Config's
+// zero fields from it, and cmd/abmeshd's flags show it as their defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:        "127.0.0.1:7070",
+		OTLPListen:    "127.0.0.1:4317",
+		HTTPListen:    "127.0.0.1:7080",
+		JaegerPoll:    30 * time.Second,
+		GraphWindow:   time.Hour,
+		GraphRefresh:  10 * time.Second,
+		FlushInterval: 5 * time.Second,
+		SubsetCap:     subset.DefaultCap,
+		MinEdgeCalls:  subset.DefaultMinEdgeCalls,
+		Logger:        slog.Default(),
+	}
 }
 
 func checkAddr(flag, addr string) error {
@@ -126,33 +142,26 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// defaults fills c's zero fields from DefaultConfig.
 func (c *Config) defaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:7070"
-	}
-	if c.OTLPListen == "" {
-		c.OTLPListen = "127.0.0.1:4317"
-	}
-	if c.HTTPListen == "" {
-		c.HTTPListen = "127.0.0.1:7080"
-	}
-	if c.GraphWindow == 0 {
-		c.GraphWindow = time.Hour
-	}
-	if c.GraphRefresh == 0 {
-		c.GraphRefresh = 10 * time.Second
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = 5 * time.Second
-	}
-	if c.MinEdgeCalls == 0 {
-		c.MinEdgeCalls = 5
-	}
-	if c.SubsetCap == 0 {
-		c.SubsetCap = subset.DefaultCap
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	d := DefaultConfig()
+	orDefault(&c.Listen, d.Listen)
+	orDefault(&c.OTLPListen, d.OTLPListen)
+	orDefault(&c.HTTPListen, d.HTTPListen)
+	orDefault(&c.JaegerPoll, d.JaegerPoll)
+	orDefault(&c.GraphWindow, d.GraphWindow)
+	orDefault(&c.GraphRefresh, d.GraphRefresh)
+	orDefault(&c.FlushInterval, d.FlushInterval)
+	orDefault(&c.SubsetCap, d.SubsetCap)
+	orDefault(&c.MinEdgeCalls, d.MinEdgeCalls)
+	orDefault(&c.Logger, d.Logger)
+}
+
+// orDefault sets *v to def when *v is its type's zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
