@@ -503,7 +503,7 @@ func WriteSummary(w io.Writer, res *Result) {
 	}
 	fmt.Fprintln(w, "\n(* p < 0.05; truth of a main effect = its marginal effect averaged over the subset's other tests)")
 	for _, r := range res.Reports {
-		if r.Metric == "latency_ms" {
+		if m, err := assign.ParseMetric(r.Metric); err == nil && m.Kind == assign.MetricLatencyMS {
 			fmt.Fprintln(w, "(latency truth is the configured sleep difference; the measured span adds the machine's scheduling, so expect offsets of about 0.1 ms)")
 			break
 		}
