@@ -101,11 +101,11 @@ func runTracesInspect(args []string, stdout io.Writer) error {
 }
 
 // tracesInspectFile reads a trace file and assembles its traces.
-func tracesInspectFile(path string) ([]*tracing.Observation, tracing.Counters, files.Format, error) {
+func tracesInspectFile(path string) ([]*tracing.Observation, tracing.AssemblyStats, files.Format, error) {
 	var b tracing.Batch
 	format, err := files.ReadFile(path, &b)
 	if err != nil {
-		return nil, tracing.Counters{}, format, fmt.Errorf("traces inspect: %w", err)
+		return nil, tracing.AssemblyStats{}, format, fmt.Errorf("traces inspect: %w", err)
 	}
 	var obs []*tracing.Observation
 	n := len(b.Spans) + 1
@@ -117,13 +117,13 @@ func tracesInspectFile(path string) ([]*tracing.Observation, tracing.Counters, f
 		RecentTraces:     1,
 	}, tracing.ConsumerFunc(func(o *tracing.Observation) { obs = append(obs, o) }))
 	if err != nil {
-		return nil, tracing.Counters{}, format, err
+		return nil, tracing.AssemblyStats{}, format, err
 	}
 	if _, err := asm.Add(&b); err != nil {
-		return nil, tracing.Counters{}, format, fmt.Errorf("traces inspect: %s: %w", path, err)
+		return nil, tracing.AssemblyStats{}, format, fmt.Errorf("traces inspect: %s: %w", path, err)
 	}
 	asm.Close()
-	return obs, asm.Counters(), format, nil
+	return obs, asm.Stats(), format, nil
 }
 
 func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
@@ -161,7 +161,7 @@ func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
 	return enc.Encode(out)
 }
 
-func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.Counters) error {
+func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.AssemblyStats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, o := range obs {
 		if i > 0 {

@@ -138,7 +138,7 @@ type Result struct {
 	// SpansAcked are the spans the services' exporters got acknowledged
 	// (OTLP mode); SpansFailed the ones they gave up on.
 	SpansAcked, SpansFailed int64
-	Counters                tracing.Counters
+	Counters                tracing.AssemblyStats
 	Rows                    []Row
 	// Daemon addresses while it ran.
 	Addr, HTTPAddr string
@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	res.Requests, res.Errors = drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
-	res.Counters = d.Assembler().Counters()
+	res.Counters = d.Assembler().Stats()
 	res.Complete = true
 	for _, id := range exps {
 		r, err := d.Report(id)
@@ -295,7 +295,7 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 		}
 	}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		c := d.Assembler().Counters()
+		c := d.Assembler().Stats()
 		received := cfg.JaegerQuery != "" || int64(c.SpansReceived) >= mesh.SpansAcked.Load()
 		if received && c.TracesInFlight == 0 {
 			return nil
@@ -311,7 +311,7 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 // fill fraction (smallest cell n / needed per cell). It reports whether
 // every report is COMPLETE.
 func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
-	c := d.Assembler().Counters()
+	c := d.Assembler().Stats()
 	var parts []string
 	allComplete = true
 	for _, id := range exps {
