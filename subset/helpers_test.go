@@ -76,3 +76,16 @@ func (b *obsBuilder) conflict(test string, variants ...string) *obsBuilder {
 }
 
 func (b *obsBuilder) build() *tracing.Observation { o := b.o; return &o }
+
+// stack is a Subsetter feeding a Windows, wired as the daemon wires them,
+// so a test reads subsets and windows through one value.
+type stack struct {
+	*Subsetter
+	*Windows
+}
+
+// newStack returns a stack whose Subsetter and Windows share opts.
+func newStack(opts ...Option) stack {
+	ws := NewWindows(opts...)
+	return stack{NewSubsetter(ws, opts...), ws}
+}

@@ -179,13 +179,13 @@ func (b *builder) collectEdges(spans []Span, o *Observation, st *BuildStats) {
 		found := false
 		for e := range b.edges {
 			if b.edges[e].Caller == caller && b.edges[e].Callee == callee {
-				b.edges[e].Count++
+				b.edges[e].Calls++
 				found = true
 				break
 			}
 		}
 		if !found {
-			b.edges = append(b.edges, Edge{Caller: caller, Callee: callee, Count: 1})
+			b.edges = append(b.edges, Edge{Caller: caller, Callee: callee, Calls: 1})
 		}
 	}
 	if len(b.edges) > 0 {
