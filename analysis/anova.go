@@ -479,23 +479,10 @@ func (d *design) typeI(masks []uint64) ([]int, []float64) {
 	return df, ss
 }
 
-// typeII computes Type II SS: each term after every term that does not
-// contain it (car's rule).
+// typeII computes Type II SS: each term's df and the SS its columns
+// explain after the intercept and every term that does not contain it
+// (car's rule).
 func (d *design) typeII(masks []uint64) ([]int, []float64) {
-	return d.adjusted(masks, func(u, m uint64) bool { return u&m != m })
-}
-
-// typeIIIProjection computes Type III SS under sum-to-zero coding as the
-// SS explained by each term's columns after every other column of the full
-// model: the definition, in O(terms·cells³). Anova uses the equivalent,
-// faster Wald form; this is kept to check it.
-func (d *design) typeIIIProjection(masks []uint64) ([]int, []float64) {
-	return d.adjusted(masks, func(u, m uint64) bool { return u != m })
-}
-
-// adjusted returns, for each term m, its df and the SS its columns explain
-// after the intercept and every term u with after(u, m).
-func (d *design) adjusted(masks []uint64, after func(u, m uint64) bool) ([]int, []float64) {
 	rows := len(d.cells)
 	b := newBasis(rows, rows)
 	x := make([]float64, rows)
@@ -505,7 +492,7 @@ func (d *design) adjusted(masks []uint64, after func(u, m uint64) bool) ([]int, 
 		b.reset()
 		d.addIntercept(b, x)
 		for _, u := range masks {
-			if after(u, m) {
+			if u&m != m {
 				d.project(b, u, x)
 			}
 		}

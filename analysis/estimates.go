@@ -148,9 +148,37 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 	if err := t.validate(1); err != nil {
 		return nil, err
 	}
-	e := &Estimates{Level: level}
+	x := newEstimator(t, level)
+	x.cellMeans()
+	for f := range t.Factors {
+		x.effects(f, x.marginalMeans(f))
+	}
+	x.interactions()
+	return x.e, nil
+}
+
+// noDF is the Note of every quantity whose interval needs a residual df.
+const noDF = "no interval: residual df is 0 (one observation per cell)"
+
+// estimator is what the steps of Estimate share: the table, the
+// Estimates being filled, the t quantile for the intervals and every
+// cell's levels.
+type estimator struct {
+	t      *CellTable
+	e      *Estimates
+	q      float64 // t quantile at (1+level)/2 on e.DF; 0 when e.DF is 0
+	k      int     // number of factors
+	levels []int   // levels of cell i: levels[i*k : i*k+k]
+}
+
+// newEstimator starts the Estimates: the factors' names, and the pooled
+// within-cell variance of the non-empty cells, MSE = Σ M2 / DF on
+// DF = n − (non-empty cells) (MSE and q stay 0 when DF is 0). It also
+// decodes every cell's levels.
+func newEstimator(t *CellTable, level float64) *estimator {
+	x := &estimator{t: t, e: &Estimates{Level: level}, k: len(t.Factors)}
 	for _, f := range t.Factors {
-		e.Factors = append(e.Factors, f.Name)
+		x.e.Factors = append(x.e.Factors, f.Name)
 	}
 	var n int64
 	var ss float64
@@ -162,173 +190,210 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 			nonEmpty++
 		}
 	}
-	e.DF = n - int64(nonEmpty)
-	var q float64
-	if e.DF > 0 {
-		e.MSE = ss / float64(e.DF)
-		q = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(e.DF)}.Quantile((1 + level) / 2)
+	x.e.DF = n - int64(nonEmpty)
+	if x.e.DF > 0 {
+		x.e.MSE = ss / float64(x.e.DF)
+		x.q = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(x.e.DF)}.Quantile((1 + level) / 2)
 	}
-	noDF := "no interval: residual df is 0 (one observation per cell)"
-
-	// Cells.
-	k := len(t.Factors)
-	levels := make([]int, len(t.Cells)*k) // levels of cell i: levels[i*k : i*k+k]
+	x.levels = make([]int, len(t.Cells)*x.k)
 	for i := range t.Cells {
-		t.Levels(i, levels[i*k:i*k+k])
+		t.Levels(i, x.cellLevels(i))
 	}
-	for i, c := range t.Cells {
-		lv := levels[i*k : i*k+k]
+	return x
+}
+
+// cellLevels returns cell i's level indices, one per factor.
+func (x *estimator) cellLevels(i int) []int { return x.levels[i*x.k : i*x.k+x.k] }
+
+// interval returns est ± q·se.
+func (x *estimator) interval(est, se float64) Interval {
+	return Interval{est - x.q*se, est + x.q*se}
+}
+
+// cellMeans appends every cell's mean to e.Cells in table order, with
+// SE = √(MSE/n) and its interval; an empty cell has only a Note, and with
+// no residual df the mean has no SE or interval.
+func (x *estimator) cellMeans() {
+	for i, c := range x.t.Cells {
+		lv := x.cellLevels(i)
 		cm := CellMean{Levels: make([]string, len(lv)), N: c.N}
 		for f, l := range lv {
-			cm.Levels[f] = t.Factors[f].Levels[l]
+			cm.Levels[f] = x.t.Factors[f].Levels[l]
 		}
 		switch {
 		case c.N == 0:
 			cm.Note = "empty cell"
-		case e.DF == 0:
+		case x.e.DF == 0:
 			cm.Mean = c.Mean
 			cm.Note = noDF
 		default:
 			cm.Mean = c.Mean
-			cm.SE = math.Sqrt(e.MSE / float64(c.N))
-			cm.CI = Interval{c.Mean - q*cm.SE, c.Mean + q*cm.SE}
+			cm.SE = math.Sqrt(x.e.MSE / float64(c.N))
+			cm.CI = x.interval(c.Mean, cm.SE)
 		}
-		e.Cells = append(e.Cells, cm)
+		x.e.Cells = append(x.e.Cells, cm)
 	}
+}
 
-	// Marginal means and effects.
-	type mm struct {
-		mean, v float64 // v = Σ 1/n_c / M², so SE² = MSE·v
-		empty   string  // first empty cell, if any
-	}
-	for f, fac := range t.Factors {
-		nl := len(fac.Levels)
-		ms := make([]mm, nl)
-		cnt := make([]int, nl)
-		for i, c := range t.Cells {
-			l := levels[i*k+f]
-			cnt[l]++
-			if c.N == 0 {
-				if ms[l].empty == "" {
-					ms[l].empty = t.CellName(i)
-				}
-				continue
-			}
-			ms[l].mean += c.Mean
-			ms[l].v += 1 / float64(c.N)
-		}
-		for l := range ms {
-			M := float64(cnt[l])
-			ms[l].mean /= M
-			ms[l].v /= M * M
-			m := MarginalMean{Factor: fac.Name, Level: fac.Levels[l]}
-			switch {
-			case ms[l].empty != "":
-				m.Note = "not estimable: cell " + ms[l].empty + " is empty"
-			case e.DF == 0:
-				m.Mean = ms[l].mean
-				m.Note = noDF
-			default:
-				m.Mean = ms[l].mean
-				m.SE = math.Sqrt(e.MSE * ms[l].v)
-				m.CI = Interval{m.Mean - q*m.SE, m.Mean + q*m.SE}
-			}
-			e.Marginal = append(e.Marginal, m)
-		}
-		for l := 1; l < nl; l++ {
-			c, v := ms[0], ms[l]
-			ef := Effect{Factor: fac.Name, Control: fac.Levels[0], Variant: fac.Levels[l], P: 1}
-			switch {
-			case c.empty != "" || v.empty != "":
-				cell := c.empty
-				if cell == "" {
-					cell = v.empty
-				}
-				ef.Note = "not estimable: cell " + cell + " is empty"
-				e.Effects = append(e.Effects, ef)
-				continue
-			}
-			ef.ControlMean, ef.VariantMean = c.mean, v.mean
-			ef.Diff = v.mean - c.mean
-			if c.mean != 0 {
-				ef.Rel = ef.Diff / c.mean
-			}
-			if e.DF == 0 {
-				ef.Note = noDF
-				e.Effects = append(e.Effects, ef)
-				continue
-			}
-			ef.DiffSE = math.Sqrt(e.MSE * (c.v + v.v))
-			ef.DiffCI = Interval{ef.Diff - q*ef.DiffSE, ef.Diff + q*ef.DiffSE}
-			ef.T, ef.P = tTest(ef.Diff, ef.DiffSE, e.DF)
-			if ef.DiffSE == 0 {
-				ef.Note = "no test: the residual variance is 0"
-			} else if c.mean == 0 {
-				ef.Note = "no relative effect: the control mean is 0"
-			} else {
-				m0, m1 := c.mean, v.mean
-				ef.RelSE = math.Sqrt(e.MSE * (v.v/(m0*m0) + m1*m1*c.v/(m0*m0*m0*m0)))
-				if lo, hi, ok := fieller(m1, m0, e.MSE*v.v, e.MSE*c.v, q); ok {
-					ef.RelCI = Interval{lo - 1, hi - 1}
-				} else {
-					ef.Note = "relative interval unbounded: the control mean is not significantly different from 0"
-				}
-			}
-			e.Effects = append(e.Effects, ef)
-		}
-	}
+// marginal is one level's least-squares mean over its M cells before it
+// is reported: mean = Σ mean_c / M and v = Σ 1/n_c / M², so SE² = MSE·v.
+// empty names the level's first empty cell, "" when there is none (then
+// mean and v are not meaningful).
+type marginal struct {
+	mean, v float64
+	empty   string
+}
 
-	// Interaction contrasts of two-level factors.
-	for _, mask := range allTerms(len(t.Factors)) {
+// marginalMeans computes factor f's marginal means, one per level in
+// level order, appends them to e.Marginal and returns them for effects.
+func (x *estimator) marginalMeans(f int) []marginal {
+	fac := x.t.Factors[f]
+	ms := make([]marginal, len(fac.Levels))
+	cnt := make([]int, len(fac.Levels))
+	for i, c := range x.t.Cells {
+		l := x.cellLevels(i)[f]
+		cnt[l]++
+		if c.N == 0 {
+			if ms[l].empty == "" {
+				ms[l].empty = x.t.CellName(i)
+			}
+			continue
+		}
+		ms[l].mean += c.Mean
+		ms[l].v += 1 / float64(c.N)
+	}
+	for l := range ms {
+		M := float64(cnt[l])
+		ms[l].mean /= M
+		ms[l].v /= M * M
+		m := MarginalMean{Factor: fac.Name, Level: fac.Levels[l]}
+		switch {
+		case ms[l].empty != "":
+			m.Note = "not estimable: cell " + ms[l].empty + " is empty"
+		case x.e.DF == 0:
+			m.Mean = ms[l].mean
+			m.Note = noDF
+		default:
+			m.Mean = ms[l].mean
+			m.SE = math.Sqrt(x.e.MSE * ms[l].v)
+			m.CI = x.interval(m.Mean, m.SE)
+		}
+		x.e.Marginal = append(x.e.Marginal, m)
+	}
+	return ms
+}
+
+// effects appends to e.Effects each non-control level of factor f against
+// its control (level 0), from the factor's marginal means ms.
+func (x *estimator) effects(f int, ms []marginal) {
+	fac := x.t.Factors[f]
+	for l := 1; l < len(fac.Levels); l++ {
+		ef := Effect{Factor: fac.Name, Control: fac.Levels[0], Variant: fac.Levels[l], P: 1}
+		x.compare(&ef, ms[0], ms[l])
+		x.e.Effects = append(x.e.Effects, ef)
+	}
+}
+
+// compare fills ef, which names the factor and levels, from the control's
+// and the variant's marginal means c and v, as the Effect doc says: a Note
+// and no numbers when either has an empty cell; the means, Diff and Rel
+// but no intervals when the residual df is 0.
+func (x *estimator) compare(ef *Effect, c, v marginal) {
+	if c.empty != "" || v.empty != "" {
+		cell := c.empty
+		if cell == "" {
+			cell = v.empty
+		}
+		ef.Note = "not estimable: cell " + cell + " is empty"
+		return
+	}
+	ef.ControlMean, ef.VariantMean = c.mean, v.mean
+	ef.Diff = v.mean - c.mean
+	if c.mean != 0 {
+		ef.Rel = ef.Diff / c.mean
+	}
+	if x.e.DF == 0 {
+		ef.Note = noDF
+		return
+	}
+	ef.DiffSE = math.Sqrt(x.e.MSE * (c.v + v.v))
+	ef.DiffCI = x.interval(ef.Diff, ef.DiffSE)
+	ef.T, ef.P = tTest(ef.Diff, ef.DiffSE, x.e.DF)
+	switch {
+	case ef.DiffSE == 0:
+		ef.Note = "no test: the residual variance is 0"
+	case c.mean == 0:
+		ef.Note = "no relative effect: the control mean is 0"
+	default:
+		m0, m1 := c.mean, v.mean
+		ef.RelSE = math.Sqrt(x.e.MSE * (v.v/(m0*m0) + m1*m1*c.v/(m0*m0*m0*m0)))
+		if lo, hi, ok := fieller(m1, m0, x.e.MSE*v.v, x.e.MSE*c.v, x.q); ok {
+			ef.RelCI = Interval{lo - 1, hi - 1}
+		} else {
+			ef.Note = "relative interval unbounded: the control mean is not significantly different from 0"
+		}
+	}
+}
+
+// interactions appends to e.Interactions the contrast of every interaction
+// term whose factors all have two levels, in R's term order.
+func (x *estimator) interactions() {
+	for _, mask := range allTerms(x.k) {
 		fs := maskFactors(mask)
 		if len(fs) < 2 {
 			continue
 		}
 		twoLevel := true
 		for _, f := range fs {
-			twoLevel = twoLevel && len(t.Factors[f].Levels) == 2
+			twoLevel = twoLevel && len(x.t.Factors[f].Levels) == 2
 		}
-		if !twoLevel {
+		if twoLevel {
+			x.e.Interactions = append(x.e.Interactions, x.contrast(mask, fs))
+		}
+	}
+}
+
+// contrast returns the interaction contrast of term mask over its
+// two-level factors fs, as the Contrast doc says: a Note and no numbers
+// when a cell is empty; the estimate but no interval when the residual df
+// is 0.
+func (x *estimator) contrast(mask uint64, fs []int) Contrast {
+	ct := Contrast{Term: x.t.TermName(mask), Factors: fs, P: 1}
+	M := float64(len(x.t.Cells) >> len(fs))
+	var est, v float64
+	empty := ""
+	for i, c := range x.t.Cells {
+		if c.N == 0 {
+			if empty == "" {
+				empty = x.t.CellName(i)
+			}
 			continue
 		}
-		ct := Contrast{Term: t.TermName(mask), Factors: fs, P: 1}
-		M := float64(len(t.Cells) >> len(fs))
-		var est, v float64
-		empty := ""
-		for i, c := range t.Cells {
-			if c.N == 0 {
-				if empty == "" {
-					empty = t.CellName(i)
-				}
-				continue
-			}
-			s := 1.0
-			for _, f := range fs {
-				if levels[i*k+f] == 0 {
-					s = -s
-				}
-			}
-			est += s * c.Mean
-			v += 1 / float64(c.N)
-		}
-		switch {
-		case empty != "":
-			ct.Note = "not estimable: cell " + empty + " is empty"
-		case e.DF == 0:
-			ct.Estimate = est / M
-			ct.Note = noDF
-		default:
-			ct.Estimate = est / M
-			ct.SE = math.Sqrt(e.MSE*v) / M
-			ct.CI = Interval{ct.Estimate - q*ct.SE, ct.Estimate + q*ct.SE}
-			ct.T, ct.P = tTest(ct.Estimate, ct.SE, e.DF)
-			if ct.SE == 0 {
-				ct.Note = "no test: the residual variance is 0"
+		s := 1.0
+		for _, f := range fs {
+			if x.cellLevels(i)[f] == 0 {
+				s = -s
 			}
 		}
-		e.Interactions = append(e.Interactions, ct)
+		est += s * c.Mean
+		v += 1 / float64(c.N)
 	}
-	return e, nil
+	switch {
+	case empty != "":
+		ct.Note = "not estimable: cell " + empty + " is empty"
+	case x.e.DF == 0:
+		ct.Estimate = est / M
+		ct.Note = noDF
+	default:
+		ct.Estimate = est / M
+		ct.SE = math.Sqrt(x.e.MSE*v) / M
+		ct.CI = x.interval(ct.Estimate, ct.SE)
+		ct.T, ct.P = tTest(ct.Estimate, ct.SE, x.e.DF)
+		if ct.SE == 0 {
+			ct.Note = "no test: the residual variance is 0"
+		}
+	}
+	return ct
 }
 
 // fieller returns Fieller's interval for ρ = m1/m0 with independent

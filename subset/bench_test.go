@@ -77,7 +77,7 @@ func benchTests(r *rand.Rand, g *Graph, n int) []Test {
 		tests = append(tests, Test{
 			ID: fmt.Sprintf("test-%03d", i), ChangeService: c, MeasureService: m,
 			Emits: attrs(), Susceptible: attrs(),
-			Variants: []string{"control", "treatment"}, Metric: MetricLatencyMS,
+			Variants: []string{"control", "treatment"}, Metric: "latency_ms",
 			Running: true, Phase: 1, PhaseStart: t0,
 		})
 	}

@@ -35,17 +35,17 @@ func workedTests() []Test {
 		{
 			ID: "t2", ChangeService: "Svc2", MeasureService: "Svc2",
 			Susceptible: []Interference{{KindLatency, ScopeChangeDownstream}},
-			Variants:    []string{"control", "treatment"}, Metric: MetricLatencyMS, Running: true,
+			Variants:    []string{"control", "treatment"}, Metric: "latency_ms", Running: true,
 		},
 		{
 			ID: "t3", ChangeService: "Svc3", MeasureService: "Svc3",
 			Emits:    []Interference{{KindLatency, ScopeChangeUpstream}},
-			Variants: []string{"a", "b", "c"}, Metric: MetricLatencyMS, Running: true,
+			Variants: []string{"a", "b", "c"}, Metric: "latency_ms", Running: true,
 		},
 		{
 			ID: "t5", ChangeService: "Svc5", MeasureService: "Svc5",
 			Emits:    []Interference{{KindLatency, ScopeChangeUpstream}},
-			Variants: []string{"off", "on"}, Metric: MetricError, Running: true,
+			Variants: []string{"off", "on"}, Metric: "error", Running: true,
 		},
 	}
 }

@@ -341,7 +341,7 @@ func TestFirstStartCountsFromPhaseStart(t *testing.T) {
 	clk := newFakeClock()
 	clk.Set(time.Hour)
 	s := newStack(WithClock(clk.Now))
-	draft := Test{ID: "t", ChangeService: "a", MeasureService: "a", Variants: []string{"c", "v"}, Metric: MetricLatencyMS}
+	draft := Test{ID: "t", ChangeService: "a", MeasureService: "a", Variants: []string{"c", "v"}, Metric: "latency_ms"}
 	if err := s.SetTests([]Test{draft}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package subset
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
@@ -105,8 +104,9 @@ type Test struct {
 	// Variants are the variant names, control first. A cell records each
 	// member's variant as an index into its Variants.
 	Variants []string
-	// Metric is the key for tracing.Observation.Metric: "latency_ms",
-	// "error" or "attribute:<name>".
+	// Metric is the outcome metric's name as assign.Metric.String spells
+	// it ("latency_ms", "error" or "attribute:<key>"), the key
+	// tracing.Observation.Metric reads.
 	Metric string
 	// Sticky tests keep a unit's first assignment, so a served variant may
 	// legitimately differ from the current hash; the counter skips the
@@ -135,6 +135,7 @@ func FromExperiment(e assign.Experiment) Test {
 		Layer:          e.Layer,
 		Running:        e.Status == assign.StatusRunning,
 		Phase:          e.Phase,
+		Metric:         e.Metric.String(),
 	}
 	for _, in := range e.Emits {
 		t.Emits = append(t.Emits, Interference{Kind: in.Kind, Scope: Scope(in.Scope)})
@@ -145,14 +146,6 @@ func FromExperiment(e assign.Experiment) Test {
 	for _, v := range e.Variants {
 		t.Variants = append(t.Variants, v.Name)
 	}
-	switch e.Metric.Kind {
-	case assign.MetricLatencyMS:
-		t.Metric = MetricLatencyMS
-	case assign.MetricError:
-		t.Metric = MetricError
-	case assign.MetricAttribute:
-		t.Metric = metricAttributePrefix + e.Metric.Attribute
-	}
 	for _, p := range e.Phases {
 		if p.Number == e.Phase {
 			t.PhaseStart = p.StartedAt
@@ -160,13 +153,6 @@ func FromExperiment(e assign.Experiment) Test {
 	}
 	return t
 }
-
-// Metric keys understood by tracing.Observation.Metric.
-const (
-	MetricLatencyMS       = "latency_ms"
-	MetricError           = "error"
-	metricAttributePrefix = "attribute:"
-)
 
 // validateShape checks the fields Compute reads.
 func (t *Test) validateShape() error {
@@ -194,8 +180,8 @@ func (t *Test) validateShape() error {
 
 // Validate reports whether t can be given to a Subsetter: a non-empty ID,
 // change and measure services; non-empty kinds and valid scopes; at least
-// one variant, with unique non-empty names; a metric key "latency_ms",
-// "error" or "attribute:<name>". Errors wrap ErrInvalid.
+// one variant, with unique non-empty names; a metric name that
+// assign.ParseMetric accepts. Errors wrap ErrInvalid.
 func (t Test) Validate() error {
 	if err := t.validateShape(); err != nil {
 		return err
@@ -213,11 +199,8 @@ func (t Test) Validate() error {
 			}
 		}
 	}
-	switch {
-	case t.Metric == MetricLatencyMS, t.Metric == MetricError:
-	case strings.HasPrefix(t.Metric, metricAttributePrefix) && len(t.Metric) > len(metricAttributePrefix):
-	default:
-		return fmt.Errorf("test %q: metric %q is not latency_ms, error or attribute:<name>: %w", t.ID, t.Metric, ErrInvalid)
+	if _, err := assign.ParseMetric(t.Metric); err != nil {
+		return fmt.Errorf("test %q: %v: %w", t.ID, err, ErrInvalid)
 	}
 	return nil
 }

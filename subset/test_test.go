@@ -37,7 +37,7 @@ func TestFromExperiment(t *testing.T) {
 	if err := got.Validate(); err != nil {
 		t.Error(err)
 	}
-	for kind, key := range map[assign.MetricKind]string{assign.MetricLatencyMS: MetricLatencyMS, assign.MetricError: MetricError} {
+	for kind, key := range map[assign.MetricKind]string{assign.MetricLatencyMS: "latency_ms", assign.MetricError: "error"} {
 		e.Metric.Kind = kind
 		if got := FromExperiment(e).Metric; got != key {
 			t.Errorf("metric kind %d → %q, want %q", kind, got, key)
@@ -58,7 +58,7 @@ func TestCounterTooManyCells(t *testing.T) {
 	for i := range 20 {
 		id := fmt.Sprintf("t%02d", i)
 		tests = append(tests, Test{
-			ID: id, ChangeService: "a", MeasureService: "a", Variants: variants, Metric: MetricLatencyMS, Running: true,
+			ID: id, ChangeService: "a", MeasureService: "a", Variants: variants, Metric: "latency_ms", Running: true,
 			Emits: []Interference{{KindResource, ScopeAll}}, Susceptible: []Interference{{KindResource, ScopeAll}},
 		})
 		h[id+"/u"] = "v1"

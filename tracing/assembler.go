@@ -11,7 +11,7 @@ import (
 
 // ErrFull is returned by Assembler.Add when accepting the batch would
 // exceed Config.MaxTraces or Config.MaxSpans. Nothing of the batch was
-// accepted or counted (except in Counters.SpansRejectedFull), so the
+// accepted or counted (except in AssemblyStats.SpansRejectedFull), so the
 // sender may retry it whole later: an OTLP receiver answers
 // ResourceExhausted.
 var ErrFull = errors.New("tracing: assembler full")
@@ -19,7 +19,7 @@ var ErrFull = errors.New("tracing: assembler full")
 // ErrTooLarge is returned by Assembler.Add for a batch whose valid spans
 // exceed Config.MaxSpans, or whose new traces exceed Config.MaxTraces, on
 // their own: it could never be accepted, so retrying is useless. Nothing
-// of it is accepted; its spans are counted in Counters.SpansRejectedTooLarge.
+// of it is accepted; its spans are counted in AssemblyStats.SpansRejectedTooLarge.
 var ErrTooLarge = errors.New("tracing: batch larger than the assembler's limits")
 
 // ErrClosed is returned by Assembler.Add after Close.
@@ -28,7 +28,7 @@ var ErrClosed = errors.New("tracing: assembler closed")
 // Assembler groups spans into traces and, when a trace is complete (no span
 // for Config.IdleTimeout, or older than Config.MaxTraceAge), builds its
 // Observation and hands it to the Consumer. Memory is bounded by the
-// Config limits; every span offered is counted in Counters under exactly
+// Config limits; every span offered is counted in AssemblyStats under exactly
 // one outcome. An Assembler is safe for concurrent use.
 type Assembler struct {
 	cfg      Config

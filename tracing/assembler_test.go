@@ -71,7 +71,7 @@ func mustAdd(t *testing.T, a *Assembler, spans ...Span) AddResult {
 	return res
 }
 
-func checkBalance(t *testing.T, c Counters) {
+func checkBalance(t *testing.T, c AssemblyStats) {
 	t.Helper()
 	if c.SpansReceived != c.SpansAccepted+c.SpansLate+c.MalformedTotal() {
 		t.Errorf("counters do not balance: received %d != accepted %d + late %d + malformed %d",
@@ -104,7 +104,7 @@ func TestAssemblerIdleAndLate(t *testing.T) {
 	if res.Late != 1 || res.Accepted != 0 || res.RejectedSpans() != 1 || !strings.Contains(res.Message(), "late=1") {
 		t.Errorf("late span result = %+v (%s)", res, res.Message())
 	}
-	c := a.Counters()
+	c := a.Stats()
 	if c.SpansAccepted != 10 || c.SpansLate != 1 || c.TracesCompleted != 1 || c.ObservationsEmitted != 1 ||
 		c.TracesInFlight != 0 || c.SpansInFlight != 0 || c.SameServiceCalls != 5 {
 		t.Errorf("counters = %+v", c)
@@ -122,7 +122,7 @@ func TestAssemblerMaxTraceAge(t *testing.T) {
 		clk.Advance(time.Second)
 		a.Expire()
 	}
-	c := a.Counters()
+	c := a.Stats()
 	if c.TracesCompleted != 2 || c.TracesTimedOut != 1 {
 		t.Errorf("completed %d timed out %d, want 2 and 1", c.TracesCompleted, c.TracesTimedOut)
 	}
@@ -153,7 +153,7 @@ func TestAssemblerFull(t *testing.T) {
 	if _, err := a.Add(&Batch{Spans: huge}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Add of 30 spans: err = %v, want ErrTooLarge", err)
 	}
-	c := a.Counters()
+	c := a.Stats()
 	if c.SpansAccepted != 20 || c.SpansReceived != 20 || c.BatchesRejectedFull != 2 || c.SpansRejectedFull != 13+6 ||
 		c.SpansRejectedTooLarge != 30 || c.MalformedTotal() != 0 {
 		t.Fatalf("counters after refusals = %+v", c)
@@ -174,7 +174,7 @@ func TestAssemblerFull(t *testing.T) {
 	if n := len(col.get()); n != 3 {
 		t.Errorf("%d observations, want 3", n)
 	}
-	checkBalance(t, a.Counters())
+	checkBalance(t, a.Stats())
 }
 
 func TestAssemblerMalformed(t *testing.T) {
@@ -211,7 +211,7 @@ func TestAssemblerMalformed(t *testing.T) {
 	if res.Accepted != 3 || res.Detail == "" {
 		t.Errorf("result = %+v", res)
 	}
-	c := a.Counters()
+	c := a.Stats()
 	if c.ValuesTruncated != 3 || c.AttrsDropped != 5 || c.EventsDropped != 1 {
 		t.Errorf("truncated %d attrs dropped %d events dropped %d, want 3 (service, attribute, event name), 5, 1", c.ValuesTruncated, c.AttrsDropped, c.EventsDropped)
 	}
@@ -289,13 +289,13 @@ func TestAssemblerConcurrent(t *testing.T) {
 					}
 					time.Sleep(time.Millisecond)
 				}
-				_ = a.Counters()
+				_ = a.Stats()
 			}
 		}()
 	}
 	wg.Wait()
 	a.Close()
-	c := a.Counters()
+	c := a.Stats()
 	if c.SpansAccepted != 2000 || c.TracesCompleted != 200 || len(col.get()) != 200 {
 		t.Errorf("counters %+v, %d observations", c, len(col.get()))
 	}

@@ -79,16 +79,29 @@ type metricSlot struct {
 // using a map.
 const linearLimit = 32
 
+// build is BuildObservation with b's scratch space, one step per part of
+// the Observation.
 func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 	var st BuildStats
-	n := len(spans)
-	if n == 0 {
+	if len(spans) == 0 {
 		return nil, st
 	}
+	b.sortByStart(spans)
+	b.resolveParents(spans, &st)
+	b.breakCycles(&st)
+	o := &Observation{TraceID: spans[0].TraceID.String(), Start: spans[b.order[0]].Start}
+	b.collectMetrics(spans, o)
+	b.collectEdges(spans, o, &st)
+	b.collectExposures(spans, o, &st)
+	o.Unit = b.unit(spans, o.Unit, &st)
+	return o, st
+}
 
-	// Start order, ties broken by position for determinism.
+// sortByStart sets b.order to the span indices in start order, ties broken
+// by position so that the order is deterministic.
+func (b *builder) sortByStart(spans []Span) {
 	b.order = b.order[:0]
-	for i := range n {
+	for i := range spans {
 		b.order = append(b.order, int32(i))
 	}
 	slices.SortFunc(b.order, func(x, y int32) int {
@@ -97,18 +110,17 @@ func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 		}
 		return cmp.Compare(x, y)
 	})
+}
 
-	b.resolveParents(spans, &st)
-	b.breakCycles(&st)
-
-	o := &Observation{TraceID: spans[0].TraceID.String(), Start: spans[b.order[0]].Start}
-
-	// Services and metrics, in start order.
+// collectMetrics sets o.Services and o.Metrics, sorted by service: per
+// service, latency and error of its first server span in b.order (its
+// first span when it has none) and its spans' numeric attributes, the
+// first value in b.order winning.
+func (b *builder) collectMetrics(spans []Span, o *Observation) {
 	b.slots = b.slots[:0]
 	for _, i := range b.order {
 		s := &spans[i]
-		k := b.slot(s.Service)
-		sl := &b.slots[k]
+		sl := &b.slots[b.slot(s.Service)]
 		if sl.first < 0 {
 			sl.first = i
 		}
@@ -145,13 +157,17 @@ func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 			Error:      s.Error,
 			Attributes: sl.attrs,
 		}
-		sl.attrs = nil
+		sl.attrs = nil // the map now belongs to o
 	}
+}
 
-	// Edges.
+// collectEdges sets o.Edges (nil when none), sorted by caller then callee,
+// from the resolved parent links: one edge per pair of different services
+// with its count of parent→child span pairs. Pairs within one service are
+// counted in st.SameServiceCalls.
+func (b *builder) collectEdges(spans []Span, o *Observation, st *BuildStats) {
 	b.edges = b.edges[:0]
-	for i := range n {
-		p := b.parent[i]
+	for i, p := range b.parent {
 		if p < 0 {
 			continue
 		}
@@ -181,36 +197,21 @@ func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 		})
 		o.Edges = slices.Clone(b.edges)
 	}
+}
 
-	// Exposures and unit.
+// collectExposures reads every feature-flag event, spans in b.order, into
+// o.Exposures (nil when none; sorted by test, variant, service) and
+// o.Conflicts, and sets o.Unit to the first flag event's context id.
+func (b *builder) collectExposures(spans []Span, o *Observation, st *BuildStats) {
 	b.exps = b.exps[:0]
-	var attrUnit string
 	for _, i := range b.order {
 		s := &spans[i]
 		for e := range s.Events {
 			ev := &s.Events[e]
-			if ev.Name != EventFlagEvaluation && ev.Name != EventFlagLegacy {
-				continue
-			}
-			b.readFlagEvent(s.Service, ev, o, &st)
-		}
-		if attrUnit == "" || !st.ManyUnits {
-			for _, key := range [2]string{UnitAttribute, BaggageUnitAttribute} {
-				if a, ok := findAttr(s.Attrs, key); ok && a.Type == AttrString && a.Str != "" {
-					if attrUnit == "" {
-						attrUnit = a.Str
-					} else if a.Str != attrUnit {
-						st.ManyUnits = true
-					}
-					break
-				}
+			if ev.Name == EventFlagEvaluation || ev.Name == EventFlagLegacy {
+				b.readFlagEvent(s.Service, ev, o, st)
 			}
 		}
-	}
-	if o.Unit == "" {
-		o.Unit = attrUnit
-	} else if attrUnit != "" && attrUnit != o.Unit {
-		st.ManyUnits = true
 	}
 	if len(b.exps) > 0 {
 		slices.SortFunc(b.exps, func(x, y Exposure) int {
@@ -225,7 +226,37 @@ func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 		o.Exposures = slices.Clone(b.exps)
 		o.Conflicts = conflicts(o.Exposures)
 	}
-	return o, st
+}
+
+// unit returns the trace's unit: flagUnit (from the flag events) when set,
+// else the first UnitAttribute or BaggageUnitAttribute string attribute,
+// spans in b.order. It sets st.ManyUnits when the attributes carry another
+// unit than the one returned, or disagree among themselves.
+func (b *builder) unit(spans []Span, flagUnit string, st *BuildStats) string {
+	var attrUnit string
+	for _, i := range b.order {
+		if attrUnit != "" && st.ManyUnits {
+			break // nothing left to learn
+		}
+		s := &spans[i]
+		for _, key := range [2]string{UnitAttribute, BaggageUnitAttribute} {
+			if a, ok := findAttr(s.Attrs, key); ok && a.Type == AttrString && a.Str != "" {
+				if attrUnit == "" {
+					attrUnit = a.Str
+				} else if a.Str != attrUnit {
+					st.ManyUnits = true
+				}
+				break
+			}
+		}
+	}
+	if flagUnit == "" {
+		return attrUnit
+	}
+	if attrUnit != "" && attrUnit != flagUnit {
+		st.ManyUnits = true
+	}
+	return flagUnit
 }
 
 // slot returns the index of service's metric slot, adding it when new.
@@ -239,6 +270,10 @@ func (b *builder) slot(service string) int {
 	return len(b.slots) - 1
 }
 
+// resolveParents sets b.parent[i] to the index of span i's parent, -1 for
+// a root or an orphan (a parent id not in the trace, counted in
+// st.OrphanSpans). When span ids repeat, the first span with the id is
+// the parent.
 func (b *builder) resolveParents(spans []Span, st *BuildStats) {
 	n := len(spans)
 	b.parent = slices.Grow(b.parent[:0], n)[:n]
@@ -313,6 +348,10 @@ func (b *builder) breakCycles(st *BuildStats) {
 	}
 }
 
+// readFlagEvent adds the exposure that flag event ev on service's span
+// records to b.exps, unless already there, and takes its context id as
+// o.Unit when o.Unit is unset (st.ManyUnits when they differ). An event
+// without a key or a variant counts in st.BadFlagEvents instead.
 func (b *builder) readFlagEvent(service string, ev *Event, o *Observation, st *BuildStats) {
 	var key, variant, unit, reason, abmeshReason string
 	phase := 0

@@ -258,7 +258,7 @@ func FuzzSpanToObservation(f *testing.F) {
 			t.Fatal(err)
 		}
 		a.Flush()
-		c := a.Counters()
+		c := a.Stats()
 		if c.SpansReceived != c.SpansAccepted+c.SpansLate+c.MalformedTotal() {
 			t.Fatalf("counters do not balance: %+v", c)
 		}

@@ -11,7 +11,7 @@
 //   - Assembler groups spans by trace id, completes a trace after an idle
 //     timeout (or a maximum age), bounds memory by traces and spans in
 //     flight (Add returns ErrFull rather than drop), and counts every span
-//     under one outcome (Counters).
+//     under one outcome (AssemblyStats).
 //   - BuildObservation turns one trace's spans into an Observation: sorted
 //     services, call edges, feature-flag exposures and conflicts, the unit,
 //     and per-service metrics. The Assembler hands each to a Consumer.

@@ -1,6 +1,10 @@
 package tracing
 
-import "time"
+import (
+	"time"
+
+	"github.com/abmesh/abmesh/assign"
+)
 
 // Edge is a caller → callee dependency between two services with its call
 // count: in an Observation, how many parent→child span pairs of the trace
@@ -56,25 +60,30 @@ type Observation struct {
 	Metrics   []ServiceMetrics // sorted by service
 }
 
-// Metric returns the value of metric key on service's spans: key is
-// "latency_ms", "error" (1 or 0) or "attribute:<name>". ok is false when the
-// service is not on the path or the attribute is absent.
+// Metric returns the value of the metric named key on service's spans:
+// key is an assign.Metric's name (see assign.ParseMetric), "latency_ms",
+// "error" (1 or 0) or "attribute:<key>". ok is false when key is not a
+// metric name, the service is not on the path or the attribute is absent.
 func (o *Observation) Metric(service, key string) (v float64, ok bool) {
+	m, err := assign.ParseMetric(key)
+	if err != nil {
+		return 0, false
+	}
 	for i := range o.Metrics {
-		m := &o.Metrics[i]
-		if m.Service != service {
+		sm := &o.Metrics[i]
+		if sm.Service != service {
 			continue
 		}
-		switch {
-		case key == "latency_ms":
-			return m.LatencyMS, true
-		case key == "error":
-			if m.Error {
+		switch m.Kind {
+		case assign.MetricLatencyMS:
+			return sm.LatencyMS, true
+		case assign.MetricError:
+			if sm.Error {
 				return 1, true
 			}
 			return 0, true
-		case len(key) > len("attribute:") && key[:len("attribute:")] == "attribute:":
-			v, ok = m.Attributes[key[len("attribute:"):]]
+		case assign.MetricAttribute:
+			v, ok = sm.Attributes[m.Attribute]
 			return v, ok
 		}
 		return 0, false

@@ -87,11 +87,11 @@ func tracesInspectCmd(fs *flag.FlagSet) body {
 }
 
 // tracesInspectFile reads a trace file and assembles its traces.
-func tracesInspectFile(path string) ([]*tracing.Observation, tracing.Counters, files.Format, error) {
+func tracesInspectFile(path string) ([]*tracing.Observation, tracing.AssemblyStats, files.Format, error) {
 	var b tracing.Batch
 	format, err := files.ReadFile(path, &b)
 	if err != nil {
-		return nil, tracing.Counters{}, format, fmt.Errorf("traces inspect: %w", err)
+		return nil, tracing.AssemblyStats{}, format, fmt.Errorf("traces inspect: %w", err)
 	}
 	var obs []*tracing.Observation
 	n := len(b.Spans) + 1
@@ -103,13 +103,13 @@ func tracesInspectFile(path string) ([]*tracing.Observation, tracing.Counters, f
 		RecentTraces:     1,
 	}, tracing.ConsumerFunc(func(o *tracing.Observation) { obs = append(obs, o) }))
 	if err != nil {
-		return nil, tracing.Counters{}, format, err
+		return nil, tracing.AssemblyStats{}, format, err
 	}
 	if _, err := asm.Add(&b); err != nil {
-		return nil, tracing.Counters{}, format, fmt.Errorf("traces inspect: %s: %w", path, err)
+		return nil, tracing.AssemblyStats{}, format, fmt.Errorf("traces inspect: %s: %w", path, err)
 	}
 	asm.Close()
-	return obs, asm.Counters(), format, nil
+	return obs, asm.Stats(), format, nil
 }
 
 func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
@@ -145,7 +145,7 @@ func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
 	return printPlainJSON(w, out)
 }
 
-func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.Counters) error {
+func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.AssemblyStats) error {
 	tw := table(w)
 	for i, o := range obs {
 		if i > 0 {

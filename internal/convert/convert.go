@@ -5,7 +5,6 @@ package convert
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -13,32 +12,6 @@ import (
 	"github.com/abmesh/abmesh/assign"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
-
-// MetricName renders a domain metric as its API name: "latency_ms",
-// "error" or "attribute:<key>".
-func MetricName(m assign.Metric) string {
-	switch m.Kind {
-	case assign.MetricError:
-		return "error"
-	case assign.MetricAttribute:
-		return "attribute:" + m.Attribute
-	default:
-		return "latency_ms"
-	}
-}
-
-// ParseMetric parses an API metric name. Empty means latency_ms.
-func ParseMetric(name string) (assign.Metric, error) {
-	switch {
-	case name == "" || name == "latency_ms":
-		return assign.Metric{Kind: assign.MetricLatencyMS}, nil
-	case name == "error":
-		return assign.Metric{Kind: assign.MetricError}, nil
-	case strings.HasPrefix(name, "attribute:") && len(name) > len("attribute:"):
-		return assign.Metric{Kind: assign.MetricAttribute, Attribute: strings.TrimPrefix(name, "attribute:")}, nil
-	}
-	return assign.Metric{}, fmt.Errorf("metric %q: want latency_ms, error or attribute:<key>", name)
-}
 
 var statusToProto = map[assign.Status]pb.ExperimentStatus{
 	assign.StatusDraft:     pb.ExperimentStatus_EXPERIMENT_STATUS_DRAFT,
@@ -131,7 +104,7 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 		Description:    e.Description,
 		ChangeService:  e.ChangeService,
 		MeasureService: e.MeasureService,
-		Metric:         &pb.Metric{Name: MetricName(e.Metric), Direction: pb.MetricDirection_METRIC_DIRECTION_LOWER_IS_BETTER},
+		Metric:         &pb.Metric{Name: e.Metric.String(), Direction: pb.MetricDirection_METRIC_DIRECTION_LOWER_IS_BETTER},
 		Layer:          e.Layer,
 		Sticky:         e.Sticky,
 		Salt:           e.Salt,
@@ -191,9 +164,12 @@ func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 		CreatedAt: tm(p.GetCreateTime()),
 		UpdatedAt: tm(p.GetUpdateTime()),
 	}
-	m, err := ParseMetric(p.GetMetric().GetName())
-	if err != nil {
-		return e, &assign.FieldError{Field: "metric.name", Msg: err.Error()}
+	var m assign.Metric // an unset name is the zero Metric, latency_ms
+	if name := p.GetMetric().GetName(); name != "" {
+		var err error
+		if m, err = assign.ParseMetric(name); err != nil {
+			return e, &assign.FieldError{Field: "metric.name", Msg: err.Error()}
+		}
 	}
 	m.HigherIsBetter = p.GetMetric().GetDirection() == pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER
 	e.Metric = m

@@ -36,16 +36,15 @@ func TestExperimentRoundTrip(t *testing.T) {
 	}
 }
 
-func TestMetricNames(t *testing.T) {
-	for _, name := range []string{"latency_ms", "error", "attribute:x.y"} {
-		m, err := ParseMetric(name)
-		if err != nil || MetricName(m) != name {
-			t.Errorf("%q → %+v, %v → %q", name, m, err, MetricName(m))
-		}
-	}
-	for _, bad := range []string{"attribute:", "speed", "Latency_ms"} {
-		if _, err := ParseMetric(bad); err == nil {
-			t.Errorf("ParseMetric(%q) accepted", bad)
+func TestMetricFromProto(t *testing.T) {
+	for name, want := range map[string]assign.Metric{
+		"":              {Kind: assign.MetricLatencyMS},
+		"error":         {Kind: assign.MetricError},
+		"attribute:x.y": {Kind: assign.MetricAttribute, Attribute: "x.y"},
+	} {
+		e, err := ExperimentFromProto(&pb.Experiment{Id: "x", Metric: &pb.Metric{Name: name}})
+		if err != nil || e.Metric != want {
+			t.Errorf("metric name %q → %+v, %v; want %+v", name, e.Metric, err, want)
 		}
 	}
 	_, err := ExperimentFromProto(&pb.Experiment{Id: "x", Metric: &pb.Metric{Name: "speed"}})

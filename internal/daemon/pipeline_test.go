@@ -83,7 +83,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n != 40 {
-		t.Fatalf("counted %d of 40 requests; counters %+v", n, d.Assembler().Counters())
+		t.Fatalf("counted %d of 40 requests; counters %+v", n, d.Assembler().Stats())
 	}
 	r, err := d.Reports().Report("btn", 0, report.Options{})
 	if err != nil {

@@ -120,7 +120,7 @@ func TestStopCountsJaegerPollInProgress(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // let the client take the chunk in
 	d.Stop()
-	if c := d.Assembler().Counters(); c.SpansAccepted != 2 {
+	if c := d.Assembler().Stats(); c.SpansAccepted != 2 {
 		t.Fatalf("spans accepted = %d, want 2 (the poll in progress at Stop was dropped)", c.SpansAccepted)
 	}
 

@@ -38,7 +38,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 		add("jaeger.traces_refused_full", int64(t.Refused))
 		add("jaeger.dependency_links", int64(t.Links))
 	}
-	c := d.assembler.Counters()
+	c := d.assembler.Stats()
 	add("spans.received", int64(c.SpansReceived))
 	add("spans.accepted", int64(c.SpansAccepted))
 	add("spans.late", int64(c.SpansLate))

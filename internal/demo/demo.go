@@ -138,7 +138,7 @@ type Result struct {
 	// SpansAcked are the spans the services' exporters got acknowledged
 	// (OTLP mode); SpansFailed the ones they gave up on.
 	SpansAcked, SpansFailed int64
-	Counters                tracing.Counters
+	Counters                tracing.AssemblyStats
 	Rows                    []Row
 	// Daemon addresses while it ran.
 	Addr, HTTPAddr string
@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	res.Requests, res.Errors = drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
-	res.Counters = d.Assembler().Counters()
+	res.Counters = d.Assembler().Stats()
 	res.Complete = true
 	for _, id := range exps {
 		r, err := d.Reports().Report(id, 0, report.Options{})
@@ -295,7 +295,7 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 		}
 	}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		c := d.Assembler().Counters()
+		c := d.Assembler().Stats()
 		received := cfg.JaegerQuery != "" || int64(c.SpansReceived) >= mesh.SpansAcked.Load()
 		if received && c.TracesInFlight == 0 {
 			return nil
@@ -311,7 +311,7 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 // fill fraction (smallest cell n / needed per cell). It reports whether
 // every report is COMPLETE.
 func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
-	c := d.Assembler().Counters()
+	c := d.Assembler().Stats()
 	var parts []string
 	allComplete = true
 	for _, id := range exps {
@@ -503,7 +503,7 @@ func WriteSummary(w io.Writer, res *Result) {
 	}
 	fmt.Fprintln(w, "\n(* p < 0.05; truth of a main effect = its marginal effect averaged over the subset's other tests)")
 	for _, r := range res.Reports {
-		if r.Metric == "latency_ms" {
+		if m, err := assign.ParseMetric(r.Metric); err == nil && m.Kind == assign.MetricLatencyMS {
 			fmt.Fprintln(w, "(latency truth is the configured sleep difference; the measured span adds the machine's scheduling, so expect offsets of about 0.1 ms)")
 			break
 		}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
 	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
 )
@@ -218,8 +218,9 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 	// gives the same users the same outcomes, however requests interleave.
 	unit, _ := n.sdk.UnitFromContext(ctx)
 	rng := rand.New(rand.NewPCG(n.seed, xxhash.Sum64String(unit)))
-	if o := n.outcome; o != nil && o.Metric == "latency_ms" {
-		ms := o.Draw(rng, variants)
+	metric, measured := n.measured()
+	if measured && metric.Kind == assign.MetricLatencyMS {
+		ms := n.outcome.Draw(rng, variants)
 		time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
 	}
 	for _, callee := range n.calls {
@@ -234,11 +235,21 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 			variants[k] = v
 		}
 	}
-	if o := n.outcome; o != nil && strings.HasPrefix(o.Metric, "attribute:") {
-		v := o.Draw(rng, variants)
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(strings.TrimPrefix(o.Metric, "attribute:"), v))
+	if measured && metric.Kind == assign.MetricAttribute {
+		v := n.outcome.Draw(rng, variants)
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(metric.Attribute, v))
 	}
 	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
+}
+
+// measured returns the metric the node's outcome is recorded as; ok is
+// false when the node has no outcome or its metric is not a metric name.
+func (n *node) measured() (m assign.Metric, ok bool) {
+	if n.outcome == nil {
+		return m, false
+	}
+	m, err := assign.ParseMetric(n.outcome.Metric)
+	return m, err == nil
 }
 
 // Request sends one user request to the frontend.

@@ -40,7 +40,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/convert"
 )
 
 // APIVersion is the only manifest apiVersion understood.
@@ -277,9 +276,12 @@ func (d *document) experiment() (assign.Experiment, string, error) {
 		Salt:           s.Salt,
 	}
 	if s.Metric != nil {
-		m, err := convert.ParseMetric(s.Metric.Name)
-		if err != nil {
-			return e, "spec.metric.name", err
+		var m assign.Metric // an unset name is the zero Metric, latency_ms
+		if s.Metric.Name != "" {
+			var err error
+			if m, err = assign.ParseMetric(s.Metric.Name); err != nil {
+				return e, "spec.metric.name", err
+			}
 		}
 		switch strings.ToLower(s.Metric.Direction) {
 		case "higher", "higher_is_better", "up":

@@ -211,6 +211,10 @@ func TestParseDefaultsAndSpellings(t *testing.T) {
 			func(e assign.Experiment) bool { return e.Metric == assign.Metric{Kind: assign.MetricError} }},
 		{"no metric is latency", "  metric: {name: latency_ms, direction: lower}\n", "",
 			func(e assign.Experiment) bool { return e.Metric == assign.Metric{Kind: assign.MetricLatencyMS} }},
+		{"no metric name is latency", "metric: {name: latency_ms, direction: lower}", "metric: {direction: higher}",
+			func(e assign.Experiment) bool {
+				return e.Metric == assign.Metric{Kind: assign.MetricLatencyMS, HigherIsBetter: true}
+			}},
 		{"op eq", "op: in, values: [vip]", "op: eq, values: [vip]",
 			func(e assign.Experiment) bool { return e.Targeting[0].Op == assign.OpEq }},
 		{"op ==", "op: in, values: [vip]", `op: "==", values: [vip]`,

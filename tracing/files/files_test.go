@@ -110,7 +110,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		a.Close()
-		c := a.Counters()
+		c := a.Stats()
 		if c.SpansReceived != c.SpansAccepted+c.SpansLate+c.MalformedTotal() {
 			t.Fatalf("counters do not balance: %+v", c)
 		}

@@ -46,7 +46,7 @@ func BenchmarkReceiverPath(b *testing.B) {
 		spans += 500
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
-	if c := asm.Counters(); c.SpansAccepted != uint64(spans) || c.MalformedTotal() != 0 || c.TracesWithoutUnit != 0 {
+	if c := asm.Stats(); c.SpansAccepted != uint64(spans) || c.MalformedTotal() != 0 || c.TracesWithoutUnit != 0 {
 		b.Fatalf("counters %+v", c)
 	}
 }

@@ -294,31 +294,75 @@ func kvFloat(k string, v float64) *commonpb.KeyValue {
 	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v}}}
 }
 
+// newGenerator returns worker's generator of requests of perReq spans,
+// rounded down to whole traces of cfg.TraceSize spans: it builds the
+// template request with placeholders, encodes it once and records where
+// each placeholder landed.
 func newGenerator(cfg Config, perReq int, worker uint64) *generator {
-	g := &generator{cfg: cfg, worker: worker}
-	nTraces := perReq / cfg.TraceSize
-	scopes := make([]*tracepb.ScopeSpans, len(services))
-	rss := make([]*tracepb.ResourceSpans, len(services))
-	for i, s := range services {
-		scopes[i] = &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{
+	tb := newTemplate(cfg.TraceSize, worker)
+	shapes := traceShapes(cfg.TraceSize)
+	for range perReq / cfg.TraceSize {
+		tb.addTrace(shapes)
+	}
+	tpl := tb.encode()
+	return &generator{cfg: cfg, worker: worker, template: tpl, buf: make([]byte, len(tpl)), traces: tb.patches(tpl)}
+}
+
+// template is a generator's request while it is being built: one
+// resource per service, and traces whose variable fields hold random
+// placeholder bytes, unique with overwhelming probability, that patches
+// finds in the encoded request afterwards.
+type template struct {
+	size   int // spans per trace
+	rng    *rand.Rand
+	req    *collectortrace.ExportTraceServiceRequest
+	scopes []*tracepb.ScopeSpans // one per service, in services order
+	traces []placeholders
+	at     map[*tracepb.Span][2]int // span → its trace and its index there
+}
+
+// placeholders are one trace's placeholder values.
+type placeholders struct {
+	id         []byte   // trace id
+	unit       string   // unit id, unitWidth bytes
+	start, end [][]byte // per span, fixed64 times
+}
+
+// newTemplate returns an empty template for traces of size spans, with
+// worker's own placeholder stream and a resource, as an instrumented Go
+// service reports it, for each of services.
+func newTemplate(size int, worker uint64) *template {
+	tb := &template{
+		size: size, rng: rand.New(rand.NewPCG(worker, 0x5eed)),
+		req: &collectortrace.ExportTraceServiceRequest{}, at: map[*tracepb.Span][2]int{},
+	}
+	for _, s := range services {
+		scope := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{
 			Name: "go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc", Version: "0.72.0"}}
-		rss[i] = &tracepb.ResourceSpans{
+		tb.scopes = append(tb.scopes, scope)
+		tb.req.ResourceSpans = append(tb.req.ResourceSpans, &tracepb.ResourceSpans{
 			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{
 				kvStr("service.name", s), kvStr("service.version", "1.8.3"), kvStr("host.name", s+"-7d9f8c6b5-x2k4q"),
 				kvStr("telemetry.sdk.language", "go"), kvStr("telemetry.sdk.name", "opentelemetry"),
 			}},
-			ScopeSpans: []*tracepb.ScopeSpans{scopes[i]},
-		}
+			ScopeSpans: []*tracepb.ScopeSpans{scope},
+		})
 	}
+	return tb
+}
 
-	// Shape of one trace: a server span per hop with a client span before
-	// each downstream call, plus internal spans to reach TraceSize.
-	type shape struct {
-		svc    int
-		parent int // index in the trace, -1 for the root
-		kind   tracepb.Span_SpanKind
-		name   string
-	}
+// shape is one span's place in a trace.
+type shape struct {
+	svc    int // index in services
+	parent int // index in the trace, -1 for the root
+	kind   tracepb.Span_SpanKind
+	name   string
+}
+
+// traceShapes returns the shape of a trace of size spans: a server span
+// per hop with a client span before each downstream call, then internal
+// spans, each the child of the one before, to reach size.
+func traceShapes(size int) []shape {
 	base := []shape{
 		{0, -1, tracepb.Span_SPAN_KIND_SERVER, "GET /checkout"},
 		{0, 0, tracepb.Span_SPAN_KIND_CLIENT, "abmesh.shop.Checkout/PlaceOrder"},
@@ -331,7 +375,7 @@ func newGenerator(cfg Config, perReq int, worker uint64) *generator {
 		{4, 7, tracepb.Span_SPAN_KIND_SERVER, "abmesh.shop.Fraud/Score"},
 		{2, 4, tracepb.Span_SPAN_KIND_INTERNAL, "redis GET"},
 	}
-	shapes := make([]shape, cfg.TraceSize)
+	shapes := make([]shape, size)
 	for i := range shapes {
 		if i < len(base) {
 			shapes[i] = base[i]
@@ -339,89 +383,95 @@ func newGenerator(cfg Config, perReq int, worker uint64) *generator {
 			shapes[i] = shape{i % len(services), i - 1, tracepb.Span_SPAN_KIND_INTERNAL, "work"}
 		}
 	}
+	return shapes
+}
 
-	// Placeholders: random bytes, unique with overwhelming probability,
-	// located in the encoded template afterwards.
-	rng := rand.New(rand.NewPCG(worker, 0x5eed))
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
+// random returns n placeholder bytes.
+func (tb *template) random(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(tb.rng.Uint32())
+	}
+	return b
+}
+
+// addTrace draws the next trace's placeholders and adds its spans, one
+// per shape, to their services' scopes.
+func (tb *template) addTrace(shapes []shape) {
+	t := len(tb.traces)
+	tb.traces = append(tb.traces, placeholders{id: tb.random(16)})
+	h := &tb.traces[t]
+	h.unit = fmt.Sprintf("user-%010d", tb.rng.Uint64()%1e10)
+	spans := make([]*tracepb.Span, len(shapes))
+	for i, sh := range shapes {
+		st, en := tb.random(8), tb.random(8)
+		h.start, h.end = append(h.start, st), append(h.end, en)
+		sp := &tracepb.Span{
+			TraceId:           h.id,
+			SpanId:            make([]byte, 8),
+			Name:              sh.name,
+			Kind:              sh.kind,
+			StartTimeUnixNano: binary.LittleEndian.Uint64(st),
+			EndTimeUnixNano:   binary.LittleEndian.Uint64(en),
+			Status:            &tracepb.Status{},
+			Attributes: []*commonpb.KeyValue{
+				kvStr("rpc.system", "grpc"), kvStr("rpc.service", "abmesh.shop"), kvStr("rpc.method", sh.name),
+				kvStr("net.peer.name", services[sh.svc]), kvInt("net.peer.port", 8080), kvInt("rpc.grpc.status_code", 0),
+			},
 		}
-		return b
+		binary.BigEndian.PutUint64(sp.SpanId, uint64(t*tb.size+i+1))
+		if sh.parent >= 0 {
+			sp.ParentSpanId = spans[sh.parent].SpanId
+		}
+		decorate(sp, t, i, h.unit)
+		spans[i] = sp
+		tb.scopes[sh.svc].Spans = append(tb.scopes[sh.svc].Spans, sp)
+		tb.at[sp] = [2]int{t, i}
 	}
-	type holders struct {
-		id         []byte
-		unit       string
-		start, end [][]byte
-	}
-	hs := make([]holders, nTraces)
-	var order []*tracepb.Span // spans in encoding order
-	perSvc := make([][]*tracepb.Span, len(services))
-	spanTrace := map[*tracepb.Span][2]int{}
-	for t := range nTraces {
-		h := &hs[t]
-		h.id = random(16)
-		h.unit = fmt.Sprintf("user-%010d", rng.Uint64()%1e10)
-		spans := make([]*tracepb.Span, cfg.TraceSize)
-		for i, sh := range shapes {
-			st, en := random(8), random(8)
-			h.start, h.end = append(h.start, st), append(h.end, en)
-			sp := &tracepb.Span{
-				TraceId:           h.id,
-				SpanId:            make([]byte, 8),
-				Name:              sh.name,
-				Kind:              sh.kind,
-				StartTimeUnixNano: binary.LittleEndian.Uint64(st),
-				EndTimeUnixNano:   binary.LittleEndian.Uint64(en),
-				Status:            &tracepb.Status{},
-				Attributes: []*commonpb.KeyValue{
-					kvStr("rpc.system", "grpc"), kvStr("rpc.service", "abmesh.shop"), kvStr("rpc.method", sh.name),
-					kvStr("net.peer.name", services[sh.svc]), kvInt("net.peer.port", 8080), kvInt("rpc.grpc.status_code", 0),
-				},
-			}
-			binary.BigEndian.PutUint64(sp.SpanId, uint64(t*cfg.TraceSize+i+1))
-			if sh.parent >= 0 {
-				sp.ParentSpanId = spans[sh.parent].SpanId
-			}
-			switch i {
-			case 0:
-				sp.Attributes = append(sp.Attributes, kvStr("abmesh.unit", h.unit),
-					kvStr("http.method", "GET"), kvStr("http.url", "https://shop.example.com/checkout?cart=8812"),
-					kvInt("http.status_code", 200), kvStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"))
-				sp.Events = []*tracepb.Span_Event{flagEvent("new-home", []string{"control", "treatment"}[t%2], h.unit)}
-			case 2:
-				sp.Attributes = append(sp.Attributes, kvFloat("shop.order.value", 20+float64(t%50)))
-				sp.Events = []*tracepb.Span_Event{flagEvent("fast-checkout", []string{"control", "treatment"}[t/2%2], h.unit)}
-			case 6:
-				sp.Events = []*tracepb.Span_Event{{Name: "message", Attributes: []*commonpb.KeyValue{
-					kvStr("message.type", "SENT"), kvInt("message.id", 1), kvInt("message.uncompressed_size", 312)}}}
-			case 8:
-				if t%20 == 0 {
-					sp.Status.Code = tracepb.Status_STATUS_CODE_ERROR
-				}
-			}
-			spans[i] = sp
-			scopes[sh.svc].Spans = append(scopes[sh.svc].Spans, sp)
-			perSvc[sh.svc] = append(perSvc[sh.svc], sp)
-			spanTrace[sp] = [2]int{t, i}
+}
+
+// decorate adds what abmesh reads to span i of trace t, whose unit is
+// unit: the unit, an HTTP request and a flag evaluation on the root; an
+// order value and a second flag on the checkout server span; a message
+// event on the payment server span; an error on every 20th fraud span.
+func decorate(sp *tracepb.Span, t, i int, unit string) {
+	switch i {
+	case 0:
+		sp.Attributes = append(sp.Attributes, kvStr("abmesh.unit", unit),
+			kvStr("http.method", "GET"), kvStr("http.url", "https://shop.example.com/checkout?cart=8812"),
+			kvInt("http.status_code", 200), kvStr("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"))
+		sp.Events = []*tracepb.Span_Event{flagEvent("new-home", []string{"control", "treatment"}[t%2], unit)}
+	case 2:
+		sp.Attributes = append(sp.Attributes, kvFloat("shop.order.value", 20+float64(t%50)))
+		sp.Events = []*tracepb.Span_Event{flagEvent("fast-checkout", []string{"control", "treatment"}[t/2%2], unit)}
+	case 6:
+		sp.Events = []*tracepb.Span_Event{{Name: "message", Attributes: []*commonpb.KeyValue{
+			kvStr("message.type", "SENT"), kvInt("message.id", 1), kvInt("message.uncompressed_size", 312)}}}
+	case 8:
+		if t%20 == 0 {
+			sp.Status.Code = tracepb.Status_STATUS_CODE_ERROR
 		}
 	}
-	for _, ss := range perSvc {
-		order = append(order, ss...)
-	}
-	req := &collectortrace.ExportTraceServiceRequest{ResourceSpans: rss}
-	tpl, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+}
+
+// encode returns the deterministic encoding of the template request.
+func (tb *template) encode() []byte {
+	tpl, err := proto.MarshalOptions{Deterministic: true}.Marshal(tb.req)
 	if err != nil {
 		panic(fmt.Sprintf("otlp load: encode template: %v", err)) // cannot happen: plain messages
 	}
-	g.template = tpl
-	g.buf = make([]byte, len(tpl))
-	g.traces = make([]tracePatch, nTraces)
-	for t := range g.traces {
-		g.traces[t].spans = make([]spanPatch, cfg.TraceSize)
+	return tpl
+}
+
+// patches returns, per trace, the offsets in tpl (tb's encoding) of its
+// placeholders, with each span's start offset and duration: spans are
+// encoded service by service in the order they were added, so each span's
+// placeholders are found after the previous span's.
+func (tb *template) patches(tpl []byte) []tracePatch {
+	out := make([]tracePatch, len(tb.traces))
+	for t := range out {
+		out[t].spans = make([]spanPatch, tb.size)
 	}
-	// Spans are encoded in order; find each placeholder after the last.
 	cursor := 0
 	find := func(p []byte) int {
 		i := bytes.Index(tpl[cursor:], p)
@@ -431,29 +481,30 @@ func newGenerator(cfg Config, perReq int, worker uint64) *generator {
 		cursor += i + len(p)
 		return cursor - len(p)
 	}
-	for _, sp := range order {
-		ti := spanTrace[sp]
-		t, i := ti[0], ti[1]
-		h := &hs[t]
-		tp := &g.traces[t]
-		tp.ids = append(tp.ids, find(h.id))
-		tp.spans[i].start = find(h.start[i])
-		tp.spans[i].end = find(h.end[i])
-		tp.spans[i].offset = time.Duration(i) * 2 * time.Millisecond
-		tp.spans[i].dur = time.Duration(cfg.TraceSize-i) * 3 * time.Millisecond
+	for _, scope := range tb.scopes {
+		for _, sp := range scope.Spans {
+			ti := tb.at[sp]
+			t, i := ti[0], ti[1]
+			h, tp := &tb.traces[t], &out[t]
+			tp.ids = append(tp.ids, find(h.id))
+			tp.spans[i].start = find(h.start[i])
+			tp.spans[i].end = find(h.end[i])
+			tp.spans[i].offset = time.Duration(i) * 2 * time.Millisecond
+			tp.spans[i].dur = time.Duration(tb.size-i) * 3 * time.Millisecond
+		}
 	}
-	for t := range hs {
-		u := []byte(hs[t].unit)
+	for t := range tb.traces {
+		u := []byte(tb.traces[t].unit)
 		for off := 0; ; {
 			i := bytes.Index(tpl[off:], u)
 			if i < 0 {
 				break
 			}
-			g.traces[t].units = append(g.traces[t].units, off+i)
+			out[t].units = append(out[t].units, off+i)
 			off += i + len(u)
 		}
 	}
-	return g
+	return out
 }
 
 func flagEvent(test, variant, unit string) *tracepb.Span_Event {

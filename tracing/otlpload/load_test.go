@@ -35,9 +35,9 @@ func TestMain(m *testing.M) {
 
 // serverReport is what the receiver process prints when it stops.
 type serverReport struct {
-	Counters     tracing.Counters `json:"counters"`
-	Observations int64            `json:"observations"`
-	WithExposure int64            `json:"with_exposure"`
+	Stats        tracing.AssemblyStats `json:"stats"`
+	Observations int64                 `json:"observations"`
+	WithExposure int64                 `json:"with_exposure"`
 }
 
 // startReceiver runs an OTLP receiver with an Assembler, as abmeshd does.
@@ -63,7 +63,7 @@ func startReceiver() (addr string, stop func() serverReport, err error) {
 	return lis.Addr().String(), func() serverReport {
 		s.Stop()
 		asm.Close()
-		return serverReport{Counters: asm.Counters(), Observations: obs.Load(), WithExposure: exposed.Load()}
+		return serverReport{Stats: asm.Stats(), Observations: obs.Load(), WithExposure: exposed.Load()}
 	}, nil
 }
 
@@ -96,7 +96,7 @@ func TestRunInProcess(t *testing.T) {
 	if res.Elapsed < 200*time.Millisecond || res.SpansPerSecond <= 0 {
 		t.Errorf("elapsed %v, %.0f spans/s: pacing not applied", res.Elapsed, res.SpansPerSecond)
 	}
-	c := rep.Counters
+	c := rep.Stats
 	if c.SpansAccepted != 6000 || c.MalformedTotal() != 0 || rep.Observations != 600 || rep.WithExposure != 600 {
 		t.Errorf("server saw %+v, %d observations, %d with exposures", c, rep.Observations, rep.WithExposure)
 	}
@@ -174,7 +174,7 @@ func TestIngestAcrossProcesses(t *testing.T) {
 	cmd.Wait()
 	t.Logf("client: %d requests, %d spans sent, %d refused, %d failed in %v: %.0f spans/s accepted",
 		res.Requests, res.Sent, res.Refused, res.Failed, res.Elapsed.Round(time.Millisecond), res.SpansPerSecond)
-	c := rep.Counters
+	c := rep.Stats
 	t.Logf("server: %d spans accepted, %d malformed, %d batches refused full, %d traces completed, %d observations (%d with unit and exposures)",
 		c.SpansAccepted, c.MalformedTotal(), c.BatchesRejectedFull, c.TracesCompleted, rep.Observations, rep.WithExposure)
 	if uint64(res.Sent-res.Rejected) != c.SpansAccepted {

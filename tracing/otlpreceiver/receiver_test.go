@@ -130,7 +130,7 @@ func TestExportWithOpenTelemetrySDK(t *testing.T) {
 	if n := asm.Flush(); n != 2 {
 		t.Fatalf("Flush completed %d traces, want 2", n)
 	}
-	c := asm.Counters()
+	c := asm.Stats()
 	if c.SpansAccepted != 10 || c.MalformedTotal() != 0 || c.ObservationsEmitted != 2 {
 		t.Fatalf("counters = %+v", c)
 	}
@@ -196,14 +196,14 @@ func TestExportFullRetries(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- fe.ForceFlush(context.Background()) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for asm.Counters().BatchesRejectedFull < 2 && time.Now().Before(deadline) {
+	for asm.Stats().BatchesRejectedFull < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	asm.Flush()
 	if err := <-done; err != nil {
 		t.Fatalf("ForceFlush after retries: %v", err)
 	}
-	c := asm.Counters()
+	c := asm.Stats()
 	if c.SpansAccepted != 7 || c.SpansReceived != 7 || c.BatchesRejectedFull < 2 || c.SpansRejectedFull%3 != 0 {
 		t.Errorf("counters = %+v", c)
 	}
@@ -335,7 +335,7 @@ func TestExportMalformedWire(t *testing.T) {
 	if ps := resp.GetPartialSuccess(); ps.GetRejectedSpans() != 1 || !strings.Contains(ps.GetErrorMessage(), "trace_id has 3 bytes") {
 		t.Errorf("partial success = %v", ps)
 	}
-	if c := asm.Counters(); c.Malformed["invalid_trace_id"] != 1 {
+	if c := asm.Stats(); c.Malformed["invalid_trace_id"] != 1 {
 		t.Errorf("counters = %+v", c)
 	}
 }

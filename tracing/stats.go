@@ -1,6 +1,9 @@
 package tracing
 
-// Counters is a snapshot of an Assembler's counts since it was created.
+// AssemblyStats are an Assembler's statistics since it was created: what
+// became of every span offered, what the traces built from them looked
+// like, and what is in flight.
+//
 // Every span offered to Add (including those a converter rejected) ends in
 // exactly one of SpansAccepted, SpansLate and Malformed, so
 //
@@ -9,7 +12,7 @@ package tracing
 // Batches refused with ErrFull or ErrTooLarge are not received; their
 // spans are counted in SpansRejectedFull (each time they are offered: a
 // retried batch counts again) or SpansRejectedTooLarge.
-type Counters struct {
+type AssemblyStats struct {
 	SpansReceived         uint64            `json:"spans_received"`
 	SpansAccepted         uint64            `json:"spans_accepted"`
 	SpansLate             uint64            `json:"spans_late"`               // spans of traces already completed
@@ -35,7 +38,7 @@ type Counters struct {
 }
 
 // MalformedTotal returns the sum of Malformed.
-func (c *Counters) MalformedTotal() uint64 {
+func (c *AssemblyStats) MalformedTotal() uint64 {
 	var n uint64
 	for _, v := range c.Malformed {
 		n += v
@@ -68,12 +71,12 @@ func (c *counters) merge(d *counters) {
 	c.tracesWithConflicts += d.tracesWithConflicts
 }
 
-// Counters returns a snapshot of the counts.
-func (a *Assembler) Counters() Counters {
+// Stats returns a snapshot of the assembler's statistics.
+func (a *Assembler) Stats() AssemblyStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := &a.c
-	out := Counters{
+	out := AssemblyStats{
 		SpansReceived:         c.spansReceived,
 		SpansAccepted:         c.spansAccepted,
 		SpansLate:             c.spansLate,
