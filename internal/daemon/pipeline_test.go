@@ -1,4 +1,4 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -21,15 +23,12 @@ import (
 // in the right cells, restarts abmeshd on the same data directory and
 // checks the cells and the service graph are still there.
 func TestSpansToCellsSurviveRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	cfg.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
-	cfg.GraphRefresh = 50 * time.Millisecond
+	opts := []daemontest.Option{daemontest.DataDir(t.TempDir()), daemontest.OTLP(), func(c *daemon.Config) {
+		c.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
+		c.GraphRefresh = 50 * time.Millisecond
+	}}
 	ctx := context.Background()
-	d, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := daemontest.Start(t, opts...)
 	exp := &assign.Experiment{ID: "btn", ChangeService: "web", MeasureService: "web",
 		Metric:   assign.Metric{Kind: assign.MetricAttribute, Attribute: "order.value", HigherIsBetter: true},
 		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "green", Weight: 1}},
@@ -100,11 +99,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	_ = db.Shutdown(ctx)
 	d.Stop()
 
-	d2, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Stop()
+	d2 := daemontest.Start(t, opts...)
 	w, ok := d2.Subsetter().Current("btn")
 	if !ok || w.Quality.Counted != 40 {
 		t.Fatalf("after restart the window has %+v (ok %v)", w.Quality, ok)
@@ -117,13 +112,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 // TestRareEdgesWaitForMinCalls: an edge joins the subsets' graph only once
 // it has MinEdgeCalls calls, and then stays while it has any.
 func TestRareEdgesWaitForMinCalls(t *testing.T) {
-	cfg := testConfig("")
-	cfg.MinEdgeCalls = 3
-	d, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := daemontest.Start(t, func(c *daemon.Config) { c.MinEdgeCalls = 3 })
 	edges := func() int { return len(d.Subsetter().Graph().Edges()) }
 	call := func(n int) {
 		d.Graph().AddCalls(time.Now(), []string{"a", "b"}, []tracing.Edge{{Caller: "a", Callee: "b", Count: n}})

@@ -20,7 +20,7 @@ import (
 // Loopback is a listen address on a free loopback port.
 const Loopback = "127.0.0.1:0"
 
-// Option changes the configuration Start builds. A test may pass its own
+// Option changes the configuration Config builds. A test may pass its own
 // func(*daemon.Config) for a setting without a named option.
 type Option func(*daemon.Config)
 
@@ -38,12 +38,11 @@ func OTLP() Option { return func(c *daemon.Config) { c.OTLPListen = Loopback } }
 // HTTP turns on the report pages, on a free loopback port.
 func HTTP() Option { return func(c *daemon.Config) { c.HTTPListen = Loopback } }
 
-// Start starts abmeshd and stops it when t ends; the test may stop it
-// earlier (Stop is idempotent). Its gRPC API is on a free loopback port,
-// the OTLP receiver and the report pages are off, the store is in a new
-// temporary directory of t and the logs are discarded; opts, in order,
-// change that. A failure to start ends the test.
-func Start(t testing.TB, opts ...Option) *daemon.Daemon {
+// Config returns the configuration Start starts abmeshd with: the gRPC API
+// on a free loopback port, the OTLP receiver and the report pages off, the
+// store in a new temporary directory of t, logs discarded; then opts, in
+// order.
+func Config(t testing.TB, opts ...Option) daemon.Config {
 	t.Helper()
 	cfg := daemon.Config{
 		Listen:     Loopback,
@@ -55,7 +54,15 @@ func Start(t testing.TB, opts ...Option) *daemon.Daemon {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	d, err := daemon.Start(context.Background(), cfg)
+	return cfg
+}
+
+// Start starts abmeshd with Config(t, opts...) and stops it when t ends;
+// the test may stop it earlier (Stop is idempotent). A failure to start
+// ends the test.
+func Start(t testing.TB, opts ...Option) *daemon.Daemon {
+	t.Helper()
+	d, err := daemon.Start(context.Background(), Config(t, opts...))
 	if err != nil {
 		t.Fatalf("start abmeshd: %v", err)
 	}
@@ -64,7 +71,7 @@ func Start(t testing.TB, opts ...Option) *daemon.Daemon {
 }
 
 // Dial returns a plaintext gRPC client connection to addr (a daemon's
-// Addr), closed when t ends, before the daemons it started stop.
+// Addr), closed when t ends: before a daemon started earlier in t stops.
 func Dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
