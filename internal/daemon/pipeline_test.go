@@ -2,7 +2,11 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +27,7 @@ import (
 // in the right cells, restarts abmeshd on the same data directory and
 // checks the cells and the service graph are still there.
 func TestSpansToCellsSurviveRestart(t *testing.T) {
-	opts := []daemontest.Option{daemontest.DataDir(t.TempDir()), daemontest.OTLP(), func(c *daemon.Config) {
+	opts := []daemontest.Option{daemontest.DataDir(t.TempDir()), daemontest.OTLP(), daemontest.HTTP(), func(c *daemon.Config) {
 		c.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
 		c.GraphRefresh = 50 * time.Millisecond
 	}}
@@ -91,6 +95,17 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 		if int(c.N) != want[c.Levels[0]] {
 			t.Errorf("cell %v has n %d, want %d", c.Levels, c.N, want[c.Levels[0]])
 		}
+	}
+	// The report page shows the same cells.
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/reports/btn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(page), fmt.Sprintf("<td>green</td><td>%d</td>", want["green"])) {
+		t.Errorf("GET /reports/btn: %s, %v\n%.300s", resp.Status, err, page)
 	}
 	if g := d.Graph().Snapshot(); len(g.Edges) != 1 || g.Edges[0].Caller != "web" || g.Edges[0].Callee != "db" || g.Edges[0].Calls != 40 {
 		t.Errorf("graph = %+v", g)
