@@ -32,19 +32,10 @@ type Filter struct {
 // of an experiment to the service mesh: "x-abmesh-<experiment id>".
 const HeaderPrefix = "x-abmesh-"
 
-// HeaderName returns HeaderPrefix + test.
+// HeaderName returns HeaderPrefix + test: the mesh routing header of a
+// unit's variant of test (ids are lowercase DNS labels, so the name is a
+// valid lowercase header name).
 func HeaderName(test string) string { return HeaderPrefix + test }
-
-// Headers returns the mesh routing headers for as: for each assignment,
-// "x-abmesh-<test>" → variant (ids are lowercase DNS labels, so the names
-// are valid lowercase header names). It returns an empty map for empty as.
-func Headers(as []Assignment) map[string]string {
-	h := make(map[string]string, len(as))
-	for _, a := range as {
-		h[HeaderPrefix+a.Test] = a.Variant
-	}
-	return h
-}
 
 // Option configures Compile and NewRegistry.
 type Option interface{ apply(*options) }

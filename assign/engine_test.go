@@ -2,7 +2,6 @@ package assign
 
 import (
 	"errors"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -386,17 +385,35 @@ func richConfig() Config {
 	return cfg
 }
 
-func TestHeaders(t *testing.T) {
-	as := []Assignment{{"checkout", "v1", ReasonHash, 1}, {"banner", "control", ReasonNotInSlice, 2}}
-	want := map[string]string{"x-abmesh-checkout": "v1", "x-abmesh-banner": "control"}
-	if got := Headers(as); !maps.Equal(got, want) {
-		t.Errorf("Headers = %v, want %v", got, want)
+func TestHeaderName(t *testing.T) {
+	if got := HeaderName("checkout"); got != "x-abmesh-checkout" {
+		t.Errorf("HeaderName = %q", got)
 	}
-	if got := Headers(nil); got == nil || len(got) != 0 {
-		t.Errorf("Headers(nil) = %v, want empty map", got)
-	}
-	if HeaderName("x") != "x-abmesh-x" {
-		t.Error(HeaderName("x"))
+}
+
+func TestFilterValidate(t *testing.T) {
+	for _, tc := range []struct {
+		f         Filter
+		wantField string // "" when valid
+	}{
+		{Filter{}, ""},
+		{Filter{Service: "checkout", Tests: []string{"a", "b-2"}}, ""},
+		{Filter{Service: strings.Repeat("s", maxNameLen)}, ""},
+		{Filter{Service: strings.Repeat("s", maxNameLen+1)}, "service"},
+		{Filter{Tests: []string{"ok", "Not_OK"}}, "test_ids[1]"},
+		{Filter{Tests: []string{""}}, "test_ids[0]"},
+	} {
+		err := tc.f.Validate()
+		if tc.wantField == "" {
+			if err != nil {
+				t.Errorf("%+v: %v, want valid", tc.f, err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.wantField || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: error %v, want a FieldError for %q", tc.f, err, tc.wantField)
+		}
 	}
 }
 

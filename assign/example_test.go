@@ -42,11 +42,11 @@ func Example() {
 	}
 	for _, a := range as {
 		fmt.Println(a.Test, a.Variant, a.Reason, a.Phase, a.Reason.Randomized())
+		fmt.Printf("%s: %s\n", assign.HeaderName(a.Test), a.Variant)
 	}
-	fmt.Println(assign.Headers(as))
 	// Output:
 	// checkout-v2 control HASH 1 true
-	// map[x-abmesh-checkout-v2:control]
+	// x-abmesh-checkout-v2: control
 }
 
 // ExampleEngine_AppendAssignments shows the allocation-free evaluation loop

@@ -89,6 +89,22 @@ func ValidateUnit(unit string) error {
 	return nil
 }
 
+// Validate checks an evaluation filter as a request carries it: Service at
+// most maxNameLen bytes (the limit of an experiment's services), every
+// Tests id a valid id. The error is a *FieldError for field "service" or
+// "test_ids[i]". The zero Filter is valid.
+func (f Filter) Validate() error {
+	if len(f.Service) > maxNameLen {
+		return fieldErr("service", "%d bytes, over the limit of %d", len(f.Service), maxNameLen)
+	}
+	for i, id := range f.Tests {
+		if !ValidID(id) {
+			return fieldErr("test_ids["+strconv.Itoa(i)+"]", "%q is not a valid experiment id", clip(id))
+		}
+	}
+	return nil
+}
+
 // ValidateAttributes checks unit attributes: at most MaxAttributes entries,
 // keys non-empty and at most MaxAttributeKeyLen bytes, values at most
 // MaxAttributeValueLen bytes. The error is a *FieldError for field

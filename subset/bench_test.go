@@ -14,9 +14,9 @@ import (
 // benchGraph is a DAG-ish service graph: services in layers of callers
 // before callees, each calling about three later services (mostly near
 // ones), with a few back edges making cycles.
-func benchGraph(r *rand.Rand, n int) []Edge {
+func benchGraph(r *rand.Rand, n int) []tracing.Edge {
 	svc := func(i int) string { return fmt.Sprintf("svc-%03d", i) }
-	var edges []Edge
+	var edges []tracing.Edge
 	for i := range n {
 		for range r.IntN(5) + 1 { // fan-out 1..5, mean 3
 			if i == n-1 {
@@ -26,7 +26,7 @@ func benchGraph(r *rand.Rand, n int) []Edge {
 			if r.IntN(100) == 0 {
 				j = r.IntN(i + 1) // back edge
 			}
-			edges = append(edges, Edge{svc(i), svc(j), 1 + r.IntN(1000)})
+			edges = append(edges, tracing.Edge{Caller: svc(i), Callee: svc(j), Calls: uint64(1 + r.IntN(1000))})
 		}
 	}
 	return edges
@@ -84,7 +84,7 @@ func benchTests(r *rand.Rand, g *Graph, n int) []Test {
 	return tests
 }
 
-func benchSetup(b *testing.B) (*Graph, []Edge, []Test) {
+func benchSetup(b *testing.B) (*Graph, []tracing.Edge, []Test) {
 	r := rand.New(rand.NewPCG(7, 7))
 	edges := benchGraph(r, 500)
 	g, err := NewGraph(edges)
@@ -133,7 +133,7 @@ func BenchmarkNewGraph(b *testing.B) {
 // subsets, window comparison, plan).
 func BenchmarkRecompute(b *testing.B) {
 	g, edges, tests := benchSetup(b)
-	s := NewSubsetter()
+	s := newStack()
 	s.SetGraph(g)
 	if err := s.SetTests(tests); err != nil {
 		b.Fatal(err)
@@ -221,19 +221,19 @@ func benchObservations(r *rand.Rand, g *Graph, tests []Test, h fnvHash, n int) (
 	return out, float64(total) / float64(len(out))
 }
 
-func benchCounter(b *testing.B) (*Subsetter, *Counter, []*tracing.Observation, float64) {
+func benchCounter(b *testing.B) (stack, *CellCounter, []*tracing.Observation, float64) {
 	g, _, tests := benchSetup(b)
 	h := fnvHash{}
 	for _, t := range tests {
 		h[t.ID] = t.Variants
 	}
-	s := NewSubsetter()
+	s := newStack()
 	s.SetGraph(g)
 	if err := s.SetTests(tests); err != nil {
 		b.Fatal(err)
 	}
 	obs, vps := benchObservations(rand.New(rand.NewPCG(3, 3)), g, tests, h, 1024)
-	return s, NewCounter(s, h), obs, vps
+	return s, NewCellCounter(s.Windows, h), obs, vps
 }
 
 // BenchmarkCount: one observation into the cells of every viewpoint
@@ -266,9 +266,9 @@ func BenchmarkCountParallel(b *testing.B) {
 	checkBenchCounted(b, s)
 }
 
-func checkBenchCounted(b *testing.B, s *Subsetter) {
+func checkBenchCounted(b *testing.B, s stack) {
 	var q Quality
-	for _, w := range s.Snapshot() {
+	for _, w := range s.All() {
 		q.Add(w.Quality)
 	}
 	if q.Excluded() != 0 || q.Counted == 0 {

@@ -8,17 +8,19 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // workedGraph is the five-service example: a front end Svc1 calling two
 // chains, Svc1→Svc2→Svc3 and Svc1→Svc4→Svc5.
 func workedGraph(t testing.TB) *Graph {
 	t.Helper()
-	g, err := NewGraph([]Edge{
-		{Caller: "Svc1", Callee: "Svc2", Count: 100},
-		{Caller: "Svc2", Callee: "Svc3", Count: 80},
-		{Caller: "Svc1", Callee: "Svc4", Count: 50},
-		{Caller: "Svc4", Callee: "Svc5", Count: 30},
+	g, err := NewGraph([]tracing.Edge{
+		{Caller: "Svc1", Callee: "Svc2", Calls: 100},
+		{Caller: "Svc2", Callee: "Svc3", Calls: 80},
+		{Caller: "Svc1", Callee: "Svc4", Calls: 50},
+		{Caller: "Svc4", Callee: "Svc5", Calls: 30},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +76,11 @@ func TestComputeWorkedExample(t *testing.T) {
 }
 
 func TestRegion(t *testing.T) {
-	g, err := NewGraph([]Edge{
-		{Caller: "a", Callee: "b", Count: 1}, {Caller: "b", Callee: "c", Count: 1},
-		{Caller: "c", Callee: "d", Count: 1}, {Caller: "a", Callee: "x", Count: 1},
-		{Caller: "x", Callee: "d", Count: 1}, {Caller: "e", Callee: "c", Count: 1},
-		{Caller: "d", Callee: "d", Count: 9}, // self call: skipped
+	g, err := NewGraph([]tracing.Edge{
+		{Caller: "a", Callee: "b", Calls: 1}, {Caller: "b", Callee: "c", Calls: 1},
+		{Caller: "c", Callee: "d", Calls: 1}, {Caller: "a", Callee: "x", Calls: 1},
+		{Caller: "x", Callee: "d", Calls: 1}, {Caller: "e", Callee: "c", Calls: 1},
+		{Caller: "d", Callee: "d", Calls: 9}, // self call: skipped
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestRegion(t *testing.T) {
 
 func TestRegionCycle(t *testing.T) {
 	// a ⇄ b → c: with cycles the closure covers the whole component.
-	g, err := NewGraph([]Edge{{"a", "b", 1}, {"b", "a", 1}, {"b", "c", 1}})
+	g, err := NewGraph([]tracing.Edge{{Caller: "a", Callee: "b", Calls: 1}, {Caller: "b", Callee: "a", Calls: 1}, {Caller: "b", Callee: "c", Calls: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +147,11 @@ func TestRegionCycle(t *testing.T) {
 }
 
 func TestNewGraph(t *testing.T) {
-	g, err := NewGraph([]Edge{{"a", "b", 2}, {"a", "b", 3}, {"b", "b", 7}, {"b", "c", 1}})
+	g, err := NewGraph([]tracing.Edge{{Caller: "a", Callee: "b", Calls: 2}, {Caller: "a", Callee: "b", Calls: 3}, {Caller: "b", Callee: "b", Calls: 7}, {Caller: "b", Callee: "c", Calls: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := g.Edges(), []Edge{{"a", "b", 5}, {"b", "c", 1}}; !slices.Equal(got, want) {
+	if got, want := g.Edges(), []tracing.Edge{{Caller: "a", Callee: "b", Calls: 5}, {Caller: "b", Callee: "c", Calls: 1}}; !slices.Equal(got, want) {
 		t.Errorf("Edges = %v, want %v", got, want)
 	}
 	if got, want := g.Services(), []string{"a", "b", "c"}; !slices.Equal(got, want) {
@@ -166,7 +168,7 @@ func TestNewGraph(t *testing.T) {
 			t.Errorf("Volume(%v) = %d, want %d", tc.svcs, got, tc.want)
 		}
 	}
-	for _, bad := range [][]Edge{{{"", "b", 1}}, {{"a", "", 1}}, {{"a", "b", -1}}} {
+	for _, bad := range [][]tracing.Edge{{{Caller: "", Callee: "b", Calls: 1}}, {{Caller: "a", Callee: "", Calls: 1}}} {
 		if _, err := NewGraph(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("NewGraph(%v) error = %v, want ErrInvalid", bad, err)
 		}
@@ -219,12 +221,12 @@ func TestComputeCap(t *testing.T) {
 	// u0..u7 each change a service "s<i>" called by hub with count 10·(i+1)
 	// and emit latency there, so each shares {s<i>} with v, with volume
 	// 10·(i+1).
-	var edges []Edge
+	var edges []tracing.Edge
 	tests := []Test{{ID: "v", ChangeService: "hub", MeasureService: "hub", Susceptible: []Interference{{KindLatency, ScopeChangeDownstream}}}}
-	edges = append(edges, Edge{"front", "hub", 1000})
+	edges = append(edges, tracing.Edge{Caller: "front", Callee: "hub", Calls: 1000})
 	for i := range 8 {
 		svc := fmt.Sprintf("s%d", i)
-		edges = append(edges, Edge{"hub", svc, 10 * (i + 1)})
+		edges = append(edges, tracing.Edge{Caller: "hub", Callee: svc, Calls: uint64(10 * (i + 1))})
 		tests = append(tests, Test{ID: fmt.Sprintf("u%d", i), ChangeService: svc, MeasureService: svc, Emits: []Interference{{KindLatency, ScopeChange}}})
 	}
 	// u8 ties with u7's volume through the same service: ties go to the smaller id.
@@ -292,7 +294,7 @@ type bruteGraph struct {
 	edges    map[[2]string]int64
 }
 
-func newBruteGraph(edges []Edge) bruteGraph {
+func newBruteGraph(edges []tracing.Edge) bruteGraph {
 	b := bruteGraph{services: map[string]bool{}, down: map[string][]string{}, up: map[string][]string{}, edges: map[[2]string]int64{}}
 	for _, e := range edges {
 		b.services[e.Caller], b.services[e.Callee] = true, true
@@ -304,7 +306,7 @@ func newBruteGraph(edges []Edge) bruteGraph {
 			b.down[e.Caller] = append(b.down[e.Caller], e.Callee)
 			b.up[e.Callee] = append(b.up[e.Callee], e.Caller)
 		}
-		b.edges[k] += int64(e.Count)
+		b.edges[k] += int64(e.Calls)
 	}
 	return b
 }
@@ -384,7 +386,7 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // bruteCompute is Compute written the obvious way.
-func bruteCompute(tests []Test, edges []Edge, capN int) []Subset {
+func bruteCompute(tests []Test, edges []tracing.Edge, capN int) []Subset {
 	b := newBruteGraph(edges)
 	all := map[string]bool{}
 	for s := range b.services {
@@ -460,17 +462,17 @@ func bruteCompute(tests []Test, edges []Edge, capN int) []Subset {
 
 var propKinds = []string{KindLatency, KindErrorRate, "custom"}
 
-func randomCase(r *rand.Rand) ([]Edge, []Test, int) {
+func randomCase(r *rand.Rand) ([]tracing.Edge, []Test, int) {
 	n := 1 + r.IntN(25)
 	svc := func(i int) string { return fmt.Sprintf("s%02d", i) }
-	var edges []Edge
+	var edges []tracing.Edge
 	m := r.IntN(3 * n)
 	for range m {
 		a, b := r.IntN(n), r.IntN(n)
 		if r.IntN(4) > 0 && a > b { // mostly downhill: DAG-ish with some cycles
 			a, b = b, a
 		}
-		edges = append(edges, Edge{svc(a), svc(b), r.IntN(100)})
+		edges = append(edges, tracing.Edge{Caller: svc(a), Callee: svc(b), Calls: uint64(r.IntN(100))})
 	}
 	pick := func() string {
 		if r.IntN(15) == 0 {
@@ -528,7 +530,7 @@ func TestLayerMatesNeverJoin(t *testing.T) {
 		{ID: "ship", ChangeService: "shipping", MeasureService: "checkout", Layer: "checkout-flow", Emits: ux, Susceptible: ux},
 		{ID: "fx", ChangeService: "currency", MeasureService: "checkout", Emits: ux, Susceptible: ux},
 	}
-	g, err := NewGraph([]Edge{{"checkout", "payment", 1}, {"checkout", "shipping", 1}, {"checkout", "currency", 1}})
+	g, err := NewGraph([]tracing.Edge{{Caller: "checkout", Callee: "payment", Calls: 1}, {Caller: "checkout", Callee: "shipping", Calls: 1}, {Caller: "checkout", Callee: "currency", Calls: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

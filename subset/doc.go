@@ -22,16 +22,18 @@
 //
 // # Windows and cells
 //
-// A Subsetter holds the tests and the graph, recomputes subsets on every
-// change and keeps per-viewpoint analysis windows: a window lives as long
-// as its subset's membership (tests and their phases) does and counts
-// only requests from when all its members were running. A Counter is the
-// tracing.Consumer that adds each observation's metric into the cell of
-// every viewpoint served on its path, indexed by the variants of the
-// subset's members (served on the path, or given by the unit's hash), and
-// counts what it excludes per viewpoint (Quality). Windows are exported as
-// JSON-serializable WindowCells and persisted through a Store by Flush
-// and Restore.
+// Three types split the work. A Subsetter holds the tests and the graph
+// (admitting traced edges through a hysteresis gate, ObserveEdges) and
+// recomputes the subsets on every change; it hands each running
+// viewpoint's View to a Windows. Windows keeps the per-viewpoint analysis
+// windows: a window lives as long as its view (members and their phases)
+// does and counts only requests from when all its members were running.
+// A CellCounter is the tracing.Consumer that adds each observation's
+// metric into the cell of every viewpoint served on its path, indexed by
+// the variants of the subset's members (served on the path, or given by
+// the unit's hash), and counts what it excludes per viewpoint (Quality).
+// Windows are exported as JSON-serializable WindowCells and persisted
+// through a Store by Flush and Restore.
 //
 // # Rendering
 //

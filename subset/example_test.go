@@ -5,17 +5,18 @@ import (
 	"os"
 
 	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // The worked example: a front end Svc1 calls Svc2→Svc3 and Svc4→Svc5. The
 // test on Svc2 is susceptible to latency from what Svc2 calls; the tests
 // on Svc3 and Svc5 slow down their callers. Only Svc3's test reaches Svc2.
 func ExampleCompute() {
-	g, err := subset.NewGraph([]subset.Edge{
-		{Caller: "Svc1", Callee: "Svc2", Count: 100},
-		{Caller: "Svc2", Callee: "Svc3", Count: 80},
-		{Caller: "Svc1", Callee: "Svc4", Count: 50},
-		{Caller: "Svc4", Callee: "Svc5", Count: 30},
+	g, err := subset.NewGraph([]tracing.Edge{
+		{Caller: "Svc1", Callee: "Svc2", Calls: 100},
+		{Caller: "Svc2", Callee: "Svc3", Calls: 80},
+		{Caller: "Svc1", Callee: "Svc4", Calls: 50},
+		{Caller: "Svc4", Callee: "Svc5", Calls: 30},
 	})
 	if err != nil {
 		panic(err)

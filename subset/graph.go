@@ -3,30 +3,12 @@ package subset
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"gonum.org/v1/gonum/graph/simple"
 	"gonum.org/v1/gonum/graph/topo"
 
 	"github.com/abmesh/abmesh/tracing"
 )
-
-// Edge is a caller → callee dependency with its call count (how many
-// parent→child span pairs made it over the graph's window).
-type Edge struct {
-	Caller string
-	Callee string
-	Count  int
-}
-
-// EdgesFromTracing converts the tracing package's edges.
-func EdgesFromTracing(es []tracing.Edge) []Edge {
-	out := make([]Edge, len(es))
-	for i, e := range es {
-		out[i] = Edge{Caller: e.Caller, Callee: e.Callee, Count: e.Count}
-	}
-	return out
-}
 
 // Graph is an immutable service dependency graph with its reachability
 // precomputed. It is safe for concurrent use.
@@ -38,8 +20,8 @@ func EdgesFromTracing(es []tracing.Edge) []Edge {
 type Graph struct {
 	names []string // sorted; a service's index is its position
 	index map[string]int
-	edges []Edge  // sorted by caller, then callee; duplicates summed
-	out   []int64 // out[v]: sum of counts of edges leaving v
+	edges []tracing.Edge // sorted by caller, then callee; duplicates summed
+	out   []int64        // out[v]: sum of counts of edges leaving v
 	in    [][]inEdge
 	down  []bitset // down[v]: v and every service v reaches
 	up    []bitset // up[v]: v and every service that reaches v
@@ -52,25 +34,22 @@ type inEdge struct {
 
 // NewGraph builds a graph from edges. Repeated caller→callee pairs are
 // summed; self calls (Caller == Callee) are skipped, as the tracing
-// package does. An edge with an empty service name or a negative count is
+// package does. An edge with an empty service name is
 // an error wrapping ErrInvalid. nil or empty edges give the empty graph.
-func NewGraph(edges []Edge) (*Graph, error) {
+func NewGraph(edges []tracing.Edge) (*Graph, error) {
 	type pair struct{ a, b string }
-	sum := make(map[pair]int64, len(edges))
+	sum := make(map[pair]uint64, len(edges))
 	seen := make(map[string]struct{})
 	for i, e := range edges {
 		if e.Caller == "" || e.Callee == "" {
 			return nil, fmt.Errorf("edge %d (%q→%q): empty service name: %w", i, e.Caller, e.Callee, ErrInvalid)
-		}
-		if e.Count < 0 {
-			return nil, fmt.Errorf("edge %d (%q→%q): count %d is negative: %w", i, e.Caller, e.Callee, e.Count, ErrInvalid)
 		}
 		seen[e.Caller] = struct{}{}
 		seen[e.Callee] = struct{}{}
 		if e.Caller == e.Callee {
 			continue
 		}
-		sum[pair{e.Caller, e.Callee}] += int64(e.Count)
+		sum[pair{e.Caller, e.Callee}] += e.Calls
 	}
 	g := &Graph{index: make(map[string]int, len(seen))}
 	for s := range seen {
@@ -89,17 +68,12 @@ func NewGraph(edges []Edge) (*Graph, error) {
 	}
 	for p, c := range sum {
 		a, b := g.index[p.a], g.index[p.b]
-		g.edges = append(g.edges, Edge{Caller: p.a, Callee: p.b, Count: int(c)})
-		g.out[a] += c
-		g.in[b] = append(g.in[b], inEdge{from: a, count: c})
+		g.edges = append(g.edges, tracing.Edge{Caller: p.a, Callee: p.b, Calls: c})
+		g.out[a] += int64(c)
+		g.in[b] = append(g.in[b], inEdge{from: a, count: int64(c)})
 		dg.SetEdge(simple.Edge{F: simple.Node(a), T: simple.Node(b)})
 	}
-	slices.SortFunc(g.edges, func(x, y Edge) int {
-		if c := strings.Compare(x.Caller, y.Caller); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Callee, y.Callee)
-	})
+	tracing.SortEdges(g.edges)
 	g.closure(dg)
 	return g, nil
 }
@@ -141,7 +115,7 @@ func (g *Graph) Services() []string { return slices.Clone(g.names) }
 
 // Edges returns the graph's edges, sorted by caller then callee, with
 // repeated pairs summed.
-func (g *Graph) Edges() []Edge { return slices.Clone(g.edges) }
+func (g *Graph) Edges() []tracing.Edge { return slices.Clone(g.edges) }
 
 // Has reports whether service is in the graph.
 func (g *Graph) Has(service string) bool { _, ok := g.index[service]; return ok }

@@ -92,7 +92,7 @@ func WriteDOT(w io.Writer, g *Graph, subsets []Subset, tests []Test) error {
 		node(svc, true)
 	}
 	for _, e := range g.edges {
-		p("\t%s -> %s [label=%s];\n", dotID(e.Caller), dotID(e.Callee), dotID(strconv.Itoa(e.Count)))
+		p("\t%s -> %s [label=%s];\n", dotID(e.Caller), dotID(e.Callee), dotID(strconv.FormatUint(e.Calls, 10)))
 	}
 	p("}\n")
 	return bw.Flush()

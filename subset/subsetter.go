@@ -1,61 +1,62 @@
 package subset
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/abmesh/abmesh/tracing"
 )
 
-// Subsetter holds the current tests and dependency graph, keeps every
-// running test's subset up to date, and keeps each viewpoint's analysis
-// windows, whose cells a Counter fills. It is safe for concurrent use.
+// Subsetter holds the current tests and the service dependency graph and
+// keeps every running test's subset up to date. It computes; it stores no
+// cells. After every change it hands the resulting View of each running
+// viewpoint to its ViewSink (a *Windows, which rolls the analysis windows
+// those views define). It is safe for concurrent use.
 //
-// Windows. A viewpoint's window is the span during which its subset's
-// membership stays the same: the same member tests, each in the same
-// phase with the same variants, and the same measure service and metric
-// for the viewpoint. Any change — a member joins or leaves (test started,
-// stopped, changed, or the graph changed), a member's phase changes, the
-// viewpoint stops running — closes the window (End = now) and, while the
-// viewpoint runs, opens the next. Closed windows stay readable (Windows,
-// Snapshot) and are persisted by Flush.
-//
-// A window's Start is the latest of its members' running-since times —
-// and, when it replaces a window one of whose members stopped running (or
-// was removed), not before that moment — and it counts only requests that
-// started at or after Start. So a test started while others run joins
-// their subsets from the moment it started, and a stopped test's traffic
-// never mixes into the window that no longer models it. A test's
-// running-since time is its PhaseStart when it is first seen running or
-// when its phase changes (now when PhaseStart is zero), and now when it
-// is seen to go from not running to running (a resume) or its variants,
-// stickiness, measure service or metric change in the same phase.
-//
-// Every observation is counted into the window that was active for its
-// viewpoint when it was consumed. Windows of one viewpoint may therefore
-// overlap in time (a delayed trace from before a graph-driven membership
-// change counts into the new window, whose members were all running then).
+// A View's Since is the latest of its members' running-since times. A
+// test's running-since time is its PhaseStart when it is first seen
+// running or when its phase changes (now when PhaseStart is zero), and now
+// when it is seen to go from not running to running (a resume) or its
+// variants, stickiness, measure service or metric change in the same
+// phase.
 //
 // Recomputation is eager: each mutation recomputes every subset with
-// Compute (cheap: reachability is precomputed per Graph) and compares each
-// viewpoint's membership signature with its active window's.
+// Compute (cheap: reachability is precomputed per Graph) and hands the
+// sink the new views, in mutation order, under the Subsetter's lock.
 type Subsetter struct {
-	cfg config
+	cfg  config
+	sink ViewSink
 
 	mu       sync.Mutex
 	tests    map[string]*testState
 	graph    *Graph
-	subsets  []Subset             // current, sorted by viewpoint
-	windows  map[string][]*window // per viewpoint, by seq
-	active   map[string]*window
-	restored bool
+	admitted []tracing.Edge // the traced edges ObserveEdges last admitted
+	subsets  []Subset       // current, sorted by viewpoint
+}
 
-	plan atomic.Pointer[plan]
+// ViewSink receives the views of every running viewpoint after each
+// recomputation of the subsets, sorted by viewpoint, with the time of the
+// change. Calls are serialized and in the order of the changes.
+type ViewSink interface {
+	SetViews(now time.Time, views []View)
+}
+
+// View is what one running viewpoint's analysis window is made of: the
+// viewpoint's measurement, its subset's members (viewpoint first) each in
+// its current phase with its reasons, the interfering tests the cap left
+// out, and Since, the latest time at which one of the members started
+// running in its current phase.
+type View struct {
+	Viewpoint      string
+	MeasureService string
+	Metric         string
+	Members        []WindowMember
+	NotModelled    []Member
+	Since          time.Time
 }
 
 type testState struct {
@@ -63,18 +64,16 @@ type testState struct {
 	since time.Time // running in the current phase since; zero when not running
 }
 
-// NewSubsetter returns a Subsetter with no tests and an empty graph.
-// Options: WithCap, WithClock.
-func NewSubsetter(opts ...Option) *Subsetter {
-	s := &Subsetter{
-		cfg:     newConfig(opts),
-		tests:   map[string]*testState{},
-		graph:   emptyGraph,
-		windows: map[string][]*window{},
-		active:  map[string]*window{},
+// NewSubsetter returns a Subsetter with no tests and an empty graph that
+// hands its views to sink (nil: subsets only, no windows). Options:
+// WithCap, WithClock, WithMinEdgeCalls.
+func NewSubsetter(sink ViewSink, opts ...Option) *Subsetter {
+	return &Subsetter{
+		cfg:   newConfig(opts),
+		sink:  sink,
+		tests: map[string]*testState{},
+		graph: emptyGraph,
 	}
-	s.plan.Store(&plan{index: map[string]int32{}})
-	return s
 }
 
 // PutTest creates or replaces the test with t.ID (create, start, stop,
@@ -145,6 +144,52 @@ func (s *Subsetter) SetGraph(g *Graph) {
 	s.recompute(now)
 }
 
+// ObserveEdges sets the graph from the traced edges of the service graph's
+// window, through a hysteresis gate: an edge enters once it carries
+// WithMinEdgeCalls calls and, once in, stays while it carries any call.
+// Rare call paths then cannot keep reopening analysis windows. The graph is
+// replaced (and the subsets recomputed) only when the set of admitted
+// caller → callee pairs changed: call counts alone matter only under the
+// cap, and re-ranking on every count change would churn windows. An edge
+// with an empty service name is an error wrapping ErrInvalid, and changes
+// nothing.
+func (s *Subsetter) ObserveEdges(edges []tracing.Edge) error {
+	now := s.cfg.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	admitted := admit(edges, s.admitted, s.cfg.minEdgeCalls)
+	if slices.EqualFunc(admitted, s.admitted, samePair) {
+		return nil
+	}
+	g, err := NewGraph(admitted)
+	if err != nil {
+		return err
+	}
+	s.graph, s.admitted = g, admitted
+	s.recompute(now)
+	return nil
+}
+
+// admit returns the edges of edges that pass the hysteresis gate given the
+// previously admitted ones: Calls ≥ minCalls, or Calls > 0 for an edge
+// admitted before. edges are taken as sorted by caller, then callee (as a
+// tracing.GraphSnapshot gives them); so is the result.
+func admit(edges, before []tracing.Edge, minCalls int) []tracing.Edge {
+	known := make(map[[2]string]bool, len(before))
+	for _, e := range before {
+		known[[2]string{e.Caller, e.Callee}] = true
+	}
+	out := make([]tracing.Edge, 0, len(edges))
+	for _, e := range edges {
+		if e.Calls >= uint64(max(minCalls, 1)) || (known[[2]string{e.Caller, e.Callee}] && e.Calls > 0) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func samePair(a, b tracing.Edge) bool { return a.Caller == b.Caller && a.Callee == b.Callee }
+
 // Graph returns the current graph (never nil).
 func (s *Subsetter) Graph() *Graph {
 	s.mu.Lock()
@@ -183,166 +228,6 @@ func (s *Subsetter) Subset(viewpoint string) (Subset, bool) {
 		return Subset{}, false
 	}
 	return s.subsets[i], true
-}
-
-// Windows returns snapshots of the viewpoint's windows, oldest first; the
-// last is the active one when the viewpoint is running. Windows that
-// closed before any observation reached them are left out.
-func (s *Subsetter) Windows(viewpoint string) []WindowCells {
-	s.mu.Lock()
-	ws := slices.Clone(s.windows[viewpoint])
-	s.mu.Unlock()
-	return visible(ws)
-}
-
-// visible snapshots ws, leaving out closed windows that never saw an
-// observation.
-func visible(ws []*window) []WindowCells {
-	var out []WindowCells
-	for _, w := range ws {
-		if wc := w.snapshot(); wc.Open() || wc.Quality.Seen > 0 {
-			out = append(out, wc)
-		}
-	}
-	return out
-}
-
-// Current returns a snapshot of the viewpoint's active window; false when
-// the viewpoint is not running.
-func (s *Subsetter) Current(viewpoint string) (WindowCells, bool) {
-	s.mu.Lock()
-	w := s.active[viewpoint]
-	s.mu.Unlock()
-	if w == nil {
-		return WindowCells{}, false
-	}
-	return w.snapshot(), true
-}
-
-// Snapshot returns snapshots of every window of every viewpoint, sorted by
-// viewpoint then seq, leaving out closed windows that never saw an
-// observation.
-func (s *Subsetter) Snapshot() []WindowCells {
-	s.mu.Lock()
-	var ws []*window
-	for _, vp := range slices.Sorted(maps.Keys(s.windows)) {
-		ws = append(ws, s.windows[vp]...)
-	}
-	s.mu.Unlock()
-	return visible(ws)
-}
-
-// Quality returns the viewpoint's data-quality counters summed over all
-// its windows.
-func (s *Subsetter) Quality(viewpoint string) Quality {
-	s.mu.Lock()
-	ws := slices.Clone(s.windows[viewpoint])
-	s.mu.Unlock()
-	var q Quality
-	for _, w := range ws {
-		q.Add(w.quality())
-	}
-	return q
-}
-
-// Store persists window snapshots. The lead's bbolt store and MemStore
-// implement it.
-type Store interface {
-	// SaveWindow stores w under (w.Viewpoint, w.Seq), replacing what was
-	// stored there. Idempotent.
-	SaveWindow(ctx context.Context, w WindowCells) error
-	// LoadWindows returns every stored window, in any order.
-	LoadWindows(ctx context.Context) ([]WindowCells, error)
-}
-
-// Flush saves every window that changed since its last successful save
-// (new observations, or closed), skipping windows that never saw an
-// observation. Observations counted after the last Flush are lost on a
-// crash. On a save error Flush stops and returns it wrapped; the windows
-// not saved stay pending for the next Flush.
-func (s *Subsetter) Flush(ctx context.Context, st Store) error {
-	s.mu.Lock()
-	var ws []*window
-	for _, vp := range slices.Sorted(maps.Keys(s.windows)) {
-		ws = append(ws, s.windows[vp]...)
-	}
-	s.mu.Unlock()
-	for _, w := range ws {
-		if !w.dirty.Swap(false) {
-			continue
-		}
-		wc := w.snapshot()
-		if wc.Quality.Seen == 0 {
-			continue
-		}
-		if err := st.SaveWindow(ctx, wc); err != nil {
-			w.dirty.Store(true)
-			return fmt.Errorf("save window %s#%d: %w", wc.Viewpoint, wc.Seq, err)
-		}
-	}
-	return nil
-}
-
-// ErrRestored is returned by a second call to Restore.
-var ErrRestored = errors.New("subset: windows already restored")
-
-// Restore loads stored windows once, at startup, after SetTests and
-// SetGraph and before the first Flush. A stored open window whose
-// membership signature equals a viewpoint's active window is resumed: its
-// cells and counters are merged into the active window, which takes its
-// Seq and Start. Every other stored window is kept as a closed window (an
-// open one is closed now). Active windows are renumbered after the
-// viewpoint's stored ones.
-func (s *Subsetter) Restore(ctx context.Context, st Store) error {
-	stored, err := st.LoadWindows(ctx)
-	if err != nil {
-		return fmt.Errorf("load windows: %w", err)
-	}
-	now := s.cfg.clock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.restored {
-		return ErrRestored
-	}
-	s.restored = true
-	slices.SortFunc(stored, compareWindowCells)
-	resumed := map[string]bool{}
-	maxSeq := map[string]int{}
-	for _, wc := range stored {
-		maxSeq[wc.Viewpoint] = max(maxSeq[wc.Viewpoint], wc.Seq)
-		if a := s.active[wc.Viewpoint]; a != nil && wc.Open() && !resumed[wc.Viewpoint] &&
-			a.sig == signature(wc.MeasureService, wc.Metric, wc.Members) {
-			a.merge(wc)
-			a.mu.Lock()
-			a.seq, a.start = wc.Seq, wc.Start
-			if !wc.Opened.IsZero() {
-				a.opened = wc.Opened
-			}
-			a.mu.Unlock()
-			resumed[wc.Viewpoint] = true
-			continue
-		}
-		w := windowFromCells(wc)
-		if w.end.IsZero() {
-			w.end = now
-		}
-		s.windows[wc.Viewpoint] = append(s.windows[wc.Viewpoint], w)
-	}
-	for vp, ws := range s.windows {
-		if a := s.active[vp]; a != nil {
-			if !resumed[vp] {
-				a.mu.Lock()
-				a.seq = maxSeq[vp] + 1
-				a.mu.Unlock()
-			}
-			ws = slices.DeleteFunc(ws, func(w *window) bool { return w == a })
-			ws = append(ws, a)
-		}
-		slices.SortStableFunc(ws, func(a, b *window) int { return a.seq - b.seq })
-		s.windows[vp] = ws
-	}
-	s.publish()
-	return nil
 }
 
 // nextState returns t's state given its previous one.
@@ -386,8 +271,8 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// recompute recomputes every subset, rolls windows whose signature
-// changed and publishes a new plan. Called with s.mu held.
+// recompute recomputes every subset and hands the sink the new views.
+// Called with s.mu held.
 func (s *Subsetter) recompute(now time.Time) {
 	var running []Test
 	for _, id := range slices.Sorted(maps.Keys(s.tests)) {
@@ -400,86 +285,26 @@ func (s *Subsetter) recompute(now time.Time) {
 		// Unreachable: every stored test passed Validate.
 		panic(fmt.Sprintf("subset: compute over validated tests: %v", err))
 	}
-	active := make(map[string]*window, len(subs))
-	for _, sub := range subs {
-		vp := s.tests[sub.Viewpoint].t
-		members := make([]WindowMember, len(sub.Members))
-		start := time.Time{}
-		for i, m := range sub.Members {
-			st := s.tests[m.Test]
-			members[i] = WindowMember{Test: m.Test, Phase: st.t.Phase, Variants: st.t.Variants, Sticky: st.t.Sticky, Reasons: m.Reasons}
-			start = maxTime(start, st.since)
-		}
-		w := s.active[sub.Viewpoint]
-		if w != nil && w.sig == signature(vp.MeasureService, vp.Metric, members) {
-			w.mu.Lock()
-			for i := range w.members {
-				w.members[i].Reasons = members[i].Reasons
-			}
-			w.notModelled = sub.NotModelled
-			w.mu.Unlock()
-			active[sub.Viewpoint] = w
-			continue
-		}
-		if w != nil {
-			s.close(w, now)
-			// A member that stopped shaped requests until now.
-			for _, m := range w.members {
-				if st := s.tests[m.Test]; st == nil || !st.t.Running {
-					start = maxTime(start, now)
-				}
-			}
-		}
-		nw := newWindow(sub.Viewpoint, vp.MeasureService, vp.Metric, members)
-		nw.start, nw.opened = start, now
-		nw.notModelled = sub.NotModelled
-		nw.seq = 1
-		if ws := s.windows[sub.Viewpoint]; len(ws) > 0 {
-			nw.seq = ws[len(ws)-1].seq + 1
-		}
-		s.windows[sub.Viewpoint] = append(s.windows[sub.Viewpoint], nw)
-		active[sub.Viewpoint] = nw
-	}
-	for vp, w := range s.active {
-		if active[vp] == nil {
-			s.close(w, now)
-		}
-	}
-	s.active = active
 	s.subsets = subs
-	s.prune(now)
-	s.publish()
-}
-
-// close ends w at now.
-func (s *Subsetter) close(w *window, now time.Time) {
-	w.mu.Lock()
-	w.end = now
-	w.mu.Unlock()
-	w.dirty.Store(true)
-}
-
-// pruneGrace is how long a closed window that never saw an observation is
-// kept (so a consumer still holding an older plan cannot add into a
-// forgotten window) before it is dropped.
-const pruneGrace = time.Minute
-
-// prune drops closed windows that never saw an observation, once they
-// have been closed for pruneGrace. Called with s.mu held.
-func (s *Subsetter) prune(now time.Time) {
-	for vp, ws := range s.windows {
-		ws = slices.DeleteFunc(ws, func(w *window) bool {
-			if s.active[vp] == w || w.seen() > 0 {
-				return false
-			}
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return !w.end.IsZero() && now.Sub(w.end) >= pruneGrace
-		})
-		if len(ws) == 0 {
-			delete(s.windows, vp)
-		} else {
-			s.windows[vp] = ws
-		}
+	if s.sink != nil {
+		s.sink.SetViews(now, s.views(subs))
 	}
+}
+
+// views returns the view of each subset, in subs order. Called with s.mu
+// held.
+func (s *Subsetter) views(subs []Subset) []View {
+	out := make([]View, len(subs))
+	for i, sub := range subs {
+		vp := s.tests[sub.Viewpoint].t
+		v := View{Viewpoint: sub.Viewpoint, MeasureService: vp.MeasureService, Metric: vp.Metric,
+			Members: make([]WindowMember, len(sub.Members)), NotModelled: sub.NotModelled}
+		for j, m := range sub.Members {
+			st := s.tests[m.Test]
+			v.Members[j] = WindowMember{Test: m.Test, Phase: st.t.Phase, Variants: st.t.Variants, Sticky: st.t.Sticky, Reasons: m.Reasons}
+			v.Since = maxTime(v.Since, st.since)
+		}
+		out[i] = v
+	}
+	return out
 }

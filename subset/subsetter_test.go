@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/internal/testkit"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 type windowSummary struct {
@@ -36,8 +37,8 @@ func summarize(ws []WindowCells) []windowSummary {
 func TestSubsetterWindows(t *testing.T) {
 	h := hashTable{"t2/u1": "treatment", "t3/u1": "b"}
 	clk := testkit.NewClock(t0)
-	s := NewSubsetter(WithClock(clk.Now))
-	c := NewCounter(s, h)
+	s := newStack(WithClock(clk.Now))
+	c := NewCellCounter(s.Windows, h)
 	s.SetGraph(workedGraph(t))
 	tests := workedTests()
 	t2, t3 := tests[0], tests[1]
@@ -98,7 +99,7 @@ func TestSubsetterWindows(t *testing.T) {
 	}
 	hit(241*time.Minute, 99) // not running: not counted anywhere
 
-	ws := s.Windows("t2")
+	ws := s.List("t2")
 	want := []windowSummary{
 		{1, 0, time.Hour, []string{"t2"}},
 		{2, time.Hour, 2 * time.Hour, []string{"t2", "t3"}},
@@ -140,7 +141,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 	// Svc3 now calls Svc5: t5's latency (upstream of Svc5) reaches Svc3,
 	// which t2 depends on.
 	clk.Set(t0.Add(time.Hour))
-	g, err := NewGraph(append(workedGraph(t).Edges(), Edge{"Svc3", "Svc5", 5}))
+	g, err := NewGraph(append(workedGraph(t).Edges(), tracing.Edge{Caller: "Svc3", Callee: "Svc5", Calls: 5}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 	if !slices.Equal(sub.Tests(), []string{"t2", "t3", "t5"}) {
 		t.Fatalf("t2 subset = %v", sub.Tests())
 	}
-	ws := s.Windows("t2")
+	ws := s.List("t2")
 	// All members have run since t0, so the new window starts at t0.
 	want := []windowSummary{{1, 0, time.Hour, []string{"t2", "t3"}}, {2, 0, -1, []string{"t2", "t3", "t5"}}}
 	if got := summarize(ws); !reflect.DeepEqual(got, want) {
@@ -157,7 +158,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 	}
 	// Windows with unchanged membership are kept: t3's and t5's.
 	for _, vp := range []string{"t3", "t5"} {
-		if n := len(s.Windows(vp)); n != 1 {
+		if n := len(s.List(vp)); n != 1 {
 			t.Errorf("%s has %d windows, want 1", vp, n)
 		}
 	}
@@ -165,7 +166,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 
 func TestSubsetterEmptyWindowsHidden(t *testing.T) {
 	clk := testkit.NewClock(t0)
-	s := NewSubsetter(WithClock(clk.Now))
+	s := newStack(WithClock(clk.Now))
 	s.SetGraph(workedGraph(t))
 	// Loading tests one by one churns t2's window; empty ones are hidden
 	// and pruned after a minute.
@@ -174,14 +175,14 @@ func TestSubsetterEmptyWindowsHidden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ws := s.Windows("t2"); len(ws) != 1 || !ws[0].Open() {
+	if ws := s.List("t2"); len(ws) != 1 || !ws[0].Open() {
 		t.Fatalf("t2 windows = %+v, want one open", summarize(ws))
 	}
 	clk.Set(t0.Add(2 * time.Minute))
 	s.RemoveTest("t5")
-	s.mu.Lock()
+	s.Windows.mu.Lock()
 	n := len(s.windows["t2"])
-	s.mu.Unlock()
+	s.Windows.mu.Unlock()
 	if n != 1 {
 		t.Errorf("t2 keeps %d windows internally, want 1 after pruning", n)
 	}
@@ -191,7 +192,7 @@ func TestSubsetterEmptyWindowsHidden(t *testing.T) {
 }
 
 func TestSubsetterInvalid(t *testing.T) {
-	s := NewSubsetter()
+	s := newStack()
 	good := workedTests()[0]
 	for name, mut := range map[string]func(*Test){
 		"no variants":      func(x *Test) { x.Variants = nil },
@@ -230,7 +231,7 @@ func TestFlushRestore(t *testing.T) {
 	h := hashTable{"t2/u1": "treatment", "t3/u1": "b", "t2/u2": "control", "t3/u2": "c"}
 	s, c, clk := newWorked(t, h)
 	st := NewMemStore()
-	feed := func(c *Counter) {
+	feed := func(c *CellCounter) {
 		c.ConsumeObservation(newObs("u1", 5*time.Hour).serve("t2", "treatment", "Svc2").serve("t3", "b", "Svc3").latency("Svc2", 10).latency("Svc3", 1).build())
 		c.ConsumeObservation(newObs("u2", 5*time.Hour).serve("t2", "control", "Svc2").latency("Svc2", 20).build())
 	}
@@ -250,7 +251,7 @@ func TestFlushRestore(t *testing.T) {
 	if err := s.Flush(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	before := s.Snapshot()
+	before := s.All()
 	stored, _ := st.LoadWindows(ctx)
 	// t5's window saw nothing, so it was not saved.
 	if nonEmpty := slices.DeleteFunc(slices.Clone(before), func(w WindowCells) bool { return w.Quality.Seen == 0 }); !reflect.DeepEqual(stored, nonEmpty) {
@@ -264,7 +265,7 @@ func TestFlushRestore(t *testing.T) {
 	// Restart: same tests, same graph, restore.
 	clk2 := testkit.NewClock(t0)
 	clk2.Set(t0.Add(2 * time.Hour))
-	s2 := NewSubsetter(WithClock(clk2.Now))
+	s2 := newStack(WithClock(clk2.Now))
 	s2.SetGraph(workedGraph(t))
 	if err := s2.SetTests(s.Tests()); err != nil {
 		t.Fatal(err)
@@ -275,7 +276,7 @@ func TestFlushRestore(t *testing.T) {
 	if err := s2.Restore(ctx, st); !errors.Is(err, ErrRestored) {
 		t.Errorf("second Restore error = %v, want ErrRestored", err)
 	}
-	restored := s2.Snapshot()
+	restored := s2.All()
 	// A window that never saw a request is not stored: after the restart
 	// it is a new window, opened at the restart.
 	for i := range restored {
@@ -290,7 +291,7 @@ func TestFlushRestore(t *testing.T) {
 		t.Fatalf("restored\n got %+v\nwant %+v", restored, before)
 	}
 	// Counting continues into the resumed windows.
-	feed(NewCounter(s2, h))
+	feed(NewCellCounter(s2.Windows, h))
 	w, _ := s2.Current("t2")
 	if w.Seq != 2 || w.Quality.Seen != 4 {
 		t.Errorf("resumed t2 window #%d seen %d, want #2 seen 4", w.Seq, w.Quality.Seen)
@@ -298,7 +299,7 @@ func TestFlushRestore(t *testing.T) {
 
 	// A restart with a different membership keeps the stored windows
 	// closed and opens a new one after them.
-	s3 := NewSubsetter(WithClock(clk2.Now))
+	s3 := newStack(WithClock(clk2.Now))
 	s3.SetGraph(workedGraph(t))
 	if err := s3.SetTests(workedTests()); err != nil {
 		t.Fatal(err)
@@ -306,7 +307,7 @@ func TestFlushRestore(t *testing.T) {
 	if err := s3.Restore(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	got := summarize(s3.Windows("t2"))
+	got := summarize(s3.List("t2"))
 	want := []windowSummary{
 		{1, 0, time.Hour, []string{"t2", "t3"}},
 		{2, 0, 2 * time.Hour, []string{"t2", "t3", "t5"}},
@@ -340,7 +341,7 @@ func TestWindowCellsJSON(t *testing.T) {
 func TestFirstStartCountsFromPhaseStart(t *testing.T) {
 	clk := testkit.NewClock(t0)
 	clk.Set(t0.Add(time.Hour))
-	s := NewSubsetter(WithClock(clk.Now))
+	s := newStack(WithClock(clk.Now))
 	draft := Test{ID: "t", ChangeService: "a", MeasureService: "a", Variants: []string{"c", "v"}, Metric: MetricLatencyMS}
 	if err := s.SetTests([]Test{draft}); err != nil {
 		t.Fatal(err)
@@ -355,4 +356,65 @@ func TestFirstStartCountsFromPhaseStart(t *testing.T) {
 	if !ok || !w.Start.Equal(started.PhaseStart) {
 		t.Fatalf("window start %v (ok %v), want the phase start %v", w.Start, ok, started.PhaseStart)
 	}
+}
+
+// TestObserveEdgesHysteresis: an edge enters the subsets' graph at the
+// minimum call count, stays while it carries any call, leaves at zero, and
+// windows roll only when the admitted set changes.
+func TestObserveEdgesHysteresis(t *testing.T) {
+	s := newStack(WithClock(testkit.NewClock(t0).Now), WithMinEdgeCalls(3))
+	if err := s.SetTests(workedTests()); err != nil {
+		t.Fatal(err)
+	}
+	e := func(calls uint64) []tracing.Edge {
+		return []tracing.Edge{{Caller: "Svc1", Callee: "Svc2", Calls: 100}, {Caller: "Svc2", Callee: "Svc3", Calls: calls}}
+	}
+	steps := []struct {
+		calls     uint64
+		wantEdges int
+		wantT3In  bool // t3 (on Svc3) joins t2's subset only through Svc2 → Svc3
+	}{
+		{2, 1, false}, // below the minimum: out
+		{3, 2, true},  // at the minimum: in
+		{1, 2, true},  // known and still called: stays
+		{0, 1, false}, // no call left in the window: out
+		{2, 1, false}, // must reach the minimum again
+	}
+	for i, st := range steps {
+		if err := s.ObserveEdges(e(st.calls)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.Graph().Edges()); n != st.wantEdges {
+			t.Errorf("step %d (%d calls): %d edges in the graph, want %d", i, st.calls, n, st.wantEdges)
+		}
+		sub, _ := s.Subset("t2")
+		if in := slices.ContainsFunc(sub.Members, func(m Member) bool { return m.Test == "t3" }); in != st.wantT3In {
+			t.Errorf("step %d (%d calls): t3 in t2's subset = %v, want %v", i, st.calls, in, st.wantT3In)
+		}
+	}
+	// Count changes alone do not roll the window.
+	cur, _ := s.Current("t2")
+	before := cur.Seq
+	if err := s.ObserveEdges([]tracing.Edge{{Caller: "Svc1", Callee: "Svc2", Calls: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := s.Current("t2"); w.Seq != before || len(s.Graph().Edges()) != 1 || s.Graph().Edges()[0].Calls != 100 {
+		t.Errorf("a count-only change replaced the graph or rolled the window: seq %d (was %d), edges %v", w.Seq, before, s.Graph().Edges())
+	}
+	if err := s.ObserveEdges([]tracing.Edge{{Caller: "", Callee: "x", Calls: 9}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty caller: %v, want ErrInvalid", err)
+	}
+}
+
+// stack is a Subsetter feeding a Windows, wired as the daemon wires them,
+// so a test reads subsets and windows through one value.
+type stack struct {
+	*Subsetter
+	*Windows
+}
+
+// newStack returns a stack whose Subsetter and Windows share opts.
+func newStack(opts ...Option) stack {
+	ws := NewWindows(opts...)
+	return stack{NewSubsetter(ws, opts...), ws}
 }

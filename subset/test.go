@@ -91,7 +91,7 @@ type Interference struct {
 // Compute reads only ID, ChangeService, MeasureService, Emits and
 // Susceptible and treats every test it is given as running. The
 // Subsetter additionally reads Running, Phase and PhaseStart (windows), and
-// the Counter reads Variants, Metric and Sticky.
+// the CellCounter reads Variants, Metric and Sticky.
 type Test struct {
 	ID             string
 	ChangeService  string // where the change is deployed

@@ -64,22 +64,22 @@ func TestCounterTooManyCells(t *testing.T) {
 		})
 		h[id+"/u"] = "v1"
 	}
-	s := NewSubsetter(WithCap(0), WithClock(testkit.NewClock(t0).Now))
+	s := newStack(WithCap(0), WithClock(testkit.NewClock(t0).Now))
 	if err := s.SetTests(tests); err != nil {
 		t.Fatal(err)
 	}
-	c := NewCounter(s, h)
+	c := NewCellCounter(s.Windows, h)
 	c.ConsumeObservation(newObs("u", time.Hour).serve("t00", "v1", "a").latency("a", 1).build())
 	w, _ := s.Current("t00")
 	if len(w.Members) != 20 || w.Quality.TooManyCells != 1 || w.Quality.Counted != 0 {
 		t.Errorf("%d members, quality %+v; want 20 members and one too-many-cells exclusion", len(w.Members), w.Quality)
 	}
 	// With the default cap, 6 members of 10 variants fit.
-	s = NewSubsetter(WithClock(testkit.NewClock(t0).Now))
+	s = newStack(WithClock(testkit.NewClock(t0).Now))
 	if err := s.SetTests(tests); err != nil {
 		t.Fatal(err)
 	}
-	NewCounter(s, h).ConsumeObservation(newObs("u", time.Hour).serve("t00", "v1", "a").latency("a", 1).build())
+	NewCellCounter(s.Windows, h).ConsumeObservation(newObs("u", time.Hour).serve("t00", "v1", "a").latency("a", 1).build())
 	w, _ = s.Current("t00")
 	if len(w.Members) != DefaultCap || w.Quality.Counted != 1 || len(w.NotModelled) != 14 {
 		t.Errorf("%d members, %d not modelled, quality %+v", len(w.Members), len(w.NotModelled), w.Quality)

@@ -2,6 +2,7 @@ package subset
 
 import (
 	"cmp"
+	"iter"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -75,7 +76,7 @@ type Cell struct {
 // Quality counts what happened to the observations on whose path a
 // viewpoint was served while its window was the active one. Every such
 // observation is counted once: Seen = Counted + Excluded(). The exclusion
-// is the first failing check, in the order Counter documents.
+// is the first failing check, in the order CellCounter documents.
 type Quality struct {
 	Seen    int64 `json:"seen"`
 	Counted int64 `json:"counted"`
@@ -101,6 +102,28 @@ func (q Quality) Excluded() int64 {
 	return q.TooManyCells + q.MissingUnit + q.BeforeWindow + q.Conflict +
 		q.Override + q.NotTargeted + q.NotInSlice + q.Paused + q.Winner + q.Fallback +
 		q.StalePhase + q.Mismatch + q.NotAssigned + q.MissingMetric
+}
+
+// Counts yields every counter by name: "seen", "counted", then each
+// exclusion, always in the same order. The names are those of the API's
+// data-quality counters (Mismatch is "assignment_mismatch").
+func (q Quality) Counts() iter.Seq2[string, int64] {
+	return func(yield func(string, int64) bool) {
+		for _, c := range []struct {
+			name string
+			v    int64
+		}{
+			{"seen", q.Seen}, {"counted", q.Counted}, {"missing_unit", q.MissingUnit}, {"before_window", q.BeforeWindow},
+			{"conflict", q.Conflict}, {"override", q.Override}, {"not_targeted", q.NotTargeted}, {"not_in_slice", q.NotInSlice},
+			{"paused", q.Paused}, {"winner", q.Winner}, {"fallback", q.Fallback}, {"stale_phase", q.StalePhase},
+			{"assignment_mismatch", q.Mismatch}, {"not_assigned", q.NotAssigned}, {"missing_metric", q.MissingMetric},
+			{"too_many_cells", q.TooManyCells},
+		} {
+			if !yield(c.name, c.v) {
+				return
+			}
+		}
+	}
 }
 
 // Add adds o's counts to q.
@@ -354,6 +377,26 @@ func (w *window) merge(wc WindowCells) {
 	w.counted += q.Counted
 	w.mu.Unlock()
 	w.dirty.Store(true)
+}
+
+// close ends w at now.
+func (w *window) close(now time.Time) {
+	w.mu.Lock()
+	w.end = now
+	w.mu.Unlock()
+	w.dirty.Store(true)
+}
+
+// resume merges a stored snapshot of the same signature into w, which
+// takes its Seq, Start and (when set) Opened.
+func (w *window) resume(wc WindowCells) {
+	w.merge(wc)
+	w.mu.Lock()
+	w.seq, w.start = wc.Seq, wc.Start
+	if !wc.Opened.IsZero() {
+		w.opened = wc.Opened
+	}
+	w.mu.Unlock()
 }
 
 // windowFromCells rebuilds a window from a snapshot.

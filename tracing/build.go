@@ -163,13 +163,13 @@ func (b *builder) build(spans []Span) (*Observation, BuildStats) {
 		found := false
 		for e := range b.edges {
 			if b.edges[e].Caller == caller && b.edges[e].Callee == callee {
-				b.edges[e].Count++
+				b.edges[e].Calls++
 				found = true
 				break
 			}
 		}
 		if !found {
-			b.edges = append(b.edges, Edge{Caller: caller, Callee: callee, Count: 1})
+			b.edges = append(b.edges, Edge{Caller: caller, Callee: callee, Calls: 1})
 		}
 	}
 	if len(b.edges) > 0 {

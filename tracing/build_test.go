@@ -244,7 +244,7 @@ func FuzzSpanToObservation(f *testing.F) {
 			t.Fatalf("services %v metrics %d", o.Services, len(o.Metrics))
 		}
 		for _, e := range o.Edges {
-			if e.Caller == e.Callee || e.Count < 1 {
+			if e.Caller == e.Callee || e.Calls < 1 {
 				t.Fatalf("bad edge %+v", e)
 			}
 		}

@@ -20,30 +20,14 @@ type GraphConfig struct {
 	Now func() time.Time
 }
 
-// DependencyLink is a caller→callee call count from another source, such
-// as Jaeger's GetDependencies.
-type DependencyLink struct {
-	Parent    string
-	Child     string
-	CallCount uint64
-}
-
-// GraphEdge is one caller→callee pair of the service dependency graph with
-// its call count in the window.
-type GraphEdge struct {
-	Caller string `json:"caller"`
-	Callee string `json:"callee"`
-	Calls  uint64 `json:"calls"`
-}
-
 // GraphSnapshot is the dependency graph over a window: the services seen
 // (in traces or as an edge end), sorted, and the edges sorted by caller,
 // then callee.
 type GraphSnapshot struct {
-	From     time.Time   `json:"from"`
-	To       time.Time   `json:"to"`
-	Services []string    `json:"services"`
-	Edges    []GraphEdge `json:"edges"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Services []string  `json:"services"`
+	Edges    []Edge    `json:"edges"`
 }
 
 // Graph is the service dependency graph: caller→callee call counts over a
@@ -155,10 +139,10 @@ func (g *Graph) AddCalls(at time.Time, services []string, edges []Edge) {
 		b.services[s] = struct{}{}
 	}
 	for _, e := range edges {
-		if e.Caller == e.Callee || e.Count <= 0 {
+		if e.Caller == e.Callee || e.Calls == 0 {
 			continue
 		}
-		b.observed[edgeKey{e.Caller, e.Callee}] += uint64(e.Count)
+		b.observed[edgeKey{e.Caller, e.Callee}] += e.Calls
 		b.services[e.Caller] = struct{}{}
 		b.services[e.Callee] = struct{}{}
 	}
@@ -167,7 +151,7 @@ func (g *Graph) AddCalls(at time.Time, services []string, edges []Edge) {
 // Merge adds external dependency links (e.g. from Jaeger's GetDependencies
 // for the period ending at at) to the bucket of time at. Self links and
 // links outside the window are ignored.
-func (g *Graph) Merge(at time.Time, links []DependencyLink) {
+func (g *Graph) Merge(at time.Time, links []Edge) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.at(at)
@@ -175,12 +159,12 @@ func (g *Graph) Merge(at time.Time, links []DependencyLink) {
 		return
 	}
 	for _, l := range links {
-		if l.Parent == l.Child || l.Parent == "" || l.Child == "" {
+		if l.Caller == l.Callee || l.Caller == "" || l.Callee == "" {
 			continue
 		}
-		b.external[edgeKey{l.Parent, l.Child}] += l.CallCount
-		b.services[l.Parent] = struct{}{}
-		b.services[l.Child] = struct{}{}
+		b.external[edgeKey{l.Caller, l.Callee}] += l.Calls
+		b.services[l.Caller] = struct{}{}
+		b.services[l.Callee] = struct{}{}
 	}
 }
 
@@ -208,7 +192,7 @@ func (g *Graph) Snapshot() GraphSnapshot {
 	for k, v := range ext {
 		obs[k] = max(obs[k], v)
 	}
-	snap := GraphSnapshot{To: now, Services: make([]string, 0, len(svc)), Edges: make([]GraphEdge, 0, len(obs))}
+	snap := GraphSnapshot{To: now, Services: make([]string, 0, len(svc)), Edges: make([]Edge, 0, len(obs))}
 	if g.window > 0 {
 		snap.From = time.Unix(0, (cur-g.nBuckets()+1)*int64(g.bucket))
 	}
@@ -217,14 +201,14 @@ func (g *Graph) Snapshot() GraphSnapshot {
 	}
 	slices.Sort(snap.Services)
 	for k, v := range obs {
-		snap.Edges = append(snap.Edges, GraphEdge{Caller: k.caller, Callee: k.callee, Calls: v})
+		snap.Edges = append(snap.Edges, Edge{Caller: k.caller, Callee: k.callee, Calls: v})
 	}
-	sortGraphEdges(snap.Edges)
+	SortEdges(snap.Edges)
 	return snap
 }
 
-func sortGraphEdges(es []GraphEdge) {
-	slices.SortFunc(es, func(x, y GraphEdge) int {
+func SortEdges(es []Edge) {
+	slices.SortFunc(es, func(x, y Edge) int {
 		if c := strings.Compare(x.Caller, y.Caller); c != 0 {
 			return c
 		}
@@ -238,10 +222,10 @@ type graphJSON struct {
 }
 
 type graphBucketJSON struct {
-	Start    time.Time   `json:"start"`
-	Services []string    `json:"services"`
-	Observed []GraphEdge `json:"observed"`
-	External []GraphEdge `json:"external,omitempty"`
+	Start    time.Time `json:"start"`
+	Services []string  `json:"services"`
+	Observed []Edge    `json:"observed"`
+	External []Edge    `json:"external,omitempty"`
 }
 
 // MarshalJSON encodes the graph's buckets (not its configuration), oldest
@@ -257,7 +241,7 @@ func (g *Graph) MarshalJSON() ([]byte, error) {
 	slices.Sort(idx)
 	for _, i := range idx {
 		b := g.buckets[i]
-		bj := graphBucketJSON{Start: time.Unix(0, i*int64(g.bucket)).UTC(), Services: []string{}, Observed: []GraphEdge{}}
+		bj := graphBucketJSON{Start: time.Unix(0, i*int64(g.bucket)).UTC(), Services: []string{}, Observed: []Edge{}}
 		if g.window < 0 {
 			bj.Start = time.Time{}
 		}
@@ -266,13 +250,13 @@ func (g *Graph) MarshalJSON() ([]byte, error) {
 		}
 		slices.Sort(bj.Services)
 		for k, v := range b.observed {
-			bj.Observed = append(bj.Observed, GraphEdge{k.caller, k.callee, v})
+			bj.Observed = append(bj.Observed, Edge{k.caller, k.callee, v})
 		}
-		sortGraphEdges(bj.Observed)
+		SortEdges(bj.Observed)
 		for k, v := range b.external {
-			bj.External = append(bj.External, GraphEdge{k.caller, k.callee, v})
+			bj.External = append(bj.External, Edge{k.caller, k.callee, v})
 		}
-		sortGraphEdges(bj.External)
+		SortEdges(bj.External)
 		out.Buckets = append(out.Buckets, bj)
 	}
 	return json.Marshal(out)

@@ -21,16 +21,16 @@ func TestGraphWindowAndMerge(t *testing.T) {
 	g.ConsumeObservation(o)
 	clk.Advance(2 * time.Minute)
 	g.ConsumeObservation(o)
-	g.Merge(clk.Now(), []DependencyLink{
-		{Parent: "frontend", Child: "checkout", CallCount: 5}, // more than observed: wins
-		{Parent: "checkout", Child: "cart", CallCount: 1},     // fewer: observed wins
-		{Parent: "batch", Child: "payment", CallCount: 3},     // only external
-		{Parent: "x", Child: "x", CallCount: 9},               // self link ignored
+	g.Merge(clk.Now(), []Edge{
+		{Caller: "frontend", Callee: "checkout", Calls: 5}, // more than observed: wins
+		{Caller: "checkout", Callee: "cart", Calls: 1},     // fewer: observed wins
+		{Caller: "batch", Callee: "payment", Calls: 3},     // only external
+		{Caller: "x", Callee: "x", Calls: 9},               // self link ignored
 	})
 	g.AddCalls(clk.Now().Add(-time.Hour), nil, []Edge{{"old", "gone", 1}}) // outside window
 
 	snap := g.Snapshot()
-	wantEdges := []GraphEdge{
+	wantEdges := []Edge{
 		{"batch", "payment", 3}, {"checkout", "cart", 2}, {"checkout", "payment", 2},
 		{"frontend", "checkout", 5}, {"payment", "fraud", 2},
 	}
@@ -57,7 +57,7 @@ func TestGraphWindowAndMerge(t *testing.T) {
 	// The first observation's bucket leaves the window after 5 minutes.
 	clk.Advance(4 * time.Minute)
 	snap = g.Snapshot()
-	if i := slices.IndexFunc(snap.Edges, func(e GraphEdge) bool { return e.Caller == "payment" }); i < 0 || snap.Edges[i].Calls != 1 {
+	if i := slices.IndexFunc(snap.Edges, func(e Edge) bool { return e.Caller == "payment" }); i < 0 || snap.Edges[i].Calls != 1 {
 		t.Errorf("after 6 minutes: %v", snap.Edges)
 	}
 	clk.Advance(10 * time.Minute)

@@ -2,12 +2,16 @@ package tracing
 
 import "time"
 
-// Edge is a call from one service to another seen in a trace, with how many
-// parent→child span pairs made it.
+// Edge is a caller → callee dependency between two services with its call
+// count: in an Observation, how many parent→child span pairs of the trace
+// made the call; in a GraphSnapshot, how many calls the graph's window
+// holds; from an external source (Jaeger's GetDependencies), its count for
+// the period read. It is the one edge type of the tracing, subset and
+// graph APIs.
 type Edge struct {
-	Caller string
-	Callee string
-	Count  int
+	Caller string `json:"caller"`
+	Callee string `json:"callee"`
+	Calls  uint64 `json:"calls"`
 }
 
 // Exposure is one test's variant served on a request's path.

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/abmesh/abmesh/internal/server"
+	"github.com/abmesh/abmesh/internal/convert"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
 )
@@ -39,7 +39,7 @@ func runSubsets(ctx context.Context, e *env, args []string) error {
 	}
 	var subs []subset.Subset
 	for _, s := range r.GetSubsets() {
-		subs = append(subs, server.SubsetFromProto(s))
+		subs = append(subs, convert.SubsetFromProto(s))
 	}
 	switch *out {
 	case "json":
@@ -49,7 +49,7 @@ func runSubsets(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return rpcError(err)
 		}
-		sg, err := subset.NewGraph(edgesOf(g))
+		sg, err := subset.NewGraph(convert.EdgesFromProto(g))
 		if err != nil {
 			return err
 		}
@@ -70,14 +70,6 @@ func runSubsets(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return subset.WriteTable(e.stdout, subs)
-}
-
-func edgesOf(g *pb.GetServiceGraphResponse) []subset.Edge {
-	var edges []subset.Edge
-	for _, x := range g.GetEdges() {
-		edges = append(edges, subset.Edge{Caller: x.GetCaller(), Callee: x.GetCallee(), Count: int(x.GetCalls())})
-	}
-	return edges
 }
 
 func oneTestArgs(e *env, name, usage string, args []string, setup func(fs *flag.FlagSet)) (string, string, error) {
@@ -291,7 +283,7 @@ func runGraph(ctx context.Context, e *env, args []string) error {
 	case "json":
 		return printJSON(e.stdout, g)
 	case "dot":
-		sg, err := subset.NewGraph(edgesOf(g))
+		sg, err := subset.NewGraph(convert.EdgesFromProto(g))
 		if err != nil {
 			return err
 		}

@@ -180,8 +180,8 @@ func tracesPrintText(w io.Writer, path string, format files.Format, obs []*traci
 		calls := make([]string, 0, len(o.Edges))
 		for _, e := range o.Edges {
 			s := e.Caller + " → " + e.Callee
-			if e.Count > 1 {
-				s += fmt.Sprintf(" ×%d", e.Count)
+			if e.Calls > 1 {
+				s += fmt.Sprintf(" ×%d", e.Calls)
 			}
 			calls = append(calls, s)
 		}

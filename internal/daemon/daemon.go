@@ -8,8 +8,10 @@
 //
 //	OTLP Export / Jaeger FindTraces → tracing.Assembler → Observation
 //	  → tracing.Graph (caller → callee counts)
-//	  → subset.Counter (each viewpoint's factorial cell)
-//	registry changes → subset.Subsetter.SetTests; graph changes → SetGraph
+//	  → subset.CellCounter (each viewpoint's factorial cell, in subset.Windows)
+//	registry changes → subset.Subsetter.SetTests; every GraphRefresh the
+//	  graph's edges → Subsetter.ObserveEdges; the Subsetter's views → Windows
+//	reports: report.Reader (Windows + registry) → gRPC (server) and pages (web)
 //	every FlushInterval: windows and graph → bolt store
 package daemon
 
@@ -22,7 +24,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -33,7 +34,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/bolt"
 	"github.com/abmesh/abmesh/internal/report"
@@ -165,6 +165,8 @@ type Daemon struct {
 	registry  *assign.Registry
 	graph     *tracing.Graph
 	subsetter *subset.Subsetter
+	windows   *subset.Windows
+	reports   *report.Reader
 	assembler *tracing.Assembler
 	receiver  *otlpreceiver.Receiver
 	jaeger    *jaeger.Reader
@@ -185,9 +187,6 @@ type Daemon struct {
 	life     context.Context
 	wg       sync.WaitGroup
 	stopOnce sync.Once
-	// graphMu guards lastEdges, the edge set last given to the subsetter.
-	graphMu   sync.Mutex
-	lastEdges []subset.Edge
 }
 
 // Start opens the store, loads the registry and cells and starts serving.
@@ -235,7 +234,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
 	pb.RegisterAssignmentServiceServer(d.grpc, server.NewAssignment(d.life, d.registry))
 	pb.RegisterExperimentServiceServer(d.grpc, server.NewExperiments(d.registry))
-	pb.RegisterReportServiceServer(d.grpc, server.NewReports(d.registry, d.subsetter, d.graph.Snapshot, d.Counters))
+	pb.RegisterReportServiceServer(d.grpc, server.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
@@ -255,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		if d.httpLis, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
 			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
 		}
-		d.http = &http.Server{Handler: web.New(webSource{d}), ReadHeaderTimeout: 5 * time.Second}
+		d.http = &http.Server{Handler: web.New(d.reports, d.subsetter), ReadHeaderTimeout: 5 * time.Second}
 		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
 	}
 
@@ -272,9 +271,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// startConsumer builds the trace consumer: graph, subsetter, counter and
-// assembler, restores the graph and the cells from the store, and starts
-// the loops that keep them current and flushed.
+// startConsumer builds the trace consumer: graph, subsetter, windows,
+// cell counter and assembler, restores the graph and the cells from the
+// store, and starts the loops that keep them current and flushed.
 func (d *Daemon) startConsumer(ctx context.Context) error {
 	var err error
 	if d.graph, err = tracing.NewGraph(tracing.GraphConfig{Window: d.cfg.GraphWindow}); err != nil {
@@ -285,15 +284,17 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 			d.log.Warn("stored service graph unreadable; starting empty", "err", err)
 		}
 	}
-	d.subsetter = subset.NewSubsetter(subset.WithCap(d.cfg.SubsetCap))
+	d.windows = subset.NewWindows()
+	d.reports = report.NewReader(d.registry, d.windows)
+	d.subsetter = subset.NewSubsetter(d.windows, subset.WithCap(d.cfg.SubsetCap), subset.WithMinEdgeCalls(d.cfg.MinEdgeCalls))
 	if err := d.subsetter.SetTests(testsOf(d.registry.Snapshot())); err != nil {
 		return fmt.Errorf("load tests into the subsetter: %w", err)
 	}
-	d.refreshGraph(true)
-	if err := d.subsetter.Restore(ctx, d.db.Windows()); err != nil {
+	d.refreshGraph()
+	if err := d.windows.Restore(ctx, d.db.Windows()); err != nil {
 		return err
 	}
-	counter := subset.NewCounter(d.subsetter, liveEngine{d.registry})
+	counter := subset.NewCellCounter(d.windows, liveEngine{d.registry})
 	if d.assembler, err = tracing.NewAssembler(d.cfg.Assembly, tracing.Tee(d.graph, counter)); err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 			}
 		}
 	})
-	d.every(d.cfg.GraphRefresh, func() { d.refreshGraph(false) })
+	d.every(d.cfg.GraphRefresh, d.refreshGraph)
 	d.every(d.cfg.FlushInterval, d.flush)
 	return nil
 }
@@ -321,46 +322,20 @@ func testsOf(eng *assign.Engine) []subset.Test {
 	return out
 }
 
-// refreshGraph gives the subsetter the current service graph when its set
-// of edges changed (call counts alone matter only under the subset cap,
-// and re-ranking on every count change would churn windows).
-func (d *Daemon) refreshGraph(force bool) {
-	snap := d.graph.Snapshot()
-	d.graphMu.Lock()
-	defer d.graphMu.Unlock()
-	known := make(map[[2]string]bool, len(d.lastEdges))
-	for _, e := range d.lastEdges {
-		known[[2]string{e.Caller, e.Callee}] = true
-	}
-	edges := make([]subset.Edge, 0, len(snap.Edges))
-	for _, e := range snap.Edges {
-		// Hysteresis: an edge enters at MinEdgeCalls and stays while it
-		// has any call in the window.
-		if int(e.Calls) < d.cfg.MinEdgeCalls && !(known[[2]string{e.Caller, e.Callee}] && e.Calls > 0) {
-			continue
-		}
-		edges = append(edges, subset.Edge{Caller: e.Caller, Callee: e.Callee, Count: int(e.Calls)})
-	}
-	same := len(edges) == len(d.lastEdges) && slices.EqualFunc(edges, d.lastEdges, func(a, b subset.Edge) bool {
-		return a.Caller == b.Caller && a.Callee == b.Callee
-	})
-	if same && !force {
-		return
-	}
-	g, err := subset.NewGraph(edges)
-	if err != nil {
+// refreshGraph hands the subsetter the service graph's current edges (it
+// admits them with hysteresis and recomputes only when the admitted set
+// changed).
+func (d *Daemon) refreshGraph() {
+	if err := d.subsetter.ObserveEdges(d.graph.Snapshot().Edges); err != nil {
 		d.log.Error("service graph rejected", "err", err)
-		return
 	}
-	d.subsetter.SetGraph(g)
-	d.lastEdges = edges
 }
 
 // flush writes changed windows and the graph to the store.
 func (d *Daemon) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.subsetter.Flush(ctx, d.db.Windows()); err != nil {
+	if err := d.windows.Flush(ctx, d.db.Windows()); err != nil {
 		d.log.Error("flush cells", "err", err)
 	}
 	if b, err := d.graph.MarshalJSON(); err == nil {
@@ -406,17 +381,6 @@ func (l liveEngine) HashVariant(test, unit string) (string, bool) {
 
 // InSlice answers from the current config.
 func (l liveEngine) InSlice(test, unit string) bool { return l.reg.Snapshot().InSlice(test, unit) }
-
-// webSource adapts the daemon to the web pages.
-type webSource struct{ d *Daemon }
-
-// Report builds the Type III report of test's window.
-func (s webSource) Report(test string, window int) (*report.Report, error) {
-	return server.BuildReport(s.d.registry, s.d.subsetter, test, window, analysis.TypeIII)
-}
-
-// Subsets lists the current subsets.
-func (s webSource) Subsets() []subset.Subset { return s.d.subsetter.Subsets() }
 
 func (d *Daemon) serve(name string, f func() error) {
 	d.wg.Add(1)
@@ -472,8 +436,11 @@ func (d *Daemon) HTTPAddr() string {
 // Registry is the experiment registry.
 func (d *Daemon) Registry() *assign.Registry { return d.registry }
 
-// Subsetter is the subsetter with every window's cells.
+// Subsetter is the subsetter: the tests, the graph and the subsets.
 func (d *Daemon) Subsetter() *subset.Subsetter { return d.subsetter }
+
+// Windows holds every viewpoint's analysis windows and their cells.
+func (d *Daemon) Windows() *subset.Windows { return d.windows }
 
 // Assembler is the trace assembler.
 func (d *Daemon) Assembler() *tracing.Assembler { return d.assembler }
@@ -483,12 +450,10 @@ func (d *Daemon) Graph() *tracing.Graph { return d.graph }
 
 // RefreshGraph hands the current service graph to the subsetter now
 // (it also happens every GraphRefresh).
-func (d *Daemon) RefreshGraph() { d.refreshGraph(false) }
+func (d *Daemon) RefreshGraph() { d.refreshGraph() }
 
-// Report builds test's report of its current window.
-func (d *Daemon) Report(test string) (*report.Report, error) {
-	return server.BuildReport(d.registry, d.subsetter, test, 0, analysis.TypeIII)
-}
+// Reports builds reports of the live windows.
+func (d *Daemon) Reports() *report.Reader { return d.reports }
 
 // grpcGrace is how long Stop waits for in-flight RPCs and streams before
 // it closes the remaining connections (a Watch client that stopped
@@ -548,7 +513,7 @@ func (d *Daemon) Stop() {
 		if d.jaegerCC != nil {
 			d.jaegerCC.Close()
 		}
-		if d.subsetter != nil && d.db != nil {
+		if d.windows != nil && d.db != nil {
 			d.flush()
 		}
 		if d.db != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/tracing"
 )
@@ -74,7 +75,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	var n int64
 	for time.Now().Before(deadline) {
-		w, ok := d.Subsetter().Current("btn")
+		w, ok := d.Windows().Current("btn")
 		n = 0
 		if ok {
 			n = w.Quality.Counted
@@ -87,7 +88,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	if n != 40 {
 		t.Fatalf("counted %d of 40 requests; counters %+v", n, d.Assembler().Counters())
 	}
-	r, err := d.Report("btn")
+	r, err := d.Reports().Report("btn", 0, report.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	d.Stop()
 
 	d2 := daemontest.Start(t, opts...)
-	w, ok := d2.Subsetter().Current("btn")
+	w, ok := d2.Windows().Current("btn")
 	if !ok || w.Quality.Counted != 40 {
 		t.Fatalf("after restart the window has %+v (ok %v)", w.Quality, ok)
 	}
@@ -130,7 +131,7 @@ func TestRareEdgesWaitForMinCalls(t *testing.T) {
 	d := daemontest.Start(t, func(c *daemon.Config) { c.MinEdgeCalls = 3 })
 	edges := func() int { return len(d.Subsetter().Graph().Edges()) }
 	call := func(n int) {
-		d.Graph().AddCalls(time.Now(), []string{"a", "b"}, []tracing.Edge{{Caller: "a", Callee: "b", Count: n}})
+		d.Graph().AddCalls(time.Now(), []string{"a", "b"}, []tracing.Edge{{Caller: "a", Callee: "b", Calls: uint64(n)}})
 		d.RefreshGraph()
 	}
 	call(2)

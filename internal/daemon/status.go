@@ -1,19 +1,28 @@
 package daemon
 
 import (
+	"iter"
 	"maps"
 	"slices"
 
-	"github.com/abmesh/abmesh/internal/server"
 	"github.com/abmesh/abmesh/subset"
 )
 
-// Counters returns every counter of the trace consumer: the receiver's
-// requests, the assembler's spans and traces (malformed spans by reason),
-// and the cells' data-quality totals over all windows.
-func (d *Daemon) Counters() []server.Counter {
-	var out []server.Counter
-	add := func(name string, v int64) { out = append(out, server.Counter{Name: name, Value: v}) }
+// Counts yields every counter of the trace consumer by name: the
+// receiver's requests, the assembler's spans and traces (malformed spans
+// by reason), and the cells' data-quality totals over all windows
+// ("cells." and the subset.Quality name).
+func (d *Daemon) Counts() iter.Seq2[string, int64] {
+	return func(yield func(string, int64) bool) {
+		stopped := false
+		d.eachCount(func(name string, v int64) {
+			stopped = stopped || !yield(name, v)
+		})
+	}
+}
+
+// eachCount calls add with every counter, in order.
+func (d *Daemon) eachCount(add func(name string, v int64)) {
 	if d.receiver != nil {
 		st := d.receiver.Stats()
 		add("otlp.requests", int64(st.Requests))
@@ -53,11 +62,10 @@ func (d *Daemon) Counters() []server.Counter {
 	add("spans.in_flight", int64(c.SpansInFlight))
 	add("observations.emitted", int64(c.ObservationsEmitted))
 	var q subset.Quality
-	for _, w := range d.subsetter.Snapshot() {
+	for _, w := range d.windows.All() {
 		q.Add(w.Quality)
 	}
-	for _, pc := range server.QualityCounters(q) {
-		add("cells."+pc.GetName(), pc.GetValue())
+	for name, v := range q.Counts() {
+		add("cells."+name, v)
 	}
-	return out
 }

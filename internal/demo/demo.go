@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	res.Counters = d.Assembler().Counters()
 	res.Complete = true
 	for _, id := range exps {
-		r, err := d.Report(id)
+		r, err := d.Reports().Report(id, 0, report.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +315,7 @@ func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed
 	var parts []string
 	allComplete = true
 	for _, id := range exps {
-		r, err := d.Report(id)
+		r, err := d.Reports().Report(id, 0, report.Options{})
 		if err != nil {
 			parts = append(parts, id+" -")
 			allComplete = false

@@ -44,18 +44,6 @@ func NewAssignment(life context.Context, src ConfigSource) *Assignment {
 	return &Assignment{src: src, life: life, pool: sync.Pool{New: func() any { s := make([]assign.Assignment, 0, 16); return &s }}}
 }
 
-// maxServiceLen is the longest service name a request may carry (as
-// assign allows for an experiment's change and measure services).
-const maxServiceLen = 256
-
-// serviceArg checks an optional service name.
-func serviceArg(field, name string) error {
-	if len(name) > maxServiceLen {
-		return invalid(field, "%d bytes, over the limit of %d", len(name), maxServiceLen)
-	}
-	return nil
-}
-
 // mintUnit returns a fresh random unit id: "u-" and 32 hex digits.
 func mintUnit() string {
 	var b [16]byte
@@ -78,17 +66,13 @@ func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.Assig
 	if err := assign.ValidateAttributes(req.GetAttributes()); err != nil {
 		return nil, toStatus(err)
 	}
-	if err := serviceArg("service", req.GetService()); err != nil {
-		return nil, err
-	}
-	for i, id := range req.GetTestIds() {
-		if !assign.ValidID(id) {
-			return nil, invalid("test_ids["+itoa(i)+"]", "%q is not a valid experiment id", clip(id))
-		}
+	filter := assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()}
+	if err := filter.Validate(); err != nil {
+		return nil, toStatus(err)
 	}
 	eng := s.src.Snapshot()
 	bufp := s.pool.Get().(*[]assign.Assignment)
-	as := eng.AppendAssignments((*bufp)[:0], unit, req.GetAttributes(), assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()})
+	as := eng.AppendAssignments((*bufp)[:0], unit, req.GetAttributes(), filter)
 	resp := &pb.AssignResponse{
 		Assignments:   make([]*pb.Assignment, len(as)),
 		Headers:       make(map[string]string, len(as)),
@@ -110,8 +94,8 @@ func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.Assig
 // Watch implements AssignmentService.Watch: the whole config now, then on
 // every change until the client goes away or the server stops.
 func (s *Assignment) Watch(req *pb.WatchRequest, stream pb.AssignmentService_WatchServer) error {
-	if err := serviceArg("service", req.GetService()); err != nil {
-		return err
+	if err := (assign.Filter{Service: req.GetService()}).Validate(); err != nil {
+		return toStatus(err)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

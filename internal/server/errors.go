@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/report"
 )
 
 // toStatus maps a domain error to a gRPC status. It is the only place that
@@ -19,6 +20,8 @@ import (
 //	assign.ErrNotFound                 → NotFound
 //	assign.ErrAlreadyExists            → AlreadyExists
 //	assign.ErrFailedPrecondition       → FailedPrecondition
+//	report.ErrNotFound                 → NotFound
+//	report.ErrNoWindow                 → FailedPrecondition
 //	context errors                     → Canceled / DeadlineExceeded
 //	anything else                      → Internal
 func toStatus(err error) error {
@@ -32,11 +35,11 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, assign.ErrInvalid):
 		code = codes.InvalidArgument
-	case errors.Is(err, assign.ErrNotFound):
+	case errors.Is(err, assign.ErrNotFound), errors.Is(err, report.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, assign.ErrAlreadyExists):
 		code = codes.AlreadyExists
-	case errors.Is(err, assign.ErrFailedPrecondition):
+	case errors.Is(err, assign.ErrFailedPrecondition), errors.Is(err, report.ErrNoWindow):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

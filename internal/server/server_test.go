@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
 )
@@ -61,19 +61,20 @@ func TestListOverridesAll(t *testing.T) {
 	}
 }
 
-// fakeWindows is a subsetter with stored windows and no active one.
+// fakeWindows has stored windows and no active one.
 type fakeWindows struct {
 	windows map[string][]subset.WindowCells
 }
 
 func (f fakeWindows) Subsets() []subset.Subset                  { return nil }
 func (f fakeWindows) Subset(string) (subset.Subset, bool)       { return subset.Subset{}, false }
-func (f fakeWindows) Windows(vp string) []subset.WindowCells    { return f.windows[vp] }
+func (f fakeWindows) List(vp string) []subset.WindowCells       { return f.windows[vp] }
 func (f fakeWindows) Current(string) (subset.WindowCells, bool) { return subset.WindowCells{}, false }
 
 // TestReportOfStoppedTest: a paused or concluded test's report (window 0)
 // is its last window, frozen, not an error; a test that never counted a
-// request still gets FailedPrecondition.
+// request gets FailedPrecondition, an unknown test or window NotFound,
+// each naming the field.
 func TestReportOfStoppedTest(t *testing.T) {
 	ctx := context.Background()
 	reg := newRegistry(t)
@@ -89,28 +90,44 @@ func TestReportOfStoppedTest(t *testing.T) {
 			Quality: subset.Quality{Seen: 10}}
 	}
 	ws := fakeWindows{windows: map[string][]subset.WindowCells{"done": {win(1), win(2)}}}
-	r, err := BuildReport(reg, ws, "done", 0, analysis.TypeIII)
+	srv := NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil)
+	get := func(test string, window int32) (*pb.Report, error) {
+		resp, err := srv.GetReport(ctx, &pb.GetReportRequest{TestId: test, Window: window})
+		return resp.GetReport(), err
+	}
+	r, err := get("done", 0)
 	if err != nil {
 		t.Fatalf("report of a stopped test: %v", err)
 	}
-	if r.Window.Seq != 2 || !strings.Contains(strings.Join(r.Notes, "\n"), "not running") {
-		t.Errorf("report of window %d, notes %q: want window 2 and a note that the test is not running", r.Window.Seq, r.Notes)
+	if r.GetSubset().GetWindow() != 2 || !strings.Contains(strings.Join(r.GetNotes(), "\n"), "not running") {
+		t.Errorf("report of window %d, notes %q: want window 2 and a note that the test is not running", r.GetSubset().GetWindow(), r.GetNotes())
 	}
 	// No request in any cell: the sample-ratio check cannot run, and its p
 	// must not read as a highly significant 0.
-	for _, c := range ReportToProto(r).GetSampleRatio() {
+	for _, c := range r.GetSampleRatio() {
 		if c.GetP() != 1 || c.GetMismatch() {
 			t.Errorf("sample ratio check without data = %v, want p = 1, no mismatch", c)
 		}
 	}
-	if r, err := BuildReport(reg, ws, "done", 1, analysis.TypeIII); err != nil || r.Window.Seq != 1 {
+	if r, err := get("done", 1); err != nil || r.GetSubset().GetWindow() != 1 {
 		t.Errorf("window 1: %v", err)
 	}
-	if _, err := BuildReport(reg, ws, "fresh", 0, analysis.TypeIII); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("report of a test without windows: %v, want FailedPrecondition", err)
-	}
-	if _, err := BuildReport(reg, ws, "nope", 0, analysis.TypeIII); status.Code(err) != codes.NotFound {
-		t.Errorf("report of an unknown test: %v, want NotFound", err)
+	for _, tc := range []struct {
+		test   string
+		window int32
+		code   codes.Code
+		msg    string
+	}{
+		{"fresh", 0, codes.FailedPrecondition, "not running"},
+		{"nope", 0, codes.NotFound, "test_id: "},
+		{"done", 9, codes.NotFound, "window: "},
+		{"Bad!", 0, codes.InvalidArgument, "test_id: "},
+		{"done", -1, codes.InvalidArgument, "window: "},
+	} {
+		_, err := get(tc.test, tc.window)
+		if status.Code(err) != tc.code || !strings.Contains(status.Convert(err).Message(), tc.msg) {
+			t.Errorf("report of %q window %d: %v, want %v containing %q", tc.test, tc.window, err, tc.code, tc.msg)
+		}
 	}
 }
 

@@ -1,9 +1,5 @@
 package server
 
-import "strconv"
-
-func itoa(i int) string { return strconv.Itoa(i) }
-
 // clip shortens s for an error message.
 func clip(s string) string {
 	if len(s) > 64 {

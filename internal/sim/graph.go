@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // ShopGraph returns the demo shop's service dependency graph, with call
@@ -15,20 +15,20 @@ import (
 //	frontend       → productcatalog, recommendation, cart, ad, currency, checkout
 //	checkout       → payment, shipping, email, currency, cart
 //	recommendation → productcatalog
-func ShopGraph() []subset.Edge {
-	return []subset.Edge{
-		{Caller: "frontend", Callee: "productcatalog", Count: 1000},
-		{Caller: "frontend", Callee: "recommendation", Count: 800},
-		{Caller: "frontend", Callee: "cart", Count: 600},
-		{Caller: "frontend", Callee: "ad", Count: 900},
-		{Caller: "frontend", Callee: "currency", Count: 1000},
-		{Caller: "frontend", Callee: "checkout", Count: 200},
-		{Caller: "checkout", Callee: "payment", Count: 200},
-		{Caller: "checkout", Callee: "shipping", Count: 200},
-		{Caller: "checkout", Callee: "email", Count: 200},
-		{Caller: "checkout", Callee: "currency", Count: 200},
-		{Caller: "checkout", Callee: "cart", Count: 200},
-		{Caller: "recommendation", Callee: "productcatalog", Count: 800},
+func ShopGraph() []tracing.Edge {
+	return []tracing.Edge{
+		{Caller: "frontend", Callee: "productcatalog", Calls: 1000},
+		{Caller: "frontend", Callee: "recommendation", Calls: 800},
+		{Caller: "frontend", Callee: "cart", Calls: 600},
+		{Caller: "frontend", Callee: "ad", Calls: 900},
+		{Caller: "frontend", Callee: "currency", Calls: 1000},
+		{Caller: "frontend", Callee: "checkout", Calls: 200},
+		{Caller: "checkout", Callee: "payment", Calls: 200},
+		{Caller: "checkout", Callee: "shipping", Calls: 200},
+		{Caller: "checkout", Callee: "email", Calls: 200},
+		{Caller: "checkout", Callee: "currency", Calls: 200},
+		{Caller: "checkout", Callee: "cart", Calls: 200},
+		{Caller: "recommendation", Callee: "productcatalog", Calls: 800},
 	}
 }
 
@@ -56,7 +56,7 @@ func ServiceName(l, i int) string {
 // the first layer has at least one caller in the layer above. Call counts
 // are uniform in [50, 5000]. Calls only go down, so the graph is acyclic.
 // Layers with no services are an error.
-func RandomGraph(seed uint64, layers []int) ([]subset.Edge, error) {
+func RandomGraph(seed uint64, layers []int) ([]tracing.Edge, error) {
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("random graph: no layers")
 	}
@@ -68,13 +68,13 @@ func RandomGraph(seed uint64, layers []int) ([]subset.Edge, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed6a11))
 	type pair struct{ a, b string }
 	seen := map[pair]bool{}
-	var edges []subset.Edge
+	var edges []tracing.Edge
 	add := func(a, b string) {
 		if seen[pair{a, b}] {
 			return
 		}
 		seen[pair{a, b}] = true
-		edges = append(edges, subset.Edge{Caller: a, Callee: b, Count: 50 + rng.IntN(4951)})
+		edges = append(edges, tracing.Edge{Caller: a, Callee: b, Calls: uint64(50 + rng.IntN(4951))})
 	}
 	called := map[string]bool{}
 	for l := 0; l+1 < len(layers); l++ {
@@ -100,7 +100,7 @@ func RandomGraph(seed uint64, layers []int) ([]subset.Edge, error) {
 			}
 		}
 	}
-	slices.SortFunc(edges, func(x, y subset.Edge) int {
+	slices.SortFunc(edges, func(x, y tracing.Edge) int {
 		if x.Caller != y.Caller {
 			return strings.Compare(x.Caller, y.Caller)
 		}

@@ -56,8 +56,8 @@ func TestRandomGraph(t *testing.T) {
 			if le <= lc || le > lc+2 {
 				t.Errorf("seed %d: edge %s → %s does not go one or two layers down", seed, e.Caller, e.Callee)
 			}
-			if e.Count < 50 || e.Count > 5000 {
-				t.Errorf("seed %d: count %d out of [50, 5000]", seed, e.Count)
+			if e.Calls < 50 || e.Calls > 5000 {
+				t.Errorf("seed %d: count %d out of [50, 5000]", seed, e.Calls)
 			}
 			called[e.Callee] = true
 			calls[e.Caller]++

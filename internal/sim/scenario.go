@@ -11,6 +11,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // Scenario is a simulated system with its ground truth: a service graph,
@@ -25,7 +26,7 @@ import (
 type Scenario struct {
 	Name        string
 	Description string
-	Edges       []subset.Edge
+	Edges       []tracing.Edge
 	Layers      []assign.Layer
 	// Experiments are the running tests. Their order does not matter:
 	// the simulator sorts them by id, as assign does.
@@ -324,7 +325,7 @@ func Large(seed uint64) (*Scenario, error) {
 	return sc, nil
 }
 
-func countServices(edges []subset.Edge) int {
+func countServices(edges []tracing.Edge) int {
 	s := map[string]bool{}
 	for _, e := range edges {
 		s[e.Caller], s[e.Callee] = true, true

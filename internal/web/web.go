@@ -16,9 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/subset"
@@ -27,24 +24,31 @@ import (
 //go:embed templates/*.html
 var templates embed.FS
 
-// Source builds reports and lists subsets.
-type Source interface {
-	// Report returns test's report for window (0: the current one); the
-	// error carries a gRPC status code (NotFound, FailedPrecondition).
-	Report(test string, window int) (*report.Report, error)
+// Reports builds reports (a *report.Reader).
+type Reports interface {
+	// Report returns test's report for window (0: the current one). Errors
+	// wrapping report.ErrNotFound are answered 404, report.ErrNoWindow 400,
+	// any other 500.
+	Report(test string, window int, opt report.Options) (*report.Report, error)
+}
+
+// Subsets lists the subsets (a *subset.Subsetter).
+type Subsets interface {
 	// Subsets returns every running test's subset.
 	Subsets() []subset.Subset
 }
 
 // Handler serves the pages.
 type Handler struct {
-	src  Source
-	tmpl *template.Template
-	mux  *http.ServeMux
+	reports Reports
+	subsets Subsets
+	tmpl    *template.Template
+	mux     *http.ServeMux
 }
 
-// New returns the pages' handler over src.
-func New(src Source) *Handler {
+// New returns the pages' handler: reports read with Type III sums of
+// squares, and the index lists subsets' tests.
+func New(reports Reports, subsets Subsets) *Handler {
 	funcs := template.FuncMap{
 		"num":  num,
 		"pct":  func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) },
@@ -58,7 +62,7 @@ func New(src Source) *Handler {
 		},
 		"sig": func(p float64, estimable bool) bool { return estimable && p < 0.05 },
 	}
-	h := &Handler{src: src, mux: http.NewServeMux(),
+	h := &Handler{reports: reports, subsets: subsets, mux: http.NewServeMux(),
 		tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))}
 	h.mux.HandleFunc("GET /{$}", h.index)
 	h.mux.HandleFunc("GET /reports/{test}", h.report)
@@ -80,10 +84,10 @@ type indexRow struct {
 
 func (h *Handler) index(w http.ResponseWriter, _ *http.Request) {
 	var rows []indexRow
-	for _, s := range h.src.Subsets() {
+	for _, s := range h.subsets.Subsets() {
 		row := indexRow{Test: s.Viewpoint, Members: s.Tests()}
-		if r, err := h.src.Report(s.Viewpoint, 0); err != nil {
-			row.Note = errorMessage(err)
+		if r, err := h.build(s.Viewpoint, 0); err != nil {
+			row.Note = err.Error()
 		} else {
 			row.Status, row.Progress = r.Status.String(), r.Progress
 			if r.Table != nil {
@@ -115,7 +119,7 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*report.Report, 
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, 0
 	}
-	rep, err := h.src.Report(r.PathValue("test"), win)
+	rep, err := h.build(r.PathValue("test"), win)
 	if err != nil {
 		httpError(w, err)
 		return nil, 0
@@ -162,26 +166,22 @@ func Plot(t *analysis.CellTable) ([]byte, error) {
 	return analysis.InteractionPlot(t, x, trace, 0.95)
 }
 
-// httpError writes err with the HTTP status of its gRPC code: NotFound →
-// 404, FailedPrecondition and InvalidArgument → 400, anything else → 500.
-func httpError(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	switch status.Code(err) {
-	case codes.NotFound:
-		code = http.StatusNotFound
-	case codes.FailedPrecondition, codes.InvalidArgument:
-		code = http.StatusBadRequest
-	}
-	http.Error(w, errorMessage(err), code)
+// build builds the Type III report of test's window.
+func (h *Handler) build(test string, window int) (*report.Report, error) {
+	return h.reports.Report(test, window, report.Options{Type: analysis.TypeIII})
 }
 
-// errorMessage is the message of a gRPC status error (without the "rpc
-// error: code = …" prefix), or err's text.
-func errorMessage(err error) string {
-	if s, ok := status.FromError(err); ok {
-		return s.Message()
+// httpError writes err with its HTTP status: report.ErrNotFound → 404,
+// report.ErrNoWindow → 400, anything else → 500.
+func httpError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, report.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, report.ErrNoWindow):
+		code = http.StatusBadRequest
 	}
-	return err.Error()
+	http.Error(w, err.Error(), code)
 }
 
 func (h *Handler) render(w http.ResponseWriter, name string, data any) {

@@ -25,8 +25,6 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/net/html"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
@@ -109,8 +107,8 @@ func emptyWindow() subset.WindowCells {
 	}
 }
 
-// fakeSource serves prebuilt reports, and errors as the real server does:
-// gRPC status errors.
+// fakeSource serves prebuilt reports, and errors as report.Reader does:
+// wrapping report.ErrNotFound or report.ErrNoWindow.
 type fakeSource struct {
 	reports map[string]*report.Report
 	subsets []subset.Subset
@@ -120,7 +118,10 @@ type fakeSource struct {
 	windows []int // the window argument of every Report call
 }
 
-func (f *fakeSource) Report(test string, window int) (*report.Report, error) {
+func (f *fakeSource) Report(test string, window int, opt report.Options) (*report.Report, error) {
+	if opt.Type != analysis.TypeIII {
+		return nil, fmt.Errorf("the pages asked for ANOVA type %v, want Type III", opt.Type)
+	}
 	f.mu.Lock()
 	f.windows = append(f.windows, window)
 	f.mu.Unlock()
@@ -129,10 +130,10 @@ func (f *fakeSource) Report(test string, window int) (*report.Report, error) {
 	}
 	r, ok := f.reports[test]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "test_id: experiment %q not found", test)
+		return nil, fmt.Errorf("test_id: experiment %q %w", test, report.ErrNotFound)
 	}
 	if window != 0 && window != r.Window.Seq {
-		return nil, status.Errorf(codes.NotFound, "window: experiment %q has no window %d", test, window)
+		return nil, fmt.Errorf("window: experiment %q has no window %d: %w", test, window, report.ErrNotFound)
 	}
 	return r, nil
 }
@@ -159,10 +160,9 @@ func newFakeSource() *fakeSource {
 			{Viewpoint: "ship-promo", Members: []subset.Member{{Test: "ship-promo"}}},
 		},
 		errs: map[string]error{
-			"ship-promo": status.Errorf(codes.FailedPrecondition, "experiment %q has no analysis window: it is not running", "ship-promo"),
+			"ship-promo": fmt.Errorf("experiment %q has no analysis window: it is not running: %w", "ship-promo", report.ErrNoWindow),
 			"broken":     errors.New("store: disk on fire"),
-			"flaky":      status.Error(codes.Unavailable, "try later"),
-			"bad-arg":    status.Error(codes.InvalidArgument, "test_id: bad"),
+			"flaky":      errors.New("try later"),
 		},
 	}
 }
@@ -207,8 +207,8 @@ func do(t *testing.T, ts *httptest.Server, method, path string) response {
 	return response{res.StatusCode, res.Header.Get("Content-Type"), string(b), res.Header}
 }
 
-func newServer(t *testing.T, src Source) *httptest.Server {
-	ts := httptest.NewServer(New(src))
+func newServer(t *testing.T, src *fakeSource) *httptest.Server {
+	ts := httptest.NewServer(newHandler(src))
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -627,7 +627,6 @@ func TestErrors(t *testing.T) {
 		{"GET", "/reports/rec-model?window=1.5", http.StatusBadRequest, `want a window number`},
 		{"GET", "/reports/rec-model/plot.svg?window=abc", http.StatusBadRequest, `window "abc"`},
 		{"GET", "/reports/ship-promo", http.StatusBadRequest, "not running"},
-		{"GET", "/reports/bad-arg", http.StatusBadRequest, "test_id: bad"},
 		{"GET", "/reports/flaky", http.StatusInternalServerError, "try later"},
 		{"GET", "/reports/broken", http.StatusInternalServerError, "disk on fire"},
 		{"GET", "/reports/broken/plot.svg", http.StatusInternalServerError, "disk on fire"},
@@ -791,7 +790,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hits := &hitCounter{next: New(newFakeSource()), hits: map[string]int{}}
+	hits := &hitCounter{next: newHandler(newFakeSource()), hits: map[string]int{}}
 	srv := &http.Server{Handler: hits, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -868,3 +867,6 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 }
+
+// newHandler serves src's reports and subsets.
+func newHandler(src *fakeSource) *Handler { return New(src, src) }

@@ -105,7 +105,7 @@ func TestConvert(t *testing.T) {
 		t.Errorf("bare span = %+v", b.Spans[5])
 	}
 	o, _ := tracing.BuildObservation(b.Spans[:5])
-	want := []tracing.Edge{{Caller: "checkout", Callee: "payment", Count: 1}, {Caller: "frontend", Callee: "checkout", Count: 1}}
+	want := []tracing.Edge{{Caller: "checkout", Callee: "payment", Calls: 1}, {Caller: "frontend", Callee: "checkout", Calls: 1}}
 	if o.Unit != "user-1" || !reflect.DeepEqual(o.Edges, want) || len(o.Exposures) != 1 {
 		t.Errorf("observation = %+v", o)
 	}

@@ -206,9 +206,9 @@ func (r *Reader) Poll(ctx context.Context) (PollResult, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("jaeger GetDependencies: %w", err))
 		} else {
-			links := make([]tracing.DependencyLink, 0, len(resp.Dependencies))
+			links := make([]tracing.Edge, 0, len(resp.Dependencies))
 			for _, d := range resp.Dependencies {
-				links = append(links, tracing.DependencyLink{Parent: d.Parent, Child: d.Child, CallCount: d.CallCount})
+				links = append(links, tracing.Edge{Caller: d.Parent, Callee: d.Child, Calls: d.CallCount})
 			}
 			r.graph.Merge(now, links)
 			res.Links += len(links)

@@ -141,7 +141,7 @@ func TestExportWithOpenTelemetrySDK(t *testing.T) {
 		if want := []string{"checkout", "frontend", "payment"}; !reflect.DeepEqual(o.Services, want) {
 			t.Errorf("Services = %v", o.Services)
 		}
-		if want := []tracing.Edge{{Caller: "checkout", Callee: "payment", Count: 1}, {Caller: "frontend", Callee: "checkout", Count: 1}}; !reflect.DeepEqual(o.Edges, want) {
+		if want := []tracing.Edge{{Caller: "checkout", Callee: "payment", Calls: 1}, {Caller: "frontend", Callee: "checkout", Calls: 1}}; !reflect.DeepEqual(o.Edges, want) {
 			t.Errorf("Edges = %v", o.Edges)
 		}
 		want := []tracing.Exposure{

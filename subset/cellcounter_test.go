@@ -15,10 +15,10 @@ import (
 
 // newWorked returns a Subsetter over the worked example, all tests running
 // since t0, and a Counter with hash table h.
-func newWorked(t *testing.T, h hashTable, opts ...Option) (*Subsetter, *Counter, *testkit.Clock) {
+func newWorked(t *testing.T, h hashTable, opts ...Option) (stack, *CellCounter, *testkit.Clock) {
 	t.Helper()
 	clk := testkit.NewClock(t0)
-	s := NewSubsetter(append([]Option{WithClock(clk.Now)}, opts...)...)
+	s := newStack(append([]Option{WithClock(clk.Now)}, opts...)...)
 	s.SetGraph(workedGraph(t))
 	tests := workedTests()
 	for i := range tests {
@@ -27,7 +27,7 @@ func newWorked(t *testing.T, h hashTable, opts ...Option) (*Subsetter, *Counter,
 	if err := s.SetTests(tests); err != nil {
 		t.Fatal(err)
 	}
-	return s, NewCounter(s, h), clk
+	return s, NewCellCounter(s.Windows, h), clk
 }
 
 type wantCell struct {
@@ -201,12 +201,12 @@ func TestCounterConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 		s.SetGraph(workedGraph(t))
-		_ = s.Snapshot()
+		_ = s.All()
 	}
 	wg.Wait()
 	var q Quality
 	var n int64
-	ws := s.Windows("t2")
+	ws := s.List("t2")
 	for _, w := range ws {
 		q.Add(w.Quality)
 		for _, c := range w.Cells {
@@ -235,7 +235,7 @@ func TestCounterSlicesAndReasonCase(t *testing.T) {
 		out:       map[string]bool{"t3/u1": true},
 	}
 	s, _, _ := newWorked(t, h.hashTable)
-	c := NewCounter(s, h)
+	c := NewCellCounter(s.Windows, h)
 	// t3 off the path and u1 outside its slice: excluded.
 	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").latency("Svc2", 1).build())
 	// Upper-case reasons as assign spells them.

@@ -12,7 +12,7 @@ import (
 // the test's current weights; ok is false when the test is unknown. (The
 // assign engine implements it, and answers for any known test whatever
 // its status, slice or targeting: slices are checked with SliceChecker,
-// targeting cannot be, see Counter.) It must be safe for concurrent use.
+// targeting cannot be, see CellCounter.) It must be safe for concurrent use.
 type HashAssigner interface {
 	HashVariant(test, unit string) (variant string, ok bool)
 }
@@ -20,22 +20,16 @@ type HashAssigner interface {
 // SliceChecker is implemented by HashAssigners that know layer slices
 // (the assign engine does): InSlice reports whether the unit's layer
 // bucket is in the test's slice, i.e. whether the test can randomize the
-// unit at all. When the Counter's HashAssigner implements it, a member
+// unit at all. When the CellCounter's HashAssigner implements it, a member
 // not served on the path whose slice does not hold the unit excludes the
 // observation (NotInSlice).
 type SliceChecker interface {
 	InSlice(test, unit string) bool
 }
 
-// HashAssignerFunc adapts a function to HashAssigner.
-type HashAssignerFunc func(test, unit string) (string, bool)
-
-// HashVariant calls f(test, unit).
-func (f HashAssignerFunc) HashVariant(test, unit string) (string, bool) { return f(test, unit) }
-
-// Counter counts observations into the factorial cells of the Subsetter's
-// active windows. It implements tracing.Consumer and is safe for
-// concurrent use: it reads an immutable plan published by the Subsetter
+// CellCounter counts observations into the factorial cells of the active
+// windows of a Windows. It implements tracing.Consumer and is safe for
+// concurrent use: it reads an immutable plan published by the Windows
 // and locks one window at a time.
 //
 // For every running test T served on the observation's path (an exposure
@@ -72,27 +66,27 @@ func (f HashAssignerFunc) HashVariant(test, unit string) (string, bool) { return
 //
 // Exposure reasons are compared case-insensitively ("NOT_IN_SLICE" as
 // assign spells it is "not_in_slice").
-type Counter struct {
-	s     *Subsetter
+type CellCounter struct {
+	ws    *Windows
 	h     HashAssigner
 	slice SliceChecker // nil when h does not implement it
 }
 
-var _ tracing.Consumer = (*Counter)(nil)
+var _ tracing.Consumer = (*CellCounter)(nil)
 
-// NewCounter returns a Counter into s's windows that asks h for the hash
-// variants of the members (to check served variants and to fill in those
-// not served on a path). It panics when s or h is nil.
-func NewCounter(s *Subsetter, h HashAssigner) *Counter {
-	if s == nil || h == nil {
-		panic("subset: NewCounter needs a Subsetter and a HashAssigner")
+// NewCellCounter returns a CellCounter into ws's active windows that asks
+// h for the hash variants of the members (to check served variants and to
+// fill in those not served on a path). It panics when ws or h is nil.
+func NewCellCounter(ws *Windows, h HashAssigner) *CellCounter {
+	if ws == nil || h == nil {
+		panic("subset: NewCellCounter needs Windows and a HashAssigner")
 	}
-	c := &Counter{s: s, h: h}
+	c := &CellCounter{ws: ws, h: h}
 	c.slice, _ = h.(SliceChecker)
 	return c
 }
 
-// plan is the immutable routing table a Counter reads: for each running
+// plan is the immutable routing table a CellCounter reads: for each running
 // test, its active window and its members.
 type plan struct {
 	index map[string]int32 // running test id → position in vps
@@ -118,14 +112,14 @@ type memberPlan struct {
 }
 
 // publish builds and stores the plan from the active windows. Called with
-// s.mu held.
-func (s *Subsetter) publish() {
-	p := &plan{index: make(map[string]int32, len(s.subsets)), vps: make([]vpPlan, len(s.subsets))}
-	for i, sub := range s.subsets {
-		p.index[sub.Viewpoint] = int32(i)
+// ws.mu held.
+func (ws *Windows) publish() {
+	p := &plan{index: make(map[string]int32, len(ws.order)), vps: make([]vpPlan, len(ws.order))}
+	for i, vp := range ws.order {
+		p.index[vp] = int32(i)
 	}
-	for i, sub := range s.subsets {
-		w := s.active[sub.Viewpoint]
+	for i, vpID := range ws.order {
+		w := ws.active[vpID]
 		w.mu.Lock()
 		start := w.start
 		w.mu.Unlock()
@@ -139,7 +133,7 @@ func (s *Subsetter) publish() {
 		}
 		p.vps[i] = vp
 	}
-	s.plan.Store(p)
+	ws.plan.Store(p)
 }
 
 // scratch is per-observation state. It holds fixed arrays so that it
@@ -169,7 +163,7 @@ type hashed struct {
 }
 
 // inSlice asks the SliceChecker, when there is one.
-func (c *Counter) inSlice(m *memberPlan, unit string) bool {
+func (c *CellCounter) inSlice(m *memberPlan, unit string) bool {
 	return c.slice == nil || c.slice.InSlice(m.test, unit)
 }
 
@@ -246,9 +240,9 @@ func (sc *scratch) hash(m *memberPlan) (string, bool) {
 }
 
 // ConsumeObservation counts o into the active window of every running
-// test served on its path (see Counter).
-func (c *Counter) ConsumeObservation(o *tracing.Observation) {
-	p := c.s.plan.Load()
+// test served on its path (see CellCounter).
+func (c *CellCounter) ConsumeObservation(o *tracing.Observation) {
+	p := c.ws.plan.Load()
 	if len(p.vps) == 0 || len(o.Exposures) == 0 {
 		return
 	}
@@ -281,8 +275,8 @@ func (c *Counter) ConsumeObservation(o *tracing.Observation) {
 	}
 }
 
-// count runs the checks of Counter for one viewpoint.
-func (c *Counter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
+// count runs the checks of CellCounter for one viewpoint.
+func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	w := vp.w
 	switch {
 	case vp.tooMany:

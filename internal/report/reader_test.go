@@ -1,0 +1,87 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/subset"
+)
+
+// storedWindows has stored windows per viewpoint and active ones for some.
+type storedWindows struct {
+	list   map[string][]subset.WindowCells
+	active map[string]subset.WindowCells
+}
+
+func (s storedWindows) List(vp string) []subset.WindowCells { return s.list[vp] }
+func (s storedWindows) Current(vp string) (subset.WindowCells, bool) {
+	w, ok := s.active[vp]
+	return w, ok
+}
+
+// TestReaderPicksWindows: window 0 is the active window, or the last one
+// (frozen, with a note) of a test no longer running; window n is Seq n;
+// what cannot be found wraps ErrNotFound or ErrNoWindow.
+func TestReaderPicksWindows(t *testing.T) {
+	ctx := context.Background()
+	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"live", "done", "fresh"} {
+		if _, err := reg.Create(ctx, &assign.Experiment{ID: id, ChangeService: "a", MeasureService: "a",
+			Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treatment", Weight: 1}}, Plan: assign.Plan{MDE: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	win := func(vp string, seq int, open bool) subset.WindowCells {
+		w := subset.WindowCells{Viewpoint: vp, Seq: seq, Start: start, Quality: subset.Quality{Seen: 1},
+			Members: []subset.WindowMember{{Test: vp, Phase: 1, Variants: []string{"control", "treatment"}}}}
+		if !open {
+			w.End = start.Add(time.Hour)
+		}
+		return w
+	}
+	ws := storedWindows{
+		list:   map[string][]subset.WindowCells{"live": {win("live", 1, false), win("live", 2, true)}, "done": {win("done", 1, false), win("done", 3, false)}},
+		active: map[string]subset.WindowCells{"live": win("live", 2, true)},
+	}
+	rd := NewReader(reg, ws)
+	for _, tc := range []struct {
+		test      string
+		window    int
+		wantSeq   int
+		wantFroze bool
+		wantErr   error
+	}{
+		{"live", 0, 2, false, nil},
+		{"live", 1, 1, false, nil},
+		{"done", 0, 3, true, nil},
+		{"done", 1, 1, false, nil},
+		{"done", 2, 0, false, ErrNotFound},
+		{"fresh", 0, 0, false, ErrNoWindow},
+		{"fresh", 1, 0, false, ErrNotFound},
+		{"nope", 0, 0, false, ErrNotFound},
+	} {
+		r, err := rd.Report(tc.test, tc.window, Options{})
+		if tc.wantErr != nil {
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("%s window %d: error %v, want %v", tc.test, tc.window, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s window %d: %v", tc.test, tc.window, err)
+			continue
+		}
+		froze := strings.Contains(strings.Join(r.Notes, "\n"), "frozen")
+		if r.Window.Seq != tc.wantSeq || froze != tc.wantFroze {
+			t.Errorf("%s window %d: got window %d (frozen note %v), want %d (%v)", tc.test, tc.window, r.Window.Seq, froze, tc.wantSeq, tc.wantFroze)
+		}
+	}
+}

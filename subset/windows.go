@@ -1,0 +1,300 @@
+package subset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Windows keeps each viewpoint's analysis windows and their cells: the
+// store a CellCounter counts into and reports read. A Subsetter drives it
+// through SetViews. It is safe for concurrent use.
+//
+// A viewpoint's window is the span during which its View stays the same:
+// the same member tests, each in the same phase with the same variants and
+// stickiness, and the same measure service and metric for the viewpoint.
+// Any change — a member joins or leaves (test started, stopped, changed,
+// or the graph changed), a member's phase changes, the viewpoint stops
+// running — closes the window (End = now) and, while the viewpoint runs,
+// opens the next. Closed windows stay readable (List, All) and are
+// persisted by Flush.
+//
+// A window's Start is its View's Since — and, when it replaces a window
+// one of whose members stopped running (or was removed), not before that
+// moment — and it counts only requests that started at or after Start. So
+// a test started while others run joins their subsets from the moment it
+// started, and a stopped test's traffic never mixes into the window that
+// no longer models it.
+//
+// Every observation is counted into the window that was active for its
+// viewpoint when it was consumed. Windows of one viewpoint may therefore
+// overlap in time (a delayed trace from before a graph-driven membership
+// change counts into the new window, whose members were all running then).
+type Windows struct {
+	clock func() time.Time
+
+	mu       sync.Mutex
+	windows  map[string][]*window // per viewpoint, by seq
+	active   map[string]*window
+	order    []string // viewpoints of the last views, sorted
+	restored bool
+
+	plan atomic.Pointer[plan]
+}
+
+var _ ViewSink = (*Windows)(nil)
+
+// NewWindows returns an empty Windows. Options: WithClock (it dates the
+// close of stored windows found open by Restore).
+func NewWindows(opts ...Option) *Windows {
+	w := &Windows{
+		clock:   newConfig(opts).clock,
+		windows: map[string][]*window{},
+		active:  map[string]*window{},
+	}
+	w.plan.Store(&plan{index: map[string]int32{}})
+	return w
+}
+
+// SetViews rolls the windows to views (one per running viewpoint, sorted
+// by viewpoint) at now: a viewpoint whose view's signature equals its
+// active window's keeps it (taking the view's reasons and not-modelled
+// tests), any other gets a new window, and the active window of a
+// viewpoint without a view is closed.
+func (ws *Windows) SetViews(now time.Time, views []View) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	running := make(map[string]bool, len(views))
+	for _, v := range views {
+		running[v.Viewpoint] = true
+	}
+	active := make(map[string]*window, len(views))
+	order := make([]string, len(views))
+	for i, v := range views {
+		order[i] = v.Viewpoint
+		active[v.Viewpoint] = ws.roll(now, v, running)
+	}
+	for vp, w := range ws.active {
+		if active[vp] == nil {
+			w.close(now)
+		}
+	}
+	ws.active, ws.order = active, order
+	ws.prune(now)
+	ws.publish()
+}
+
+// roll returns v's window at now: the active one when its signature is
+// unchanged, else a new one (the old one closed). Called with ws.mu held.
+func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window {
+	w := ws.active[v.Viewpoint]
+	if w != nil && w.sig == signature(v.MeasureService, v.Metric, v.Members) {
+		w.mu.Lock()
+		for i := range w.members {
+			w.members[i].Reasons = v.Members[i].Reasons
+		}
+		w.notModelled = v.NotModelled
+		w.mu.Unlock()
+		return w
+	}
+	start := v.Since
+	if w != nil {
+		w.close(now)
+		// A member that stopped shaped requests until now.
+		for _, m := range w.members {
+			if !running[m.Test] {
+				start = maxTime(start, now)
+			}
+		}
+	}
+	nw := newWindow(v.Viewpoint, v.MeasureService, v.Metric, v.Members)
+	nw.start, nw.opened = start, now
+	nw.notModelled = v.NotModelled
+	nw.seq = 1
+	if old := ws.windows[v.Viewpoint]; len(old) > 0 {
+		nw.seq = old[len(old)-1].seq + 1
+	}
+	ws.windows[v.Viewpoint] = append(ws.windows[v.Viewpoint], nw)
+	return nw
+}
+
+// pruneGrace is how long a closed window that never saw an observation is
+// kept (so a consumer still holding an older plan cannot add into a
+// forgotten window) before it is dropped.
+const pruneGrace = time.Minute
+
+// prune drops closed windows that never saw an observation, once they
+// have been closed for pruneGrace. Called with ws.mu held.
+func (ws *Windows) prune(now time.Time) {
+	for vp, list := range ws.windows {
+		list = slices.DeleteFunc(list, func(w *window) bool {
+			if ws.active[vp] == w || w.seen() > 0 {
+				return false
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return !w.end.IsZero() && now.Sub(w.end) >= pruneGrace
+		})
+		if len(list) == 0 {
+			delete(ws.windows, vp)
+		} else {
+			ws.windows[vp] = list
+		}
+	}
+}
+
+// List returns snapshots of the viewpoint's windows, oldest first; the
+// last is the active one when the viewpoint is running. Windows that
+// closed before any observation reached them are left out.
+func (ws *Windows) List(viewpoint string) []WindowCells {
+	ws.mu.Lock()
+	list := slices.Clone(ws.windows[viewpoint])
+	ws.mu.Unlock()
+	return visible(list)
+}
+
+// visible snapshots list, leaving out closed windows that never saw an
+// observation.
+func visible(list []*window) []WindowCells {
+	var out []WindowCells
+	for _, w := range list {
+		if wc := w.snapshot(); wc.Open() || wc.Quality.Seen > 0 {
+			out = append(out, wc)
+		}
+	}
+	return out
+}
+
+// Current returns a snapshot of the viewpoint's active window; false when
+// the viewpoint is not running.
+func (ws *Windows) Current(viewpoint string) (WindowCells, bool) {
+	ws.mu.Lock()
+	w := ws.active[viewpoint]
+	ws.mu.Unlock()
+	if w == nil {
+		return WindowCells{}, false
+	}
+	return w.snapshot(), true
+}
+
+// all returns every window, sorted by viewpoint then seq.
+func (ws *Windows) all() []*window {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	var out []*window
+	for _, vp := range slices.Sorted(maps.Keys(ws.windows)) {
+		out = append(out, ws.windows[vp]...)
+	}
+	return out
+}
+
+// All returns snapshots of every window of every viewpoint, sorted by
+// viewpoint then seq, leaving out closed windows that never saw an
+// observation.
+func (ws *Windows) All() []WindowCells { return visible(ws.all()) }
+
+// Quality returns the viewpoint's data-quality counters summed over all
+// its windows.
+func (ws *Windows) Quality(viewpoint string) Quality {
+	ws.mu.Lock()
+	list := slices.Clone(ws.windows[viewpoint])
+	ws.mu.Unlock()
+	var q Quality
+	for _, w := range list {
+		q.Add(w.quality())
+	}
+	return q
+}
+
+// Store persists window snapshots. The bbolt store and MemStore implement
+// it.
+type Store interface {
+	// SaveWindow stores w under (w.Viewpoint, w.Seq), replacing what was
+	// stored there. Idempotent.
+	SaveWindow(ctx context.Context, w WindowCells) error
+	// LoadWindows returns every stored window, in any order.
+	LoadWindows(ctx context.Context) ([]WindowCells, error)
+}
+
+// Flush saves every window that changed since its last successful save
+// (new observations, or closed), skipping windows that never saw an
+// observation. Observations counted after the last Flush are lost on a
+// crash. On a save error Flush stops and returns it wrapped; the windows
+// not saved stay pending for the next Flush.
+func (ws *Windows) Flush(ctx context.Context, st Store) error {
+	for _, w := range ws.all() {
+		if !w.dirty.Swap(false) {
+			continue
+		}
+		wc := w.snapshot()
+		if wc.Quality.Seen == 0 {
+			continue
+		}
+		if err := st.SaveWindow(ctx, wc); err != nil {
+			w.dirty.Store(true)
+			return fmt.Errorf("save window %s#%d: %w", wc.Viewpoint, wc.Seq, err)
+		}
+	}
+	return nil
+}
+
+// ErrRestored is returned by a second call to Restore.
+var ErrRestored = errors.New("subset: windows already restored")
+
+// Restore loads stored windows once, at startup, after the Subsetter has
+// been given the tests and the graph and before the first Flush. A stored
+// open window whose membership signature equals a viewpoint's active
+// window is resumed: its cells and counters are merged into the active
+// window, which takes its Seq and Start. Every other stored window is kept
+// as a closed window (an open one is closed now). Active windows are
+// renumbered after the viewpoint's stored ones.
+func (ws *Windows) Restore(ctx context.Context, st Store) error {
+	stored, err := st.LoadWindows(ctx)
+	if err != nil {
+		return fmt.Errorf("load windows: %w", err)
+	}
+	now := ws.clock()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.restored {
+		return ErrRestored
+	}
+	ws.restored = true
+	slices.SortFunc(stored, compareWindowCells)
+	resumed := map[string]bool{}
+	maxSeq := map[string]int{}
+	for _, wc := range stored {
+		maxSeq[wc.Viewpoint] = max(maxSeq[wc.Viewpoint], wc.Seq)
+		if a := ws.active[wc.Viewpoint]; a != nil && wc.Open() && !resumed[wc.Viewpoint] &&
+			a.sig == signature(wc.MeasureService, wc.Metric, wc.Members) {
+			a.resume(wc)
+			resumed[wc.Viewpoint] = true
+			continue
+		}
+		w := windowFromCells(wc)
+		if w.end.IsZero() {
+			w.end = now
+		}
+		ws.windows[wc.Viewpoint] = append(ws.windows[wc.Viewpoint], w)
+	}
+	for vp, list := range ws.windows {
+		if a := ws.active[vp]; a != nil {
+			if !resumed[vp] {
+				a.mu.Lock()
+				a.seq = maxSeq[vp] + 1
+				a.mu.Unlock()
+			}
+			list = slices.DeleteFunc(list, func(w *window) bool { return w == a })
+			list = append(list, a)
+		}
+		slices.SortStableFunc(list, func(a, b *window) int { return a.seq - b.seq })
+		ws.windows[vp] = list
+	}
+	ws.publish()
+	return nil
+}
