@@ -9,24 +9,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/abmesh/abmesh/internal/testkit"
 )
 
-// fakeClock returns 2026-01-01T00:00:00Z plus one second per call.
-func fakeClock() func() time.Time {
-	var mu sync.Mutex
-	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	return func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		t = t.Add(time.Second)
-		return t
-	}
+// tickingClock returns 2026-01-01T00:00:01Z plus one second per call.
+func tickingClock() func() time.Time {
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC))
+	c.Step(time.Second)
+	return c.Now
 }
 
 func newRegistry(t *testing.T, opts ...Option) (*Registry, *MemStore) {
 	t.Helper()
 	st := &MemStore{}
-	r, err := NewRegistry(context.Background(), st, append([]Option{WithClock(fakeClock())}, opts...)...)
+	r, err := NewRegistry(context.Background(), st, append([]Option{WithClock(tickingClock())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/tracing"
 )
 
 // newWorked returns a Subsetter over the worked example, all tests running
 // since t0, and a Counter with hash table h.
-func newWorked(t *testing.T, h hashTable, opts ...Option) (stack, *CellCounter, *fakeClock) {
+func newWorked(t *testing.T, h hashTable, opts ...Option) (stack, *CellCounter, *testkit.Clock) {
 	t.Helper()
-	clk := newFakeClock()
+	clk := testkit.NewClock(t0)
 	s := newStack(append([]Option{WithClock(clk.Now)}, opts...)...)
 	s.SetGraph(workedGraph(t))
 	tests := workedTests()
@@ -191,7 +192,7 @@ func TestCounterConcurrent(t *testing.T) {
 	// graph is replaced: t2's windows roll.
 	tests := s.Tests()
 	for i := range 20 {
-		clk.Set(time.Duration(i) * time.Minute)
+		clk.Set(t0.Add(time.Duration(i) * time.Minute))
 		tests[2].Emits = nil
 		if i%2 == 0 {
 			tests[2].Emits = []Interference{{KindLatency, ScopeAll}}
@@ -247,3 +248,55 @@ func TestCounterSlicesAndReasonCase(t *testing.T) {
 		t.Errorf("quality %+v", q)
 	}
 }
+
+// The helpers below are shared by this package's tests; t0 is when their
+// tests start.
+var t0 = time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+
+// hashTable is a HashAssigner backed by a map "test/unit" → variant.
+type hashTable map[string]string
+
+func (h hashTable) HashVariant(test, unit string) (string, bool) {
+	v, ok := h[test+"/"+unit]
+	return v, ok
+}
+
+// obs builds an observation: exposures as test=variant (reason "hash",
+// phase 0) and latency metrics per service.
+type obsBuilder struct{ o tracing.Observation }
+
+func newObs(unit string, start time.Duration) *obsBuilder {
+	return &obsBuilder{o: tracing.Observation{Unit: unit, Start: t0.Add(start)}}
+}
+
+func (b *obsBuilder) serve(test, variant, service string) *obsBuilder {
+	b.o.Exposures = append(b.o.Exposures, tracing.Exposure{Test: test, Variant: variant, Service: service, Reason: "hash"})
+	return b
+}
+
+func (b *obsBuilder) reason(r string) *obsBuilder {
+	b.o.Exposures[len(b.o.Exposures)-1].Reason = r
+	return b
+}
+
+func (b *obsBuilder) phase(p int) *obsBuilder {
+	b.o.Exposures[len(b.o.Exposures)-1].Phase = p
+	return b
+}
+
+func (b *obsBuilder) latency(service string, ms float64) *obsBuilder {
+	b.o.Metrics = append(b.o.Metrics, tracing.ServiceMetrics{Service: service, LatencyMS: ms})
+	return b
+}
+
+func (b *obsBuilder) failed(service string) *obsBuilder {
+	b.o.Metrics = append(b.o.Metrics, tracing.ServiceMetrics{Service: service, Error: true})
+	return b
+}
+
+func (b *obsBuilder) conflict(test string, variants ...string) *obsBuilder {
+	b.o.Conflicts = append(b.o.Conflicts, tracing.Conflict{Test: test, Variants: variants})
+	return b
+}
+
+func (b *obsBuilder) build() *tracing.Observation { o := b.o; return &o }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -35,7 +36,7 @@ func summarize(ws []WindowCells) []windowSummary {
 
 func TestSubsetterWindows(t *testing.T) {
 	h := hashTable{"t2/u1": "treatment", "t3/u1": "b"}
-	clk := newFakeClock()
+	clk := testkit.NewClock(t0)
 	s := newStack(WithClock(clk.Now))
 	c := NewCellCounter(s.Windows, h)
 	s.SetGraph(workedGraph(t))
@@ -54,7 +55,7 @@ func TestSubsetterWindows(t *testing.T) {
 	hit(10*time.Minute, 1)
 
 	// t3 starts at 1h: t2's subset becomes {t2, t3} from then on.
-	clk.Set(time.Hour)
+	clk.Set(t0.Add(time.Hour))
 	t3.Running, t3.Phase, t3.PhaseStart = true, 1, t0.Add(time.Hour)
 	if err := s.PutTest(t3); err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func TestSubsetterWindows(t *testing.T) {
 	hit(61*time.Minute, 2)
 
 	// t3's phase changes at 2h.
-	clk.Set(2 * time.Hour)
+	clk.Set(t0.Add(2 * time.Hour))
 	t3.Phase, t3.PhaseStart = 2, t0.Add(2*time.Hour)
 	if err := s.PutTest(t3); err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestSubsetterWindows(t *testing.T) {
 	hit(121*time.Minute, 3)
 
 	// A change that does not touch t2's membership keeps the window.
-	clk.Set(150 * time.Minute)
+	clk.Set(t0.Add(150 * time.Minute))
 	t5 := tests[2]
 	t5.Variants = []string{"off", "on", "on2"}
 	if err := s.PutTest(t5); err != nil {
@@ -82,7 +83,7 @@ func TestSubsetterWindows(t *testing.T) {
 	}
 
 	// t3 stops at 3h: the next window starts then, not at t2's start.
-	clk.Set(3 * time.Hour)
+	clk.Set(t0.Add(3 * time.Hour))
 	t3.Running = false
 	if err := s.PutTest(t3); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestSubsetterWindows(t *testing.T) {
 	hit(181*time.Minute, 4)
 
 	// t2 stops at 4h: its last window closes.
-	clk.Set(4 * time.Hour)
+	clk.Set(t0.Add(4 * time.Hour))
 	t2.Running = false
 	if err := s.PutTest(t2); err != nil {
 		t.Fatal(err)
@@ -124,7 +125,7 @@ func TestSubsetterWindows(t *testing.T) {
 		t.Errorf("t2 quality over windows %+v", q)
 	}
 	// Resume at 5h: a new window from the resume, not from the old phase start.
-	clk.Set(5 * time.Hour)
+	clk.Set(t0.Add(5 * time.Hour))
 	t2.Running = true
 	if err := s.PutTest(t2); err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "control", "Svc2").latency("Svc2", 1).build())
 	// Svc3 now calls Svc5: t5's latency (upstream of Svc5) reaches Svc3,
 	// which t2 depends on.
-	clk.Set(time.Hour)
+	clk.Set(t0.Add(time.Hour))
 	g, err := NewGraph(append(workedGraph(t).Edges(), tracing.Edge{Caller: "Svc3", Callee: "Svc5", Calls: 5}))
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +165,7 @@ func TestSubsetterGraphChange(t *testing.T) {
 }
 
 func TestSubsetterEmptyWindowsHidden(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewClock(t0)
 	s := newStack(WithClock(clk.Now))
 	s.SetGraph(workedGraph(t))
 	// Loading tests one by one churns t2's window; empty ones are hidden
@@ -177,7 +178,7 @@ func TestSubsetterEmptyWindowsHidden(t *testing.T) {
 	if ws := s.List("t2"); len(ws) != 1 || !ws[0].Open() {
 		t.Fatalf("t2 windows = %+v, want one open", summarize(ws))
 	}
-	clk.Set(2 * time.Minute)
+	clk.Set(t0.Add(2 * time.Minute))
 	s.RemoveTest("t5")
 	s.Windows.mu.Lock()
 	n := len(s.windows["t2"])
@@ -236,7 +237,7 @@ func TestFlushRestore(t *testing.T) {
 	}
 	feed(c)
 	// A closed window: t5 joins t2's subset for a while.
-	clk.Set(time.Hour)
+	clk.Set(t0.Add(time.Hour))
 	tests := s.Tests()
 	tests[2].Emits = []Interference{{KindLatency, ScopeAll}}
 	if err := s.SetTests(tests); err != nil {
@@ -262,8 +263,8 @@ func TestFlushRestore(t *testing.T) {
 	}
 
 	// Restart: same tests, same graph, restore.
-	clk2 := newFakeClock()
-	clk2.Set(2 * time.Hour)
+	clk2 := testkit.NewClock(t0)
+	clk2.Set(t0.Add(2 * time.Hour))
 	s2 := newStack(WithClock(clk2.Now))
 	s2.SetGraph(workedGraph(t))
 	if err := s2.SetTests(s.Tests()); err != nil {
@@ -338,8 +339,8 @@ func TestWindowCellsJSON(t *testing.T) {
 // counted from its phase's recorded start, not from when the subsetter
 // heard of it (requests in between belong to the phase).
 func TestFirstStartCountsFromPhaseStart(t *testing.T) {
-	clk := newFakeClock()
-	clk.Set(time.Hour)
+	clk := testkit.NewClock(t0)
+	clk.Set(t0.Add(time.Hour))
 	s := newStack(WithClock(clk.Now))
 	draft := Test{ID: "t", ChangeService: "a", MeasureService: "a", Variants: []string{"c", "v"}, Metric: "latency_ms"}
 	if err := s.SetTests([]Test{draft}); err != nil {
@@ -347,7 +348,7 @@ func TestFirstStartCountsFromPhaseStart(t *testing.T) {
 	}
 	started := draft
 	started.Running, started.Phase, started.PhaseStart = true, 1, clk.Now()
-	clk.Set(time.Hour + 5*time.Second) // the registry's change reaches the subsetter later
+	clk.Set(t0.Add(time.Hour + 5*time.Second)) // the registry's change reaches the subsetter later
 	if err := s.SetTests([]Test{started}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +362,7 @@ func TestFirstStartCountsFromPhaseStart(t *testing.T) {
 // minimum call count, stays while it carries any call, leaves at zero, and
 // windows roll only when the admitted set changes.
 func TestObserveEdgesHysteresis(t *testing.T) {
-	s := newStack(WithClock(newFakeClock().Now), WithMinEdgeCalls(3))
+	s := newStack(WithClock(testkit.NewClock(t0).Now), WithMinEdgeCalls(3))
 	if err := s.SetTests(workedTests()); err != nil {
 		t.Fatal(err)
 	}
@@ -403,4 +404,17 @@ func TestObserveEdgesHysteresis(t *testing.T) {
 	if err := s.ObserveEdges([]tracing.Edge{{Caller: "", Callee: "x", Calls: 9}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty caller: %v, want ErrInvalid", err)
 	}
+}
+
+// stack is a Subsetter feeding a Windows, wired as the daemon wires them,
+// so a test reads subsets and windows through one value.
+type stack struct {
+	*Subsetter
+	*Windows
+}
+
+// newStack returns a stack whose Subsetter and Windows share opts.
+func newStack(opts ...Option) stack {
+	ws := NewWindows(opts...)
+	return stack{NewSubsetter(ws, opts...), ws}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/testkit"
 )
 
 func TestFromExperiment(t *testing.T) {
@@ -63,7 +64,7 @@ func TestCounterTooManyCells(t *testing.T) {
 		})
 		h[id+"/u"] = "v1"
 	}
-	s := newStack(WithCap(0), WithClock(newFakeClock().Now))
+	s := newStack(WithCap(0), WithClock(testkit.NewClock(t0).Now))
 	if err := s.SetTests(tests); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestCounterTooManyCells(t *testing.T) {
 		t.Errorf("%d members, quality %+v; want 20 members and one too-many-cells exclusion", len(w.Members), w.Quality)
 	}
 	// With the default cap, 6 members of 10 variants fit.
-	s = newStack(WithClock(newFakeClock().Now))
+	s = newStack(WithClock(testkit.NewClock(t0).Now))
 	if err := s.SetTests(tests); err != nil {
 		t.Fatal(err)
 	}

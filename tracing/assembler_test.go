@@ -8,26 +8,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/abmesh/abmesh/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 type collector struct {
 	mu  sync.Mutex
@@ -46,9 +31,9 @@ func (c *collector) get() []*Observation {
 	return append([]*Observation(nil), c.obs...)
 }
 
-func newTestAssembler(t *testing.T, cfg Config) (*Assembler, *collector, *fakeClock) {
+func newTestAssembler(t *testing.T, cfg Config) (*Assembler, *collector, *testkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	cfg.Now = clk.Now
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = -1
@@ -330,7 +315,7 @@ func TestConfigValidate(t *testing.T) {
 // traces, then completion and BuildObservation. Reported as ns/span.
 func BenchmarkSpanToObservation(b *testing.B) {
 	const tracesPerBatch = 50
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	var n int
 	a, err := NewAssembler(Config{TickInterval: -1, Now: clk.Now}, ConsumerFunc(func(*Observation) { n++ }))
 	if err != nil {

@@ -7,10 +7,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/abmesh/abmesh/internal/testkit"
 )
 
 func TestGraphWindowAndMerge(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	g, err := NewGraph(GraphConfig{Window: 5 * time.Minute, Bucket: time.Minute, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -8,25 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
 	"github.com/abmesh/abmesh/internal/convert"
-	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
-
-func startDaemon(t *testing.T, listen, dir string) *daemon.Daemon {
-	t.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Listen: listen, OTLPListen: "off", HTTPListen: "off", DataDir: dir, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
-	return d
-}
 
 func newClient(t *testing.T, target string, opts ...client.Option) *client.Client {
 	t.Helper()
@@ -88,15 +75,10 @@ func checkAgainstServer(t *testing.T, c *client.Client, api pb.AssignmentService
 }
 
 func TestWatchMatchesServerAndFollowsChanges(t *testing.T) {
-	d := startDaemon(t, "127.0.0.1:0", t.TempDir())
+	d := daemontest.Start(t)
 	reg := d.Registry()
 	createStarted(t, reg, newExp("rec-model", "recommendation"))
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	api := pb.NewAssignmentServiceClient(conn)
+	api := pb.NewAssignmentServiceClient(daemontest.Dial(t, d.Addr()))
 
 	c := newClient(t, d.Addr())
 	waitReady(t, c)
@@ -132,7 +114,7 @@ func TestWatchMatchesServerAndFollowsChanges(t *testing.T) {
 
 func TestKeepsServingWhileDownAndReconnects(t *testing.T) {
 	dir := t.TempDir()
-	d := startDaemon(t, "127.0.0.1:0", dir)
+	d := daemontest.Start(t, daemontest.DataDir(dir))
 	addr := d.Addr()
 	createStarted(t, d.Registry(), newExp("rec-model", "recommendation"))
 	c := newClient(t, addr)
@@ -153,7 +135,7 @@ func TestKeepsServingWhileDownAndReconnects(t *testing.T) {
 
 	// Same port, same data directory: the client reconnects and gets the
 	// state abmeshd persisted plus what changed since.
-	d2 := startDaemon(t, addr, dir)
+	d2 := daemontest.Start(t, daemontest.Listen(addr), daemontest.DataDir(dir))
 	createStarted(t, d2.Registry(), newExp("rec-count", "recommendation"))
 	waitVersion(t, c, d2.Registry().Version())
 	if !c.Stats().Connected {
@@ -203,7 +185,7 @@ func TestFallbackBeforeFirstSnapshot(t *testing.T) {
 	}
 
 	// abmeshd comes up on that address: the client was retrying all along.
-	d := startDaemon(t, addr, t.TempDir())
+	d := daemontest.Start(t, daemontest.Listen(addr))
 	createStarted(t, d.Registry(), newExp("rec-model", "recommendation"))
 	waitVersion(t, c, d.Registry().Version())
 	waitReady(t, c)
@@ -217,7 +199,7 @@ func TestFallbackBeforeFirstSnapshot(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndKeepsServing(t *testing.T) {
-	d := startDaemon(t, "127.0.0.1:0", t.TempDir())
+	d := daemontest.Start(t)
 	createStarted(t, d.Registry(), newExp("rec-model", "recommendation"))
 	c := newClient(t, d.Addr())
 	waitReady(t, c)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,20 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 )
-
-// startServer starts a real abmeshd on loopback for CLI tests.
-func startServer(t *testing.T) *daemon.Daemon {
-	t.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Listen: "127.0.0.1:0", OTLPListen: "127.0.0.1:0", HTTPListen: "off",
-		DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
-	return d
-}
 
 func cli(t *testing.T, server string, args ...string) (string, error) {
 	t.Helper()
@@ -48,7 +35,7 @@ func runCmd(stdout, stderr io.Writer, name string, args ...string) error {
 }
 
 func TestApplyGetStartAssign(t *testing.T) {
-	d := startServer(t)
+	d := daemontest.Start(t)
 	out, err := cli(t, d.Addr(), "apply", "-f", "../../examples/shop/experiments.yaml", "-f", "../../examples/shop/layers.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +153,7 @@ func TestApplyGetStartAssign(t *testing.T) {
 }
 
 func TestApplyRejectsWholeFile(t *testing.T) {
-	d := startServer(t)
+	d := daemontest.Start(t)
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	content := `apiVersion: abmesh.io/v1
 kind: Experiment

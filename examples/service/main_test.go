@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -11,11 +9,10 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
-	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
 )
 
@@ -24,11 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestService runs the example against a real abmeshd and checks that it
 // serves the variant abmeshd assigns to the unit in the baggage.
 func TestService(t *testing.T) {
-	d, err := daemon.Start(context.Background(), daemon.Config{Listen: "127.0.0.1:0", OTLPListen: "off", HTTPListen: "off", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := daemontest.Start(t)
 	ctx := context.Background()
 	x := &assign.Experiment{
 		ID: "rec-model", Owner: "team-reco", ChangeService: "recommendation", MeasureService: "frontend",
@@ -68,12 +61,7 @@ func TestService(t *testing.T) {
 	}
 	// The caller propagates the unit in baggage, as an otelgrpc-instrumented
 	// frontend does.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(client.Propagator()))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := daemontest.Dial(t, addr, grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithPropagators(client.Propagator()))))
 	shop := demov1.NewShopServiceClient(conn)
 	seen := map[string]bool{}
 	for _, unit := range []string{"user-1", "user-2", "user-3", "user-4", "user-5", "user-6"} {

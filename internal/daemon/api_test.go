@@ -1,9 +1,7 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,28 +9,19 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// startDaemon starts a real abmeshd on loopback ports and a client to it.
-func startDaemon(t *testing.T, dataDir string) (*Daemon, *grpc.ClientConn) {
+// startDaemon starts a real abmeshd and a client to it.
+func startDaemon(t *testing.T, opts ...daemontest.Option) (*daemon.Daemon, *grpc.ClientConn) {
 	t.Helper()
-	d, err := Start(context.Background(), testConfig(dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); d.Stop() })
-	return d, conn
+	d := daemontest.Start(t, opts...)
+	return d, daemontest.Dial(t, d.Addr())
 }
 
 func exp(id string) *pb.Experiment {
@@ -45,7 +34,7 @@ func exp(id string) *pb.Experiment {
 }
 
 func TestAPIValidation(t *testing.T) {
-	_, conn := startDaemon(t, "")
+	_, conn := startDaemon(t)
 	ctx := context.Background()
 	ec := pb.NewExperimentServiceClient(conn)
 	ac := pb.NewAssignmentServiceClient(conn)
@@ -184,7 +173,7 @@ func TestAPIValidation(t *testing.T) {
 
 func TestAssignWatchAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	d, conn := startDaemon(t, dir)
+	d, conn := startDaemon(t, daemontest.DataDir(dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ec := pb.NewExperimentServiceClient(conn)
@@ -238,8 +227,7 @@ func TestAssignWatchAndRestart(t *testing.T) {
 	// Restart on the same data dir: same config, same answer.
 	conn.Close()
 	d.Stop()
-	d2, conn2 := startDaemon(t, dir)
-	_ = d2
+	_, conn2 := startDaemon(t, daemontest.DataDir(dir))
 	r2, err := pb.NewAssignmentServiceClient(conn2).Assign(ctx, &pb.AssignRequest{UnitId: "user-42"})
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +241,7 @@ func TestAssignWatchAndRestart(t *testing.T) {
 // while the config changes under it (weights, pause, start, new tests):
 // every call must succeed and see a consistent config.
 func TestLiveConfigChangesDropNoRPC(t *testing.T) {
-	d, conn := startDaemon(t, "")
+	d, conn := startDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ec := pb.NewExperimentServiceClient(conn)

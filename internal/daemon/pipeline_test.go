@@ -1,8 +1,12 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +17,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -22,15 +28,12 @@ import (
 // in the right cells, restarts abmeshd on the same data directory and
 // checks the cells and the service graph are still there.
 func TestSpansToCellsSurviveRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	cfg.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
-	cfg.GraphRefresh = 50 * time.Millisecond
+	opts := []daemontest.Option{daemontest.DataDir(t.TempDir()), daemontest.OTLP(), daemontest.HTTP(), func(c *daemon.Config) {
+		c.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
+		c.GraphRefresh = 50 * time.Millisecond
+	}}
 	ctx := context.Background()
-	d, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := daemontest.Start(t, opts...)
 	exp := &assign.Experiment{ID: "btn", ChangeService: "web", MeasureService: "web",
 		Metric:   assign.Metric{Kind: assign.MetricAttribute, Attribute: "order.value", HigherIsBetter: true},
 		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "green", Weight: 1}},
@@ -94,6 +97,17 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 			t.Errorf("cell %v has n %d, want %d", c.Levels, c.N, want[c.Levels[0]])
 		}
 	}
+	// The report page shows the same cells.
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/reports/btn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(page), fmt.Sprintf("<td>green</td><td>%d</td>", want["green"])) {
+		t.Errorf("GET /reports/btn: %s, %v\n%.300s", resp.Status, err, page)
+	}
 	if g := d.Graph().Snapshot(); len(g.Edges) != 1 || g.Edges[0].Caller != "web" || g.Edges[0].Callee != "db" || g.Edges[0].Calls != 40 {
 		t.Errorf("graph = %+v", g)
 	}
@@ -101,11 +115,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	_ = db.Shutdown(ctx)
 	d.Stop()
 
-	d2, err := Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Stop()
+	d2 := daemontest.Start(t, opts...)
 	w, ok := d2.Windows().Current("btn")
 	if !ok || w.Quality.Counted != 40 {
 		t.Fatalf("after restart the window has %+v (ok %v)", w.Quality, ok)
@@ -118,13 +128,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 // TestRareEdgesWaitForMinCalls: an edge joins the subsets' graph only once
 // it has MinEdgeCalls calls, and then stays while it has any.
 func TestRareEdgesWaitForMinCalls(t *testing.T) {
-	cfg := testConfig("")
-	cfg.MinEdgeCalls = 3
-	d, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := daemontest.Start(t, func(c *daemon.Config) { c.MinEdgeCalls = 3 })
 	edges := func() int { return len(d.Subsetter().Graph().Edges()) }
 	call := func(n int) {
 		d.Graph().AddCalls(time.Now(), []string{"a", "b"}, []tracing.Edge{{Caller: "a", Callee: "b", Calls: uint64(n)}})

@@ -1,8 +1,10 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,8 +14,9 @@ import (
 	model "github.com/jaegertracing/jaeger-idl/model/v1"
 	api "github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/tracing/jaeger"
 )
@@ -21,17 +24,8 @@ import (
 // TestStopWithStalledWatch: a Watch client that stopped reading (its flow
 // control window full) must not hold Stop forever.
 func TestStopWithStalledWatch(t *testing.T) {
-	defer func(g time.Duration) { grpcGrace = g }(grpcGrace)
-	grpcGrace = 300 * time.Millisecond
-	d, err := Start(context.Background(), testConfig(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	defer daemon.SetGRPCGrace(300 * time.Millisecond)()
+	d, conn := startDaemon(t)
 	ctx := context.Background()
 	if _, err := pb.NewAssignmentServiceClient(conn).Watch(ctx, &pb.WatchRequest{}); err != nil {
 		t.Fatal(err)
@@ -103,15 +97,8 @@ func TestStopCountsJaegerPollInProgress(t *testing.T) {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	cfg.OTLPListen = "off"
-	cfg.JaegerQuery = lis.Addr().String()
-	cfg.JaegerPoll = time.Hour
-	d, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := daemontest.DataDir(t.TempDir())
+	d := daemontest.Start(t, store, func(c *daemon.Config) { c.JaegerQuery, c.JaegerPoll = lis.Addr().String(), time.Hour })
 	select {
 	case <-fake.sent:
 	case <-time.After(3 * time.Second):
@@ -124,13 +111,53 @@ func TestStopCountsJaegerPollInProgress(t *testing.T) {
 		t.Fatalf("spans accepted = %d, want 2 (the poll in progress at Stop was dropped)", c.SpansAccepted)
 	}
 
-	cfg.JaegerQuery = ""
-	d2, err := Start(context.Background(), cfg)
+	d2 := daemontest.Start(t, store)
+	if g := d2.Graph().Snapshot(); len(g.Edges) != 1 || g.Edges[0].Caller != "web" || g.Edges[0].Callee != "db" {
+		t.Errorf("graph after restart = %+v, want web → db", g)
+	}
+}
+
+// TestFailedStartReleasesEverything: when Start fails part way (a port in
+// use, an unusable data directory) it returns an error naming the flag and
+// leaves nothing behind: the store is closed, so a daemon can start on the
+// same data directory at once, and TestMain finds no goroutine left.
+func TestFailedStartReleasesEverything(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.Stop()
-	if g := d2.Graph().Snapshot(); len(g.Edges) != 1 || g.Edges[0].Caller != "web" || g.Edges[0].Callee != "db" {
-		t.Errorf("graph after restart = %+v, want web → db", g)
+	defer busy.Close()
+	inUse := busy.Addr().String()
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		opt  daemontest.Option
+		want string
+	}{
+		{"api port in use", daemontest.Listen(inUse), "--listen"},
+		{"otlp port in use", func(c *daemon.Config) { c.OTLPListen = inUse }, "--otlp-listen"},
+		{"http port in use", func(c *daemon.Config) { c.HTTPListen = inUse }, "--http-listen"},
+		{"data dir is a file", daemontest.DataDir(notADir), "data dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := daemontest.Config(t, daemontest.DataDir(dir), daemontest.OTLP(), daemontest.HTTP(), tc.opt)
+			d, err := daemon.Start(context.Background(), cfg)
+			if err == nil {
+				d.Stop()
+				t.Fatalf("Start succeeded, want an error naming %s", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Start error %q does not name %s", err, tc.want)
+			}
+			start := time.Now()
+			daemontest.Start(t, daemontest.DataDir(dir)).Stop()
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("the next Start on the data directory took %v: the failed one held the store", took)
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -28,12 +28,7 @@ func BenchmarkMeshRequest(b *testing.B) {
 	}{{"sdk/saturated", false, true}, {"no-sdk/saturated", true, true}, {"sdk/one-at-a-time", false, false}, {"no-sdk/one-at-a-time", true, false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
-			d, err := daemon.Start(ctx, daemon.Config{Listen: "127.0.0.1:0", OTLPListen: "127.0.0.1:0", HTTPListen: "off",
-				DataDir: b.TempDir(), Assembly: tracing.Config{IdleTimeout: time.Second}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Stop()
+			d := daemontest.Start(b, daemontest.OTLP(), func(c *daemon.Config) { c.Assembly = tracing.Config{IdleTimeout: time.Second} })
 			ids, err := applyShop(ctx, d.Registry())
 			if err != nil {
 				b.Fatal(err)
@@ -50,7 +45,7 @@ func BenchmarkMeshRequest(b *testing.B) {
 				}
 			}
 			m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: truth, Seed: 1,
-				NoSDK: tc.noSDK, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				NoSDK: tc.noSDK, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -29,6 +29,7 @@ import (
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/subset"
 )
 
@@ -766,10 +767,10 @@ func runChromium(t *testing.T, bin, url string, extra ...string) []byte {
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	ownProcessGroup(cmd)
+	testkit.OwnProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
-	killProcessGroup(cmd) // helpers chromium left behind, if any
+	testkit.KillProcessGroup(cmd) // helpers chromium left behind, if any
 	if err != nil {
 		tail := stderr.String()
 		if len(tail) > 3000 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/tracing"
 	model "github.com/jaegertracing/jaeger-idl/model/v1"
 	api "github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
@@ -243,25 +244,8 @@ func startFake(t *testing.T, f *fakeQuery) api.QueryServiceClient {
 	return api.NewQueryServiceClient(conn)
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestReader(t *testing.T) {
-	clk := &clock{t: t0.Add(time.Minute)}
+	clk := testkit.NewClock(t0.Add(time.Minute))
 	f := &fakeQuery{deps: []model.DependencyLink{
 		{Parent: "frontend", Child: "checkout", CallCount: 40}, {Parent: "checkout", Child: "payment", CallCount: 7},
 	}}

@@ -1,0 +1,8 @@
+// Package testkit holds helpers shared by the tests of several abmesh
+// packages: a settable clock and a way to run a child process in its own
+// process group. It is imported only by tests.
+//
+// Helpers that start abmeshd are in the daemontest subpackage, so that the
+// packages abmeshd is built from can use this one in their tests without an
+// import cycle.
+package testkit
