@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -24,24 +25,30 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
 )
 
-// Topology is the shop's call graph: each service and the services it
-// calls. frontend calls checkout only for requests whose action is
-// "checkout".
-var Topology = map[string][]string{
-	"frontend":       {"productcatalog", "recommendation", "cart", "ad", "currency", "checkout"},
-	"recommendation": {"productcatalog"},
-	"checkout":       {"payment", "shipping", "email", "currency", "cart"},
-	"productcatalog": nil, "cart": nil, "ad": nil, "currency": nil,
-	"payment": nil, "shipping": nil, "email": nil,
-}
+// Topology is the shop's call graph (shop.Calls): each service and the
+// services it calls. frontend calls checkout only for requests whose
+// action is "checkout".
+var Topology = shop.Calls()
 
 // gradeKey is the baggage member carrying the user's grade, which
 // targeting rules read.
 const gradeKey = "shop.grade"
+
+// unitAttributes returns the attributes of the user of ctx that
+// targeting reads: its grade, from baggage.
+func unitAttributes(ctx context.Context) map[string]string {
+	if g := baggage.FromContext(ctx).Member(gradeKey).Value(); g != "" {
+		return map[string]string{"grade": g}
+	}
+	return nil
+}
 
 // countingExporter counts the spans its exporter acknowledged.
 type countingExporter struct {
@@ -64,17 +71,17 @@ func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 // instrumented with otelgrpc and the abmesh SDK, exporting its spans over
 // OTLP.
 type node struct {
-	name    string
-	calls   []string
-	outcome *Outcome
-	sdk     *client.Client
-	tp      *sdktrace.TracerProvider
-	srv     *grpc.Server
-	lis     net.Listener
-	conns   map[string]demov1.ShopServiceClient
-	closers []func() error
-	seed    uint64
-	useSDK  bool
+	name     string
+	calls    []string
+	outcomes []*truth.Model // the metrics measured on this service
+	sdk      *client.Client
+	tp       *sdktrace.TracerProvider
+	srv      *grpc.Server
+	lis      net.Listener
+	conns    map[string]demov1.ShopServiceClient
+	closers  []func() error
+	seed     uint64
+	useSDK   bool
 }
 
 // Mesh is the running shop.
@@ -94,8 +101,9 @@ type MeshConfig struct {
 	// OTLP is where the services export spans (abmeshd's receiver, or a
 	// Jaeger collector's OTLP port).
 	OTLP string
-	// Truth is the outcome model.
-	Truth []Outcome
+	// Truth is the outcome model: every metric of a service of Topology,
+	// latency_ms (slept) or an attribute (set on the service's span).
+	Truth []truth.Model
 	// Seed seeds the outcome noise.
 	Seed uint64
 	// Logger receives the SDKs' logs.
@@ -108,6 +116,10 @@ type MeshConfig struct {
 // StartMesh starts every service of Topology on loopback and waits until
 // each one's SDK has its first configuration snapshot.
 func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
+	outcomes, err := outcomesByService(cfg.Truth)
+	if err != nil {
+		return nil, err
+	}
 	m := &Mesh{nodes: map[string]*node{}}
 	ok := false
 	defer func() {
@@ -121,7 +133,7 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcome: outcomeFor(cfg.Truth, name), conns: map[string]demov1.ShopServiceClient{}}
+		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], conns: map[string]demov1.ShopServiceClient{}}
 	}
 	for _, n := range m.nodes {
 		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
@@ -161,12 +173,7 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
 	)
 	n.sdk, err = client.New(cfg.Abmeshd, client.WithService(n.name), client.WithLogger(cfg.Logger),
-		client.WithAttributes(func(ctx context.Context) map[string]string {
-			if g := baggage.FromContext(ctx).Member(gradeKey).Value(); g != "" {
-				return map[string]string{"grade": g}
-			}
-			return nil
-		}))
+		client.WithAttributes(unitAttributes))
 	if err != nil {
 		return err
 	}
@@ -198,6 +205,31 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 	return nil
 }
 
+// outcomesByService groups the truth by measure service. Every model must
+// be of a service of Topology and of a metric the mesh can produce:
+// latency_ms or an attribute.
+func outcomesByService(truths []truth.Model) (map[string][]*truth.Model, error) {
+	out := map[string][]*truth.Model{}
+	for i := range truths {
+		m := &truths[i]
+		if _, ok := Topology[m.Service]; !ok {
+			return nil, fmt.Errorf("truth %s: no service %s in the mesh", m.Key(), m.Service)
+		}
+		if m.Metric != latencyMetric && !strings.HasPrefix(m.Metric, attributePrefix) {
+			return nil, fmt.Errorf("truth %s: the mesh produces only %s and %s<name> metrics", m.Key(), latencyMetric, attributePrefix)
+		}
+		out[m.Service] = append(out[m.Service], m)
+	}
+	return out, nil
+}
+
+// The metrics the mesh produces: a service's latency (it sleeps the drawn
+// value, in milliseconds) and a numeric attribute on its span.
+const (
+	latencyMetric   = "latency_ms"
+	attributePrefix = "attribute:"
+)
+
 // handler serves one service's hop of a request.
 type handler struct {
 	demov1.UnimplementedShopServiceServer
@@ -208,6 +240,8 @@ type handler struct {
 // record the outcome on the span.
 func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov1.HandleResponse, error) {
 	n := h.n
+	// variants are the ones served on this hop and below it, which the
+	// caller learns from the response.
 	variants := map[string]string{}
 	if n.useSDK {
 		for _, a := range n.sdk.Assignments(ctx) {
@@ -218,9 +252,11 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 	// gives the same users the same outcomes, however requests interleave.
 	unit, _ := n.sdk.UnitFromContext(ctx)
 	rng := rand.New(rand.NewPCG(n.seed, xxhash.Sum64String(unit)))
-	if o := n.outcome; o != nil && o.Metric == "latency_ms" {
-		ms := o.Draw(rng, variants)
-		time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
+	for _, o := range n.outcomes {
+		if o.Metric == latencyMetric {
+			ms := o.Outcome(rng, n.served(ctx, unit, variants))
+			time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
+		}
 	}
 	for _, callee := range n.calls {
 		if callee == "checkout" && req.GetAction() != "checkout" {
@@ -234,11 +270,34 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 			variants[k] = v
 		}
 	}
-	if o := n.outcome; o != nil && strings.HasPrefix(o.Metric, "attribute:") {
-		v := o.Draw(rng, variants)
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(strings.TrimPrefix(o.Metric, "attribute:"), v))
+	for _, o := range n.outcomes {
+		if name, ok := strings.CutPrefix(o.Metric, attributePrefix); ok {
+			v := o.Outcome(rng, n.served(ctx, unit, variants))
+			trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(name, v))
+		}
 	}
 	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
+}
+
+// served returns what the user of ctx is served across the whole shop,
+// which is what its outcomes depend on (the truth's terms may name tests
+// of services this request does not reach or that serve after this one):
+// every test's variant as the SDK's configuration assigns the unit, with
+// the variants really served on this request's path (path) on top.
+// Without the SDK nothing is evaluated and path (empty) is returned.
+func (n *node) served(ctx context.Context, unit string, path map[string]string) map[string]string {
+	if !n.useSDK {
+		return path
+	}
+	as, err := n.sdk.Engine().Evaluate(unit, unitAttributes(ctx), assign.Filter{})
+	out := make(map[string]string, len(as)+len(path))
+	if err == nil {
+		for _, a := range as {
+			out[a.Test] = a.Variant
+		}
+	}
+	maps.Copy(out, path)
+	return out
 }
 
 // Request sends one user request to the frontend.

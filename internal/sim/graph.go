@@ -9,29 +9,6 @@ import (
 	"github.com/abmesh/abmesh/subset"
 )
 
-// ShopGraph returns the demo shop's service dependency graph, with call
-// counts per 1,000 page views:
-//
-//	frontend       → productcatalog, recommendation, cart, ad, currency, checkout
-//	checkout       → payment, shipping, email, currency, cart
-//	recommendation → productcatalog
-func ShopGraph() []subset.Edge {
-	return []subset.Edge{
-		{Caller: "frontend", Callee: "productcatalog", Count: 1000},
-		{Caller: "frontend", Callee: "recommendation", Count: 800},
-		{Caller: "frontend", Callee: "cart", Count: 600},
-		{Caller: "frontend", Callee: "ad", Count: 900},
-		{Caller: "frontend", Callee: "currency", Count: 1000},
-		{Caller: "frontend", Callee: "checkout", Count: 200},
-		{Caller: "checkout", Callee: "payment", Count: 200},
-		{Caller: "checkout", Callee: "shipping", Count: 200},
-		{Caller: "checkout", Callee: "email", Count: 200},
-		{Caller: "checkout", Callee: "currency", Count: 200},
-		{Caller: "checkout", Callee: "cart", Count: 200},
-		{Caller: "recommendation", Callee: "productcatalog", Count: 800},
-	}
-}
-
 // DefaultLayers are the layer sizes of the large scenario's graph: one
 // edge gateway, 4 API services, 8 logic services, 10 stores and 7
 // databases (30 services). It must not be modified.

@@ -10,18 +10,21 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 	"github.com/abmesh/abmesh/subset"
 )
 
 // Scenario is a simulated system with its ground truth: a service graph,
 // the A/B tests running on it (as assign registers them, with their
 // interference attributes and plans), the unit attributes their targeting
-// reads, and one outcome model (Truth) per metric the tests measure.
+// reads, and one outcome model (truth.Model) per metric the tests measure.
 //
 // The simulator supports what its strategies can analyse: every
 // experiment RUNNING with exactly two variants (control first), at most
 // 63 experiments, the experiments of a layer a power of two in number
-// and never two of them in one subset. Validate checks all of it.
+// and never two of them in one subset. Evaluate and CheckHashing check
+// all of it and refuse a scenario that breaks it.
 type Scenario struct {
 	Name        string
 	Description string
@@ -30,40 +33,42 @@ type Scenario struct {
 	// Experiments are the running tests. Their order does not matter:
 	// the simulator sorts them by id, as assign does.
 	Experiments []assign.Experiment
-	// Truths hold one outcome model per metric (Truth.Key), covering every
-	// experiment's measure service and metric.
-	Truths []Truth
+	// Truths hold one outcome model per metric (truth.Model.Key), covering
+	// every experiment's measure service and metric.
+	Truths []truth.Model
 	// Attributes are drawn independently for every unit (see
 	// DrawAttributes); targeting rules read them.
-	Attributes []Attribute
-}
-
-// Attribute is a unit attribute with its distribution: Values[i] is drawn
-// with probability Weights[i] / Σ Weights.
-type Attribute struct {
-	Name    string
-	Values  []string
-	Weights []float64
+	Attributes []truth.Attribute
 }
 
 // phaseStart dates the scenarios' experiments; the simulation does not
 // depend on it.
 var phaseStart = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
+// started returns x as running in phase 1 since phaseStart with its
+// variants' weights, its plan's defaults filled in.
+func started(x assign.Experiment) assign.Experiment {
+	x.Plan.Defaults()
+	x.Status = assign.StatusRunning
+	x.Phase = 1
+	weights := make([]uint32, len(x.Variants))
+	for i, v := range x.Variants {
+		weights[i] = v.Weight
+	}
+	x.Phases = []assign.Phase{{Number: 1, Weights: weights, StartedAt: phaseStart}}
+	return x
+}
+
 // running returns a RUNNING experiment in phase 1 with two variants of
 // weight 50.
 func running(id, owner, desc, change, measure string, metric assign.Metric, control, treatment string, plan assign.Plan) assign.Experiment {
-	plan.Defaults()
-	return assign.Experiment{
+	return started(assign.Experiment{
 		ID: id, Owner: owner, Description: desc,
 		ChangeService: change, MeasureService: measure,
 		Metric:   metric,
 		Variants: []assign.Variant{{Name: control, Weight: 50}, {Name: treatment, Weight: 50}},
 		Plan:     plan,
-		Status:   assign.StatusRunning,
-		Phase:    1,
-		Phases:   []assign.Phase{{Number: 1, Weights: []uint32{50, 50}, StartedAt: phaseStart}},
-	}
+	})
 }
 
 func attr(name string, higher bool) assign.Metric {
@@ -76,96 +81,35 @@ func inter(kind, scope string) assign.Interference {
 	return assign.Interference{Kind: kind, Scope: scope}
 }
 
-func main1(test, variant string, effect float64) Term {
-	return Term{Tests: []string{test}, Variants: []string{variant}, Effect: effect}
-}
-
-// Shop returns the demo shop (examples/shop/experiments.yaml on
-// ShopGraph): seven running tests, of which pay-button and ship-promo
-// share the layer checkout-flow (mutually exclusive halves) and
-// currency-rounding targets grade vip or gold (30% of units), with this
-// ground truth (effects of each treatment; SD within cells):
-//
-//	frontend order value  N(50, 20²): rec-model +1, ui-layout +3, catalog-cache +1,
-//	                      rec-model × ui-layout +14 (ml-v2 pays off in the two-column page)
-//	productcatalog latency N(12, 3²): catalog-cache −1.2, rec-model +0.4
-//	ad clicked            Bernoulli(0.30): ad-ranker +0.08
-//	checkout order value  N(60, 20²): pay-button +5, ship-promo +7,
-//	                      currency-rounding +4, ui-layout +2
-//
-// The subsets are rec-model {rec-model, ui-layout, catalog-cache},
-// ui-layout {ui-layout, rec-model}, and every other test alone, so the
-// one interaction lies inside two subsets; the effects of tests on
-// metrics outside their subsets (rec-model on catalog latency, ui-layout
-// on checkout value) are main effects only, as the subset rule assumes.
+// Shop returns the demo shop of internal/shop: its layer and its seven
+// experiments from the shop's manifests, all running, on shop.Graph, with
+// the shop's users (shop.Attributes) and ground truth (shop.Truths, which
+// documents the effects). pay-button and ship-promo share the layer
+// checkout-flow (mutually exclusive halves) and currency-rounding targets
+// grade vip or gold (30% of units). The subsets are rec-model
+// {rec-model, ui-layout, catalog-cache}, ui-layout {ui-layout, rec-model},
+// and every other test alone, so the one interaction lies inside two
+// subsets. Shop panics if the embedded manifests do not parse, which
+// shop's tests rule out.
 func Shop() *Scenario {
-	ov := attr("shop.order.value", true)
-	ux, lat, errRate, res := subset.KindUserExperience, subset.KindLatency, subset.KindErrorRate, subset.KindResource
-	rec := running("rec-model", "team-reco", "New recommendation model on the product page",
-		"recommendation", "frontend", ov, "control", "ml-v2", assign.Plan{MDE: 6, SD: 20})
-	rec.Emits = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-	rec.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure), inter(lat, assign.ScopeChange)}
-
-	ui := running("ui-layout", "team-web", "Two-column product page",
-		"frontend", "frontend", ov, "control", "two-column", assign.Plan{MDE: 6, SD: 20})
-	ui.Emits = []assign.Interference{inter(ux, assign.ScopeChange)}
-	ui.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-
-	cat := running("catalog-cache", "team-catalog", "Read-through cache in front of the catalog database",
-		"productcatalog", "productcatalog", latency, "control", "cached", assign.Plan{MDE: 1, SD: 3})
-	cat.Metric.HigherIsBetter = false
-	cat.Emits = []assign.Interference{inter(lat, assign.ScopeChangeUpstream)}
-	cat.Susceptible = []assign.Interference{inter(res, assign.ScopeChange)}
-
-	ad := running("ad-ranker", "team-ads", "Contextual ad ranking",
-		"ad", "ad", attr("ad.clicked", true), "control", "contextual", assign.Plan{MDE: 0.1, SD: 0.45})
-
-	pay := running("pay-button", "team-payments", "One-click pay button (checkout layer, first half)",
-		"payment", "checkout", ov, "control", "one-click", assign.Plan{MDE: 6, SD: 20})
-	pay.Layer, pay.Slice = "checkout-flow", assign.Slice{Start: 0, End: 5000}
-	pay.Emits = []assign.Interference{inter(errRate, assign.ScopeChange)}
-	pay.Susceptible = []assign.Interference{inter(errRate, assign.ScopeChange)}
-
-	ship := running("ship-promo", "team-shipping", "Free-shipping banner (checkout layer, second half)",
-		"shipping", "checkout", ov, "control", "free-shipping", assign.Plan{MDE: 6, SD: 20})
-	ship.Layer, ship.Slice = "checkout-flow", assign.Slice{Start: 5000, End: 10000}
-
-	cur := running("currency-rounding", "team-fx", "Psychological price rounding for VIP users",
-		"currency", "checkout", ov, "control", "rounded", assign.Plan{MDE: 6, SD: 20})
-	cur.Targeting = []assign.Rule{{Attribute: "grade", Op: assign.OpIn, Values: []string{"vip", "gold"}}}
-	cur.Sticky = true
-	cur.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-
+	set, err := shop.Manifest()
+	if err != nil {
+		panic("sim: the shop's manifests: " + err.Error())
+	}
+	xs := make([]assign.Experiment, len(set.Experiments))
+	for i, x := range set.Experiments {
+		xs[i] = started(x)
+	}
 	return &Scenario{
 		Name: "shop",
-		Description: "the demo shop of examples/shop/experiments.yaml; " +
+		Description: "the demo shop of " + shop.Dir + "; " +
 			"pay-button and ship-promo are mutually exclusive (layer checkout-flow), " +
 			"currency-rounding targets grade vip or gold (30% of units)",
-		Edges:       ShopGraph(),
-		Layers:      []assign.Layer{{ID: "checkout-flow", Description: "Tests of the checkout page that must not overlap"}},
-		Experiments: []assign.Experiment{rec, ui, cat, ad, pay, ship, cur},
-		Truths: []Truth{
-			{Service: "frontend", Metric: "attribute:shop.order.value", Dist: Normal, Baseline: 50, SD: 20, Terms: []Term{
-				main1("rec-model", "ml-v2", 1),
-				main1("ui-layout", "two-column", 3),
-				main1("catalog-cache", "cached", 1),
-				{Tests: []string{"rec-model", "ui-layout"}, Variants: []string{"ml-v2", "two-column"}, Effect: 14},
-			}},
-			{Service: "productcatalog", Metric: "latency_ms", Dist: Normal, Baseline: 12, SD: 3, Terms: []Term{
-				main1("catalog-cache", "cached", -1.2),
-				main1("rec-model", "ml-v2", 0.4),
-			}},
-			{Service: "ad", Metric: "attribute:ad.clicked", Dist: Bernoulli, Baseline: 0.30, Terms: []Term{
-				main1("ad-ranker", "contextual", 0.08),
-			}},
-			{Service: "checkout", Metric: "attribute:shop.order.value", Dist: Normal, Baseline: 60, SD: 20, Terms: []Term{
-				main1("pay-button", "one-click", 5),
-				main1("ship-promo", "free-shipping", 7),
-				main1("currency-rounding", "rounded", 4),
-				main1("ui-layout", "two-column", 2),
-			}},
-		},
-		Attributes: []Attribute{{Name: "grade", Values: []string{"regular", "gold", "vip"}, Weights: []float64{0.7, 0.2, 0.1}}},
+		Edges:       shop.Graph(),
+		Layers:      set.Layers,
+		Experiments: xs,
+		Truths:      shop.Truths(),
+		Attributes:  shop.Attributes(),
 	}
 }
 
@@ -278,8 +222,8 @@ func Large(seed uint64) (*Scenario, error) {
 		attr("points.redeemed", true), "control", "double", assign.Plan{MDE: 1.2, SD: 4})
 	alone(&loyalty)
 
-	ab := func(t1, v1, t2, v2 string, e float64) Term {
-		return Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
+	ab := func(t1, v1, t2, v2 string, e float64) truth.Term {
+		return truth.Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
 	}
 	sc := &Scenario{
 		Name: "large",
@@ -287,37 +231,37 @@ func Large(seed uint64) (*Scenario, error) {
 			"two subsets of 3 (one with a 3-way interaction), one asymmetric pair, the rest alone", seed),
 		Edges:       edges,
 		Experiments: []assign.Experiment{hero, reco, price, ranker, suggest, filters, inv, pool, fraud, tax, cdn, loyalty},
-		Truths: []Truth{
-			{Service: apiA, Metric: "attribute:order.value", Dist: Normal, Baseline: 40, SD: 20, Terms: []Term{
-				main1("hero-banner", "banner", 3),
-				main1("reco-carousel", "carousel", 1),
-				main1("price-badge", "badge", 5),
+		Truths: []truth.Model{
+			{Service: apiA, Metric: "attribute:order.value", Dist: truth.Normal, Baseline: 40, SD: 20, Terms: []truth.Term{
+				truth.Main("hero-banner", "banner", 3),
+				truth.Main("reco-carousel", "carousel", 1),
+				truth.Main("price-badge", "badge", 5),
 				ab("hero-banner", "banner", "reco-carousel", "carousel", 10),
 				{Tests: []string{"hero-banner", "reco-carousel", "price-badge"}, Variants: []string{"banner", "carousel", "badge"}, Effect: 12},
 			}},
-			{Service: apiB, Metric: "attribute:search.clicks", Dist: Normal, Baseline: 10, SD: 10, Terms: []Term{
-				main1("search-ranker", "ltr", 4),
-				main1("search-suggest", "suggest", 2),
-				main1("search-filters", "facets", 1.5),
+			{Service: apiB, Metric: "attribute:search.clicks", Dist: truth.Normal, Baseline: 10, SD: 10, Terms: []truth.Term{
+				truth.Main("search-ranker", "ltr", 4),
+				truth.Main("search-suggest", "suggest", 2),
+				truth.Main("search-filters", "facets", 1.5),
 				ab("search-ranker", "ltr", "search-suggest", "suggest", -6),
 			}},
-			{Service: L, Metric: "latency_ms", Dist: Normal, Baseline: 30, SD: 5, Terms: []Term{
-				main1("inventory-batch", "batched", -2),
-				main1("db-pool", "pool-64", -1),
+			{Service: L, Metric: "latency_ms", Dist: truth.Normal, Baseline: 30, SD: 5, Terms: []truth.Term{
+				truth.Main("inventory-batch", "batched", -2),
+				truth.Main("db-pool", "pool-64", -1),
 				ab("inventory-batch", "batched", "db-pool", "pool-64", 3),
 			}},
-			{Service: S, Metric: "latency_ms", Dist: Normal, Baseline: 8, SD: 2, Terms: []Term{
-				main1("db-pool", "pool-64", -0.8),
+			{Service: S, Metric: "latency_ms", Dist: truth.Normal, Baseline: 8, SD: 2, Terms: []truth.Term{
+				truth.Main("db-pool", "pool-64", -0.8),
 			}},
-			{Service: fraudSvc, Metric: "error", Dist: Bernoulli, Baseline: 0.10, Terms: []Term{
-				main1("fraud-rules", "strict", 0.08),
+			{Service: fraudSvc, Metric: "error", Dist: truth.Bernoulli, Baseline: 0.10, Terms: []truth.Term{
+				truth.Main("fraud-rules", "strict", 0.08),
 			}},
-			{Service: taxSvc, Metric: "latency_ms", Dist: Normal, Baseline: 20, SD: 6},
-			{Service: cdnSvc, Metric: "latency_ms", Dist: Normal, Baseline: 80, SD: 25, Terms: []Term{
-				main1("image-cdn", "cdn", -10),
+			{Service: taxSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 20, SD: 6},
+			{Service: cdnSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 80, SD: 25, Terms: []truth.Term{
+				truth.Main("image-cdn", "cdn", -10),
 			}},
-			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: Normal, Baseline: 5, SD: 4, Terms: []Term{
-				main1("loyalty-points", "double", 1.5),
+			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: truth.Normal, Baseline: 5, SD: 4, Terms: []truth.Term{
+				truth.Main("loyalty-points", "double", 1.5),
 			}},
 		},
 	}
@@ -367,7 +311,7 @@ func (s *Scenario) Subsets(opts ...subset.Option) ([]subset.Subset, error) {
 
 // TruthFor returns the outcome model of the metric test measures, or nil
 // when the test or its truth is unknown.
-func (s *Scenario) TruthFor(test string) *Truth {
+func (s *Scenario) TruthFor(test string) *truth.Model {
 	for _, x := range s.Experiments {
 		if x.ID == test {
 			key := subset.FromExperiment(x).Metric
@@ -384,29 +328,7 @@ func (s *Scenario) TruthFor(test string) *Truth {
 // DrawAttributes draws one unit's attributes, one value per Attribute in
 // order (nil when the scenario has none).
 func (s *Scenario) DrawAttributes(rng *rand.Rand) map[string]string {
-	if len(s.Attributes) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(s.Attributes))
-	for _, a := range s.Attributes {
-		out[a.Name] = a.Values[drawIndex(rng, a.Weights)]
-	}
-	return out
-}
-
-func drawIndex(rng *rand.Rand, w []float64) int {
-	var sum float64
-	for _, x := range w {
-		sum += x
-	}
-	u := rng.Float64() * sum
-	for i, x := range w {
-		if u < x {
-			return i
-		}
-		u -= x
-	}
-	return len(w) - 1
+	return truth.DrawAttributes(rng, s.Attributes)
 }
 
 // Validate checks that the simulator can run the scenario and that its
@@ -436,7 +358,7 @@ type compiled struct {
 	index  map[string]int
 	truths []compiledTruth
 	subs   []subset.Subset // in test order
-	attrs  []attrSampler
+	attrs  []truth.Attribute
 	combos []attrCombo // every combination of attribute values with its probability
 }
 
@@ -451,12 +373,6 @@ type testInfo struct {
 	mde, sd  float64
 	alpha    float64
 	power    float64
-}
-
-type attrSampler struct {
-	name    string
-	values  []string
-	weights []float64
 }
 
 type attrCombo struct {
@@ -492,7 +408,7 @@ func (s *Scenario) compile() (*compiled, error) {
 		if !(sum > 0) {
 			return nil, fmt.Errorf("scenario %s: attribute %q: weights sum to 0", s.Name, a.Name)
 		}
-		c.attrs = append(c.attrs, attrSampler{a.Name, a.Values, a.Weights})
+		c.attrs = append(c.attrs, a)
 	}
 	c.combos = attrCombos(s.Attributes)
 
@@ -502,7 +418,7 @@ func (s *Scenario) compile() (*compiled, error) {
 		if _, dup := truthIdx[k]; dup {
 			return nil, fmt.Errorf("scenario %s: two truths for %s", s.Name, k)
 		}
-		if s.Truths[i].Dist == Normal && !(s.Truths[i].SD > 0) {
+		if s.Truths[i].Dist == truth.Normal && !(s.Truths[i].SD > 0) {
 			return nil, fmt.Errorf("scenario %s: truth %s: a normal metric needs SD > 0", s.Name, k)
 		}
 		truthIdx[k] = i
@@ -627,7 +543,7 @@ func (s *Scenario) compile() (*compiled, error) {
 
 // attrCombos enumerates every combination of attribute values with its
 // probability.
-func attrCombos(as []Attribute) []attrCombo {
+func attrCombos(as []truth.Attribute) []attrCombo {
 	combos := []attrCombo{{attrs: map[string]string{}, p: 1}}
 	for _, a := range as {
 		var sum float64
@@ -683,8 +599,8 @@ func (c *compiled) drawAttrs(rng *rand.Rand) map[string]string {
 	}
 	// combos are in row-major order of the attributes' values.
 	idx := 0
-	for _, a := range c.attrs {
-		idx = idx*len(a.values) + drawIndex(rng, a.weights)
+	for i := range c.attrs {
+		idx = idx*len(c.attrs[i].Values) + c.attrs[i].Draw(rng)
 	}
 	return c.combos[idx].attrs
 }

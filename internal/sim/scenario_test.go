@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/manifest"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 )
 
 func subsetMap(t *testing.T, sc *Scenario) map[string][]string {
@@ -44,45 +45,26 @@ func TestShopValidatesWithDocumentedSubsets(t *testing.T) {
 	}
 }
 
-// Shop mirrors examples/shop/experiments.yaml: the same services, metrics,
-// variants, layer slices, targeting, stickiness, interference and plans.
-func TestShopMirrorsManifest(t *testing.T) {
-	set, err := manifest.ReadFile("../../examples/shop/experiments.yaml")
+// Shop runs the shop's manifests: every experiment as the manifest has
+// it, RUNNING in phase 1 with its variants' weights.
+func TestShopRunsTheManifest(t *testing.T) {
+	set, err := shop.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := Shop()
-	if len(set.Experiments) != len(sc.Experiments) {
-		t.Fatalf("manifest has %d experiments, Shop %d", len(set.Experiments), len(sc.Experiments))
+	if len(set.Experiments) != len(sc.Experiments) || !reflect.DeepEqual(sc.Layers, set.Layers) {
+		t.Fatalf("manifest has %d experiments and layers %v, Shop %d and %v", len(set.Experiments), set.Layers, len(sc.Experiments), sc.Layers)
 	}
-	byID := map[string]assign.Experiment{}
-	for _, x := range sc.Experiments {
-		byID[x.ID] = x
-	}
-	for _, m := range set.Experiments {
-		x, ok := byID[m.ID]
-		if !ok {
-			t.Errorf("Shop lacks %s", m.ID)
-			continue
+	for i, x := range sc.Experiments {
+		want := set.Experiments[i]
+		if x.Status != assign.StatusRunning || x.Phase != 1 || len(x.Phases) != 1 ||
+			!reflect.DeepEqual(x.Phases[0].Weights, []uint32{want.Variants[0].Weight, want.Variants[1].Weight}) {
+			t.Errorf("%s: status %s, phase %d, phases %+v", x.ID, x.Status, x.Phase, x.Phases)
 		}
-		m.Plan.Defaults()
-		type view struct {
-			Change, Measure string
-			Metric          assign.Metric
-			Variants        []assign.Variant
-			Layer           string
-			Slice           assign.Slice
-			Targeting       []assign.Rule
-			Sticky          bool
-			Emits, Susc     []assign.Interference
-			Plan            assign.Plan
-		}
-		v := func(e assign.Experiment) view {
-			return view{e.ChangeService, e.MeasureService, e.Metric, e.Variants, e.Layer, e.Slice, e.Targeting,
-				e.Sticky, e.Emits, e.Susceptible, e.Plan}
-		}
-		if got, want := v(x), v(m); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n Shop     %+v\n manifest %+v", m.ID, got, want)
+		x.Status, x.Phase, x.Phases = want.Status, want.Phase, want.Phases
+		if !reflect.DeepEqual(x, want) {
+			t.Errorf("%s:\n Shop     %+v\n manifest %+v", want.ID, x, want)
 		}
 	}
 }
@@ -132,15 +114,15 @@ func TestValidateRejects(t *testing.T) {
 		want   string
 	}{
 		{"interaction outside the subsets", func(s *Scenario) {
-			s.Truths[3].Terms = append(s.Truths[3].Terms, Term{Tests: []string{"pay-button", "currency-rounding"},
+			s.Truths[3].Terms = append(s.Truths[3].Terms, truth.Term{Tests: []string{"pay-button", "currency-rounding"},
 				Variants: []string{"one-click", "rounded"}, Effect: 3})
 		}, "reaches outside the subset"},
 		{"interaction of one layer's tests", func(s *Scenario) {
-			s.Truths[3].Terms = append(s.Truths[3].Terms, Term{Tests: []string{"pay-button", "ship-promo"},
+			s.Truths[3].Terms = append(s.Truths[3].Terms, truth.Term{Tests: []string{"pay-button", "ship-promo"},
 				Variants: []string{"one-click", "free-shipping"}, Effect: 3})
 		}, "two tests of one layer"},
 		{"interaction nobody measures", func(s *Scenario) {
-			s.Truths[1].Terms = append(s.Truths[1].Terms, Term{Tests: []string{"rec-model", "ui-layout"},
+			s.Truths[1].Terms = append(s.Truths[1].Terms, truth.Term{Tests: []string{"rec-model", "ui-layout"},
 				Variants: []string{"ml-v2", "two-column"}, Effect: 1})
 		}, "none of its tests measures"},
 		{"three variants", func(s *Scenario) {
@@ -152,7 +134,7 @@ func TestValidateRejects(t *testing.T) {
 		{"paused", func(s *Scenario) { s.Experiments[3].Status = assign.StatusPaused }, "want RUNNING"},
 		{"normal metric without SD", func(s *Scenario) { s.Truths[0].SD = 0 }, "SD > 0"},
 		{"unknown test in a term", func(s *Scenario) {
-			s.Truths[0].Terms = append(s.Truths[0].Terms, main1("nope", "x", 1))
+			s.Truths[0].Terms = append(s.Truths[0].Terms, truth.Main("nope", "x", 1))
 		}, "unknown test"},
 		{"invalid config", func(s *Scenario) { s.Experiments[0].ChangeService = "" }, "change_service"},
 		{"bad attribute", func(s *Scenario) { s.Attributes[0].Weights = []float64{1} }, "attribute"},
