@@ -139,7 +139,7 @@ type Quantity struct {
 	GivenVariant string `json:"given_variant,omitempty"`
 	// Term lists an interaction's tests, in the viewpoint's subset order.
 	Term []string `json:"term,omitempty"`
-	// Metric is the metric's Truth.Key.
+	// Metric is the metric's truth.Model.Key.
 	Metric string `json:"metric"`
 	// Truth is the true value: the same contrast applied to the true cell
 	// means (every factor at each level with equal weight; tests outside

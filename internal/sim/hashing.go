@@ -143,7 +143,7 @@ func (h *HashingResult) Result(a Allocation) *AllocationResult {
 // user-(r·N+N), draws one noise value per unit from a PCG stream seeded
 // from (Seed mixed with the viewpoint's id, r), and
 // allocates the same units with the same noise in every Allocation; the
-// outcome is the Truth's value for the cell's variants. Per allocation it
+// outcome is the truth.Model's value for the cell's variants. Per allocation it
 // reports the χ² of the cell counts against equal cells, and per term
 // (main effects and interaction contrasts, from analysis.Estimate) the
 // mean, SD and interval coverage of the estimates. See Indistinguishable

@@ -43,7 +43,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("A simulator with ground truth (`internal/sim`) runs each scenario's tests on simulated units. " +
 		"Every unit is assigned by the real `assign.Engine` (each test hashes the unit id with its own salt; " +
 		"layers and targeting apply), gets one standard-normal noise draw per metric, and its value of each " +
-		"metric is the scenario's `Truth` for the variants it was served. In every replication one stream of units " +
+		"metric is the scenario's truth (`truth.Model`) for the variants it was served. In every replication one stream of units " +
 		"is fed to all four strategies, and each stops by its own rule; estimates are taken at that moment:\n\n")
 	p("- **(a) one test at a time**: each test runs alone on the stream from its start, the others at control; " +
 		"a two-sample comparison with n per arm from the t test's sample size (`analysis.SampleSizeTTest` at the test's mde/sd, α, power). " +
