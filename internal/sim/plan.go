@@ -25,9 +25,18 @@ type runner struct {
 	full fullPlan
 	subs []subPlan // per viewpoint (test order)
 
-	planned [4]float64
-	cells   [4]int
-	perCell [4]int64
+	size byStrategy[designSize]
+}
+
+// designSize is how large a strategy's designs are: the cells of its
+// largest, the largest per-cell (per-arm) n its stop rule asks for, and
+// the units it needs if the cells filled exactly evenly (cells × per-cell
+// n / the fraction of units the design can use, summed over one at a
+// time's tests, the largest over the other strategies' designs).
+type designSize struct {
+	cells   int
+	perCell int64
+	planned float64
 }
 
 // quantPlan says how each strategy estimates a quantity.
@@ -115,12 +124,13 @@ func newRunner(c *compiled, opt Options) (*runner, error) {
 		r.nArm[i] = int64(math.Ceil(nt))
 		ct := &c.truths[t.metric]
 		r.aloneMean[i] = [2]float64{ct.mean(0), ct.mean(1 << i)}
-		r.planned[OneAtATime] += 2 * float64(r.nArm[i]) / c.targetedProb(t.id)
-		r.planned[Orthogonal] = math.Max(r.planned[Orthogonal], 2*float64(r.nArm[i])/t.elig)
-		r.perCell[OneAtATime] = max(r.perCell[OneAtATime], r.nArm[i])
+		a, b := &r.size.oneAtATime, &r.size.orthogonal
+		a.planned += 2 * float64(r.nArm[i]) / c.targetedProb(t.id)
+		b.planned = math.Max(b.planned, 2*float64(r.nArm[i])/t.elig)
+		a.perCell = max(a.perCell, r.nArm[i])
+		b.perCell = a.perCell
 	}
-	r.perCell[Orthogonal] = r.perCell[OneAtATime]
-	r.cells[OneAtATime], r.cells[Orthogonal] = 2, 2
+	r.size.oneAtATime.cells, r.size.orthogonal.cells = 2, 2
 
 	if err := r.planFull(); err != nil {
 		return nil, err
@@ -195,9 +205,7 @@ func (r *runner) planFull() error {
 		}
 		f.elig *= frac
 	}
-	r.cells[FullFactorial] = f.cells
-	r.perCell[FullFactorial] = f.nCell
-	r.planned[FullFactorial] = float64(f.cells) * float64(f.nCell) / f.elig
+	r.size.fullFactorial = designSize{cells: f.cells, perCell: f.nCell, planned: float64(f.cells) * float64(f.nCell) / f.elig}
 
 	// Metrics analysed and their true cell means.
 	seen := map[int]int{}
@@ -359,9 +367,10 @@ func (r *runner) planSubsets() error {
 				sp.nulls = append(sp.nulls, k)
 			}
 		}
-		r.cells[Subsets] = max(r.cells[Subsets], 1<<sp.k)
-		r.perCell[Subsets] = max(r.perCell[Subsets], sp.nCell)
-		r.planned[Subsets] = math.Max(r.planned[Subsets], float64(int64(1)<<sp.k)*float64(sp.nCell)/sp.elig)
+		d := &r.size.subsets
+		d.cells = max(d.cells, 1<<sp.k)
+		d.perCell = max(d.perCell, sp.nCell)
+		d.planned = math.Max(d.planned, float64(int64(1)<<sp.k)*float64(sp.nCell)/sp.elig)
 	}
 	return nil
 }
