@@ -150,7 +150,7 @@ func (h *HashingResult) Result(a Allocation) *AllocationResult {
 // for the verdict.
 //
 // The subset's members must randomize every unit (no targeting, no
-// layer), and the scenario must Validate.
+// layer), and the scenario must be one Evaluate accepts.
 func CheckHashing(sc *Scenario, opt HashingOptions) (*HashingResult, error) {
 	c, err := sc.compile()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/abmesh/abmesh/analysis"
-	"github.com/abmesh/abmesh/assign"
 )
 
 // runner holds what every replication of a scenario shares.
@@ -200,8 +199,7 @@ func (r *runner) planFull() error {
 	for _, tests := range f.layers {
 		var frac float64
 		for _, i := range tests {
-			x := c.tests[i].x
-			frac += float64(x.Slice.End-x.Slice.Start) / assign.LayerBuckets
+			frac += sliceShare(c.tests[i].x)
 		}
 		f.elig *= frac
 	}
@@ -354,9 +352,7 @@ func (r *runner) planSubsets() error {
 		sp.nCell = int64(math.Ceil(nc))
 		sp.elig = c.targetedAllProb(ids)
 		for _, j := range sp.members {
-			if x := c.tests[j].x; x.Layer != "" {
-				sp.elig *= float64(x.Slice.End-x.Slice.Start) / assign.LayerBuckets
-			}
+			sp.elig *= sliceShare(c.tests[j].x)
 		}
 		means := c.trueMeans(sp.metric, sp.members)
 		for mask := uint64(1); mask < 1<<sp.k; mask++ {

@@ -85,7 +85,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		writeHashing(p, r.Hashing)
 	}
 	p("## Limits of this simulation\n\n")
-	p("- The truth has interactions only inside subsets (`Scenario.Validate` enforces it): the evaluation shows what abmesh does when " +
+	p("- The truth has interactions only inside subsets (the simulator refuses a scenario whose truth has one outside): the evaluation shows what abmesh does when " +
 		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
 	p("- Every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
 		"around a mean that does not drift, and every split is 50/50. Real traffic has paths, repeat visits, novelty effects and heavier tails.\n")

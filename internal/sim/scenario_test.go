@@ -26,9 +26,9 @@ func subsetMap(t *testing.T, sc *Scenario) map[string][]string {
 	return out
 }
 
-func TestShopValidatesWithDocumentedSubsets(t *testing.T) {
+func TestShopCompilesWithDocumentedSubsets(t *testing.T) {
 	sc := Shop()
-	if err := sc.Validate(); err != nil {
+	if _, err := sc.compile(); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
@@ -75,7 +75,7 @@ func TestLargeSubsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sc.Validate(); err != nil {
+		if _, err := sc.compile(); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if n := countServices(sc.Edges); n < 30 {
@@ -107,7 +107,7 @@ func TestLargeSubsets(t *testing.T) {
 	}
 }
 
-func TestValidateRejects(t *testing.T) {
+func TestCompileRejects(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(*Scenario)
@@ -138,14 +138,25 @@ func TestValidateRejects(t *testing.T) {
 		}, "unknown test"},
 		{"invalid config", func(s *Scenario) { s.Experiments[0].ChangeService = "" }, "change_service"},
 		{"bad attribute", func(s *Scenario) { s.Attributes[0].Weights = []float64{1} }, "attribute"},
+		{"three tests in a layer", func(s *Scenario) {
+			for i := range s.Experiments {
+				if s.Experiments[i].ID == "ship-promo" {
+					third := s.Experiments[i]
+					s.Experiments[i].Slice.End = 7500
+					third.ID, third.Slice.Start, third.Salt = "ship-promo-2", 7500, "ship-promo-2"
+					s.Experiments = append(s.Experiments, third)
+					break
+				}
+			}
+		}, "layer checkout-flow has 3 experiments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := Shop()
 			tt.change(sc)
-			err := sc.Validate()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Validate = %v, want an error mentioning %q", err, tt.want)
+			_, err := sc.compile()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "scenario shop: ") {
+				t.Errorf("compile = %v, want an error of scenario shop mentioning %q", err, tt.want)
 			}
 		})
 	}
