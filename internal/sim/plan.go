@@ -141,16 +141,31 @@ func newRunner(c *compiled, opt Options) (*runner, error) {
 	return r, nil
 }
 
+// planFull plans strategy (c): the full design's bits, its size, its
+// metrics with their true cell means, and its null interactions.
 func (r *runner) planFull() error {
-	c := r.c
 	f := &r.full
-	n := r.n
+	if err := f.layout(r.c.tests); err != nil {
+		return err
+	}
+	if err := f.size(r.c); err != nil {
+		return err
+	}
+	r.size.fullFactorial = designSize{cells: f.cells, perCell: f.nCell, planned: float64(f.cells) * float64(f.nCell) / f.elig}
+	f.planMetrics(r.c)
+	return f.planNulls(r.n)
+}
+
+// layout gives every test its bits of the full design: a variant bit per
+// test outside layers; per layer, slot bits (which test's slice) and one
+// variant bit its tests share. It sets k and cells, at most 20 bits.
+func (f *fullPlan) layout(tests []testInfo) error {
+	n := len(tests)
 	f.varBit, f.slotMask, f.slotVal = make([]uint64, n), make([]uint64, n), make([]uint64, n)
-	f.metricOf = make([]int, n)
 	bit := 0
 	groups := map[int][]int{}
 	var order []int
-	for i, t := range c.tests {
+	for i, t := range tests {
 		if t.layer < 0 {
 			f.varBit[i] = 1 << bit
 			f.free |= 1 << i
@@ -163,29 +178,35 @@ func (r *runner) planFull() error {
 		groups[t.layer] = append(groups[t.layer], i)
 	}
 	for _, g := range order {
-		tests := groups[g]
-		slotBits := bits.Len(uint(len(tests) - 1))
+		layer := groups[g]
+		slotBits := bits.Len(uint(len(layer) - 1))
 		var slotMask uint64
 		for b := range slotBits {
 			slotMask |= 1 << (bit + b)
 		}
 		vb := uint64(1) << (bit + slotBits)
-		for _, i := range tests {
+		for _, i := range layer {
 			f.varBit[i] = vb
 			f.slotMask[i] = slotMask
-			f.slotVal[i] = uint64(c.tests[i].slot) << bit
+			f.slotVal[i] = uint64(tests[i].slot) << bit
 		}
 		bit += slotBits + 1
-		f.layers = append(f.layers, tests)
+		f.layers = append(f.layers, layer)
 	}
 	f.k = bit
 	if f.k > 20 {
 		return fmt.Errorf("full factorial: %d binary factors (at most 20)", f.k)
 	}
 	f.cells = 1 << f.k
-	// Per-cell n: the largest any test's main effect needs; a layered
-	// test's contrast uses only its slice's cells.
-	ids := make([]string, n)
+	return nil
+}
+
+// size sets the per-cell n, the largest any test's main effect needs (a
+// layered test's contrast uses only its slice's cells), and the fraction
+// of units the design can use (every test targets them, and they are in
+// one slice of every layer).
+func (f *fullPlan) size(c *compiled) error {
+	ids := make([]string, len(c.tests))
 	for i, t := range c.tests {
 		ids[i] = t.id
 		cells := f.cells >> bits.OnesCount64(f.slotMask[i])
@@ -196,16 +217,20 @@ func (r *runner) planFull() error {
 		f.nCell = max(f.nCell, int64(math.Ceil(nc)))
 	}
 	f.elig = c.targetedAllProb(ids)
-	for _, tests := range f.layers {
+	for _, layer := range f.layers {
 		var frac float64
-		for _, i := range tests {
+		for _, i := range layer {
 			frac += sliceShare(c.tests[i].x)
 		}
 		f.elig *= frac
 	}
-	r.size.fullFactorial = designSize{cells: f.cells, perCell: f.nCell, planned: float64(f.cells) * float64(f.nCell) / f.elig}
+	return nil
+}
 
-	// Metrics analysed and their true cell means.
+// planMetrics lists the metrics the tests measure (metrics, metricOf),
+// each with the smallest alpha of its tests and its true cell means.
+func (f *fullPlan) planMetrics(c *compiled) {
+	f.metricOf = make([]int, len(c.tests))
 	seen := map[int]int{}
 	for i, t := range c.tests {
 		mi, ok := seen[t.metric]
@@ -226,7 +251,12 @@ func (r *runner) planFull() error {
 		}
 		f.truth[mi] = means
 	}
-	// Every interaction term: sets of ≥ 2 tests, no two of one layer.
+}
+
+// planNulls lists, per metric, every interaction term of the n tests
+// (sets of ≥ 2 tests, no two of one layer) whose true contrast is 0: the
+// ones a finding of is false. It sweeps all 2^n sets, so n ≤ 24.
+func (f *fullPlan) planNulls(n int) error {
 	f.nulls = make([][]contrast, len(f.metrics))
 	if n > 24 {
 		return fmt.Errorf("full factorial: %d tests (at most 24 for the interaction sweep)", n)
