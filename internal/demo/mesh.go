@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,7 @@ type node struct {
 	name     string
 	calls    []string
 	outcomes []*truth.Model // the metrics measured on this service
+	needs    []string       // the tests their terms name
 	sdk      *client.Client
 	tp       *sdktrace.TracerProvider
 	srv      *grpc.Server
@@ -133,7 +135,7 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], conns: map[string]demov1.ShopServiceClient{}}
+		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]), conns: map[string]demov1.ShopServiceClient{}}
 	}
 	for _, n := range m.nodes {
 		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
@@ -280,24 +282,49 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 }
 
 // served returns what the user of ctx is served across the whole shop,
-// which is what its outcomes depend on (the truth's terms may name tests
-// of services this request does not reach or that serve after this one):
-// every test's variant as the SDK's configuration assigns the unit, with
-// the variants really served on this request's path (path) on top.
-// Without the SDK nothing is evaluated and path (empty) is returned.
+// as far as this service's outcomes depend on it: the variants served on
+// this request's path (path), and for every test its outcomes' terms name
+// that the path does not show (one of a service this request does not
+// reach, or that serves after this one) the variant the SDK's
+// configuration assigns the unit. Without the SDK nothing is evaluated
+// and path (empty) is returned.
 func (n *node) served(ctx context.Context, unit string, path map[string]string) map[string]string {
 	if !n.useSDK {
 		return path
 	}
-	as, err := n.sdk.Engine().Evaluate(unit, unitAttributes(ctx), assign.Filter{})
-	out := make(map[string]string, len(as)+len(path))
-	if err == nil {
-		for _, a := range as {
-			out[a.Test] = a.Variant
+	var missing []string
+	for _, test := range n.needs {
+		if _, ok := path[test]; !ok {
+			missing = append(missing, test)
 		}
 	}
-	maps.Copy(out, path)
+	if len(missing) == 0 {
+		return path
+	}
+	as, err := n.sdk.Engine().Evaluate(unit, unitAttributes(ctx), assign.Filter{Tests: missing})
+	if err != nil {
+		return path
+	}
+	out := maps.Clone(path)
+	for _, a := range as {
+		out[a.Test] = a.Variant
+	}
 	return out
+}
+
+// termTests returns the tests the terms of outcomes name, each once.
+func termTests(outcomes []*truth.Model) []string {
+	var tests []string
+	for _, o := range outcomes {
+		for _, term := range o.Terms {
+			for _, t := range term.Tests {
+				if !slices.Contains(tests, t) {
+					tests = append(tests, t)
+				}
+			}
+		}
+	}
+	return tests
 }
 
 // Request sends one user request to the frontend.

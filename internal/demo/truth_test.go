@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -102,5 +103,22 @@ func TestOutcomesByServiceRejects(t *testing.T) {
 	got, err := outcomesByService(shop.Truths())
 	if err != nil || len(got["frontend"]) != 1 || len(got["productcatalog"]) != 1 || len(got["cart"]) != 0 {
 		t.Errorf("shop truths by service: %v, %v", got, err)
+	}
+}
+
+// A service's node evaluates the tests its outcomes' terms name: on
+// checkout, ui-layout's variant as well as the checkout tests'.
+func TestTermTests(t *testing.T) {
+	byService, err := outcomesByService(shop.Truths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := termTests(byService["checkout"])
+	want := []string{"pay-button", "ship-promo", "currency-rounding", "ui-layout"}
+	if !slices.Equal(got, want) {
+		t.Errorf("termTests(checkout) = %v, want %v", got, want)
+	}
+	if got := termTests(byService["cart"]); got != nil {
+		t.Errorf("termTests(cart) = %v, want none", got)
 	}
 }
