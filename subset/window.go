@@ -340,14 +340,11 @@ func (w *window) snapshot() WindowCells {
 	for k := range w.cells {
 		keys = append(keys, k)
 	}
-	stats := make([]analysis.CellStats, len(keys))
-	for i, k := range keys {
-		stats[i] = *w.cells[k]
+	for _, k := range keys {
+		// decode reads members, whose Reasons roll rewrites under mu.
+		wc.Cells = append(wc.Cells, Cell{Variants: w.decode(k), Stats: *w.cells[k]})
 	}
 	w.mu.Unlock()
-	for i, k := range keys {
-		wc.Cells = append(wc.Cells, Cell{Variants: w.decode(k), Stats: stats[i]})
-	}
 	slices.SortFunc(wc.Cells, func(a, b Cell) int { return slices.Compare(a.Variants, b.Variants) })
 	return wc
 }

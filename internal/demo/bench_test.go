@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/shop"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
+	"github.com/abmesh/abmesh/internal/truth"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -38,13 +41,13 @@ func BenchmarkMeshRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var truth []Outcome
-			for _, o := range ShopTruth() {
-				if o.Metric != "latency_ms" { // no simulated work (sleep) in the catalog
-					truth = append(truth, o)
+			var truths []truth.Model
+			for _, o := range shop.Truths() {
+				if m, _ := assign.ParseMetric(o.Metric); m.Kind != assign.MetricLatencyMS { // no simulated work (sleep) in the catalog
+					truths = append(truths, o)
 				}
 			}
-			m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: truth, Seed: 1,
+			m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: truths, Seed: 1,
 				NoSDK: tc.noSDK, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)

@@ -1,8 +1,8 @@
 // Package demo runs abmesh end to end on one machine: abmeshd, a real gRPC
 // mesh of about ten services shaped like an online shop (each instrumented
 // with otelgrpc and the abmesh SDK, exporting spans over OTLP), the shop's
-// experiments from examples/shop, and simulated users whose outcomes follow
-// a configured ground truth. It shows progress per subset, stops when every
+// experiments, and simulated users whose outcomes follow a configured
+// ground truth, all from internal/shop. It shows progress per subset, stops when every
 // report is COMPLETE or the time budget runs out, and compares each
 // report's estimates with the truth.
 package demo
@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -24,10 +23,10 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/examples/shop"
 	"github.com/abmesh/abmesh/internal/daemon"
-	"github.com/abmesh/abmesh/internal/manifest"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -57,8 +56,8 @@ type Config struct {
 	Seed uint64
 	// CheckoutShare is the share of users who check out (default 0.6).
 	CheckoutShare float64
-	// Truth is the outcome model (default ShopTruth()).
-	Truth []Outcome
+	// Truth is the outcome model (default shop.Truths()).
+	Truth []truth.Model
 	// Progress receives a progress line every ProgressEvery (default
 	// io.Discard, every 2s).
 	Progress      io.Writer
@@ -87,7 +86,7 @@ func (c *Config) defaults() error {
 		c.CheckoutShare = 0.6
 	}
 	if c.Truth == nil {
-		c.Truth = ShopTruth()
+		c.Truth = shop.Truths()
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -176,7 +175,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	say("applied examples/shop: %d experiments (%s)", len(exps), strings.Join(exps, ", "))
+	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
 
 	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed, Logger: cfg.Logger})
 	if err != nil {
@@ -185,7 +184,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	defer mesh.Stop(context.Background())
 	say("mesh: %d services on loopback, each with otelgrpc and the abmesh SDK", len(Topology))
 
-	drv := &driver{mesh: mesh, cfg: &cfg}
+	drv := &driver{mesh: mesh, cfg: &cfg, users: shop.Attributes()}
 	// Warm-up: the service graph must be known before the subsets are.
 	say("warm-up: %s of traffic to learn the service graph", cfg.Warmup)
 	drv.run(ctx, cfg.Warmup, nil)
@@ -232,26 +231,11 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	return res, nil
 }
 
-// applyShop creates the shop's layers and experiments from the embedded
-// manifests (as `abmesh apply -f examples/shop` would) and returns the
-// experiment ids.
+// applyShop creates the shop's layers and experiments from its manifests
+// (as `abmesh apply -f internal/shop/layers.yaml -f
+// internal/shop/experiments.yaml` would) and returns the experiment ids.
 func applyShop(ctx context.Context, reg *assign.Registry) ([]string, error) {
-	all := &manifest.Set{}
-	err := fs.WalkDir(shop.Manifests, ".", func(path string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(shop.Manifests, path)
-		if err != nil {
-			return err
-		}
-		s, err := manifest.Parse("examples/shop/"+path, b)
-		if err != nil {
-			return err
-		}
-		all.Merge(s)
-		return nil
-	})
+	all, err := shop.Manifest()
 	if err != nil {
 		return nil, err
 	}
@@ -339,6 +323,7 @@ func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed
 type driver struct {
 	mesh         *Mesh
 	cfg          *Config
+	users        []truth.Attribute // the users' attributes; only grade reaches the mesh
 	next         atomic.Int64
 	sent, failed atomic.Int64
 }
@@ -389,19 +374,14 @@ loop:
 	wg.Wait()
 }
 
-// user is one simulated user: a fresh unit id, a grade, and a page view
-// that checks out with probability CheckoutShare.
+// user is one simulated user: a fresh unit id, a grade drawn from the
+// users' attributes, and a page view that checks out with probability
+// CheckoutShare.
 func (drv *driver) user(ctx context.Context) {
 	n := drv.next.Add(1)
 	rng := rand.New(rand.NewPCG(drv.cfg.Seed, uint64(n)))
 	unit := "user-" + strconv.FormatUint(drv.cfg.Seed, 10) + "-" + strconv.FormatInt(n, 10)
-	grade := "regular"
-	switch x := rng.Float64(); {
-	case x < 0.2:
-		grade = "vip"
-	case x < 0.3:
-		grade = "gold"
-	}
+	grade := truth.DrawAttributes(rng, drv.users)["grade"]
 	action := "view"
 	if rng.Float64() < drv.cfg.CheckoutShare {
 		action = "checkout"
@@ -413,51 +393,6 @@ func (drv *driver) user(ctx context.Context) {
 		return
 	}
 	drv.sent.Add(1)
-}
-
-// truthRows lines up a report's estimates with the truth of the
-// viewpoint's metric.
-func truthRows(r *report.Report, eng *assign.Engine, truth []Outcome) []Row {
-	vp, ok := eng.Experiment(r.Test)
-	if !ok || r.Estimates == nil {
-		return nil
-	}
-	var o *Outcome
-	for i := range truth {
-		if truth[i].Service == vp.MeasureService && truth[i].Metric == r.Metric {
-			o = &truth[i]
-		}
-	}
-	if o == nil {
-		return nil
-	}
-	levels := map[string]int{}
-	for _, m := range r.Window.Members {
-		levels[m.Test] = len(m.Variants)
-	}
-	var rows []Row
-	for _, e := range r.Estimates.Effects {
-		// A note about the relative interval leaves the absolute one valid;
-		// only an effect without an interval has no row.
-		if e.Note != "" && e.DiffSE == 0 {
-			continue
-		}
-		t := o.MainEffect(e.Factor, e.Variant, levels)
-		rows = append(rows, Row{Report: r.Test, Term: e.Factor, Variant: e.Variant, Truth: t, Estimate: e.Diff,
-			Lo: e.DiffCI.Lo, Hi: e.DiffCI.Hi, P: e.P, Covered: e.DiffCI.Lo <= t && t <= e.DiffCI.Hi, Significant: e.P < 0.05})
-	}
-	for _, c := range r.Estimates.Interactions {
-		if c.Note != "" {
-			continue
-		}
-		t := 0.0
-		if f := strings.Split(c.Term, ":"); len(f) == 2 {
-			t = o.InteractionContrast(f[0], f[1])
-		}
-		rows = append(rows, Row{Report: r.Test, Term: c.Term, Truth: t, Estimate: c.Estimate,
-			Lo: c.CI.Lo, Hi: c.CI.Hi, P: c.P, Covered: c.CI.Lo <= t && t <= c.CI.Hi, Significant: c.P < 0.05})
-	}
-	return rows
 }
 
 // WriteSummary prints each report's status, subset and estimates beside

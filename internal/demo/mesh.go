@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -25,23 +27,28 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
 )
 
-// Topology is the shop's call graph: each service and the services it
-// calls. frontend calls checkout only for requests whose action is
-// "checkout".
-var Topology = map[string][]string{
-	"frontend":       {"productcatalog", "recommendation", "cart", "ad", "currency", "checkout"},
-	"recommendation": {"productcatalog"},
-	"checkout":       {"payment", "shipping", "email", "currency", "cart"},
-	"productcatalog": nil, "cart": nil, "ad": nil, "currency": nil,
-	"payment": nil, "shipping": nil, "email": nil,
-}
+// Topology is the shop's call graph (shop.Calls): each service and the
+// services it calls. frontend calls checkout only for requests whose
+// action is "checkout".
+var Topology = shop.Calls()
 
 // gradeKey is the baggage member carrying the user's grade, which
 // targeting rules read.
 const gradeKey = "shop.grade"
+
+// unitAttributes returns the attributes of the user of ctx that
+// targeting reads: its grade, from baggage.
+func unitAttributes(ctx context.Context) map[string]string {
+	if g := baggage.FromContext(ctx).Member(gradeKey).Value(); g != "" {
+		return map[string]string{"grade": g}
+	}
+	return nil
+}
 
 // countingExporter counts the spans its exporter acknowledged.
 type countingExporter struct {
@@ -64,17 +71,18 @@ func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 // instrumented with otelgrpc and the abmesh SDK, exporting its spans over
 // OTLP.
 type node struct {
-	name    string
-	calls   []string
-	outcome *Outcome
-	sdk     *client.Client
-	tp      *sdktrace.TracerProvider
-	srv     *grpc.Server
-	lis     net.Listener
-	conns   map[string]demov1.ShopServiceClient
-	closers []func() error
-	seed    uint64
-	useSDK  bool
+	name     string
+	calls    []string
+	outcomes []outcome // the metrics measured on this service
+	needs    []string  // the tests their terms name
+	sdk      *client.Client
+	tp       *sdktrace.TracerProvider
+	srv      *grpc.Server
+	lis      net.Listener
+	conns    map[string]demov1.ShopServiceClient
+	closers  []func() error
+	seed     uint64
+	useSDK   bool
 }
 
 // Mesh is the running shop.
@@ -94,8 +102,9 @@ type MeshConfig struct {
 	// OTLP is where the services export spans (abmeshd's receiver, or a
 	// Jaeger collector's OTLP port).
 	OTLP string
-	// Truth is the outcome model.
-	Truth []Outcome
+	// Truth is the outcome model: every metric of a service of Topology,
+	// latency_ms (slept) or an attribute (set on the service's span).
+	Truth []truth.Model
 	// Seed seeds the outcome noise.
 	Seed uint64
 	// Logger receives the SDKs' logs.
@@ -108,6 +117,10 @@ type MeshConfig struct {
 // StartMesh starts every service of Topology on loopback and waits until
 // each one's SDK has its first configuration snapshot.
 func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
+	outcomes, err := outcomesByService(cfg.Truth)
+	if err != nil {
+		return nil, err
+	}
 	m := &Mesh{nodes: map[string]*node{}}
 	ok := false
 	defer func() {
@@ -121,7 +134,7 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcome: outcomeFor(cfg.Truth, name), conns: map[string]demov1.ShopServiceClient{}}
+		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]), conns: map[string]demov1.ShopServiceClient{}}
 	}
 	for _, n := range m.nodes {
 		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
@@ -161,12 +174,7 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
 	)
 	n.sdk, err = client.New(cfg.Abmeshd, client.WithService(n.name), client.WithLogger(cfg.Logger),
-		client.WithAttributes(func(ctx context.Context) map[string]string {
-			if g := baggage.FromContext(ctx).Member(gradeKey).Value(); g != "" {
-				return map[string]string{"grade": g}
-			}
-			return nil
-		}))
+		client.WithAttributes(unitAttributes))
 	if err != nil {
 		return err
 	}
@@ -198,6 +206,36 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 	return nil
 }
 
+// outcome is one truth model measured on a service, with its metric
+// parsed.
+type outcome struct {
+	*truth.Model
+	metric assign.Metric
+}
+
+// outcomesByService groups the truth by measure service. Every model must
+// be of a service of Topology and of a metric the mesh can produce: a
+// service's latency (it sleeps the drawn value, in milliseconds) or a
+// numeric attribute on its span.
+func outcomesByService(truths []truth.Model) (map[string][]outcome, error) {
+	out := map[string][]outcome{}
+	for i := range truths {
+		m := &truths[i]
+		if _, ok := Topology[m.Service]; !ok {
+			return nil, fmt.Errorf("truth %s: no service %s in the mesh", m.Key(), m.Service)
+		}
+		metric, err := assign.ParseMetric(m.Metric)
+		if err != nil {
+			return nil, fmt.Errorf("truth %s: %w", m.Key(), err)
+		}
+		if metric.Kind != assign.MetricLatencyMS && metric.Kind != assign.MetricAttribute {
+			return nil, fmt.Errorf("truth %s: the mesh produces only latency_ms and attribute:<name> metrics", m.Key())
+		}
+		out[m.Service] = append(out[m.Service], outcome{Model: m, metric: metric})
+	}
+	return out, nil
+}
+
 // handler serves one service's hop of a request.
 type handler struct {
 	demov1.UnimplementedShopServiceServer
@@ -208,6 +246,8 @@ type handler struct {
 // record the outcome on the span.
 func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov1.HandleResponse, error) {
 	n := h.n
+	// variants are the ones served on this hop and below it, which the
+	// caller learns from the response.
 	variants := map[string]string{}
 	if n.useSDK {
 		for _, a := range n.sdk.Assignments(ctx) {
@@ -218,10 +258,11 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 	// gives the same users the same outcomes, however requests interleave.
 	unit, _ := n.sdk.UnitFromContext(ctx)
 	rng := rand.New(rand.NewPCG(n.seed, xxhash.Sum64String(unit)))
-	metric, measured := n.measured()
-	if measured && metric.Kind == assign.MetricLatencyMS {
-		ms := n.outcome.Draw(rng, variants)
-		time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
+	for _, o := range n.outcomes {
+		if o.metric.Kind == assign.MetricLatencyMS {
+			ms := o.Outcome(rng, n.served(ctx, unit, variants))
+			time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
+		}
 	}
 	for _, callee := range n.calls {
 		if callee == "checkout" && req.GetAction() != "checkout" {
@@ -235,21 +276,59 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 			variants[k] = v
 		}
 	}
-	if measured && metric.Kind == assign.MetricAttribute {
-		v := n.outcome.Draw(rng, variants)
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(metric.Attribute, v))
+	for _, o := range n.outcomes {
+		if o.metric.Kind == assign.MetricAttribute {
+			v := o.Outcome(rng, n.served(ctx, unit, variants))
+			trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(o.metric.Attribute, v))
+		}
 	}
 	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
 }
 
-// measured returns the metric the node's outcome is recorded as; ok is
-// false when the node has no outcome or its metric is not a metric name.
-func (n *node) measured() (m assign.Metric, ok bool) {
-	if n.outcome == nil {
-		return m, false
+// served returns what the user of ctx is served across the whole shop,
+// as far as this service's outcomes depend on it: the variants served on
+// this request's path (path), and for every test its outcomes' terms name
+// that the path does not show (one of a service this request does not
+// reach, or that serves after this one) the variant the SDK's
+// configuration assigns the unit. Without the SDK nothing is evaluated
+// and path (empty) is returned.
+func (n *node) served(ctx context.Context, unit string, path map[string]string) map[string]string {
+	if !n.useSDK {
+		return path
 	}
-	m, err := assign.ParseMetric(n.outcome.Metric)
-	return m, err == nil
+	var missing []string
+	for _, test := range n.needs {
+		if _, ok := path[test]; !ok {
+			missing = append(missing, test)
+		}
+	}
+	if len(missing) == 0 {
+		return path
+	}
+	as, err := n.sdk.Engine().Evaluate(unit, unitAttributes(ctx), assign.Filter{Tests: missing})
+	if err != nil {
+		return path
+	}
+	out := maps.Clone(path)
+	for _, a := range as {
+		out[a.Test] = a.Variant
+	}
+	return out
+}
+
+// termTests returns the tests the terms of outcomes name, each once.
+func termTests(outcomes []outcome) []string {
+	var tests []string
+	for _, o := range outcomes {
+		for _, term := range o.Terms {
+			for _, t := range term.Tests {
+				if !slices.Contains(tests, t) {
+					tests = append(tests, t)
+				}
+			}
+		}
+	}
+	return tests
 }
 
 // Request sends one user request to the frontend.

@@ -13,7 +13,7 @@ import (
 	"github.com/abmesh/abmesh/assign"
 )
 
-const shopDir = "../../examples/shop"
+const shopDir = "../shop"
 
 func planOf(mde, sd float64) assign.Plan {
 	return assign.Plan{Alpha: 0.05, Power: 0.8, MDE: mde, SD: sd}
@@ -25,7 +25,7 @@ func fiftyFifty(variant string) []assign.Variant {
 
 var orderValue = assign.Metric{Kind: assign.MetricAttribute, Attribute: "shop.order.value", HigherIsBetter: true}
 
-// shopExperiments is examples/shop/experiments.yaml as the domain sees it.
+// shopExperiments is internal/shop/experiments.yaml as the domain sees it.
 var shopExperiments = []assign.Experiment{
 	{
 		ID: "rec-model", Owner: "team-reco", Description: "New recommendation model on the product page",

@@ -1,32 +1,32 @@
 // Package sim is abmesh's simulator with ground truth: simulated systems
 // whose effects are known, on which the method and its alternatives are
-// run and judged (abmesh evaluate, docs/evaluation.md), and which the demo's
-// traffic driver uses to give simulated users outcomes.
+// run and judged (abmesh evaluate, docs/evaluation.md).
 //
 // # Scenarios and truth
 //
-// A Scenario is a service graph (ShopGraph, or RandomGraph for a layered
-// DAG of any size), the A/B tests running on it as assign registers them —
-// with their interference attributes, layers, targeting and plans — and
-// one Truth per metric the tests measure. Shop mirrors
-// examples/shop/experiments.yaml, with a real interaction between
-// rec-model and ui-layout; Large places 12 tests on a 30-service random
-// graph so that the subset rule gives subsets of 2–3 with interactions
-// inside and leaves the rest alone.
+// A Scenario is a service graph, the A/B tests running on it as assign
+// registers them — with their interference attributes, layers, targeting
+// and plans — the distribution of the units' attributes, and one
+// truth.Model per metric the tests measure. Shop is the shop of
+// internal/shop (its manifests, graph, users and truth, the same ones
+// `abmesh demo` runs as a real mesh), with a real interaction between
+// rec-model and ui-layout; Large places 12 tests on a 30-service
+// RandomGraph so that the subset rule gives subsets of 2–3 with
+// interactions inside and leaves the rest alone.
 //
-// A Truth is the outcome model of one metric (Normal or Bernoulli) in
-// treatment coding:
+// A truth.Model is the outcome model of one metric (Normal or Bernoulli)
+// in treatment coding:
 //
 //	mean = Baseline + Σ_terms Effect · Π_i 1{served(Tests[i]) = Variants[i]}
 //	value = mean + SD·z            (Normal, z standard normal)
 //	value = 1{Φ(z) < mean}         (Bernoulli)
 //
-// Scenario.Validate enforces the method's assumption on the truth:
-// interactions lie inside subsets (for every interaction term on a metric,
-// the term's tests are all in the subset of every one of them that
-// measures the metric), so the truth never has an interaction that the
-// subset rule misses. Effects of tests on metrics outside their subsets are
-// main effects only.
+// Evaluate and CheckHashing refuse a scenario whose truth breaks the
+// method's assumption: interactions lie inside subsets (for every
+// interaction term on a metric, the term's tests are all in the subset of
+// every one of them that measures the metric), so the truth never has an
+// interaction that the subset rule misses. Effects of tests on metrics
+// outside their subsets are main effects only.
 //
 // # Estimands
 //

@@ -139,7 +139,7 @@ type Quantity struct {
 	GivenVariant string `json:"given_variant,omitempty"`
 	// Term lists an interaction's tests, in the viewpoint's subset order.
 	Term []string `json:"term,omitempty"`
-	// Metric is the metric's Truth.Key.
+	// Metric is the metric's truth.Model.Key.
 	Metric string `json:"metric"`
 	// Truth is the true value: the same contrast applied to the true cell
 	// means (every factor at each level with equal weight; tests outside
@@ -424,21 +424,23 @@ func (r *runner) aggregate(reps []repResult) *Result {
 		})
 	}
 	for _, s := range Strategies {
+		size := r.size.of(s)
 		sr := StrategyResult{Strategy: s, Label: s.Label(),
-			Cells: r.cells[s], PerCellN: r.perCell[s], PlannedUnits: r.planned[s]}
+			Cells: size.cells, PerCellN: size.perCell, PlannedUnits: size.planned}
 		var units []float64
 		tu := make([]float64, r.n)
 		var nulls, hits int
-		for _, rp := range reps {
-			units = append(units, float64(rp.units[s]))
-			if rp.finished[s] {
+		for i := range reps {
+			rp := reps[i].of(s)
+			units = append(units, float64(rp.units))
+			if rp.finished {
 				sr.Finished++
 			}
-			for i, u := range rp.testUnits[s] {
+			for i, u := range rp.testUnits {
 				tu[i] += float64(u) / float64(len(reps))
 			}
-			nulls += rp.nullTests[s]
-			hits += rp.falseHits[s]
+			nulls += rp.nullTests
+			hits += rp.falseHits
 		}
 		sr.Units = summarize(units)
 		sr.TestUnits = tu
@@ -451,8 +453,8 @@ func (r *runner) aggregate(reps []repResult) *Result {
 			alpha := c.tests[r.qplan[qi].test].alpha
 			var xs []float64
 			var cover, rej int
-			for _, rp := range reps {
-				e := rp.est[s][qi]
+			for i := range reps {
+				e := reps[i].of(s).est[qi]
 				if !e.ok {
 					continue
 				}

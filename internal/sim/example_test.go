@@ -40,17 +40,3 @@ func Example() {
 	// ad/attribute:ad.clicked mean 0.30
 	// checkout/attribute:shop.order.value mean 67.00
 }
-
-// The truth of the shop's frontend metric: rec-model's ml-v2 pays off only
-// in ui-layout's two-column page.
-func ExampleTruth_Mean() {
-	tr := sim.Shop().TruthFor("rec-model")
-	for _, ui := range []string{"control", "two-column"} {
-		off := tr.Mean(map[string]string{"ui-layout": ui})
-		on := tr.Mean(map[string]string{"ui-layout": ui, "rec-model": "ml-v2"})
-		fmt.Printf("ui-layout=%s: rec-model effect %+.0f\n", ui, on-off)
-	}
-	// Output:
-	// ui-layout=control: rec-model effect +1
-	// ui-layout=two-column: rec-model effect +15
-}

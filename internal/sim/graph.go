@@ -9,29 +9,6 @@ import (
 	"github.com/abmesh/abmesh/tracing"
 )
 
-// ShopGraph returns the demo shop's service dependency graph, with call
-// counts per 1,000 page views:
-//
-//	frontend       → productcatalog, recommendation, cart, ad, currency, checkout
-//	checkout       → payment, shipping, email, currency, cart
-//	recommendation → productcatalog
-func ShopGraph() []tracing.Edge {
-	return []tracing.Edge{
-		{Caller: "frontend", Callee: "productcatalog", Calls: 1000},
-		{Caller: "frontend", Callee: "recommendation", Calls: 800},
-		{Caller: "frontend", Callee: "cart", Calls: 600},
-		{Caller: "frontend", Callee: "ad", Calls: 900},
-		{Caller: "frontend", Callee: "currency", Calls: 1000},
-		{Caller: "frontend", Callee: "checkout", Calls: 200},
-		{Caller: "checkout", Callee: "payment", Calls: 200},
-		{Caller: "checkout", Callee: "shipping", Calls: 200},
-		{Caller: "checkout", Callee: "email", Calls: 200},
-		{Caller: "checkout", Callee: "currency", Calls: 200},
-		{Caller: "checkout", Callee: "cart", Calls: 200},
-		{Caller: "recommendation", Callee: "productcatalog", Calls: 800},
-	}
-}
-
 // DefaultLayers are the layer sizes of the large scenario's graph: one
 // edge gateway, 4 API services, 8 logic services, 10 stores and 7
 // databases (30 services). It must not be modified.

@@ -7,25 +7,6 @@ import (
 	"github.com/abmesh/abmesh/subset"
 )
 
-func TestShopGraph(t *testing.T) {
-	g, err := subset.NewGraph(ShopGraph())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"ad", "cart", "checkout", "currency", "email", "frontend", "payment", "productcatalog", "recommendation", "shipping"}
-	if got := g.Services(); !slices.Equal(got, want) {
-		t.Errorf("services = %v, want %v", got, want)
-	}
-	// productcatalog's callers (its latency reaches them).
-	up, err := g.Region(subset.ScopeChangeUpstream, "productcatalog", "productcatalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"frontend", "productcatalog", "recommendation"}; !slices.Equal(up, want) {
-		t.Errorf("upstream of productcatalog = %v, want %v", up, want)
-	}
-}
-
 func TestRandomGraph(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		edges, err := RandomGraph(seed, DefaultLayers)

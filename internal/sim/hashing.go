@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,64 +144,135 @@ func (h *HashingResult) Result(a Allocation) *AllocationResult {
 // user-(r·N+N), draws one noise value per unit from a PCG stream seeded
 // from (Seed mixed with the viewpoint's id, r), and
 // allocates the same units with the same noise in every Allocation; the
-// outcome is the Truth's value for the cell's variants. Per allocation it
+// outcome is the truth.Model's value for the cell's variants. Per allocation it
 // reports the χ² of the cell counts against equal cells, and per term
 // (main effects and interaction contrasts, from analysis.Estimate) the
 // mean, SD and interval coverage of the estimates. See Indistinguishable
 // for the verdict.
 //
 // The subset's members must randomize every unit (no targeting, no
-// layer), and the scenario must Validate.
+// layer), and the scenario must be one Evaluate accepts.
 func CheckHashing(sc *Scenario, opt HashingOptions) (*HashingResult, error) {
 	c, err := sc.compile()
 	if err != nil {
 		return nil, err
 	}
+	h, err := newHashingRun(c, opt)
+	if err != nil {
+		return nil, err
+	}
+	noiseSeed := h.opt.Seed ^ assign.Hash("sim-hashing", h.opt.Viewpoint)
+	for rep := range h.opt.Reps {
+		rng := repRand(noiseSeed, rep)
+		h.drawUnits(rng, rep)
+		perm := rng.Perm(h.opt.Units)
+		for a, alloc := range Allocations {
+			h.allocate(alloc, perm)
+			h.tallies[a].add(h.fill(), h.factors, h.terms, h.opt.Level)
+		}
+	}
+	return h.result(sc.Name), nil
+}
+
+// hashingRun is CheckHashing at work: the viewpoint's factorial and its
+// terms, the current replication's units with their noise and cells, and
+// what every allocation gave so far.
+type hashingRun struct {
+	c       *compiled
+	opt     HashingOptions
+	members []int // test indices, viewpoint first
+	factors []analysis.Factor
+	cells   int            // 2^k
+	metric  *compiledTruth // the viewpoint's metric
+	means   []float64      // true cell means
+	terms   []termDef      // every term, in analysis.Estimate's order
+	salts   []string       // per member: its salt
+	totals  []uint32       // per member: the sum of its variants' weights
+	tallies []hashingTally // per allocation, in Allocations order
+	z       []float64      // per unit of the replication: its noise
+	ids     []string       // per unit: its id
+	cellOf  []int          // per unit: its cell under the current allocation
+}
+
+// termDef is one term of the factorial with its truth: a main effect
+// (variant names its treatment) or an interaction contrast.
+type termDef struct {
+	name    string
+	k       contrast
+	variant string // the treatment, for a main effect; "" for an interaction
+	truth   float64
+}
+
+// hashingTally is what one allocation gave over the replications so far.
+type hashingTally struct {
+	counts  []int64     // units per cell
+	rejects int         // replications whose own χ² of the counts has p < 0.05
+	est     [][]float64 // per term: its estimates
+	cover   []int       // per term: the intervals that contain the truth
+}
+
+// newHashingRun returns the run of CheckHashing on the viewpoint's subset
+// of c: its factors, with options defaulted and checked, and its terms.
+// Every member must randomize every unit (no layer, no targeting).
+func newHashingRun(c *compiled, opt HashingOptions) (*hashingRun, error) {
 	vi, ok := c.index[opt.Viewpoint]
 	if !ok {
 		return nil, fmt.Errorf("check hashing: unknown viewpoint %q", opt.Viewpoint)
 	}
-	sub := c.subs[vi]
-	var members []int
-	var factors []analysis.Factor
-	for _, m := range sub.Members {
+	h := &hashingRun{c: c, metric: &c.truths[c.tests[vi].metric]}
+	for _, m := range c.subs[vi].Members {
 		j := c.index[m.Test]
 		x := c.tests[j].x
 		if x.Layer != "" || len(x.Targeting) > 0 {
 			return nil, fmt.Errorf("check hashing: member %s has a layer or targeting", x.ID)
 		}
-		members = append(members, j)
-		factors = append(factors, analysis.Factor{Name: x.ID, Levels: c.tests[j].variants[:]})
+		h.members = append(h.members, j)
+		h.factors = append(h.factors, analysis.Factor{Name: x.ID, Levels: c.tests[j].variants[:]})
+		h.salts = append(h.salts, x.EffectiveSalt())
+		h.totals = append(h.totals, x.Variants[0].Weight+x.Variants[1].Weight)
 	}
-	k := len(members)
-	K := 1 << k
-	if opt.Units == 0 {
-		opt.Units = 50 * K
+	h.cells = 1 << len(h.members)
+	if err := opt.defaults(h.cells); err != nil {
+		return nil, err
 	}
-	if opt.Reps == 0 {
-		opt.Reps = 200
+	h.opt = opt
+	h.means = c.trueMeans(c.tests[vi].metric, h.members)
+	h.terms = termDefs(h.factors, h.means)
+	h.tallies = make([]hashingTally, len(Allocations))
+	for a := range h.tallies {
+		h.tallies[a] = hashingTally{counts: make([]int64, h.cells), est: make([][]float64, len(h.terms)), cover: make([]int, len(h.terms))}
 	}
-	if opt.Level == 0 {
-		opt.Level = 0.95
-	}
-	if opt.Units <= 0 || opt.Units%K != 0 || opt.Reps < 1 || !(opt.Level > 0 && opt.Level < 1) {
-		return nil, fmt.Errorf("check hashing: units %d (want a positive multiple of %d), reps %d, level %v",
-			opt.Units, K, opt.Reps, opt.Level)
-	}
-	metric := c.tests[vi].metric
-	ct := &c.truths[metric]
-	means := c.trueMeans(metric, members)
+	h.z, h.ids, h.cellOf = make([]float64, opt.Units), make([]string, opt.Units), make([]int, opt.Units)
+	return h, nil
+}
 
-	// The terms: every main effect, then every interaction, in R's order
-	// as analysis.Estimate lists them.
-	type termDef struct {
-		name  string
-		k     contrast
-		main  string // variant name for main effects
-		truth float64
+// defaults fills in the options' defaults for a factorial of the given
+// number of cells (50 units per cell, 200 replications, level 0.95) and
+// checks them.
+func (o *HashingOptions) defaults(cells int) error {
+	if o.Units == 0 {
+		o.Units = 50 * cells
 	}
+	if o.Reps == 0 {
+		o.Reps = 200
+	}
+	if o.Level == 0 {
+		o.Level = 0.95
+	}
+	if o.Units <= 0 || o.Units%cells != 0 || o.Reps < 1 || !(o.Level > 0 && o.Level < 1) {
+		return fmt.Errorf("check hashing: units %d (want a positive multiple of %d), reps %d, level %v",
+			o.Units, cells, o.Reps, o.Level)
+	}
+	return nil
+}
+
+// termDefs returns every term of the factorial over factors, main effects
+// then interactions in R's order as analysis.Estimate lists them, with
+// its truth from the true cell means.
+func termDefs(factors []analysis.Factor, means []float64) []termDef {
+	k := len(factors)
+	table := &analysis.CellTable{Factors: factors}
 	var terms []termDef
-	table0 := &analysis.CellTable{Factors: factors}
 	for _, fm := range termMasks(k) {
 		var sign uint64
 		for f := range k {
@@ -208,106 +280,107 @@ func CheckHashing(sc *Scenario, opt HashingOptions) (*HashingResult, error) {
 				sign |= 1 << (k - 1 - f)
 			}
 		}
-		td := termDef{name: table0.TermName(fm), k: contrast{sign: sign}}
+		td := termDef{name: table.TermName(fm), k: contrast{sign: sign}}
 		if bits.OnesCount64(fm) == 1 {
-			td.main = factors[bits.TrailingZeros64(fm)].Levels[1]
+			td.variant = factors[bits.TrailingZeros64(fm)].Levels[1]
 		}
 		td.truth = td.k.onMeans(means)
 		terms = append(terms, td)
 	}
+	return terms
+}
 
-	res := &HashingResult{Scenario: sc.Name, Viewpoint: opt.Viewpoint, Cells: K, Units: opt.Units, Reps: opt.Reps, Level: opt.Level}
-	for _, f := range factors {
+// drawUnits draws replication rep's units: ids user-(rep·N+1) …
+// user-(rep·N+N) and one noise value each from rng.
+func (h *hashingRun) drawUnits(rng *rand.Rand, rep int) {
+	for u := range h.z {
+		h.z[u] = rng.NormFloat64()
+		h.ids[u] = "user-" + strconv.Itoa(rep*h.opt.Units+u+1)
+	}
+}
+
+// allocate puts every unit of the replication into a cell (h.cellOf)
+// under alloc; the designed allocation deals them out in the order perm.
+func (h *hashingRun) allocate(alloc Allocation, perm []int) {
+	for u, id := range h.ids {
+		if alloc == Designed {
+			h.cellOf[u] = perm[u] % h.cells
+		} else {
+			h.cellOf[u] = brokenOrHashedCell(h.c, alloc, h.members, h.salts, h.totals, id)
+		}
+	}
+}
+
+// fill returns the cells of the current allocation: each unit's value is
+// the truth's for its cell's variants with the unit's noise.
+func (h *hashingRun) fill() []analysis.CellStats {
+	cells := make([]analysis.CellStats, h.cells)
+	for u, cell := range h.cellOf {
+		cells[cell].Add(h.metric.Value(h.means[cell], h.z[u]))
+	}
+	return cells
+}
+
+// add tallies one replication's cells: their counts and χ² test, and the
+// estimate of every term (from analysis.Estimate at level) that is
+// estimable, with whether its interval holds the truth.
+func (t *hashingTally) add(cells []analysis.CellStats, factors []analysis.Factor, terms []termDef, level float64) {
+	counts := make([]int64, len(cells))
+	for i := range cells {
+		counts[i] = cells[i].N
+		t.counts[i] += cells[i].N
+	}
+	if srm, err := analysis.SRM(counts, equalWeights(len(cells)), 0); err == nil && srm.P < 0.05 {
+		t.rejects++
+	}
+	est, err := analysis.Estimate(&analysis.CellTable{Factors: factors, Cells: cells}, level)
+	if err != nil {
+		return
+	}
+	for ti, td := range terms {
+		var e estimate
+		if td.variant != "" {
+			e = fromEffect(est.Effect(td.name, td.variant))
+		} else {
+			e = fromContrast(est.Interaction(td.name))
+		}
+		if !e.ok {
+			continue
+		}
+		t.est[ti] = append(t.est[ti], e.est)
+		if e.lo <= td.truth && td.truth <= e.hi {
+			t.cover[ti]++
+		}
+	}
+}
+
+// result summarises the run: per allocation, the pooled χ² of its cell
+// counts, the rate of replications whose own χ² rejects, and the
+// distribution of every term's estimates.
+func (h *hashingRun) result(scenario string) *HashingResult {
+	res := &HashingResult{Scenario: scenario, Viewpoint: h.opt.Viewpoint, Cells: h.cells, Units: h.opt.Units,
+		Reps: h.opt.Reps, Level: h.opt.Level}
+	for _, f := range h.factors {
 		res.Factors = append(res.Factors, f.Name)
 	}
-	type acc struct {
-		counts  []int64
-		rejects int
-		est     [][]float64
-		cover   []int
-	}
-	accs := make([]acc, len(Allocations))
-	for a := range accs {
-		accs[a] = acc{counts: make([]int64, K), est: make([][]float64, len(terms)), cover: make([]int, len(terms))}
-	}
-	salts := make([]string, k)
-	totals := make([]uint32, k)
-	for f, j := range members {
-		salts[f] = c.tests[j].x.EffectiveSalt()
-		totals[f] = c.tests[j].x.Variants[0].Weight + c.tests[j].x.Variants[1].Weight
-	}
-	z := make([]float64, opt.Units)
-	ids := make([]string, opt.Units)
-	cellOf := make([]int, opt.Units)
-	noiseSeed := opt.Seed ^ assign.Hash("sim-hashing", opt.Viewpoint)
-	for rep := range opt.Reps {
-		rng := repRand(noiseSeed, rep)
-		for u := range z {
-			z[u] = rng.NormFloat64()
-			ids[u] = "user-" + strconv.Itoa(rep*opt.Units+u+1)
-		}
-		perm := rng.Perm(opt.Units)
-		for a, alloc := range Allocations {
-			for u, id := range ids {
-				switch alloc {
-				case Designed:
-					cellOf[u] = perm[u] % K
-				default:
-					cellOf[u] = brokenOrHashedCell(c, alloc, members, salts, totals, id)
-				}
-			}
-			cells := make([]analysis.CellStats, K)
-			for u := range ids {
-				cell := cellOf[u]
-				cells[cell].Add(ct.Value(means[cell], z[u]))
-			}
-			counts := make([]int64, K)
-			for i := range cells {
-				counts[i] = cells[i].N
-				accs[a].counts[i] += cells[i].N
-			}
-			if srm, err := analysis.SRM(counts, equalWeights(K), 0); err == nil && srm.P < 0.05 {
-				accs[a].rejects++
-			}
-			table := &analysis.CellTable{Factors: factors, Cells: cells}
-			est, err := analysis.Estimate(table, opt.Level)
-			if err != nil {
-				continue
-			}
-			for ti, td := range terms {
-				var e estimate
-				if td.main != "" {
-					e = fromEffect(est.Effect(td.name, td.main))
-				} else {
-					e = fromContrast(est.Interaction(td.name))
-				}
-				if !e.ok {
-					continue
-				}
-				accs[a].est[ti] = append(accs[a].est[ti], e.est)
-				if e.lo <= td.truth && td.truth <= e.hi {
-					accs[a].cover[ti]++
-				}
-			}
-		}
-	}
 	for a, alloc := range Allocations {
-		ar := AllocationResult{Allocation: alloc, RepRejectRate: float64(accs[a].rejects) / float64(opt.Reps)}
-		if srm, err := analysis.SRM(accs[a].counts, equalWeights(K), 0); err == nil {
+		t := &h.tallies[a]
+		ar := AllocationResult{Allocation: alloc, RepRejectRate: float64(t.rejects) / float64(h.opt.Reps)}
+		if srm, err := analysis.SRM(t.counts, equalWeights(h.cells), 0); err == nil {
 			ar.PooledChiSquare, ar.PooledDF, ar.PooledP = srm.ChiSquare, srm.DF, srm.P
 		}
-		for ti, td := range terms {
-			d := TermDistribution{Term: td.name, Truth: td.truth, Reps: len(accs[a].est[ti])}
+		for ti, td := range h.terms {
+			d := TermDistribution{Term: td.name, Truth: td.truth, Reps: len(t.est[ti])}
 			if d.Reps > 0 {
-				sm := summarize(accs[a].est[ti])
+				sm := summarize(t.est[ti])
 				d.Mean, d.SD = sm.Mean, sm.SD
-				d.Coverage = float64(accs[a].cover[ti]) / float64(d.Reps)
+				d.Coverage = float64(t.cover[ti]) / float64(d.Reps)
 			}
 			ar.Terms = append(ar.Terms, d)
 		}
 		res.Results = append(res.Results, ar)
 	}
-	return res, nil
+	return res
 }
 
 // termMasks returns the factor masks (bit f: factor f) of every term of a

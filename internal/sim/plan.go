@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/abmesh/abmesh/analysis"
-	"github.com/abmesh/abmesh/assign"
 )
 
 // runner holds what every replication of a scenario shares.
@@ -25,9 +24,18 @@ type runner struct {
 	full fullPlan
 	subs []subPlan // per viewpoint (test order)
 
-	planned [4]float64
-	cells   [4]int
-	perCell [4]int64
+	size byStrategy[designSize]
+}
+
+// designSize is how large a strategy's designs are: the cells of its
+// largest, the largest per-cell (per-arm) n its stop rule asks for, and
+// the units it needs if the cells filled exactly evenly (cells × per-cell
+// n / the fraction of units the design can use, summed over one at a
+// time's tests, the largest over the other strategies' designs).
+type designSize struct {
+	cells   int
+	perCell int64
+	planned float64
 }
 
 // quantPlan says how each strategy estimates a quantity.
@@ -115,12 +123,13 @@ func newRunner(c *compiled, opt Options) (*runner, error) {
 		r.nArm[i] = int64(math.Ceil(nt))
 		ct := &c.truths[t.metric]
 		r.aloneMean[i] = [2]float64{ct.mean(0), ct.mean(1 << i)}
-		r.planned[OneAtATime] += 2 * float64(r.nArm[i]) / c.targetedProb(t.id)
-		r.planned[Orthogonal] = math.Max(r.planned[Orthogonal], 2*float64(r.nArm[i])/t.elig)
-		r.perCell[OneAtATime] = max(r.perCell[OneAtATime], r.nArm[i])
+		a, b := &r.size.oneAtATime, &r.size.orthogonal
+		a.planned += 2 * float64(r.nArm[i]) / c.targetedProb(t.id)
+		b.planned = math.Max(b.planned, 2*float64(r.nArm[i])/t.elig)
+		a.perCell = max(a.perCell, r.nArm[i])
+		b.perCell = a.perCell
 	}
-	r.perCell[Orthogonal] = r.perCell[OneAtATime]
-	r.cells[OneAtATime], r.cells[Orthogonal] = 2, 2
+	r.size.oneAtATime.cells, r.size.orthogonal.cells = 2, 2
 
 	if err := r.planFull(); err != nil {
 		return nil, err
@@ -132,16 +141,31 @@ func newRunner(c *compiled, opt Options) (*runner, error) {
 	return r, nil
 }
 
+// planFull plans strategy (c): the full design's bits, its size, its
+// metrics with their true cell means, and its null interactions.
 func (r *runner) planFull() error {
-	c := r.c
 	f := &r.full
-	n := r.n
+	if err := f.layout(r.c.tests); err != nil {
+		return err
+	}
+	if err := f.size(r.c); err != nil {
+		return err
+	}
+	r.size.fullFactorial = designSize{cells: f.cells, perCell: f.nCell, planned: float64(f.cells) * float64(f.nCell) / f.elig}
+	f.planMetrics(r.c)
+	return f.planNulls(r.n)
+}
+
+// layout gives every test its bits of the full design: a variant bit per
+// test outside layers; per layer, slot bits (which test's slice) and one
+// variant bit its tests share. It sets k and cells, at most 20 bits.
+func (f *fullPlan) layout(tests []testInfo) error {
+	n := len(tests)
 	f.varBit, f.slotMask, f.slotVal = make([]uint64, n), make([]uint64, n), make([]uint64, n)
-	f.metricOf = make([]int, n)
 	bit := 0
 	groups := map[int][]int{}
 	var order []int
-	for i, t := range c.tests {
+	for i, t := range tests {
 		if t.layer < 0 {
 			f.varBit[i] = 1 << bit
 			f.free |= 1 << i
@@ -154,29 +178,35 @@ func (r *runner) planFull() error {
 		groups[t.layer] = append(groups[t.layer], i)
 	}
 	for _, g := range order {
-		tests := groups[g]
-		slotBits := bits.Len(uint(len(tests) - 1))
+		layer := groups[g]
+		slotBits := bits.Len(uint(len(layer) - 1))
 		var slotMask uint64
 		for b := range slotBits {
 			slotMask |= 1 << (bit + b)
 		}
 		vb := uint64(1) << (bit + slotBits)
-		for _, i := range tests {
+		for _, i := range layer {
 			f.varBit[i] = vb
 			f.slotMask[i] = slotMask
-			f.slotVal[i] = uint64(c.tests[i].slot) << bit
+			f.slotVal[i] = uint64(tests[i].slot) << bit
 		}
 		bit += slotBits + 1
-		f.layers = append(f.layers, tests)
+		f.layers = append(f.layers, layer)
 	}
 	f.k = bit
 	if f.k > 20 {
 		return fmt.Errorf("full factorial: %d binary factors (at most 20)", f.k)
 	}
 	f.cells = 1 << f.k
-	// Per-cell n: the largest any test's main effect needs; a layered
-	// test's contrast uses only its slice's cells.
-	ids := make([]string, n)
+	return nil
+}
+
+// size sets the per-cell n, the largest any test's main effect needs (a
+// layered test's contrast uses only its slice's cells), and the fraction
+// of units the design can use (every test targets them, and they are in
+// one slice of every layer).
+func (f *fullPlan) size(c *compiled) error {
+	ids := make([]string, len(c.tests))
 	for i, t := range c.tests {
 		ids[i] = t.id
 		cells := f.cells >> bits.OnesCount64(f.slotMask[i])
@@ -187,19 +217,20 @@ func (r *runner) planFull() error {
 		f.nCell = max(f.nCell, int64(math.Ceil(nc)))
 	}
 	f.elig = c.targetedAllProb(ids)
-	for _, tests := range f.layers {
+	for _, layer := range f.layers {
 		var frac float64
-		for _, i := range tests {
-			x := c.tests[i].x
-			frac += float64(x.Slice.End-x.Slice.Start) / assign.LayerBuckets
+		for _, i := range layer {
+			frac += sliceShare(c.tests[i].x)
 		}
 		f.elig *= frac
 	}
-	r.cells[FullFactorial] = f.cells
-	r.perCell[FullFactorial] = f.nCell
-	r.planned[FullFactorial] = float64(f.cells) * float64(f.nCell) / f.elig
+	return nil
+}
 
-	// Metrics analysed and their true cell means.
+// planMetrics lists the metrics the tests measure (metrics, metricOf),
+// each with the smallest alpha of its tests and its true cell means.
+func (f *fullPlan) planMetrics(c *compiled) {
+	f.metricOf = make([]int, len(c.tests))
 	seen := map[int]int{}
 	for i, t := range c.tests {
 		mi, ok := seen[t.metric]
@@ -220,7 +251,12 @@ func (r *runner) planFull() error {
 		}
 		f.truth[mi] = means
 	}
-	// Every interaction term: sets of ≥ 2 tests, no two of one layer.
+}
+
+// planNulls lists, per metric, every interaction term of the n tests
+// (sets of ≥ 2 tests, no two of one layer) whose true contrast is 0: the
+// ones a finding of is false. It sweeps all 2^n sets, so n ≤ 24.
+func (f *fullPlan) planNulls(n int) error {
 	f.nulls = make([][]contrast, len(f.metrics))
 	if n > 24 {
 		return fmt.Errorf("full factorial: %d tests (at most 24 for the interaction sweep)", n)
@@ -346,9 +382,7 @@ func (r *runner) planSubsets() error {
 		sp.nCell = int64(math.Ceil(nc))
 		sp.elig = c.targetedAllProb(ids)
 		for _, j := range sp.members {
-			if x := c.tests[j].x; x.Layer != "" {
-				sp.elig *= float64(x.Slice.End-x.Slice.Start) / assign.LayerBuckets
-			}
+			sp.elig *= sliceShare(c.tests[j].x)
 		}
 		means := c.trueMeans(sp.metric, sp.members)
 		for mask := uint64(1); mask < 1<<sp.k; mask++ {
@@ -359,9 +393,10 @@ func (r *runner) planSubsets() error {
 				sp.nulls = append(sp.nulls, k)
 			}
 		}
-		r.cells[Subsets] = max(r.cells[Subsets], 1<<sp.k)
-		r.perCell[Subsets] = max(r.perCell[Subsets], sp.nCell)
-		r.planned[Subsets] = math.Max(r.planned[Subsets], float64(int64(1)<<sp.k)*float64(sp.nCell)/sp.elig)
+		d := &r.size.subsets
+		d.cells = max(d.cells, 1<<sp.k)
+		d.perCell = max(d.perCell, sp.nCell)
+		d.planned = math.Max(d.planned, float64(int64(1)<<sp.k)*float64(sp.nCell)/sp.elig)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("A simulator with ground truth (`internal/sim`) runs each scenario's tests on simulated units. " +
 		"Every unit is assigned by the real `assign.Engine` (each test hashes the unit id with its own salt; " +
 		"layers and targeting apply), gets one standard-normal noise draw per metric, and its value of each " +
-		"metric is the scenario's `Truth` for the variants it was served. In every replication one stream of units " +
+		"metric is the scenario's truth (`truth.Model`) for the variants it was served. In every replication one stream of units " +
 		"is fed to all four strategies, and each stops by its own rule; estimates are taken at that moment:\n\n")
 	p("- **(a) one test at a time**: each test runs alone on the stream from its start, the others at control; " +
 		"a two-sample comparison with n per arm from the t test's sample size (`analysis.SampleSizeTTest` at the test's mde/sd, α, power). " +
@@ -85,7 +85,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		writeHashing(p, r.Hashing)
 	}
 	p("## Limits of this simulation\n\n")
-	p("- The truth has interactions only inside subsets (`Scenario.Validate` enforces it): the evaluation shows what abmesh does when " +
+	p("- The truth has interactions only inside subsets (the simulator refuses a scenario whose truth has one outside): the evaluation shows what abmesh does when " +
 		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
 	p("- Every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
 		"around a mean that does not drift, and every split is 50/50. Real traffic has paths, repeat visits, novelty effects and heavier tails.\n")

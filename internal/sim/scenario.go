@@ -1,15 +1,15 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
 )
@@ -17,12 +17,13 @@ import (
 // Scenario is a simulated system with its ground truth: a service graph,
 // the A/B tests running on it (as assign registers them, with their
 // interference attributes and plans), the unit attributes their targeting
-// reads, and one outcome model (Truth) per metric the tests measure.
+// reads, and one outcome model (truth.Model) per metric the tests measure.
 //
 // The simulator supports what its strategies can analyse: every
 // experiment RUNNING with exactly two variants (control first), at most
 // 63 experiments, the experiments of a layer a power of two in number
-// and never two of them in one subset. Validate checks all of it.
+// and never two of them in one subset. Evaluate and CheckHashing check
+// all of it and refuse a scenario that breaks it.
 type Scenario struct {
 	Name        string
 	Description string
@@ -31,40 +32,42 @@ type Scenario struct {
 	// Experiments are the running tests. Their order does not matter:
 	// the simulator sorts them by id, as assign does.
 	Experiments []assign.Experiment
-	// Truths hold one outcome model per metric (Truth.Key), covering every
-	// experiment's measure service and metric.
-	Truths []Truth
+	// Truths hold one outcome model per metric (truth.Model.Key), covering
+	// every experiment's measure service and metric.
+	Truths []truth.Model
 	// Attributes are drawn independently for every unit (see
 	// DrawAttributes); targeting rules read them.
-	Attributes []Attribute
-}
-
-// Attribute is a unit attribute with its distribution: Values[i] is drawn
-// with probability Weights[i] / Σ Weights.
-type Attribute struct {
-	Name    string
-	Values  []string
-	Weights []float64
+	Attributes []truth.Attribute
 }
 
 // phaseStart dates the scenarios' experiments; the simulation does not
 // depend on it.
 var phaseStart = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
+// started returns x as running in phase 1 since phaseStart with its
+// variants' weights, its plan's defaults filled in.
+func started(x assign.Experiment) assign.Experiment {
+	x.Plan.Defaults()
+	x.Status = assign.StatusRunning
+	x.Phase = 1
+	weights := make([]uint32, len(x.Variants))
+	for i, v := range x.Variants {
+		weights[i] = v.Weight
+	}
+	x.Phases = []assign.Phase{{Number: 1, Weights: weights, StartedAt: phaseStart}}
+	return x
+}
+
 // running returns a RUNNING experiment in phase 1 with two variants of
 // weight 50.
 func running(id, owner, desc, change, measure string, metric assign.Metric, control, treatment string, plan assign.Plan) assign.Experiment {
-	plan.Defaults()
-	return assign.Experiment{
+	return started(assign.Experiment{
 		ID: id, Owner: owner, Description: desc,
 		ChangeService: change, MeasureService: measure,
 		Metric:   metric,
 		Variants: []assign.Variant{{Name: control, Weight: 50}, {Name: treatment, Weight: 50}},
 		Plan:     plan,
-		Status:   assign.StatusRunning,
-		Phase:    1,
-		Phases:   []assign.Phase{{Number: 1, Weights: []uint32{50, 50}, StartedAt: phaseStart}},
-	}
+	})
 }
 
 func attr(name string, higher bool) assign.Metric {
@@ -77,96 +80,35 @@ func inter(kind, scope string) assign.Interference {
 	return assign.Interference{Kind: kind, Scope: scope}
 }
 
-func main1(test, variant string, effect float64) Term {
-	return Term{Tests: []string{test}, Variants: []string{variant}, Effect: effect}
-}
-
-// Shop returns the demo shop (examples/shop/experiments.yaml on
-// ShopGraph): seven running tests, of which pay-button and ship-promo
-// share the layer checkout-flow (mutually exclusive halves) and
-// currency-rounding targets grade vip or gold (30% of units), with this
-// ground truth (effects of each treatment; SD within cells):
-//
-//	frontend order value  N(50, 20²): rec-model +1, ui-layout +3, catalog-cache +1,
-//	                      rec-model × ui-layout +14 (ml-v2 pays off in the two-column page)
-//	productcatalog latency N(12, 3²): catalog-cache −1.2, rec-model +0.4
-//	ad clicked            Bernoulli(0.30): ad-ranker +0.08
-//	checkout order value  N(60, 20²): pay-button +5, ship-promo +7,
-//	                      currency-rounding +4, ui-layout +2
-//
-// The subsets are rec-model {rec-model, ui-layout, catalog-cache},
-// ui-layout {ui-layout, rec-model}, and every other test alone, so the
-// one interaction lies inside two subsets; the effects of tests on
-// metrics outside their subsets (rec-model on catalog latency, ui-layout
-// on checkout value) are main effects only, as the subset rule assumes.
+// Shop returns the demo shop of internal/shop: its layer and its seven
+// experiments from the shop's manifests, all running, on shop.Graph, with
+// the shop's users (shop.Attributes) and ground truth (shop.Truths, which
+// documents the effects). pay-button and ship-promo share the layer
+// checkout-flow (mutually exclusive halves) and currency-rounding targets
+// grade vip or gold (30% of units). The subsets are rec-model
+// {rec-model, ui-layout, catalog-cache}, ui-layout {ui-layout, rec-model},
+// and every other test alone, so the one interaction lies inside two
+// subsets. Shop panics if the embedded manifests do not parse, which
+// shop's tests rule out.
 func Shop() *Scenario {
-	ov := attr("shop.order.value", true)
-	ux, lat, errRate, res := subset.KindUserExperience, subset.KindLatency, subset.KindErrorRate, subset.KindResource
-	rec := running("rec-model", "team-reco", "New recommendation model on the product page",
-		"recommendation", "frontend", ov, "control", "ml-v2", assign.Plan{MDE: 6, SD: 20})
-	rec.Emits = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-	rec.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure), inter(lat, assign.ScopeChange)}
-
-	ui := running("ui-layout", "team-web", "Two-column product page",
-		"frontend", "frontend", ov, "control", "two-column", assign.Plan{MDE: 6, SD: 20})
-	ui.Emits = []assign.Interference{inter(ux, assign.ScopeChange)}
-	ui.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-
-	cat := running("catalog-cache", "team-catalog", "Read-through cache in front of the catalog database",
-		"productcatalog", "productcatalog", latency, "control", "cached", assign.Plan{MDE: 1, SD: 3})
-	cat.Metric.HigherIsBetter = false
-	cat.Emits = []assign.Interference{inter(lat, assign.ScopeChangeUpstream)}
-	cat.Susceptible = []assign.Interference{inter(res, assign.ScopeChange)}
-
-	ad := running("ad-ranker", "team-ads", "Contextual ad ranking",
-		"ad", "ad", attr("ad.clicked", true), "control", "contextual", assign.Plan{MDE: 0.1, SD: 0.45})
-
-	pay := running("pay-button", "team-payments", "One-click pay button (checkout layer, first half)",
-		"payment", "checkout", ov, "control", "one-click", assign.Plan{MDE: 6, SD: 20})
-	pay.Layer, pay.Slice = "checkout-flow", assign.Slice{Start: 0, End: 5000}
-	pay.Emits = []assign.Interference{inter(errRate, assign.ScopeChange)}
-	pay.Susceptible = []assign.Interference{inter(errRate, assign.ScopeChange)}
-
-	ship := running("ship-promo", "team-shipping", "Free-shipping banner (checkout layer, second half)",
-		"shipping", "checkout", ov, "control", "free-shipping", assign.Plan{MDE: 6, SD: 20})
-	ship.Layer, ship.Slice = "checkout-flow", assign.Slice{Start: 5000, End: 10000}
-
-	cur := running("currency-rounding", "team-fx", "Psychological price rounding for VIP users",
-		"currency", "checkout", ov, "control", "rounded", assign.Plan{MDE: 6, SD: 20})
-	cur.Targeting = []assign.Rule{{Attribute: "grade", Op: assign.OpIn, Values: []string{"vip", "gold"}}}
-	cur.Sticky = true
-	cur.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-
+	set, err := shop.Manifest()
+	if err != nil {
+		panic("sim: the shop's manifests: " + err.Error())
+	}
+	xs := make([]assign.Experiment, len(set.Experiments))
+	for i, x := range set.Experiments {
+		xs[i] = started(x)
+	}
 	return &Scenario{
 		Name: "shop",
-		Description: "the demo shop of examples/shop/experiments.yaml; " +
+		Description: "the demo shop of " + shop.Dir + "; " +
 			"pay-button and ship-promo are mutually exclusive (layer checkout-flow), " +
 			"currency-rounding targets grade vip or gold (30% of units)",
-		Edges:       ShopGraph(),
-		Layers:      []assign.Layer{{ID: "checkout-flow", Description: "Tests of the checkout page that must not overlap"}},
-		Experiments: []assign.Experiment{rec, ui, cat, ad, pay, ship, cur},
-		Truths: []Truth{
-			{Service: "frontend", Metric: "attribute:shop.order.value", Dist: Normal, Baseline: 50, SD: 20, Terms: []Term{
-				main1("rec-model", "ml-v2", 1),
-				main1("ui-layout", "two-column", 3),
-				main1("catalog-cache", "cached", 1),
-				{Tests: []string{"rec-model", "ui-layout"}, Variants: []string{"ml-v2", "two-column"}, Effect: 14},
-			}},
-			{Service: "productcatalog", Metric: "latency_ms", Dist: Normal, Baseline: 12, SD: 3, Terms: []Term{
-				main1("catalog-cache", "cached", -1.2),
-				main1("rec-model", "ml-v2", 0.4),
-			}},
-			{Service: "ad", Metric: "attribute:ad.clicked", Dist: Bernoulli, Baseline: 0.30, Terms: []Term{
-				main1("ad-ranker", "contextual", 0.08),
-			}},
-			{Service: "checkout", Metric: "attribute:shop.order.value", Dist: Normal, Baseline: 60, SD: 20, Terms: []Term{
-				main1("pay-button", "one-click", 5),
-				main1("ship-promo", "free-shipping", 7),
-				main1("currency-rounding", "rounded", 4),
-				main1("ui-layout", "two-column", 2),
-			}},
-		},
-		Attributes: []Attribute{{Name: "grade", Values: []string{"regular", "gold", "vip"}, Weights: []float64{0.7, 0.2, 0.1}}},
+		Edges:       shop.Graph(),
+		Layers:      set.Layers,
+		Experiments: xs,
+		Truths:      shop.Truths(),
+		Attributes:  shop.Attributes(),
 	}
 }
 
@@ -279,8 +221,8 @@ func Large(seed uint64) (*Scenario, error) {
 		attr("points.redeemed", true), "control", "double", assign.Plan{MDE: 1.2, SD: 4})
 	alone(&loyalty)
 
-	ab := func(t1, v1, t2, v2 string, e float64) Term {
-		return Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
+	ab := func(t1, v1, t2, v2 string, e float64) truth.Term {
+		return truth.Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
 	}
 	sc := &Scenario{
 		Name: "large",
@@ -288,37 +230,37 @@ func Large(seed uint64) (*Scenario, error) {
 			"two subsets of 3 (one with a 3-way interaction), one asymmetric pair, the rest alone", seed),
 		Edges:       edges,
 		Experiments: []assign.Experiment{hero, reco, price, ranker, suggest, filters, inv, pool, fraud, tax, cdn, loyalty},
-		Truths: []Truth{
-			{Service: apiA, Metric: "attribute:order.value", Dist: Normal, Baseline: 40, SD: 20, Terms: []Term{
-				main1("hero-banner", "banner", 3),
-				main1("reco-carousel", "carousel", 1),
-				main1("price-badge", "badge", 5),
+		Truths: []truth.Model{
+			{Service: apiA, Metric: "attribute:order.value", Dist: truth.Normal, Baseline: 40, SD: 20, Terms: []truth.Term{
+				truth.Main("hero-banner", "banner", 3),
+				truth.Main("reco-carousel", "carousel", 1),
+				truth.Main("price-badge", "badge", 5),
 				ab("hero-banner", "banner", "reco-carousel", "carousel", 10),
 				{Tests: []string{"hero-banner", "reco-carousel", "price-badge"}, Variants: []string{"banner", "carousel", "badge"}, Effect: 12},
 			}},
-			{Service: apiB, Metric: "attribute:search.clicks", Dist: Normal, Baseline: 10, SD: 10, Terms: []Term{
-				main1("search-ranker", "ltr", 4),
-				main1("search-suggest", "suggest", 2),
-				main1("search-filters", "facets", 1.5),
+			{Service: apiB, Metric: "attribute:search.clicks", Dist: truth.Normal, Baseline: 10, SD: 10, Terms: []truth.Term{
+				truth.Main("search-ranker", "ltr", 4),
+				truth.Main("search-suggest", "suggest", 2),
+				truth.Main("search-filters", "facets", 1.5),
 				ab("search-ranker", "ltr", "search-suggest", "suggest", -6),
 			}},
-			{Service: L, Metric: "latency_ms", Dist: Normal, Baseline: 30, SD: 5, Terms: []Term{
-				main1("inventory-batch", "batched", -2),
-				main1("db-pool", "pool-64", -1),
+			{Service: L, Metric: "latency_ms", Dist: truth.Normal, Baseline: 30, SD: 5, Terms: []truth.Term{
+				truth.Main("inventory-batch", "batched", -2),
+				truth.Main("db-pool", "pool-64", -1),
 				ab("inventory-batch", "batched", "db-pool", "pool-64", 3),
 			}},
-			{Service: S, Metric: "latency_ms", Dist: Normal, Baseline: 8, SD: 2, Terms: []Term{
-				main1("db-pool", "pool-64", -0.8),
+			{Service: S, Metric: "latency_ms", Dist: truth.Normal, Baseline: 8, SD: 2, Terms: []truth.Term{
+				truth.Main("db-pool", "pool-64", -0.8),
 			}},
-			{Service: fraudSvc, Metric: "error", Dist: Bernoulli, Baseline: 0.10, Terms: []Term{
-				main1("fraud-rules", "strict", 0.08),
+			{Service: fraudSvc, Metric: "error", Dist: truth.Bernoulli, Baseline: 0.10, Terms: []truth.Term{
+				truth.Main("fraud-rules", "strict", 0.08),
 			}},
-			{Service: taxSvc, Metric: "latency_ms", Dist: Normal, Baseline: 20, SD: 6},
-			{Service: cdnSvc, Metric: "latency_ms", Dist: Normal, Baseline: 80, SD: 25, Terms: []Term{
-				main1("image-cdn", "cdn", -10),
+			{Service: taxSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 20, SD: 6},
+			{Service: cdnSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 80, SD: 25, Terms: []truth.Term{
+				truth.Main("image-cdn", "cdn", -10),
 			}},
-			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: Normal, Baseline: 5, SD: 4, Terms: []Term{
-				main1("loyalty-points", "double", 1.5),
+			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: truth.Normal, Baseline: 5, SD: 4, Terms: []truth.Term{
+				truth.Main("loyalty-points", "double", 1.5),
 			}},
 		},
 	}
@@ -368,7 +310,7 @@ func (s *Scenario) Subsets(opts ...subset.Option) ([]subset.Subset, error) {
 
 // TruthFor returns the outcome model of the metric test measures, or nil
 // when the test or its truth is unknown.
-func (s *Scenario) TruthFor(test string) *Truth {
+func (s *Scenario) TruthFor(test string) *truth.Model {
 	for _, x := range s.Experiments {
 		if x.ID == test {
 			key := subset.FromExperiment(x).Metric
@@ -385,307 +327,5 @@ func (s *Scenario) TruthFor(test string) *Truth {
 // DrawAttributes draws one unit's attributes, one value per Attribute in
 // order (nil when the scenario has none).
 func (s *Scenario) DrawAttributes(rng *rand.Rand) map[string]string {
-	if len(s.Attributes) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(s.Attributes))
-	for _, a := range s.Attributes {
-		out[a.Name] = a.Values[drawIndex(rng, a.Weights)]
-	}
-	return out
-}
-
-func drawIndex(rng *rand.Rand, w []float64) int {
-	var sum float64
-	for _, x := range w {
-		sum += x
-	}
-	u := rng.Float64() * sum
-	for i, x := range w {
-		if u < x {
-			return i
-		}
-		u -= x
-	}
-	return len(w) - 1
-}
-
-// Validate checks that the simulator can run the scenario and that its
-// truth respects the method's assumption:
-//
-//   - the assignment Config compiles; every experiment is RUNNING with
-//     exactly two variants; at most 63 experiments; a layer holds a power
-//     of two of them;
-//   - attributes have values with positive weights;
-//   - every experiment's metric has exactly one Truth, every Truth's terms
-//     name existing tests and their treatment variants, no term names two
-//     tests of one layer (they are never served together);
-//   - interactions lie inside subsets: for every interaction term on a
-//     metric, some test of the term measures that metric, and for every
-//     such test T the term's tests are all in T's subset;
-//   - no subset holds two tests of one layer.
-func (s *Scenario) Validate() error {
-	_, err := s.compile()
-	return err
-}
-
-// compiled is a validated scenario in the form the simulation uses.
-type compiled struct {
-	sc     *Scenario
-	eng    *assign.Engine
-	tests  []testInfo // sorted by id, as the engine evaluates them
-	index  map[string]int
-	truths []compiledTruth
-	subs   []subset.Subset // in test order
-	attrs  []attrSampler
-	combos []attrCombo // every combination of attribute values with its probability
-}
-
-type testInfo struct {
-	x        *assign.Experiment
-	id       string
-	variants [2]string
-	metric   int     // index into truths
-	layer    int     // index into layer groups, -1 when not layered
-	slot     int     // index within its layer group
-	elig     float64 // P(the test randomizes a unit): targeting × slice
-	mde, sd  float64
-	alpha    float64
-	power    float64
-}
-
-type attrSampler struct {
-	name    string
-	values  []string
-	weights []float64
-}
-
-type attrCombo struct {
-	attrs map[string]string
-	p     float64
-}
-
-func (s *Scenario) compile() (*compiled, error) {
-	c := &compiled{sc: s, index: map[string]int{}}
-	eng, err := s.Engine()
-	if err != nil {
-		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
-	}
-	c.eng = eng
-	cfg := eng.Config()
-	if len(cfg.Experiments) == 0 {
-		return nil, fmt.Errorf("scenario %s: no experiments", s.Name)
-	}
-	if len(cfg.Experiments) > 63 {
-		return nil, fmt.Errorf("scenario %s: %d experiments (at most 63)", s.Name, len(cfg.Experiments))
-	}
-	for _, a := range s.Attributes {
-		if a.Name == "" || len(a.Values) == 0 || len(a.Values) != len(a.Weights) {
-			return nil, fmt.Errorf("scenario %s: attribute %q: want a name and as many weights as values", s.Name, a.Name)
-		}
-		var sum float64
-		for _, w := range a.Weights {
-			if !(w >= 0) {
-				return nil, fmt.Errorf("scenario %s: attribute %q: negative weight", s.Name, a.Name)
-			}
-			sum += w
-		}
-		if !(sum > 0) {
-			return nil, fmt.Errorf("scenario %s: attribute %q: weights sum to 0", s.Name, a.Name)
-		}
-		c.attrs = append(c.attrs, attrSampler{a.Name, a.Values, a.Weights})
-	}
-	c.combos = attrCombos(s.Attributes)
-
-	truthIdx := map[string]int{}
-	for i := range s.Truths {
-		k := s.Truths[i].Key()
-		if _, dup := truthIdx[k]; dup {
-			return nil, fmt.Errorf("scenario %s: two truths for %s", s.Name, k)
-		}
-		if s.Truths[i].Dist == Normal && !(s.Truths[i].SD > 0) {
-			return nil, fmt.Errorf("scenario %s: truth %s: a normal metric needs SD > 0", s.Name, k)
-		}
-		truthIdx[k] = i
-	}
-	layerGroups := map[string]int{}
-	var layerSize []int
-	treat := make([]string, len(cfg.Experiments))
-	for i := range cfg.Experiments {
-		x := &cfg.Experiments[i]
-		if x.Status != assign.StatusRunning {
-			return nil, fmt.Errorf("scenario %s: experiment %s is %s (want RUNNING)", s.Name, x.ID, x.Status)
-		}
-		if len(x.Variants) != 2 {
-			return nil, fmt.Errorf("scenario %s: experiment %s has %d variants (the simulator wants 2)", s.Name, x.ID, len(x.Variants))
-		}
-		key := x.MeasureService + "/" + subset.FromExperiment(*x).Metric
-		m, ok := truthIdx[key]
-		if !ok {
-			return nil, fmt.Errorf("scenario %s: experiment %s: no truth for its metric %s", s.Name, x.ID, key)
-		}
-		t := testInfo{x: x, id: x.ID, variants: [2]string{x.Variants[0].Name, x.Variants[1].Name},
-			metric: m, layer: -1, mde: x.Plan.MDE, sd: x.Plan.SD, alpha: x.Plan.Alpha, power: x.Plan.Power}
-		if !(t.mde > 0 && t.sd > 0) {
-			return nil, fmt.Errorf("scenario %s: experiment %s: the plan needs mde > 0 and sd > 0", s.Name, x.ID)
-		}
-		if x.Layer != "" {
-			g, ok := layerGroups[x.Layer]
-			if !ok {
-				g = len(layerSize)
-				layerGroups[x.Layer] = g
-				layerSize = append(layerSize, 0)
-			}
-			t.layer, t.slot = g, layerSize[g]
-			layerSize[g]++
-		}
-		t.elig = c.targetedProb(x.ID)
-		if x.Layer != "" {
-			t.elig *= float64(x.Slice.End-x.Slice.Start) / assign.LayerBuckets
-		}
-		c.index[x.ID] = i
-		treat[i] = t.variants[1]
-		c.tests = append(c.tests, t)
-	}
-	for l, n := range layerSize {
-		if bits.OnesCount(uint(n)) != 1 {
-			for id, g := range layerGroups {
-				if g == l {
-					return nil, fmt.Errorf("scenario %s: layer %s has %d experiments (the full factorial wants a power of two)", s.Name, id, n)
-				}
-			}
-		}
-	}
-	for i := range s.Truths {
-		ct, err := compileTruth(&s.Truths[i], c.index, treat)
-		if err != nil {
-			return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
-		}
-		c.truths = append(c.truths, ct)
-	}
-
-	subs, err := s.Subsets()
-	if err != nil {
-		return nil, fmt.Errorf("scenario %s: subsets: %w", s.Name, err)
-	}
-	c.subs = make([]subset.Subset, len(c.tests))
-	for _, sub := range subs {
-		c.subs[c.index[sub.Viewpoint]] = sub
-	}
-	var errs []error
-	for i, sub := range c.subs {
-		seen := map[int]bool{}
-		for _, m := range sub.Members {
-			if l := c.tests[c.index[m.Test]].layer; l >= 0 {
-				if seen[l] {
-					errs = append(errs, fmt.Errorf("subset of %s holds two tests of one layer", c.tests[i].id))
-				}
-				seen[l] = true
-			}
-		}
-	}
-	for m, ct := range c.truths {
-		for k, mask := range ct.masks {
-			// Tests of one layer are never served together.
-			layers := map[int]bool{}
-			for j := range c.tests {
-				if mask&(1<<j) != 0 && c.tests[j].layer >= 0 {
-					if layers[c.tests[j].layer] {
-						errs = append(errs, fmt.Errorf("truth %s: term %d names two tests of one layer", ct.Key(), k))
-					}
-					layers[c.tests[j].layer] = true
-				}
-			}
-			if bits.OnesCount64(mask) < 2 {
-				continue
-			}
-			measured := false
-			for j := range c.tests {
-				if mask&(1<<j) == 0 || c.tests[j].metric != m {
-					continue
-				}
-				measured = true
-				var members uint64
-				for _, mb := range c.subs[j].Members {
-					members |= 1 << c.index[mb.Test]
-				}
-				if mask&^members != 0 {
-					errs = append(errs, fmt.Errorf("truth %s: interaction %s reaches outside the subset of %s",
-						ct.Key(), strings.Join(ct.Terms[k].Tests, ":"), c.tests[j].id))
-				}
-			}
-			if !measured {
-				errs = append(errs, fmt.Errorf("truth %s: interaction %s: none of its tests measures this metric",
-					ct.Key(), strings.Join(ct.Terms[k].Tests, ":")))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("scenario %s: %w", s.Name, errors.Join(errs...))
-	}
-	return c, nil
-}
-
-// attrCombos enumerates every combination of attribute values with its
-// probability.
-func attrCombos(as []Attribute) []attrCombo {
-	combos := []attrCombo{{attrs: map[string]string{}, p: 1}}
-	for _, a := range as {
-		var sum float64
-		for _, w := range a.Weights {
-			sum += w
-		}
-		var next []attrCombo
-		for _, c := range combos {
-			for i, v := range a.Values {
-				m := make(map[string]string, len(c.attrs)+1)
-				for k, x := range c.attrs {
-					m[k] = x
-				}
-				m[a.Name] = v
-				next = append(next, attrCombo{m, c.p * a.Weights[i] / sum})
-			}
-		}
-		combos = next
-	}
-	return combos
-}
-
-// targetedProb is the probability that a unit matches test's targeting.
-func (c *compiled) targetedProb(test string) float64 {
-	return c.targetedAllProb([]string{test})
-}
-
-// targetedAllProb is the probability that a unit matches the targeting of
-// every test listed.
-func (c *compiled) targetedAllProb(tests []string) float64 {
-	var p float64
-	for _, combo := range c.combos {
-		ok := true
-		for _, t := range tests {
-			a, err := c.eng.EvaluateTest(t, "probe", combo.attrs)
-			if err != nil || a.Reason == assign.ReasonNotTargeted {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			p += combo.p
-		}
-	}
-	return p
-}
-
-// drawAttrs draws a unit's attributes into one of the precomputed combos
-// (so no map is allocated per unit).
-func (c *compiled) drawAttrs(rng *rand.Rand) map[string]string {
-	if len(c.attrs) == 0 {
-		return nil
-	}
-	// combos are in row-major order of the attributes' values.
-	idx := 0
-	for _, a := range c.attrs {
-		idx = idx*len(a.values) + drawIndex(rng, a.weights)
-	}
-	return c.combos[idx].attrs
+	return truth.DrawAttributes(rng, s.Attributes)
 }

@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/manifest"
+	"github.com/abmesh/abmesh/internal/shop"
+	"github.com/abmesh/abmesh/internal/truth"
 )
 
 func subsetMap(t *testing.T, sc *Scenario) map[string][]string {
@@ -25,9 +26,9 @@ func subsetMap(t *testing.T, sc *Scenario) map[string][]string {
 	return out
 }
 
-func TestShopValidatesWithDocumentedSubsets(t *testing.T) {
+func TestShopCompilesWithDocumentedSubsets(t *testing.T) {
 	sc := Shop()
-	if err := sc.Validate(); err != nil {
+	if _, err := sc.compile(); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
@@ -44,45 +45,26 @@ func TestShopValidatesWithDocumentedSubsets(t *testing.T) {
 	}
 }
 
-// Shop mirrors examples/shop/experiments.yaml: the same services, metrics,
-// variants, layer slices, targeting, stickiness, interference and plans.
-func TestShopMirrorsManifest(t *testing.T) {
-	set, err := manifest.ReadFile("../../examples/shop/experiments.yaml")
+// Shop runs the shop's manifests: every experiment as the manifest has
+// it, RUNNING in phase 1 with its variants' weights.
+func TestShopRunsTheManifest(t *testing.T) {
+	set, err := shop.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := Shop()
-	if len(set.Experiments) != len(sc.Experiments) {
-		t.Fatalf("manifest has %d experiments, Shop %d", len(set.Experiments), len(sc.Experiments))
+	if len(set.Experiments) != len(sc.Experiments) || !reflect.DeepEqual(sc.Layers, set.Layers) {
+		t.Fatalf("manifest has %d experiments and layers %v, Shop %d and %v", len(set.Experiments), set.Layers, len(sc.Experiments), sc.Layers)
 	}
-	byID := map[string]assign.Experiment{}
-	for _, x := range sc.Experiments {
-		byID[x.ID] = x
-	}
-	for _, m := range set.Experiments {
-		x, ok := byID[m.ID]
-		if !ok {
-			t.Errorf("Shop lacks %s", m.ID)
-			continue
+	for i, x := range sc.Experiments {
+		want := set.Experiments[i]
+		if x.Status != assign.StatusRunning || x.Phase != 1 || len(x.Phases) != 1 ||
+			!reflect.DeepEqual(x.Phases[0].Weights, []uint32{want.Variants[0].Weight, want.Variants[1].Weight}) {
+			t.Errorf("%s: status %s, phase %d, phases %+v", x.ID, x.Status, x.Phase, x.Phases)
 		}
-		m.Plan.Defaults()
-		type view struct {
-			Change, Measure string
-			Metric          assign.Metric
-			Variants        []assign.Variant
-			Layer           string
-			Slice           assign.Slice
-			Targeting       []assign.Rule
-			Sticky          bool
-			Emits, Susc     []assign.Interference
-			Plan            assign.Plan
-		}
-		v := func(e assign.Experiment) view {
-			return view{e.ChangeService, e.MeasureService, e.Metric, e.Variants, e.Layer, e.Slice, e.Targeting,
-				e.Sticky, e.Emits, e.Susceptible, e.Plan}
-		}
-		if got, want := v(x), v(m); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n Shop     %+v\n manifest %+v", m.ID, got, want)
+		x.Status, x.Phase, x.Phases = want.Status, want.Phase, want.Phases
+		if !reflect.DeepEqual(x, want) {
+			t.Errorf("%s:\n Shop     %+v\n manifest %+v", want.ID, x, want)
 		}
 	}
 }
@@ -93,7 +75,7 @@ func TestLargeSubsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sc.Validate(); err != nil {
+		if _, err := sc.compile(); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		if n := countServices(sc.Edges); n < 30 {
@@ -125,22 +107,22 @@ func TestLargeSubsets(t *testing.T) {
 	}
 }
 
-func TestValidateRejects(t *testing.T) {
+func TestCompileRejects(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(*Scenario)
 		want   string
 	}{
 		{"interaction outside the subsets", func(s *Scenario) {
-			s.Truths[3].Terms = append(s.Truths[3].Terms, Term{Tests: []string{"pay-button", "currency-rounding"},
+			s.Truths[3].Terms = append(s.Truths[3].Terms, truth.Term{Tests: []string{"pay-button", "currency-rounding"},
 				Variants: []string{"one-click", "rounded"}, Effect: 3})
 		}, "reaches outside the subset"},
 		{"interaction of one layer's tests", func(s *Scenario) {
-			s.Truths[3].Terms = append(s.Truths[3].Terms, Term{Tests: []string{"pay-button", "ship-promo"},
+			s.Truths[3].Terms = append(s.Truths[3].Terms, truth.Term{Tests: []string{"pay-button", "ship-promo"},
 				Variants: []string{"one-click", "free-shipping"}, Effect: 3})
 		}, "two tests of one layer"},
 		{"interaction nobody measures", func(s *Scenario) {
-			s.Truths[1].Terms = append(s.Truths[1].Terms, Term{Tests: []string{"rec-model", "ui-layout"},
+			s.Truths[1].Terms = append(s.Truths[1].Terms, truth.Term{Tests: []string{"rec-model", "ui-layout"},
 				Variants: []string{"ml-v2", "two-column"}, Effect: 1})
 		}, "none of its tests measures"},
 		{"three variants", func(s *Scenario) {
@@ -152,18 +134,29 @@ func TestValidateRejects(t *testing.T) {
 		{"paused", func(s *Scenario) { s.Experiments[3].Status = assign.StatusPaused }, "want RUNNING"},
 		{"normal metric without SD", func(s *Scenario) { s.Truths[0].SD = 0 }, "SD > 0"},
 		{"unknown test in a term", func(s *Scenario) {
-			s.Truths[0].Terms = append(s.Truths[0].Terms, main1("nope", "x", 1))
+			s.Truths[0].Terms = append(s.Truths[0].Terms, truth.Main("nope", "x", 1))
 		}, "unknown test"},
 		{"invalid config", func(s *Scenario) { s.Experiments[0].ChangeService = "" }, "change_service"},
 		{"bad attribute", func(s *Scenario) { s.Attributes[0].Weights = []float64{1} }, "attribute"},
+		{"three tests in a layer", func(s *Scenario) {
+			for i := range s.Experiments {
+				if s.Experiments[i].ID == "ship-promo" {
+					third := s.Experiments[i]
+					s.Experiments[i].Slice.End = 7500
+					third.ID, third.Slice.Start, third.Salt = "ship-promo-2", 7500, "ship-promo-2"
+					s.Experiments = append(s.Experiments, third)
+					break
+				}
+			}
+		}, "layer checkout-flow has 3 experiments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := Shop()
 			tt.change(sc)
-			err := sc.Validate()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Validate = %v, want an error mentioning %q", err, tt.want)
+			_, err := sc.compile()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "scenario shop: ") {
+				t.Errorf("compile = %v, want an error of scenario shop mentioning %q", err, tt.want)
 			}
 		})
 	}
