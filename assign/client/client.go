@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/convert"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
@@ -300,7 +300,7 @@ func (c *Client) stream(ctx context.Context, api pb.AssignmentServiceClient) (in
 // version; a new stream's first snapshot is compiled even when its version
 // is the one in use, since a restarted abmeshd may reuse versions.)
 func (c *Client) apply(snap *pb.ConfigSnapshot) {
-	cfg, err := convert.SnapshotFromProto(snap)
+	cfg, err := protoconv.SnapshotFromProto(snap)
 	var eng *assign.Engine
 	if err == nil {
 		eng, err = assign.Compile(cfg)

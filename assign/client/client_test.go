@@ -10,7 +10,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
-	"github.com/abmesh/abmesh/internal/convert"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
@@ -51,7 +51,7 @@ func serverAssign(t *testing.T, api pb.AssignmentServiceClient, unit, test strin
 		return assign.Assignment{}
 	}
 	a := resp.GetAssignments()[0]
-	return assign.Assignment{Test: a.GetTestId(), Variant: a.GetVariant(), Reason: convert.ReasonFromProto(a.GetReason()), Phase: int(a.GetPhase())}
+	return assign.Assignment{Test: a.GetTestId(), Variant: a.GetVariant(), Reason: protoconv.ReasonFromProto(a.GetReason()), Phase: int(a.GetPhase())}
 }
 
 // checkAgainstServer compares local evaluation with abmeshd's Assign for

@@ -36,7 +36,7 @@ func runCmd(stdout, stderr io.Writer, name string, args ...string) error {
 
 func TestApplyGetStartAssign(t *testing.T) {
 	d := daemontest.Start(t)
-	out, err := cli(t, d.Addr(), "apply", "-f", "../../internal/shop/experiments.yaml", "-f", "../../internal/shop/layers.yaml")
+	out, err := cli(t, d.Addr(), "apply", "-f", "../../internal/tool/shop/experiments.yaml", "-f", "../../internal/tool/shop/layers.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestApplyGetStartAssign(t *testing.T) {
 	}
 	// Applying the same files again changes nothing, not even the version.
 	version := d.Registry().Version()
-	if out, err = cli(t, d.Addr(), "apply", "-f", "../../internal/shop/layers.yaml", "-f", "../../internal/shop/experiments.yaml"); err != nil || !strings.Contains(out, "experiment/rec-model unchanged") {
+	if out, err = cli(t, d.Addr(), "apply", "-f", "../../internal/tool/shop/layers.yaml", "-f", "../../internal/tool/shop/experiments.yaml"); err != nil || !strings.Contains(out, "experiment/rec-model unchanged") {
 		t.Fatalf("re-apply: %v\n%s", err, out)
 	}
 	if v := d.Registry().Version(); v != version {
@@ -53,7 +53,7 @@ func TestApplyGetStartAssign(t *testing.T) {
 	}
 	// A changed manifest updates in place.
 	changed := filepath.Join(t.TempDir(), "changed.yaml")
-	b, err := os.ReadFile("../../internal/shop/experiments.yaml")
+	b, err := os.ReadFile("../../internal/tool/shop/experiments.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"flag"
 	"time"
 
-	"github.com/abmesh/abmesh/internal/demo"
+	"github.com/abmesh/abmesh/internal/tool/demo"
 )
 
 func demoCmd(fs *flag.FlagSet) body {

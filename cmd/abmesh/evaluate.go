@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/abmesh/abmesh/internal/sim"
+	"github.com/abmesh/abmesh/internal/tool/sim"
 )
 
 // largeGraphSeed seeds the large scenario's random graph, so its services
@@ -24,7 +24,7 @@ const largeGraphSeed = 1
 // with a designed one, per scenario.
 var hashingViewpoints = map[string]string{"shop": "rec-model", "large": "hero-banner"}
 
-// evaluateCmd is "abmesh evaluate". It runs the simulator with ground truth (internal/sim) on the chosen
+// evaluateCmd is "abmesh evaluate". It runs the simulator with ground truth (internal/tool/sim) on the chosen
 // scenarios, compares one-test-at-a-time, orthogonal two-sample tests, one
 // full factorial and abmesh's subset factorials on the same simulated
 // traffic, checks the hashing hypothesis, and writes the report (markdown,

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/abmesh/abmesh/internal/sim"
+	"github.com/abmesh/abmesh/internal/tool/sim"
 )
 
 func evaluateJSON(t *testing.T, args ...string) (*sim.Report, string) {

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/abmesh/abmesh/internal/convert"
-	"github.com/abmesh/abmesh/internal/manifest"
+	"github.com/abmesh/abmesh/internal/adapter/manifest"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
@@ -48,7 +48,7 @@ func applyCmd(fs *flag.FlagSet) body {
 func applySet(ctx context.Context, r *request, s *manifest.Set) error {
 	c := r.api
 	for i := range s.Layers {
-		l := convert.LayerToProto(&s.Layers[i])
+		l := protoconv.LayerToProto(&s.Layers[i])
 		_, err := c.experiment.CreateLayer(ctx, &pb.CreateLayerRequest{Layer: l})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {
@@ -66,7 +66,7 @@ func applySet(ctx context.Context, r *request, s *manifest.Set) error {
 		fmt.Fprintf(r.stdout, "layer/%s %s\n", l.GetId(), verb)
 	}
 	for i := range s.Experiments {
-		x := convert.ExperimentToProto(&s.Experiments[i])
+		x := protoconv.ExperimentToProto(&s.Experiments[i])
 		_, err := c.experiment.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: x})
 		verb := "created"
 		if status.Code(err) == codes.AlreadyExists {

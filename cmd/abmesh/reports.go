@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/abmesh/abmesh/internal/convert"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
 )
@@ -24,7 +24,7 @@ func subsetsCmd(fs *flag.FlagSet) body {
 		}
 		var subs []subset.Subset
 		for _, s := range resp.GetSubsets() {
-			subs = append(subs, convert.SubsetFromProto(s))
+			subs = append(subs, protoconv.SubsetFromProto(s))
 		}
 		switch *out {
 		case "json":
@@ -60,7 +60,7 @@ func serviceGraph(ctx context.Context, r *request) (*subset.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	return subset.NewGraph(convert.EdgesFromProto(g))
+	return subset.NewGraph(protoconv.EdgesFromProto(g))
 }
 
 func cellsCmd(fs *flag.FlagSet) body {

@@ -24,15 +24,10 @@ type tracesTraceJSON struct {
 	TraceID   string                `json:"trace_id"`
 	Unit      string                `json:"unit"`
 	Services  []string              `json:"services"`
-	Edges     []tracesEdgeJSON      `json:"edges"`
+	Edges     []tracing.Edge        `json:"edges"`
 	Exposures []tracesExposureJSON  `json:"exposures"`
 	Conflicts []tracesConflictJSON  `json:"conflicts"`
 	Metrics   []tracesServiceMetric `json:"metrics"`
-}
-
-type tracesEdgeJSON struct {
-	Caller string `json:"caller"`
-	Callee string `json:"callee"`
 }
 
 type tracesExposureJSON struct {
@@ -119,13 +114,10 @@ func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
 			TraceID:   o.TraceID,
 			Unit:      o.Unit,
 			Services:  append([]string{}, o.Services...),
-			Edges:     make([]tracesEdgeJSON, 0, len(o.Edges)),
+			Edges:     append([]tracing.Edge{}, o.Edges...),
 			Exposures: make([]tracesExposureJSON, 0, len(o.Exposures)),
 			Conflicts: make([]tracesConflictJSON, 0, len(o.Conflicts)),
 			Metrics:   make([]tracesServiceMetric, 0, len(o.Metrics)),
-		}
-		for _, e := range o.Edges {
-			t.Edges = append(t.Edges, tracesEdgeJSON{Caller: e.Caller, Callee: e.Callee})
 		}
 		for _, x := range o.Exposures {
 			t.Exposures = append(t.Exposures, tracesExposureJSON{Test: x.Test, Variant: x.Variant, Service: x.Service})

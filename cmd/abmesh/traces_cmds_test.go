@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/abmesh/abmesh/tracing"
 )
 
 const tracesTestdata = "../../tracing/testdata"
@@ -24,7 +26,7 @@ func TestTracesInspectJSON(t *testing.T) {
 					TraceID:  "4bf92f3577b34da6a3ce929d0e0e4736",
 					Unit:     "user-7",
 					Services: []string{"checkout", "frontend", "payment"},
-					Edges:    []tracesEdgeJSON{{"checkout", "payment"}, {"frontend", "checkout"}},
+					Edges:    []tracing.Edge{{Caller: "checkout", Callee: "payment", Calls: 1}, {Caller: "frontend", Callee: "checkout", Calls: 1}},
 					Exposures: []tracesExposureJSON{
 						{"fast-checkout", "control", "checkout"}, {"new-home", "treatment", "frontend"},
 					},
@@ -39,7 +41,7 @@ func TestTracesInspectJSON(t *testing.T) {
 					TraceID:   "000000000000000000f067aa0ba902b7",
 					Unit:      "user-9",
 					Services:  []string{"checkout", "frontend"},
-					Edges:     []tracesEdgeJSON{{"frontend", "checkout"}},
+					Edges:     []tracing.Edge{{Caller: "frontend", Callee: "checkout", Calls: 1}},
 					Exposures: []tracesExposureJSON{{"new-home", "control", "frontend"}, {"new-home", "treatment", "checkout"}},
 					Conflicts: []tracesConflictJSON{{"new-home", []string{"control", "treatment"}}},
 					Metrics: []tracesServiceMetric{
@@ -56,7 +58,7 @@ func TestTracesInspectJSON(t *testing.T) {
 					TraceID:   "5b8efff798038103d269b633813fc60c",
 					Unit:      "user-3",
 					Services:  []string{"frontend", "recommendations"},
-					Edges:     []tracesEdgeJSON{{"frontend", "recommendations"}},
+					Edges:     []tracing.Edge{{Caller: "frontend", Callee: "recommendations", Calls: 1}},
 					Exposures: []tracesExposureJSON{{"new-home", "treatment", "frontend"}, {"ranker-v2", "v2", "recommendations"}},
 					Conflicts: []tracesConflictJSON{},
 					Metrics: []tracesServiceMetric{
@@ -68,7 +70,7 @@ func TestTracesInspectJSON(t *testing.T) {
 					TraceID:   "71699b6fe85982c7c8995ea3d9c95df2",
 					Unit:      "user-4",
 					Services:  []string{"frontend"},
-					Edges:     []tracesEdgeJSON{},
+					Edges:     []tracing.Edge{},
 					Exposures: []tracesExposureJSON{{"new-home", "control", "frontend"}},
 					Conflicts: []tracesConflictJSON{},
 					Metrics:   []tracesServiceMetric{{"frontend", 40, true, map[string]float64{"http.status_code": 500}}},

@@ -35,10 +35,10 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/bolt"
+	"github.com/abmesh/abmesh/internal/adapter/bolt"
+	"github.com/abmesh/abmesh/internal/edge/grpcapi"
+	"github.com/abmesh/abmesh/internal/edge/web"
 	"github.com/abmesh/abmesh/internal/report"
-	"github.com/abmesh/abmesh/internal/server"
-	"github.com/abmesh/abmesh/internal/web"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
@@ -241,9 +241,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	// Stream workers reuse goroutines across RPCs instead of starting one
 	// per call: measurably more Assign/s on small machines.
 	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
-	pb.RegisterAssignmentServiceServer(d.grpc, server.NewAssignment(d.life, d.registry))
-	pb.RegisterExperimentServiceServer(d.grpc, server.NewExperiments(d.registry))
-	pb.RegisterReportServiceServer(d.grpc, server.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
+	pb.RegisterAssignmentServiceServer(d.grpc, grpcapi.NewAssignment(d.life, d.registry))
+	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
+	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)

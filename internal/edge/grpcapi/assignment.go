@@ -1,0 +1,117 @@
+package grpcapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
+	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+)
+
+// ConfigSource is the live assignment configuration (an *assign.Registry).
+type ConfigSource interface {
+	// Snapshot returns the current configuration; never nil.
+	Snapshot() *assign.Engine
+	// Subscribe returns a channel that first receives the current Engine,
+	// then the latest one after every change (coalesced); it is closed when
+	// ctx is done.
+	Subscribe(ctx context.Context) <-chan *assign.Engine
+}
+
+// Assignment implements abmesh.v1.AssignmentService.
+type Assignment struct {
+	pb.UnimplementedAssignmentServiceServer
+	src ConfigSource
+	// life ends open Watch streams when the server shuts down (a graceful
+	// stop waits for streams, and Watch never ends by itself).
+	life context.Context
+	// pool of result slices, so Assign allocates nothing per test beyond
+	// the response itself.
+	pool sync.Pool
+}
+
+var _ pb.AssignmentServiceServer = (*Assignment)(nil)
+
+// NewAssignment returns the service over src. Watch streams end when life
+// is done.
+func NewAssignment(life context.Context, src ConfigSource) *Assignment {
+	return &Assignment{src: src, life: life, pool: sync.Pool{New: func() any { s := make([]assign.Assignment, 0, 16); return &s }}}
+}
+
+// mintUnit returns a fresh random unit id: "u-" and 32 hex digits.
+func mintUnit() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "u-" + hex.EncodeToString(b[:])
+}
+
+// Assign implements AssignmentService.Assign.
+func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.AssignResponse, error) {
+	unit := req.GetUnitId()
+	if req.GetMintUnit() {
+		if unit != "" {
+			return nil, invalid("unit_id", "must be empty when mint_unit is set")
+		}
+		unit = mintUnit()
+	}
+	if err := assign.ValidateUnit(unit); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := assign.ValidateAttributes(req.GetAttributes()); err != nil {
+		return nil, toStatus(err)
+	}
+	filter := assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()}
+	if err := filter.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	eng := s.src.Snapshot()
+	bufp := s.pool.Get().(*[]assign.Assignment)
+	as := eng.AppendAssignments((*bufp)[:0], unit, req.GetAttributes(), filter)
+	resp := &pb.AssignResponse{
+		Assignments:   make([]*pb.Assignment, len(as)),
+		Headers:       make(map[string]string, len(as)),
+		ConfigVersion: eng.Version(),
+		UnitId:        unit,
+	}
+	msgs := make([]pb.Assignment, len(as))
+	for i, a := range as {
+		m := &msgs[i]
+		m.TestId, m.Variant, m.Reason, m.Phase = a.Test, a.Variant, protoconv.ReasonToProto(a.Reason), int32(a.Phase)
+		resp.Assignments[i] = m
+		resp.Headers[assign.HeaderName(a.Test)] = a.Variant
+	}
+	*bufp = as
+	s.pool.Put(bufp)
+	return resp, nil
+}
+
+// Watch implements AssignmentService.Watch: the whole config now, then on
+// every change until the client goes away or the server stops.
+func (s *Assignment) Watch(req *pb.WatchRequest, stream pb.AssignmentService_WatchServer) error {
+	if err := (assign.Filter{Service: req.GetService()}).Validate(); err != nil {
+		return toStatus(err)
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	defer context.AfterFunc(s.life, cancel)()
+	sent, first := uint64(0), true
+	for eng := range s.src.Subscribe(ctx) {
+		if !first && eng.Version() == sent {
+			continue
+		}
+		if err := stream.Send(protoconv.SnapshotToProto(eng.Config())); err != nil {
+			return err
+		}
+		sent, first = eng.Version(), false
+	}
+	if s.life.Err() != nil {
+		return status.Error(codes.Unavailable, "abmeshd is shutting down")
+	}
+	return status.FromContextError(ctx.Err()).Err()
+}

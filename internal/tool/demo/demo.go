@@ -1,0 +1,446 @@
+// Package demo runs abmesh end to end on one machine: abmeshd, a real gRPC
+// mesh of about ten services shaped like an online shop (each instrumented
+// with otelgrpc and the abmesh SDK, exporting spans over OTLP), the shop's
+// experiments, and simulated users whose outcomes follow a configured
+// ground truth, all from internal/tool/shop. It shows progress per subset, stops when every
+// report is COMPLETE or the time budget runs out, and compares each
+// report's estimates with the truth.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/tool/shop"
+	"github.com/abmesh/abmesh/internal/tool/truth"
+	"github.com/abmesh/abmesh/tracing"
+)
+
+// Config configures a demo run. The zero value of each field means its
+// default.
+type Config struct {
+	// Duration is the time budget of the traffic phase (default 3m).
+	Duration time.Duration
+	// Rate is the user requests per second sent (default 150).
+	Rate float64
+	// Workers is the number of concurrent users (default 32).
+	Workers int
+	// Warmup is how long traffic flows before the experiments start, so
+	// the service graph is known (default 3s).
+	Warmup time.Duration
+	// DataDir keeps abmeshd's store; empty means a temporary directory.
+	DataDir string
+	// Listen, OTLPListen and HTTPListen are abmeshd's addresses (default
+	// 127.0.0.1 with a free port each).
+	Listen, OTLPListen, HTTPListen string
+	// JaegerOTLP, when set, is where the services export their spans
+	// instead of abmeshd (a Jaeger collector's OTLP gRPC port), and
+	// JaegerQuery is the Jaeger query gRPC address abmeshd reads them
+	// back from. Both or neither.
+	JaegerOTLP, JaegerQuery string
+	// Seed makes the users and outcomes reproducible (default 1).
+	Seed uint64
+	// CheckoutShare is the share of users who check out (default 0.6).
+	CheckoutShare float64
+	// Truth is the outcome model (default shop.Truths()).
+	Truth []truth.Model
+	// Progress receives a progress line every ProgressEvery (default
+	// io.Discard, every 2s).
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Logger receives abmeshd's logs (default: warnings to Progress).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Duration == 0 {
+		c.Duration = 3 * time.Minute
+	}
+	if c.Rate == 0 {
+		c.Rate = 150
+	}
+	if c.Workers == 0 {
+		c.Workers = 32
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 3 * time.Second
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.CheckoutShare == 0 {
+		c.CheckoutShare = 0.6
+	}
+	if c.Truth == nil {
+		c.Truth = shop.Truths()
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(c.Progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	for _, a := range []*string{&c.Listen, &c.OTLPListen, &c.HTTPListen} {
+		if *a == "" {
+			*a = "127.0.0.1:0"
+		}
+	}
+	switch {
+	case c.Duration < 0 || c.Rate < 0 || c.Workers < 0 || c.Warmup < 0:
+		return errors.New("demo: duration, rate, workers and warmup must be positive")
+	case (c.JaegerOTLP == "") != (c.JaegerQuery == ""):
+		return errors.New("demo: --jaeger-otlp and --jaeger-query go together")
+	case c.CheckoutShare < 0 || c.CheckoutShare > 1:
+		return errors.New("demo: checkout share must be in [0, 1]")
+	}
+	return nil
+}
+
+// Row is one estimate of a report beside its ground truth.
+type Row struct {
+	Report   string // the viewpoint
+	Term     string // test id, or "a:b" for an interaction
+	Variant  string // "" for an interaction
+	Truth    float64
+	Estimate float64
+	Lo, Hi   float64
+	P        float64
+	Covered  bool
+	// Significant is P < 0.05.
+	Significant bool
+}
+
+// Result is what a demo run produced.
+type Result struct {
+	Reports  map[string]*report.Report
+	Complete bool // every report COMPLETE
+	Elapsed  time.Duration
+	Requests int64
+	Errors   int64
+	// SpansAcked are the spans the services' exporters got acknowledged
+	// (OTLP mode); SpansFailed the ones they gave up on.
+	SpansAcked, SpansFailed int64
+	Counters                tracing.AssemblyStats
+	Rows                    []Row
+	// Daemon addresses while it ran.
+	Addr, HTTPAddr string
+}
+
+// Run runs the demo. With serve, it leaves abmeshd (and its pages) up
+// after the run until ctx is done.
+func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
+
+	dcfg := daemon.Config{
+		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
+		Assembly:     tracing.Config{IdleTimeout: time.Second},
+		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
+	}
+	otlp := cfg.JaegerOTLP
+	if cfg.JaegerQuery != "" {
+		dcfg.OTLPListen, dcfg.JaegerQuery, dcfg.JaegerPoll = "off", cfg.JaegerQuery, 2*time.Second
+	}
+	d, err := daemon.Start(ctx, dcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Stop()
+	if otlp == "" {
+		otlp = d.OTLPAddr()
+	}
+	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), Reports: map[string]*report.Report{}}
+	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/", d.Addr(), otlp, d.HTTPAddr())
+
+	exps, err := applyShop(ctx, d.Registry())
+	if err != nil {
+		return nil, err
+	}
+	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
+
+	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer mesh.Stop(context.Background())
+	say("mesh: %d services on loopback, each with otelgrpc and the abmesh SDK", len(Topology))
+
+	drv := &driver{mesh: mesh, cfg: &cfg, users: shop.Attributes()}
+	// Warm-up: the service graph must be known before the subsets are.
+	say("warm-up: %s of traffic to learn the service graph", cfg.Warmup)
+	drv.run(ctx, cfg.Warmup, nil)
+	if err := settle(ctx, d, mesh, cfg); err != nil {
+		return nil, err
+	}
+	d.RefreshGraph()
+	for _, id := range exps {
+		if _, err := d.Registry().Start(ctx, id); err != nil {
+			return nil, fmt.Errorf("start %s: %w", id, err)
+		}
+	}
+	// Let the SDKs see the started tests before users arrive.
+	time.Sleep(300 * time.Millisecond)
+	say("started %d experiments; sending %.0f users/s for at most %s", len(exps), cfg.Rate, cfg.Duration)
+
+	start := time.Now()
+	drv.run(ctx, cfg.Duration, func(elapsed time.Duration) bool {
+		return progress(cfg.Progress, d, exps, drv, elapsed)
+	})
+	res.Elapsed = time.Since(start)
+	if err := settle(ctx, d, mesh, cfg); err != nil {
+		return nil, err
+	}
+	res.Requests, res.Errors = drv.sent.Load(), drv.failed.Load()
+	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
+	res.Counters = d.Assembler().Stats()
+	res.Complete = true
+	for _, id := range exps {
+		r, err := d.Reports().Report(id, 0, report.Options{})
+		if err != nil {
+			return nil, err
+		}
+		res.Reports[id] = r
+		if r.Status != report.Complete {
+			res.Complete = false
+		}
+		res.Rows = append(res.Rows, truthRows(r, d.Registry().Snapshot(), cfg.Truth)...)
+	}
+	if serve {
+		say("serving the reports at http://%s/ until interrupted", d.HTTPAddr())
+		<-ctx.Done()
+	}
+	return res, nil
+}
+
+// applyShop creates the shop's layers and experiments from its manifests
+// (as `abmesh apply -f internal/tool/shop/layers.yaml -f
+// internal/tool/shop/experiments.yaml` would) and returns the experiment ids.
+func applyShop(ctx context.Context, reg *assign.Registry) ([]string, error) {
+	all, err := shop.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	for i := range all.Layers {
+		if _, err := reg.CreateLayer(ctx, &all.Layers[i]); err != nil && !errors.Is(err, assign.ErrAlreadyExists) {
+			return nil, err
+		}
+	}
+	var ids []string
+	for i := range all.Experiments {
+		if _, err := reg.Create(ctx, &all.Experiments[i]); err != nil && !errors.Is(err, assign.ErrAlreadyExists) {
+			return nil, err
+		}
+		ids = append(ids, all.Experiments[i].ID)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// settle exports every span and waits until abmeshd has received them
+// and completed every trace (the assembler's idle timeout); through Jaeger
+// it first waits for the reader's settle delay and a poll. It gives up
+// after a bound and lets the counters tell.
+func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error {
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := mesh.Flush(fctx); err != nil {
+		return fmt.Errorf("export spans: %w", err)
+	}
+	wait := func(dur time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(dur):
+			return nil
+		}
+	}
+	if cfg.JaegerQuery != "" {
+		if err := wait(15 * time.Second); err != nil { // Jaeger reader's Settle (10s) and a poll
+			return err
+		}
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		c := d.Assembler().Stats()
+		received := cfg.JaegerQuery != "" || int64(c.SpansReceived) >= mesh.SpansAcked.Load()
+		if received && c.TracesInFlight == 0 {
+			return nil
+		}
+		if err := wait(200 * time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progress prints one line: elapsed, requests, spans, and each report's
+// fill fraction (smallest cell n / needed per cell). It reports whether
+// every report is COMPLETE.
+func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
+	c := d.Assembler().Stats()
+	var parts []string
+	allComplete = true
+	for _, id := range exps {
+		r, err := d.Reports().Report(id, 0, report.Options{})
+		if err != nil {
+			parts = append(parts, id+" -")
+			allComplete = false
+			continue
+		}
+		mark := ""
+		if r.Status == report.Complete {
+			mark = "✓"
+		} else {
+			allComplete = false
+		}
+		parts = append(parts, fmt.Sprintf("%s[%d] %3.0f%% %d/%d%s", id, len(r.Window.Members), 100*r.Progress.Fraction,
+			r.Progress.MinCellN, r.Progress.NeededPerCell, mark))
+	}
+	fmt.Fprintf(w, "%5.0fs  users %d (%d failed)  traces %d  | %s\n", elapsed.Seconds(), drv.sent.Load(), drv.failed.Load(),
+		c.TracesCompleted, strings.Join(parts, "  "))
+	return allComplete
+}
+
+// driver sends simulated users' requests at the configured rate.
+type driver struct {
+	mesh         *Mesh
+	cfg          *Config
+	users        []truth.Attribute // the users' attributes; only grade reaches the mesh
+	next         atomic.Int64
+	sent, failed atomic.Int64
+}
+
+// run sends traffic for dur, calling tick every ProgressEvery; it stops
+// early when tick returns true.
+func (drv *driver) run(ctx context.Context, dur time.Duration, tick func(time.Duration) bool) {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	tokens := make(chan struct{}, drv.cfg.Workers)
+	var wg sync.WaitGroup
+	for w := 0; w < drv.cfg.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range tokens {
+				drv.user(ctx)
+			}
+		}()
+	}
+	start := time.Now()
+	const step = 10 * time.Millisecond
+	t := time.NewTicker(step)
+	pt := time.NewTicker(drv.cfg.ProgressEvery)
+	defer t.Stop()
+	defer pt.Stop()
+	credit := 0.0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-pt.C:
+			if tick != nil && tick(time.Since(start)) {
+				break loop
+			}
+		case <-t.C:
+			credit += drv.cfg.Rate * step.Seconds()
+			for ; credit >= 1; credit-- {
+				select {
+				case tokens <- struct{}{}:
+				default: // workers saturated: this user is not sent
+				}
+			}
+		}
+	}
+	close(tokens)
+	wg.Wait()
+}
+
+// user is one simulated user: a fresh unit id, a grade drawn from the
+// users' attributes, and a page view that checks out with probability
+// CheckoutShare.
+func (drv *driver) user(ctx context.Context) {
+	n := drv.next.Add(1)
+	rng := rand.New(rand.NewPCG(drv.cfg.Seed, uint64(n)))
+	unit := "user-" + strconv.FormatUint(drv.cfg.Seed, 10) + "-" + strconv.FormatInt(n, 10)
+	grade := truth.DrawAttributes(rng, drv.users)["grade"]
+	action := "view"
+	if rng.Float64() < drv.cfg.CheckoutShare {
+		action = "checkout"
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := drv.mesh.Request(cctx, unit, grade, action); err != nil {
+		drv.failed.Add(1)
+		return
+	}
+	drv.sent.Add(1)
+}
+
+// WriteSummary prints each report's status, subset and estimates beside
+// the ground truth.
+func WriteSummary(w io.Writer, res *Result) {
+	ids := make([]string, 0, len(res.Reports))
+	for id := range res.Reports {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fmt.Fprintf(w, "\n%d users in %s (%d failed); spans acknowledged %d, received by abmeshd %d, accepted %d, late %d, malformed %d\n",
+		res.Requests, res.Elapsed.Round(time.Second), res.Errors, res.SpansAcked, res.Counters.SpansReceived,
+		res.Counters.SpansAccepted, res.Counters.SpansLate, res.Counters.MalformedTotal())
+	for _, id := range ids {
+		r := res.Reports[id]
+		var members []string
+		for _, m := range r.Window.Members {
+			members = append(members, m.Test)
+		}
+		fmt.Fprintf(w, "\n%s  [%s]  subset {%s}  metric %s  n=%d  cells %d/%d at n≥%d\n", id, r.Status, strings.Join(members, ", "),
+			r.Metric, r.Table.N(), r.Progress.CellsReady, r.Progress.CellsTotal, r.Progress.NeededPerCell)
+		for _, row := range res.Rows {
+			if row.Report != id {
+				continue
+			}
+			name := row.Term
+			if row.Variant != "" {
+				name += "=" + row.Variant
+			}
+			cov := "covered"
+			if !row.Covered {
+				cov = "MISSED"
+			}
+			sig := ""
+			if row.Significant {
+				sig = " *"
+			}
+			fmt.Fprintf(w, "  %-36s truth %8.3f   estimate %8.3f   95%% CI [%8.3f, %8.3f]  %s%s\n", name, row.Truth, row.Estimate, row.Lo, row.Hi, cov, sig)
+		}
+		if r.SRMFlagged {
+			fmt.Fprintln(w, "  WARNING: sample ratio mismatch")
+		}
+	}
+	fmt.Fprintln(w, "\n(* p < 0.05; truth of a main effect = its marginal effect averaged over the subset's other tests)")
+	for _, r := range res.Reports {
+		if m, err := assign.ParseMetric(r.Metric); err == nil && m.Kind == assign.MetricLatencyMS {
+			fmt.Fprintln(w, "(latency truth is the configured sleep difference; the measured span adds the machine's scheduling, so expect offsets of about 0.1 ms)")
+			break
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/tool/shop"
+	"github.com/abmesh/abmesh/internal/tool/truth"
+	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
+)
+
+// Topology is the shop's call graph (shop.Calls): each service and the
+// services it calls. frontend calls checkout only for requests whose
+// action is "checkout".
+var Topology = shop.Calls()
+
+// gradeKey is the baggage member carrying the user's grade, which
+// targeting rules read.
+const gradeKey = "shop.grade"
+
+// unitAttributes returns the attributes of the user of ctx that
+// targeting reads: its grade, from baggage.
+func unitAttributes(ctx context.Context) map[string]string {
+	if g := baggage.FromContext(ctx).Member(gradeKey).Value(); g != "" {
+		return map[string]string{"grade": g}
+	}
+	return nil
+}
+
+// countingExporter counts the spans its exporter acknowledged.
+type countingExporter struct {
+	sdktrace.SpanExporter
+	acked, failed *atomic.Int64
+}
+
+// ExportSpans exports and counts the outcome.
+func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil {
+		e.failed.Add(int64(len(spans)))
+	} else {
+		e.acked.Add(int64(len(spans)))
+	}
+	return err
+}
+
+// node is one service of the mesh: a real gRPC server on loopback,
+// instrumented with otelgrpc and the abmesh SDK, exporting its spans over
+// OTLP.
+type node struct {
+	name     string
+	calls    []string
+	outcomes []outcome // the metrics measured on this service
+	needs    []string  // the tests their terms name
+	sdk      *client.Client
+	tp       *sdktrace.TracerProvider
+	srv      *grpc.Server
+	lis      net.Listener
+	conns    map[string]demov1.ShopServiceClient
+	closers  []func() error
+	seed     uint64
+	useSDK   bool
+}
+
+// Mesh is the running shop.
+type Mesh struct {
+	nodes     map[string]*node
+	entry     demov1.ShopServiceClient
+	entryConn *grpc.ClientConn
+	// SpansAcked counts spans the services' exporters got acknowledged by
+	// the receiver; SpansFailed those they gave up on.
+	SpansAcked, SpansFailed atomic.Int64
+}
+
+// MeshConfig says where the mesh's services find abmeshd.
+type MeshConfig struct {
+	// Abmeshd is abmeshd's gRPC address (the SDK's Watch).
+	Abmeshd string
+	// OTLP is where the services export spans (abmeshd's receiver, or a
+	// Jaeger collector's OTLP port).
+	OTLP string
+	// Truth is the outcome model: every metric of a service of Topology,
+	// latency_ms (slept) or an attribute (set on the service's span).
+	Truth []truth.Model
+	// Seed seeds the outcome noise.
+	Seed uint64
+	// Logger receives the SDKs' logs.
+	Logger *slog.Logger
+	// NoSDK leaves the abmesh SDK out (tracing stays on): for measuring
+	// the SDK's share of a request's latency.
+	NoSDK bool
+}
+
+// StartMesh starts every service of Topology on loopback and waits until
+// each one's SDK has its first configuration snapshot.
+func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
+	outcomes, err := outcomesByService(cfg.Truth)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mesh{nodes: map[string]*node{}}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Stop(context.Background())
+		}
+	}()
+	// Listeners first, so every service knows its callees' addresses.
+	for name, calls := range Topology {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]), conns: map[string]demov1.ShopServiceClient{}}
+	}
+	for _, n := range m.nodes {
+		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
+			return nil, fmt.Errorf("start %s: %w", n.name, err)
+		}
+	}
+	for _, n := range m.nodes {
+		if cfg.NoSDK {
+			break
+		}
+		if err := n.sdk.WaitReady(ctx); err != nil {
+			return nil, fmt.Errorf("%s: no configuration from abmeshd at %s: %w", n.name, cfg.Abmeshd, err)
+		}
+	}
+	// The traffic driver calls the frontend like a browser would: no
+	// spans of its own, but baggage (unit, grade) injected.
+	conn, err := grpc.NewClient(m.nodes["frontend"].lis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(noop.NewTracerProvider()),
+			otelgrpc.WithPropagators(client.Propagator()))))
+	if err != nil {
+		return nil, err
+	}
+	m.entryConn, m.entry = conn, demov1.NewShopServiceClient(conn)
+	ok = true
+	return m, nil
+}
+
+func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint64) error {
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(cfg.OTLP), otlptracegrpc.WithInsecure())
+	if err != nil {
+		return err
+	}
+	n.tp = sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(countingExporter{exp, &m.SpansAcked, &m.SpansFailed},
+			sdktrace.WithBatchTimeout(200*time.Millisecond), sdktrace.WithMaxQueueSize(65536), sdktrace.WithMaxExportBatchSize(2048)),
+		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
+	)
+	n.sdk, err = client.New(cfg.Abmeshd, client.WithService(n.name), client.WithLogger(cfg.Logger),
+		client.WithAttributes(unitAttributes))
+	if err != nil {
+		return err
+	}
+	n.closers = append(n.closers, n.sdk.Close)
+	var clientIcs []grpc.UnaryClientInterceptor
+	var serverIcs []grpc.UnaryServerInterceptor
+	if !cfg.NoSDK {
+		clientIcs = append(clientIcs, n.sdk.UnaryClientInterceptor())
+		serverIcs = append(serverIcs, n.sdk.UnaryServerInterceptor())
+	}
+	n.useSDK = !cfg.NoSDK
+	n.seed = seed ^ xxhash.Sum64String(n.name)
+	for _, callee := range n.calls {
+		conn, err := grpc.NewClient(m.nodes[callee].lis.Addr().String(),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(n.tp), otelgrpc.WithPropagators(client.Propagator()))),
+			grpc.WithChainUnaryInterceptor(clientIcs...))
+		if err != nil {
+			return err
+		}
+		n.closers = append(n.closers, conn.Close)
+		n.conns[callee] = demov1.NewShopServiceClient(conn)
+	}
+	n.srv = grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(n.tp), otelgrpc.WithPropagators(client.Propagator()))),
+		grpc.ChainUnaryInterceptor(serverIcs...))
+	demov1.RegisterShopServiceServer(n.srv, &handler{n: n})
+	go n.srv.Serve(n.lis)
+	return nil
+}
+
+// outcome is one truth model measured on a service, with its metric
+// parsed.
+type outcome struct {
+	*truth.Model
+	metric assign.Metric
+}
+
+// outcomesByService groups the truth by measure service. Every model must
+// be of a service of Topology and of a metric the mesh can produce: a
+// service's latency (it sleeps the drawn value, in milliseconds) or a
+// numeric attribute on its span.
+func outcomesByService(truths []truth.Model) (map[string][]outcome, error) {
+	out := map[string][]outcome{}
+	for i := range truths {
+		m := &truths[i]
+		if _, ok := Topology[m.Service]; !ok {
+			return nil, fmt.Errorf("truth %s: no service %s in the mesh", m.Key(), m.Service)
+		}
+		metric, err := assign.ParseMetric(m.Metric)
+		if err != nil {
+			return nil, fmt.Errorf("truth %s: %w", m.Key(), err)
+		}
+		if metric.Kind != assign.MetricLatencyMS && metric.Kind != assign.MetricAttribute {
+			return nil, fmt.Errorf("truth %s: the mesh produces only latency_ms and attribute:<name> metrics", m.Key())
+		}
+		out[m.Service] = append(out[m.Service], outcome{Model: m, metric: metric})
+	}
+	return out, nil
+}
+
+// handler serves one service's hop of a request.
+type handler struct {
+	demov1.UnimplementedShopServiceServer
+	n *node
+}
+
+// Handle serves the hop: evaluate, simulate work, call the callees,
+// record the outcome on the span.
+func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov1.HandleResponse, error) {
+	n := h.n
+	// variants are the ones served on this hop and below it, which the
+	// caller learns from the response.
+	variants := map[string]string{}
+	if n.useSDK {
+		for _, a := range n.sdk.Assignments(ctx) {
+			variants[a.Test] = a.Variant
+		}
+	}
+	// Each unit's outcome on each service is a fixed draw: the same seed
+	// gives the same users the same outcomes, however requests interleave.
+	unit, _ := n.sdk.UnitFromContext(ctx)
+	rng := rand.New(rand.NewPCG(n.seed, xxhash.Sum64String(unit)))
+	for _, o := range n.outcomes {
+		if o.metric.Kind == assign.MetricLatencyMS {
+			ms := o.Outcome(rng, n.served(ctx, unit, variants))
+			time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
+		}
+	}
+	for _, callee := range n.calls {
+		if callee == "checkout" && req.GetAction() != "checkout" {
+			continue
+		}
+		resp, err := n.conns[callee].Handle(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("%s → %s: %w", n.name, callee, err)
+		}
+		for k, v := range resp.GetVariants() {
+			variants[k] = v
+		}
+	}
+	for _, o := range n.outcomes {
+		if o.metric.Kind == assign.MetricAttribute {
+			v := o.Outcome(rng, n.served(ctx, unit, variants))
+			trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(o.metric.Attribute, v))
+		}
+	}
+	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
+}
+
+// served returns what the user of ctx is served across the whole shop,
+// as far as this service's outcomes depend on it: the variants served on
+// this request's path (path), and for every test its outcomes' terms name
+// that the path does not show (one of a service this request does not
+// reach, or that serves after this one) the variant the SDK's
+// configuration assigns the unit. Without the SDK nothing is evaluated
+// and path (empty) is returned.
+func (n *node) served(ctx context.Context, unit string, path map[string]string) map[string]string {
+	if !n.useSDK {
+		return path
+	}
+	var missing []string
+	for _, test := range n.needs {
+		if _, ok := path[test]; !ok {
+			missing = append(missing, test)
+		}
+	}
+	if len(missing) == 0 {
+		return path
+	}
+	as, err := n.sdk.Engine().Evaluate(unit, unitAttributes(ctx), assign.Filter{Tests: missing})
+	if err != nil {
+		return path
+	}
+	out := maps.Clone(path)
+	for _, a := range as {
+		out[a.Test] = a.Variant
+	}
+	return out
+}
+
+// termTests returns the tests the terms of outcomes name, each once.
+func termTests(outcomes []outcome) []string {
+	var tests []string
+	for _, o := range outcomes {
+		for _, term := range o.Terms {
+			for _, t := range term.Tests {
+				if !slices.Contains(tests, t) {
+					tests = append(tests, t)
+				}
+			}
+		}
+	}
+	return tests
+}
+
+// Request sends one user request to the frontend.
+func (m *Mesh) Request(ctx context.Context, unit, grade, action string) error {
+	ctx = client.WithUnit(ctx, unit)
+	if grade != "" {
+		mem, err := baggage.NewMemberRaw(gradeKey, grade)
+		if err != nil {
+			return err
+		}
+		b, err := baggage.FromContext(ctx).SetMember(mem)
+		if err != nil {
+			return err
+		}
+		ctx = baggage.ContextWithBaggage(ctx, b)
+	}
+	_, err := m.entry.Handle(ctx, &demov1.HandleRequest{Action: action})
+	return err
+}
+
+// Flush exports every span the services have ended.
+func (m *Mesh) Flush(ctx context.Context) error {
+	var errs []error
+	for _, n := range m.nodes {
+		errs = append(errs, n.tp.ForceFlush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Stop stops every service, exporting their last spans.
+func (m *Mesh) Stop(ctx context.Context) {
+	if m.entryConn != nil {
+		m.entryConn.Close()
+	}
+	for _, n := range m.nodes {
+		if n.srv != nil {
+			n.srv.Stop()
+		}
+	}
+	for _, n := range m.nodes {
+		if n.tp != nil {
+			_ = n.tp.Shutdown(ctx)
+		}
+		for _, c := range n.closers {
+			_ = c()
+		}
+		if n.srv == nil && n.lis != nil {
+			n.lis.Close()
+		}
+	}
+}
