@@ -81,121 +81,176 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 	if g == nil {
 		g = emptyGraph
 	}
-	ids := make(map[string]struct{}, len(tests))
-	for i := range tests {
-		if err := tests[i].validateShape(); err != nil {
-			return nil, err
-		}
-		if _, dup := ids[tests[i].ID]; dup {
-			return nil, fmt.Errorf("test %q: id is repeated: %w", tests[i].ID, ErrInvalid)
-		}
-		ids[tests[i].ID] = struct{}{}
+	if err := validateUnique(tests); err != nil {
+		return nil, err
 	}
-	u := newUniverse(g, tests)
-	byID := make(map[string]int, len(tests))
-	for i, t := range tests {
-		byID[t.ID] = i
-	}
-	emit := make([][]bitset, len(tests))
-	susc := make([][]bitset, len(tests))
-	for i, t := range tests {
-		for _, e := range t.Emits {
-			emit[i] = append(emit[i], u.region(e.Scope, t.ChangeService, t.MeasureService))
-		}
-		for _, s := range t.Susceptible {
-			susc[i] = append(susc[i], u.region(s.Scope, t.ChangeService, t.MeasureService))
-		}
-	}
-	tab := newInternTable(u, g)
+	c := newComputation(tests, g)
 	out := make([]Subset, len(tests))
-	shared := newBitset(u.n)
-	union := newBitset(u.n)
-	for ti, t := range tests {
-		var cands []Member
-		var candShared []*interned
-		for ui, v := range tests {
-			if ui == ti || (t.Layer != "" && v.Layer == t.Layer) {
-				continue // layer mates never share a unit, so never cross
-			}
-			var reasons []Reason
-			var first *interned
-			multi := false
-			for si, s := range t.Susceptible {
-				for ei, e := range v.Emits {
-					if e.Kind != s.Kind || !emit[ui][ei].intersects(susc[ti][si]) {
-						continue
-					}
-					shared.andOf(emit[ui][ei], susc[ti][si])
-					in := tab.intern(shared)
-					switch {
-					case first == nil:
-						first = in
-						copy(union, shared)
-					case in != first:
-						multi = true
-						union.or(shared)
-					}
-					reasons = append(reasons, Reason{Kind: e.Kind, EmitScope: e.Scope, SusceptibleScope: s.Scope, Shared: tab.names(in)})
-				}
-			}
-			if len(reasons) == 0 {
-				continue
-			}
-			if len(reasons) > 1 {
-				slices.SortFunc(reasons, compareReasons)
-				reasons = slices.CompactFunc(reasons, func(a, b Reason) bool { return compareReasons(a, b) == 0 })
-			}
-			all := first
-			if multi {
-				all = tab.intern(union)
-			}
-			cands = append(cands, Member{Test: v.ID, Reasons: reasons, Volume: tab.volume(all)})
-			candShared = append(candShared, all)
-		}
-		sub := Subset{Viewpoint: t.ID}
+	for ti := range tests {
+		cands, candShared := c.candidates(ti)
+		sub := Subset{Viewpoint: tests[ti].ID}
 		keep := cands
 		if cfg.cap > 0 && len(cands)+1 > cfg.cap {
-			order := make([]int, len(cands))
-			for i := range order {
-				order[i] = i
-			}
-			slices.SortFunc(order, func(a, b int) int {
-				if c := cmp.Compare(cands[b].Volume, cands[a].Volume); c != 0 {
-					return c
-				}
-				return cmp.Compare(cands[a].Test, cands[b].Test)
-			})
-			keep = nil
-			var keptShared []*interned
-			for rank, i := range order {
-				if rank < cfg.cap-1 {
-					keep = append(keep, cands[i])
-					keptShared = append(keptShared, candShared[i])
-				} else {
-					sub.NotModelled = append(sub.NotModelled, cands[i])
-				}
-			}
-			candShared = keptShared
-			slices.SortFunc(sub.NotModelled, compareMembers)
+			keep, candShared, sub.NotModelled = capMembers(cands, candShared, cfg.cap)
 		}
 		slices.SortFunc(keep, compareMembers)
-		sub.Members = append(make([]Member, 0, len(keep)+1), Member{Test: t.ID})
+		sub.Members = append(make([]Member, 0, len(keep)+1), Member{Test: tests[ti].ID})
 		sub.Members = append(sub.Members, keep...)
-		svc := newBitset(u.n)
-		svc.set(u.idx(t.ChangeService))
-		svc.set(u.idx(t.MeasureService))
-		for _, sh := range candShared {
-			svc.or(sh.bits)
-		}
-		for _, m := range keep {
-			v := tests[byID[m.Test]]
-			svc.set(u.idx(v.ChangeService))
-			svc.set(u.idx(v.MeasureService))
-		}
-		sub.Services = u.names(svc)
+		sub.Services = c.services(ti, keep, candShared)
 		out[ti] = sub
 	}
 	return out, nil
+}
+
+// validateUnique checks each test's shape and that no id repeats; errors
+// wrap ErrInvalid.
+func validateUnique(tests []Test) error {
+	ids := make(map[string]struct{}, len(tests))
+	for i := range tests {
+		if err := tests[i].validateShape(); err != nil {
+			return err
+		}
+		if _, dup := ids[tests[i].ID]; dup {
+			return fmt.Errorf("test %q: id is repeated: %w", tests[i].ID, ErrInvalid)
+		}
+		ids[tests[i].ID] = struct{}{}
+	}
+	return nil
+}
+
+// computation is Compute's state over one set of tests and one graph:
+// every test's emitted and susceptible regions resolved once, the interned
+// shared sets, and scratch bitsets reused across pairs.
+type computation struct {
+	tests  []Test
+	u      *universe
+	tab    *internTable
+	byID   map[string]int
+	emit   [][]bitset // emit[i][k]: region of tests[i].Emits[k]
+	susc   [][]bitset // susc[i][k]: region of tests[i].Susceptible[k]
+	shared bitset
+	union  bitset
+}
+
+func newComputation(tests []Test, g *Graph) *computation {
+	u := newUniverse(g, tests)
+	c := &computation{tests: tests, u: u, tab: newInternTable(u, g), byID: make(map[string]int, len(tests)),
+		emit: make([][]bitset, len(tests)), susc: make([][]bitset, len(tests)),
+		shared: newBitset(u.n), union: newBitset(u.n)}
+	for i, t := range tests {
+		c.byID[t.ID] = i
+		for _, e := range t.Emits {
+			c.emit[i] = append(c.emit[i], u.region(e.Scope, t.ChangeService, t.MeasureService))
+		}
+		for _, s := range t.Susceptible {
+			c.susc[i] = append(c.susc[i], u.region(s.Scope, t.ChangeService, t.MeasureService))
+		}
+	}
+	return c
+}
+
+// candidates returns every test that can interfere with tests[ti] (not a
+// layer mate: layer mates share no unit), each with its reasons and the
+// call volume through all the services it shares with the viewpoint, and
+// in the same order the interned union of those shared services.
+func (c *computation) candidates(ti int) ([]Member, []*interned) {
+	t := c.tests[ti]
+	var cands []Member
+	var candShared []*interned
+	for ui, v := range c.tests {
+		if ui == ti || (t.Layer != "" && v.Layer == t.Layer) {
+			continue
+		}
+		reasons, all := c.reasons(ti, ui)
+		if len(reasons) == 0 {
+			continue
+		}
+		cands = append(cands, Member{Test: v.ID, Reasons: reasons, Volume: c.tab.volume(all)})
+		candShared = append(candShared, all)
+	}
+	return cands, candShared
+}
+
+// reasons returns why tests[ui] is in tests[ti]'s subset — one Reason per
+// (emitted, susceptible) pair of one kind whose regions meet, sorted and
+// unique — and the interned union of the services those pairs share; no
+// reasons when they never meet.
+func (c *computation) reasons(ti, ui int) ([]Reason, *interned) {
+	t, v := c.tests[ti], c.tests[ui]
+	var reasons []Reason
+	var first *interned
+	multi := false
+	for si, s := range t.Susceptible {
+		for ei, e := range v.Emits {
+			if e.Kind != s.Kind || !c.emit[ui][ei].intersects(c.susc[ti][si]) {
+				continue
+			}
+			c.shared.andOf(c.emit[ui][ei], c.susc[ti][si])
+			in := c.tab.intern(c.shared)
+			switch {
+			case first == nil:
+				first = in
+				copy(c.union, c.shared)
+			case in != first:
+				multi = true
+				c.union.or(c.shared)
+			}
+			reasons = append(reasons, Reason{Kind: e.Kind, EmitScope: e.Scope, SusceptibleScope: s.Scope, Shared: c.tab.names(in)})
+		}
+	}
+	if len(reasons) > 1 {
+		slices.SortFunc(reasons, compareReasons)
+		reasons = slices.CompactFunc(reasons, func(a, b Reason) bool { return compareReasons(a, b) == 0 })
+	}
+	if multi {
+		return reasons, c.tab.intern(c.union)
+	}
+	return reasons, first
+}
+
+// capMembers keeps the capN-1 candidates with the most call volume (ties
+// by test id) and their shared sets; the rest are returned, sorted, as not
+// modelled.
+func capMembers(cands []Member, candShared []*interned, capN int) (keep []Member, keptShared []*interned, notModelled []Member) {
+	order := make([]int, len(cands))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(cands[b].Volume, cands[a].Volume); c != 0 {
+			return c
+		}
+		return cmp.Compare(cands[a].Test, cands[b].Test)
+	})
+	for rank, i := range order {
+		if rank < capN-1 {
+			keep = append(keep, cands[i])
+			keptShared = append(keptShared, candShared[i])
+		} else {
+			notModelled = append(notModelled, cands[i])
+		}
+	}
+	slices.SortFunc(notModelled, compareMembers)
+	return keep, keptShared, notModelled
+}
+
+// services returns, sorted, the services of tests[ti]'s subset: the
+// viewpoint's change and measure services, every kept member's, and every
+// service a kept member shares with the viewpoint.
+func (c *computation) services(ti int, keep []Member, shared []*interned) []string {
+	t := c.tests[ti]
+	svc := newBitset(c.u.n)
+	svc.set(c.u.idx(t.ChangeService))
+	svc.set(c.u.idx(t.MeasureService))
+	for _, sh := range shared {
+		svc.or(sh.bits)
+	}
+	for _, m := range keep {
+		v := c.tests[c.byID[m.Test]]
+		svc.set(c.u.idx(v.ChangeService))
+		svc.set(c.u.idx(v.MeasureService))
+	}
+	return c.u.names(svc)
 }
 
 var emptyGraph, _ = NewGraph(nil)
