@@ -138,111 +138,197 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	cfg.setDefaults()
-	opts := cfg.DialOptions
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	conns, err := dial(cfg)
+	if err != nil {
+		return Result{}, err
 	}
-	conns := make([]*grpc.ClientConn, cfg.Connections)
-	for i := range conns {
-		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
-		if err != nil {
-			return Result{}, fmt.Errorf("otlp load: connect to %s: %w", cfg.Endpoint, err)
-		}
-		defer conn.Close()
-		conns[i] = conn
-	}
+	defer closeAll(conns)
 
 	// runCtx ends the run; calls in flight then finish under ctx (bounded
 	// by callTimeout) so that what the receiver took is counted.
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	perReq := cfg.RequestSpans / cfg.TraceSize * cfg.TraceSize
-	var (
-		res      Result
-		reserved atomic.Int64 // spans handed to workers
-		slot     atomic.Int64 // request number, for pacing
-		traceSeq atomic.Uint64
-		errOnce  sync.Once
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-	)
-	start := time.Now()
-	interval := time.Duration(0)
-	if cfg.Rate > 0 {
-		interval = time.Duration(float64(perReq) / float64(cfg.Rate) * float64(time.Second))
-	}
+	r := newLoadRun(ctx, runCtx, cfg)
+	var wg sync.WaitGroup
 	for w := range cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g := newGenerator(cfg, perReq, uint64(w))
-			conn := conns[w%len(conns)]
-			var local Result
-			defer func() {
-				mu.Lock()
-				res.Requests += local.Requests
-				res.Sent += local.Sent
-				res.Rejected += local.Rejected
-				res.Refused += local.Refused
-				res.Failed += local.Failed
-				mu.Unlock()
-			}()
-			for runCtx.Err() == nil {
-				if cfg.MaxSpans > 0 && reserved.Add(int64(perReq)) > cfg.MaxSpans {
-					return
-				}
-				if interval > 0 {
-					at := start.Add(time.Duration(slot.Add(1)-1) * interval)
-					if d := time.Until(at); d > 0 {
-						select {
-						case <-runCtx.Done():
-							return
-						case <-time.After(d):
-						}
-					}
-				}
-				req := rawRequest(g.next(&traceSeq))
-				local.Requests++
-				resp := new(collectortrace.ExportTraceServiceResponse)
-				callCtx, callCancel := context.WithTimeout(ctx, callTimeout)
-				err := conn.Invoke(callCtx, collectortrace.TraceService_Export_FullMethodName, req, resp, grpc.ForceCodec(rawCodec{}))
-				callCancel()
-				if err == nil {
-					local.Sent += int64(perReq)
-					local.Rejected += resp.GetPartialSuccess().GetRejectedSpans()
-					continue
-				}
-				if ctx.Err() != nil {
-					local.Requests-- // the caller gave up
-					return
-				}
-				errOnce.Do(func() { mu.Lock(); res.FirstError = err.Error(); mu.Unlock() })
-				st := status.Convert(err)
-				switch st.Code() {
-				case codes.ResourceExhausted, codes.Unavailable:
-					local.Refused += int64(perReq)
-					wait := 10 * time.Millisecond
-					for _, d := range st.Details() {
-						if ri, ok := d.(*errdetails.RetryInfo); ok {
-							wait = min(ri.GetRetryDelay().AsDuration(), 100*time.Millisecond)
-						}
-					}
-					select {
-					case <-runCtx.Done():
-					case <-time.After(wait):
-					}
-				default:
-					local.Failed++
-					select {
-					case <-runCtx.Done():
-					case <-time.After(10 * time.Millisecond):
-					}
-				}
-			}
+			r.work(w, conns[w%len(conns)])
 		}()
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	return r.result()
+}
+
+// dial opens cfg.Connections clients to cfg.Endpoint with cfg.DialOptions
+// (plaintext when there are none). On error the clients already opened
+// are closed.
+func dial(cfg Config) ([]*grpc.ClientConn, error) {
+	opts := cfg.DialOptions
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conns := make([]*grpc.ClientConn, 0, cfg.Connections)
+	for range cfg.Connections {
+		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
+		if err != nil {
+			closeAll(conns)
+			return nil, fmt.Errorf("otlp load: connect to %s: %w", cfg.Endpoint, err)
+		}
+		conns = append(conns, conn)
+	}
+	return conns, nil
+}
+
+// closeAll closes conns, last opened first.
+func closeAll(conns []*grpc.ClientConn) {
+	for i := len(conns) - 1; i >= 0; i-- {
+		conns[i].Close()
+	}
+}
+
+// loadRun is the state the workers of one Run share.
+type loadRun struct {
+	ctx      context.Context // the caller's; bounds calls in flight
+	runCtx   context.Context // ends the run
+	cfg      Config          // with defaults
+	perReq   int             // spans per request, whole traces
+	interval time.Duration   // between request slots; 0 for no pacing
+	start    time.Time
+
+	reserved atomic.Int64 // spans handed to workers
+	slot     atomic.Int64 // request number, for pacing
+	traceSeq atomic.Uint64
+	errOnce  sync.Once
+
+	mu  sync.Mutex
+	res Result // totals, under mu
+}
+
+// newLoadRun returns the shared state of a run of cfg (with defaults) that
+// starts now: requests carry whole traces, paced to cfg.Rate when set.
+func newLoadRun(ctx, runCtx context.Context, cfg Config) *loadRun {
+	r := &loadRun{ctx: ctx, runCtx: runCtx, cfg: cfg}
+	r.perReq = cfg.RequestSpans / cfg.TraceSize * cfg.TraceSize
+	r.start = time.Now()
+	if cfg.Rate > 0 {
+		r.interval = time.Duration(float64(r.perReq) / float64(cfg.Rate) * float64(time.Second))
+	}
+	return r
+}
+
+// work is worker w: it sends requests on conn until the run ends, the
+// span budget is spent or the caller gives up, then adds its counts to
+// the run's totals.
+func (r *loadRun) work(w int, conn *grpc.ClientConn) {
+	g := newGenerator(r.cfg, r.perReq, uint64(w))
+	var local Result
+	defer r.add(&local)
+	for r.runCtx.Err() == nil {
+		if !r.claim() {
+			return
+		}
+		err := r.export(conn, g, &local)
+		if err == nil {
+			continue
+		}
+		if r.ctx.Err() != nil {
+			local.Requests-- // the caller gave up
+			return
+		}
+		r.backoff(err, &local)
+	}
+}
+
+// add adds a worker's counts to the run's totals.
+func (r *loadRun) add(local *Result) {
+	r.mu.Lock()
+	r.res.Requests += local.Requests
+	r.res.Sent += local.Sent
+	r.res.Rejected += local.Rejected
+	r.res.Refused += local.Refused
+	r.res.Failed += local.Failed
+	r.mu.Unlock()
+}
+
+// claim reserves the spans of one request against cfg.MaxSpans and, when
+// the run is paced, waits for the request's slot. It reports false when
+// the budget is spent or the run ended while waiting.
+func (r *loadRun) claim() bool {
+	if r.cfg.MaxSpans > 0 && r.reserved.Add(int64(r.perReq)) > r.cfg.MaxSpans {
+		return false
+	}
+	if r.interval > 0 {
+		at := r.start.Add(time.Duration(r.slot.Add(1)-1) * r.interval)
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-r.runCtx.Done():
+				return false
+			case <-time.After(d):
+			}
+		}
+	}
+	return true
+}
+
+// export sends the generator's next request on conn, within callTimeout
+// under the caller's context, and counts it in local: the request always,
+// and when it succeeded its spans as sent and the receiver's partial
+// success as rejected. It returns the call's error.
+func (r *loadRun) export(conn *grpc.ClientConn, g *generator, local *Result) error {
+	req := rawRequest(g.next(&r.traceSeq))
+	local.Requests++
+	resp := new(collectortrace.ExportTraceServiceResponse)
+	callCtx, callCancel := context.WithTimeout(r.ctx, callTimeout)
+	err := conn.Invoke(callCtx, collectortrace.TraceService_Export_FullMethodName, req, resp, grpc.ForceCodec(rawCodec{}))
+	callCancel()
+	if err == nil {
+		local.Sent += int64(r.perReq)
+		local.Rejected += resp.GetPartialSuccess().GetRejectedSpans()
+	}
+	return err
+}
+
+// backoff handles a failed call: it keeps the run's first error, counts
+// the request's spans as refused (RESOURCE_EXHAUSTED, UNAVAILABLE) or the
+// call as failed (otherwise) in local, and waits before the next request
+// — retryDelay for a refusal, 10ms otherwise — or until the run ends.
+func (r *loadRun) backoff(err error, local *Result) {
+	r.errOnce.Do(func() { r.mu.Lock(); r.res.FirstError = err.Error(); r.mu.Unlock() })
+	st := status.Convert(err)
+	wait := 10 * time.Millisecond
+	switch st.Code() {
+	case codes.ResourceExhausted, codes.Unavailable:
+		local.Refused += int64(r.perReq)
+		wait = retryDelay(st)
+	default:
+		local.Failed++
+	}
+	select {
+	case <-r.runCtx.Done():
+	case <-time.After(wait):
+	}
+}
+
+// retryDelay is the delay of the last RetryInfo in st's details, at most
+// 100ms; 10ms when there is none.
+func retryDelay(st *status.Status) time.Duration {
+	wait := 10 * time.Millisecond
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			wait = min(ri.GetRetryDelay().AsDuration(), 100*time.Millisecond)
+		}
+	}
+	return wait
+}
+
+// result returns the run's totals once every worker is done, with the
+// elapsed time since the start and the throughput of accepted spans. The
+// error is non-nil when no request succeeded and one failed.
+func (r *loadRun) result() (Result, error) {
+	res := r.res
+	res.Elapsed = time.Since(r.start)
 	if res.Elapsed > 0 {
 		res.SpansPerSecond = float64(res.Sent-res.Rejected) / res.Elapsed.Seconds()
 	}
