@@ -139,74 +139,150 @@ func Large(seed uint64) (*Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	callees := map[string][]string{}
+	p := newServicePicker(edges)
+	// The picks' order fixes which service each test lands on.
+	apiA, apiB := p.pick(1, nil), p.pick(1, nil)
+	sc := &Scenario{
+		Name: "large",
+		Description: fmt.Sprintf("a random layered graph (RandomGraph seed %d) with 12 concurrent tests: "+
+			"two subsets of 3 (one with a 3-way interaction), one asymmetric pair, the rest alone", seed),
+		Edges: edges,
+	}
+	add := func(xs []assign.Experiment, ts []truth.Model) {
+		sc.Experiments = append(sc.Experiments, xs...)
+		sc.Truths = append(sc.Truths, ts...)
+	}
+	add(largeOrderValue(p, apiA))
+	add(largeSearch(p, apiB))
+	add(largeLatencyPair(p))
+	add(largeAlone(p))
+	return sc, nil
+}
+
+// servicePicker hands out the services of a layered graph, each once.
+type servicePicker struct {
+	callees map[string][]string
+	used    map[string]bool
+}
+
+func newServicePicker(edges []tracing.Edge) *servicePicker {
+	p := &servicePicker{callees: map[string][]string{}, used: map[string]bool{}}
 	for _, e := range edges {
-		callees[e.Caller] = append(callees[e.Caller], e.Callee)
+		p.callees[e.Caller] = append(p.callees[e.Caller], e.Callee)
 	}
-	used := map[string]bool{}
-	// pick returns the first unused service of a layer, preferring the
-	// given candidates in order.
-	pick := func(layer int, prefer []string) string {
-		for _, s := range prefer {
-			if strings.HasPrefix(s, layerRoles[layer]+"-") && !used[s] {
-				used[s] = true
-				return s
-			}
-		}
-		for i := range DefaultLayers[layer] {
-			if s := ServiceName(layer, i); !used[s] {
-				used[s] = true
-				return s
-			}
-		}
-		panic("sim: large scenario: layer " + layerRoles[layer] + " has too few services")
-	}
-	ux, lat, errRate, res := subset.KindUserExperience, subset.KindLatency, subset.KindErrorRate, subset.KindResource
-	uxMeasure := func(x *assign.Experiment) {
-		x.Emits = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-		x.Susceptible = []assign.Interference{inter(ux, assign.ScopeMeasure)}
-	}
-	alone := func(x *assign.Experiment) {
-		x.Emits = []assign.Interference{inter(errRate, assign.ScopeChange)}
-		x.Susceptible = []assign.Interference{inter(errRate, assign.ScopeChange)}
-	}
+	return p
+}
 
-	apiA, apiB := pick(1, nil), pick(1, nil)
+// pick returns the first unused service of a layer, preferring the given
+// candidates in order. It panics when the layer has none left.
+func (p *servicePicker) pick(layer int, prefer []string) string {
+	for _, s := range prefer {
+		if strings.HasPrefix(s, layerRoles[layer]+"-") && !p.used[s] {
+			p.used[s] = true
+			return s
+		}
+	}
+	for i := range DefaultLayers[layer] {
+		if s := ServiceName(layer, i); !p.used[s] {
+			p.used[s] = true
+			return s
+		}
+	}
+	panic("sim: large scenario: layer " + layerRoles[layer] + " has too few services")
+}
+
+// uxMeasure makes x emit and be susceptible to user-experience
+// interference on its measure service.
+func uxMeasure(xs ...*assign.Experiment) {
+	for _, x := range xs {
+		x.Emits = []assign.Interference{inter(subset.KindUserExperience, assign.ScopeMeasure)}
+		x.Susceptible = []assign.Interference{inter(subset.KindUserExperience, assign.ScopeMeasure)}
+	}
+}
+
+// pairTerm is the interaction of two tests' treatments.
+func pairTerm(t1, v1, t2, v2 string, e float64) truth.Term {
+	return truth.Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
+}
+
+// largeOrderValue is subset A: three tests measured on api, with a 2-way
+// and a 3-way interaction.
+func largeOrderValue(p *servicePicker, api string) ([]assign.Experiment, []truth.Model) {
 	orderValue := attr("order.value", true)
-	hero := running("hero-banner", "team-web", "Hero banner on the landing page", apiA, apiA, orderValue,
+	hero := running("hero-banner", "team-web", "Hero banner on the landing page", api, api, orderValue,
 		"control", "banner", assign.Plan{MDE: 6, SD: 20})
-	reco := running("reco-carousel", "team-reco", "Recommendation carousel", pick(2, callees[apiA]), apiA, orderValue,
+	reco := running("reco-carousel", "team-reco", "Recommendation carousel", p.pick(2, p.callees[api]), api, orderValue,
 		"control", "carousel", assign.Plan{MDE: 6, SD: 20})
-	price := running("price-badge", "team-pricing", "Discount badge on prices", pick(2, callees[apiA]), apiA, orderValue,
+	price := running("price-badge", "team-pricing", "Discount badge on prices", p.pick(2, p.callees[api]), api, orderValue,
 		"control", "badge", assign.Plan{MDE: 6, SD: 20})
-	for _, x := range []*assign.Experiment{&hero, &reco, &price} {
-		uxMeasure(x)
+	uxMeasure(&hero, &reco, &price)
+	return []assign.Experiment{hero, reco, price}, []truth.Model{
+		{Service: api, Metric: "attribute:order.value", Dist: truth.Normal, Baseline: 40, SD: 20, Terms: []truth.Term{
+			truth.Main("hero-banner", "banner", 3),
+			truth.Main("reco-carousel", "carousel", 1),
+			truth.Main("price-badge", "badge", 5),
+			pairTerm("hero-banner", "banner", "reco-carousel", "carousel", 10),
+			{Tests: []string{"hero-banner", "reco-carousel", "price-badge"}, Variants: []string{"banner", "carousel", "badge"}, Effect: 12},
+		}},
 	}
+}
 
+// largeSearch is subset B: three search tests measured on api, with one
+// 2-way interaction.
+func largeSearch(p *servicePicker, api string) ([]assign.Experiment, []truth.Model) {
 	clicks := attr("search.clicks", true)
-	ranker := running("search-ranker", "team-search", "Learning-to-rank search", pick(2, callees[apiB]), apiB, clicks,
+	ranker := running("search-ranker", "team-search", "Learning-to-rank search", p.pick(2, p.callees[api]), api, clicks,
 		"control", "ltr", assign.Plan{MDE: 3, SD: 10})
-	suggest := running("search-suggest", "team-search", "Query suggestions", apiB, apiB, clicks,
+	suggest := running("search-suggest", "team-search", "Query suggestions", api, api, clicks,
 		"control", "suggest", assign.Plan{MDE: 3, SD: 10})
-	filters := running("search-filters", "team-search", "Facet filters on results", pick(2, callees[apiB]), apiB, clicks,
+	filters := running("search-filters", "team-search", "Facet filters on results", p.pick(2, p.callees[api]), api, clicks,
 		"control", "facets", assign.Plan{MDE: 3, SD: 10})
-	for _, x := range []*assign.Experiment{&ranker, &suggest, &filters} {
-		uxMeasure(x)
+	uxMeasure(&ranker, &suggest, &filters)
+	return []assign.Experiment{ranker, suggest, filters}, []truth.Model{
+		{Service: api, Metric: "attribute:search.clicks", Dist: truth.Normal, Baseline: 10, SD: 10, Terms: []truth.Term{
+			truth.Main("search-ranker", "ltr", 4),
+			truth.Main("search-suggest", "suggest", 2),
+			truth.Main("search-filters", "facets", 1.5),
+			pairTerm("search-ranker", "ltr", "search-suggest", "suggest", -6),
+		}},
 	}
+}
 
-	L := pick(2, nil)
-	S := pick(3, callees[L])
+// largeLatencyPair is C: a logic service's test susceptible to latency,
+// and a store it calls whose test emits latency upstream (an asymmetric
+// pair).
+func largeLatencyPair(p *servicePicker) ([]assign.Experiment, []truth.Model) {
+	L := p.pick(2, nil)
+	S := p.pick(3, p.callees[L])
 	inv := running("inventory-batch", "team-inventory", "Batched inventory lookups", L, L, latency,
 		"control", "batched", assign.Plan{MDE: 1.5, SD: 5})
 	inv.Metric.HigherIsBetter = false
-	inv.Susceptible = []assign.Interference{inter(lat, assign.ScopeChange)}
+	inv.Susceptible = []assign.Interference{inter(subset.KindLatency, assign.ScopeChange)}
 	pool := running("db-pool", "team-storage", "Larger connection pool", S, S, latency,
 		"control", "pool-64", assign.Plan{MDE: 0.6, SD: 2})
 	pool.Metric.HigherIsBetter = false
-	pool.Emits = []assign.Interference{inter(lat, assign.ScopeChangeUpstream)}
-	pool.Susceptible = []assign.Interference{inter(res, assign.ScopeChange)}
+	pool.Emits = []assign.Interference{inter(subset.KindLatency, assign.ScopeChangeUpstream)}
+	pool.Susceptible = []assign.Interference{inter(subset.KindResource, assign.ScopeChange)}
+	return []assign.Experiment{inv, pool}, []truth.Model{
+		{Service: L, Metric: "latency_ms", Dist: truth.Normal, Baseline: 30, SD: 5, Terms: []truth.Term{
+			truth.Main("inventory-batch", "batched", -2),
+			truth.Main("db-pool", "pool-64", -1),
+			pairTerm("inventory-batch", "batched", "db-pool", "pool-64", 3),
+		}},
+		{Service: S, Metric: "latency_ms", Dist: truth.Normal, Baseline: 8, SD: 2, Terms: []truth.Term{
+			truth.Main("db-pool", "pool-64", -0.8),
+		}},
+	}
+}
 
-	fraudSvc, taxSvc, cdnSvc, loyaltySvc := pick(2, nil), pick(3, nil), pick(1, nil), pick(4, nil)
+// largeAlone is the four tests that interfere with no other, each measured
+// on its own service (tax-engine has no effect).
+func largeAlone(p *servicePicker) ([]assign.Experiment, []truth.Model) {
+	alone := func(x *assign.Experiment) {
+		x.Emits = []assign.Interference{inter(subset.KindErrorRate, assign.ScopeChange)}
+		x.Susceptible = []assign.Interference{inter(subset.KindErrorRate, assign.ScopeChange)}
+	}
+	fraudSvc, taxSvc, cdnSvc, loyaltySvc := p.pick(2, nil), p.pick(3, nil), p.pick(1, nil), p.pick(4, nil)
 	fraud := running("fraud-rules", "team-risk", "Stricter fraud rules", fraudSvc, fraudSvc,
 		assign.Metric{Kind: assign.MetricError}, "control", "strict", assign.Plan{MDE: 0.09, SD: 0.3})
 	alone(&fraud)
@@ -220,51 +296,18 @@ func Large(seed uint64) (*Scenario, error) {
 	loyalty := running("loyalty-points", "team-loyalty", "Double points week", loyaltySvc, loyaltySvc,
 		attr("points.redeemed", true), "control", "double", assign.Plan{MDE: 1.2, SD: 4})
 	alone(&loyalty)
-
-	ab := func(t1, v1, t2, v2 string, e float64) truth.Term {
-		return truth.Term{Tests: []string{t1, t2}, Variants: []string{v1, v2}, Effect: e}
+	return []assign.Experiment{fraud, tax, cdn, loyalty}, []truth.Model{
+		{Service: fraudSvc, Metric: "error", Dist: truth.Bernoulli, Baseline: 0.10, Terms: []truth.Term{
+			truth.Main("fraud-rules", "strict", 0.08),
+		}},
+		{Service: taxSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 20, SD: 6},
+		{Service: cdnSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 80, SD: 25, Terms: []truth.Term{
+			truth.Main("image-cdn", "cdn", -10),
+		}},
+		{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: truth.Normal, Baseline: 5, SD: 4, Terms: []truth.Term{
+			truth.Main("loyalty-points", "double", 1.5),
+		}},
 	}
-	sc := &Scenario{
-		Name: "large",
-		Description: fmt.Sprintf("a random layered graph (RandomGraph seed %d) with 12 concurrent tests: "+
-			"two subsets of 3 (one with a 3-way interaction), one asymmetric pair, the rest alone", seed),
-		Edges:       edges,
-		Experiments: []assign.Experiment{hero, reco, price, ranker, suggest, filters, inv, pool, fraud, tax, cdn, loyalty},
-		Truths: []truth.Model{
-			{Service: apiA, Metric: "attribute:order.value", Dist: truth.Normal, Baseline: 40, SD: 20, Terms: []truth.Term{
-				truth.Main("hero-banner", "banner", 3),
-				truth.Main("reco-carousel", "carousel", 1),
-				truth.Main("price-badge", "badge", 5),
-				ab("hero-banner", "banner", "reco-carousel", "carousel", 10),
-				{Tests: []string{"hero-banner", "reco-carousel", "price-badge"}, Variants: []string{"banner", "carousel", "badge"}, Effect: 12},
-			}},
-			{Service: apiB, Metric: "attribute:search.clicks", Dist: truth.Normal, Baseline: 10, SD: 10, Terms: []truth.Term{
-				truth.Main("search-ranker", "ltr", 4),
-				truth.Main("search-suggest", "suggest", 2),
-				truth.Main("search-filters", "facets", 1.5),
-				ab("search-ranker", "ltr", "search-suggest", "suggest", -6),
-			}},
-			{Service: L, Metric: "latency_ms", Dist: truth.Normal, Baseline: 30, SD: 5, Terms: []truth.Term{
-				truth.Main("inventory-batch", "batched", -2),
-				truth.Main("db-pool", "pool-64", -1),
-				ab("inventory-batch", "batched", "db-pool", "pool-64", 3),
-			}},
-			{Service: S, Metric: "latency_ms", Dist: truth.Normal, Baseline: 8, SD: 2, Terms: []truth.Term{
-				truth.Main("db-pool", "pool-64", -0.8),
-			}},
-			{Service: fraudSvc, Metric: "error", Dist: truth.Bernoulli, Baseline: 0.10, Terms: []truth.Term{
-				truth.Main("fraud-rules", "strict", 0.08),
-			}},
-			{Service: taxSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 20, SD: 6},
-			{Service: cdnSvc, Metric: "latency_ms", Dist: truth.Normal, Baseline: 80, SD: 25, Terms: []truth.Term{
-				truth.Main("image-cdn", "cdn", -10),
-			}},
-			{Service: loyaltySvc, Metric: "attribute:points.redeemed", Dist: truth.Normal, Baseline: 5, SD: 4, Terms: []truth.Term{
-				truth.Main("loyalty-points", "double", 1.5),
-			}},
-		},
-	}
-	return sc, nil
 }
 
 func countServices(edges []tracing.Edge) int {
