@@ -1,7 +1,9 @@
 package subset
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,11 +116,12 @@ type memberPlan struct {
 // publish builds and stores the plan from the active windows. Called with
 // ws.mu held.
 func (ws *Windows) publish() {
-	p := &plan{index: make(map[string]int32, len(ws.order)), vps: make([]vpPlan, len(ws.order))}
-	for i, vp := range ws.order {
+	order := slices.Sorted(maps.Keys(ws.active))
+	p := &plan{index: make(map[string]int32, len(order)), vps: make([]vpPlan, len(order))}
+	for i, vp := range order {
 		p.index[vp] = int32(i)
 	}
-	for i, vpID := range ws.order {
+	for i, vpID := range order {
 		w := ws.active[vpID]
 		w.mu.Lock()
 		start := w.start

@@ -41,7 +41,6 @@ type Windows struct {
 	mu       sync.Mutex
 	windows  map[string][]*window // per viewpoint, by seq
 	active   map[string]*window
-	order    []string // viewpoints of the last views, sorted
 	restored bool
 
 	plan atomic.Pointer[plan]
@@ -74,9 +73,7 @@ func (ws *Windows) SetViews(now time.Time, views []View) {
 		running[v.Viewpoint] = true
 	}
 	active := make(map[string]*window, len(views))
-	order := make([]string, len(views))
-	for i, v := range views {
-		order[i] = v.Viewpoint
+	for _, v := range views {
 		active[v.Viewpoint] = ws.roll(now, v, running)
 	}
 	for vp, w := range ws.active {
@@ -84,7 +81,7 @@ func (ws *Windows) SetViews(now time.Time, views []View) {
 			w.close(now)
 		}
 	}
-	ws.active, ws.order = active, order
+	ws.active = active
 	ws.prune(now)
 	ws.publish()
 }
