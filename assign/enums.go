@@ -95,6 +95,32 @@ func ParseMetricKind(name string) (k MetricKind, ok bool) {
 	return parseEnum[MetricKind](metricKindNames[:], name)
 }
 
+var aggregateNames = [...]string{
+	AggregateMean:  "mean",
+	AggregateSum:   "sum",
+	AggregateAny:   "any",
+	AggregateCount: "count",
+	AggregateRatio: "ratio",
+}
+
+// String returns mean, sum, any, count or ratio, or "Aggregate(n)" for
+// values out of range.
+func (a Aggregate) String() string {
+	if a >= 0 && int(a) < len(aggregateNames) {
+		return aggregateNames[a]
+	}
+	return "Aggregate(" + strconv.Itoa(int(a)) + ")"
+}
+
+// ParseAggregate is the inverse of Aggregate.String, and also takes ""
+// as AggregateMean (the default); ok is false for unknown names.
+func ParseAggregate(name string) (a Aggregate, ok bool) {
+	if name == "" {
+		return AggregateMean, true
+	}
+	return parseEnum[Aggregate](aggregateNames[:], name)
+}
+
 func parseEnum[T ~int](names []string, name string) (T, bool) {
 	for i, n := range names {
 		if n == name {

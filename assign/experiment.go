@@ -83,12 +83,39 @@ const (
 	MetricAttribute                   // a numeric span attribute, named by Metric.Attribute
 )
 
+// Aggregate says how a metric's request values are combined into one
+// value per unit (the randomization unit is the unit of analysis: a cell
+// holds one row per unit).
+type Aggregate int
+
+// Aggregates. The zero value, AggregateMean, is the default.
+const (
+	// AggregateMean is the unit's mean over its counted requests; every
+	// unit weighs one.
+	AggregateMean Aggregate = iota
+	// AggregateSum is the unit's total over its counted requests
+	// (revenue per user).
+	AggregateSum
+	// AggregateAny is 1 when any counted request of the unit had a
+	// non-zero value (conversion), else 0.
+	AggregateAny
+	// AggregateCount is the unit's number of counted requests
+	// (engagement); the metric's value is not read beyond being present.
+	AggregateCount
+	// AggregateRatio is the request-level mean of the arm, Σ metric /
+	// Σ requests over its units, with its variance by the delta method
+	// over units.
+	AggregateRatio
+)
+
 // Metric is an experiment's outcome metric.
 type Metric struct {
 	Kind      MetricKind
 	Attribute string // the span attribute key when Kind == MetricAttribute
 	// HigherIsBetter is the direction of improvement.
 	HigherIsBetter bool
+	// Aggregate is how the metric is aggregated per unit.
+	Aggregate Aggregate
 }
 
 // Plan is an experiment's analysis plan.

@@ -155,9 +155,13 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-// Validate checks the metric: a known Kind, and Attribute set exactly when
-// Kind is MetricAttribute. Errors name "metric.<field>".
+// Validate checks the metric: a known Kind, Attribute set exactly when
+// Kind is MetricAttribute, and a known Aggregate. Errors name
+// "metric.<field>".
 func (m *Metric) Validate() error {
+	if m.Aggregate < AggregateMean || int(m.Aggregate) >= len(aggregateNames) {
+		return fieldErr("metric.aggregate", "unknown aggregate %d (want mean, sum, any, count or ratio)", int(m.Aggregate))
+	}
 	switch m.Kind {
 	case MetricLatencyMS, MetricError:
 		if m.Attribute != "" {
