@@ -1,6 +1,9 @@
 package assign
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 var statusNames = [...]string{
 	StatusDraft:     "DRAFT",
@@ -119,6 +122,19 @@ func ParseAggregate(name string) (a Aggregate, ok bool) {
 		return AggregateMean, true
 	}
 	return parseEnum[Aggregate](aggregateNames[:], name)
+}
+
+// MarshalText encodes a as its name, so that JSON carries "sum", not 1.
+func (a Aggregate) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText is the inverse of MarshalText; "" is AggregateMean.
+func (a *Aggregate) UnmarshalText(b []byte) error {
+	v, ok := ParseAggregate(string(b))
+	if !ok {
+		return fmt.Errorf("metric.aggregate %q: want mean, sum, any, count or ratio", b)
+	}
+	*a = v
+	return nil
 }
 
 func parseEnum[T ~int](names []string, name string) (T, bool) {

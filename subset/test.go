@@ -108,6 +108,9 @@ type Test struct {
 	// it ("latency_ms", "error" or "attribute:<key>"), the key
 	// tracing.Observation.Metric reads.
 	Metric string
+	// Aggregate is how the metric is aggregated per unit; a change opens a
+	// new window.
+	Aggregate assign.Aggregate
 	// Sticky tests keep a unit's first assignment, so a served variant may
 	// legitimately differ from the current hash; the counter skips the
 	// assignment-mismatch check for them.
@@ -136,6 +139,7 @@ func FromExperiment(e assign.Experiment) Test {
 		Running:        e.Status == assign.StatusRunning,
 		Phase:          e.Phase,
 		Metric:         e.Metric.String(),
+		Aggregate:      e.Metric.Aggregate,
 	}
 	for _, in := range e.Emits {
 		t.Emits = append(t.Emits, Interference{Kind: in.Kind, Scope: Scope(in.Scope)})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/assign"
 )
 
 // WindowCells is a snapshot of one analysis window of one viewpoint: its
@@ -35,6 +36,9 @@ type WindowCells struct {
 	End            time.Time `json:"end,omitzero"`
 	MeasureService string    `json:"measure_service"`
 	Metric         string    `json:"metric"`
+	// Aggregate is how the viewpoint's metric is aggregated per unit: a
+	// cell's Stats are over its units' aggregated values.
+	Aggregate assign.Aggregate `json:"aggregate"`
 	// Members are the factors, viewpoint first (Subset.Members order).
 	Members []WindowMember `json:"members"`
 	// NotModelled are the interfering tests left out by the cap.
@@ -68,9 +72,19 @@ type WindowMember struct {
 }
 
 // Cell is one factorial cell: Variants[i] indexes Members[i].Variants.
+// A unit belongs to exactly one cell of a window.
 type Cell struct {
-	Variants []int              `json:"variants"`
-	Stats    analysis.CellStats `json:"stats"`
+	Variants []int `json:"variants"`
+	// Stats are over the cell's units, one value per unit as the window's
+	// Aggregate makes it (Stats.N is the number of units). For
+	// AggregateRatio they are over the units' request-level means and are
+	// not what the ratio's analysis uses: Ratio is.
+	Stats analysis.CellStats `json:"stats"`
+	// Requests is the number of counted requests of the cell's units.
+	Requests int64 `json:"requests"`
+	// Ratio is set for AggregateRatio windows only: the units' (metric
+	// sum, requests) pairs.
+	Ratio *analysis.RatioStats `json:"ratio,omitempty"`
 }
 
 // Quality counts what happened to the observations on whose path a
@@ -83,6 +97,7 @@ type Quality struct {
 
 	TooManyCells  int64 `json:"too_many_cells,omitempty"` // the members' variant counts overflow a 64-bit cell key
 	MissingUnit   int64 `json:"missing_unit,omitempty"`   // the trace carried no unit id
+	UnitTooLong   int64 `json:"unit_too_long,omitempty"`  // the unit id is over assign.MaxUnitLen bytes (never truncated)
 	BeforeWindow  int64 `json:"before_window,omitempty"`  // the request started before the window
 	Conflict      int64 `json:"conflict,omitempty"`       // a member was served more than one variant
 	Override      int64 `json:"override,omitempty"`       // a member's exposure reason was "override"
@@ -95,6 +110,7 @@ type Quality struct {
 	Mismatch      int64 `json:"mismatch,omitempty"`       // served variant unknown or ≠ the hash's (non-sticky)
 	NotAssigned   int64 `json:"not_assigned,omitempty"`   // a member off the path is not assigned the unit by its hash
 	MissingMetric int64 `json:"missing_metric,omitempty"` // no metric value on the measure service's span
+	CellChanged   int64 `json:"cell_changed,omitempty"`   // the unit was already counted in another cell of the window
 }
 
 // Excluded is the number of observations not counted.
