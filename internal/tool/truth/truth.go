@@ -84,9 +84,13 @@ func (m *Model) Key() string { return m.Service + "/" + m.Metric }
 // Mean returns the expected value for a unit served the given variants:
 // served maps a test id to the name of the variant the unit was served;
 // absent tests serve their control.
-func (m *Model) Mean(served map[string]string) float64 {
-	mean := m.Baseline
-	for _, term := range m.Terms {
+func (m *Model) Mean(served map[string]string) float64 { return addTerms(m.Baseline, m.Terms, served) }
+
+// addTerms returns base plus the effects of the terms whose every test
+// serves the term's variant.
+func addTerms(base float64, terms []Term, served map[string]string) float64 {
+	mean := base
+	for _, term := range terms {
 		all := true
 		for i, test := range term.Tests {
 			if served[test] != term.Variants[i] {
@@ -143,6 +147,13 @@ func normalCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
 // change none of these as long as they interact with no factor, which is
 // what the subset rule assumes.
 func (m *Model) Factorial(factors []analysis.Factor) (*analysis.Estimates, error) {
+	return factorial(factors, func(served map[string]string) (float64, error) { return m.Mean(served), nil })
+}
+
+// factorial returns the estimates of the table over factors whose every
+// cell holds one unit at mean(served), served naming each factor's level
+// of the cell (see Model.Factorial).
+func factorial(factors []analysis.Factor, mean func(served map[string]string) (float64, error)) (*analysis.Estimates, error) {
 	t := &analysis.CellTable{Factors: factors}
 	cells := 1
 	for _, f := range factors {
@@ -156,7 +167,11 @@ func (m *Model) Factorial(factors []analysis.Factor) (*analysis.Estimates, error
 		for f, l := range levels {
 			served[factors[f].Name] = factors[f].Levels[l]
 		}
-		t.Cells[i] = analysis.CellStats{N: 1, Mean: m.Mean(served)}
+		mu, err := mean(served)
+		if err != nil {
+			return nil, err
+		}
+		t.Cells[i] = analysis.CellStats{N: 1, Mean: mu}
 	}
 	return analysis.Estimate(t, 0.95)
 }
