@@ -285,7 +285,7 @@ func TestAnovaInvariance(t *testing.T) {
 }
 
 func TestAllTermsOrder(t *testing.T) {
-	tab, _ := NewCellTable([]Factor{{"a", []string{"0", "1"}}, {"b", []string{"0", "1"}}, {"c", []string{"0", "1"}}, {"d", []string{"0", "1"}}})
+	tab, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"0", "1"}}, {Name: "b", Levels: []string{"0", "1"}}, {Name: "c", Levels: []string{"0", "1"}}, {Name: "d", Levels: []string{"0", "1"}}})
 	var names []string
 	for _, m := range allTerms(4) {
 		names = append(names, tab.TermName(m))
@@ -303,13 +303,13 @@ func TestAllTermsOrder(t *testing.T) {
 }
 
 func TestAnovaErrors(t *testing.T) {
-	one, _ := NewCellTable([]Factor{{"a", []string{"x", "y"}}, {"solo", []string{"only"}}})
+	one, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"x", "y"}}, {Name: "solo", Levels: []string{"only"}}})
 	one.Cells[0].Add(1)
 	one.Cells[1].Add(2)
-	empty, _ := NewCellTable([]Factor{{"a", []string{"x", "y"}}})
-	bad, _ := NewCellTable([]Factor{{"a", []string{"x", "y"}}})
+	empty, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"x", "y"}}})
+	bad, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"x", "y"}}})
 	bad.Cells[0] = CellStats{N: 2, Mean: math.NaN()}
-	short := &CellTable{Factors: []Factor{{"a", []string{"x", "y"}}}, Cells: make([]CellStats, 3)}
+	short := &CellTable{Factors: []Factor{{Name: "a", Levels: []string{"x", "y"}}}, Cells: make([]CellStats, 3)}
 	for _, tc := range []struct {
 		name string
 		tab  *CellTable
@@ -339,7 +339,7 @@ func TestAnovaErrors(t *testing.T) {
 // TestAnovaSingleObservation: one observation per cell leaves no residual
 // df; SS are still computed but no F test, and nothing is NaN.
 func TestAnovaSingleObservation(t *testing.T) {
-	tab, _ := NewCellTable([]Factor{{"a", []string{"x", "y"}}, {"b", []string{"p", "q", "r"}}})
+	tab, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"x", "y"}}, {Name: "b", Levels: []string{"p", "q", "r"}}})
 	for i, v := range []float64{1, 2, 4, 3, 5, 9} {
 		tab.Cells[i].Add(v)
 	}

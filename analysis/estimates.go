@@ -42,8 +42,8 @@ type MarginalMean struct {
 	Note          string // as in CellMean
 }
 
-// Effect is one variant compared with its factor's control (first level)
-// on the marginal means:
+// Effect is one variant compared with its factor's control (first level,
+// or the level Factor.Reference names) on the marginal means:
 //
 //	Diff = m_variant − m_control,  SE² = SE_variant² + SE_control²
 //	Rel  = Diff / m_control = m_variant/m_control − 1
@@ -110,7 +110,8 @@ type Estimates struct {
 	// Marginal are the marginal means of every factor's levels, factor by
 	// factor.
 	Marginal []MarginalMean
-	// Effects are every non-control level against its factor's control.
+	// Effects are every level that has a control against it (every
+	// non-first level, or as Factor.Reference says), in level order.
 	Effects []Effect
 	// Interactions are the contrasts of every interaction whose factors
 	// all have two levels, in R's term order.
@@ -283,13 +284,18 @@ func (x *estimator) marginalMeans(f int) []marginal {
 	return ms
 }
 
-// effects appends to e.Effects each non-control level of factor f against
-// its control (level 0), from the factor's marginal means ms.
+// effects appends to e.Effects each level of factor f that has a control
+// against it (level 0, or the factor's Reference), from the factor's
+// marginal means ms.
 func (x *estimator) effects(f int, ms []marginal) {
 	fac := x.t.Factors[f]
-	for l := 1; l < len(fac.Levels); l++ {
-		ef := Effect{Factor: fac.Name, Control: fac.Levels[0], Variant: fac.Levels[l], P: 1}
-		x.compare(&ef, ms[0], ms[l])
+	for l := range fac.Levels {
+		c := fac.reference(l)
+		if c < 0 {
+			continue
+		}
+		ef := Effect{Factor: fac.Name, Control: fac.Levels[c], Variant: fac.Levels[l], P: 1}
+		x.compare(&ef, ms[c], ms[l])
 		x.e.Effects = append(x.e.Effects, ef)
 	}
 }

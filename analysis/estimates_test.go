@@ -116,7 +116,7 @@ func TestEstimateMatchesR(t *testing.T) {
 
 // TestEstimateHand: a 2×2 table small enough to check by hand.
 func TestEstimateHand(t *testing.T) {
-	tab, _ := NewCellTable([]Factor{{"a", []string{"ctl", "v"}}, {"b", []string{"ctl", "v"}}})
+	tab, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"ctl", "v"}}, {Name: "b", Levels: []string{"ctl", "v"}}})
 	// Cell values: a0b0 {1,3}, a0b1 {2,4}, a1b0 {5,7}, a1b1 {10,12}: every
 	// cell has M2 = 2, so MSE = 8/4 = 2 on 4 df.
 	for i, vals := range [][]float64{{1, 3}, {2, 4}, {5, 7}, {10, 12}} {
@@ -172,7 +172,7 @@ func TestEstimateHand(t *testing.T) {
 }
 
 func TestEstimateEmptyAndDegenerate(t *testing.T) {
-	tab, _ := NewCellTable([]Factor{{"a", []string{"ctl", "v"}}, {"b", []string{"ctl", "v", "w"}}})
+	tab, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"ctl", "v"}}, {Name: "b", Levels: []string{"ctl", "v", "w"}}})
 	for i := range tab.Cells {
 		tab.Cells[i].Add(float64(i))
 		tab.Cells[i].Add(float64(i) + 1)
@@ -199,7 +199,7 @@ func TestEstimateEmptyAndDegenerate(t *testing.T) {
 	}
 
 	// One observation per cell: means but no intervals.
-	single, _ := NewCellTable([]Factor{{"a", []string{"ctl", "v"}}, {"b", []string{"ctl", "v"}}})
+	single, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"ctl", "v"}}, {Name: "b", Levels: []string{"ctl", "v"}}})
 	for i := range single.Cells {
 		single.Cells[i].Add(float64(i * i))
 	}
@@ -215,7 +215,7 @@ func TestEstimateEmptyAndDegenerate(t *testing.T) {
 	}
 
 	// Zero control mean: no relative effect.
-	z, _ := NewCellTable([]Factor{{"a", []string{"ctl", "v"}}})
+	z, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"ctl", "v"}}})
 	for _, v := range []float64{-1, 1} {
 		z.Cells[0].Add(v)
 		z.Cells[1].Add(v + 2)

@@ -24,12 +24,49 @@ var (
 // MaxCells is the largest number of cells a CellTable may have.
 const MaxCells = 1 << 20
 
-// Factor is one factor of a factorial design, for abmesh one A/B test: its
-// name and its levels (variants). The first level is the control: estimates
+// Factor is one factor of a factorial design, for abmesh one A/B test (or
+// one layer of mutually exclusive tests): its name and its levels
+// (variants). Without Reference the first level is the control: estimates
 // compare every other level with it.
 type Factor struct {
 	Name   string
 	Levels []string
+	// Reference, when set, has one entry per level: the index of the level
+	// that level is compared with (its control), or −1 (or the level's own
+	// index) when it is compared with none. A layer factor, whose levels
+	// are the (test, variant) pairs of several tests, compares each
+	// test's variants with that test's control this way.
+	Reference []int
+}
+
+// checkReference checks that Reference, when set, has one entry per level,
+// each −1 or a level index.
+func (f Factor) checkReference() error {
+	if f.Reference == nil {
+		return nil
+	}
+	if len(f.Reference) != len(f.Levels) {
+		return fmt.Errorf("%w: factor %q has %d references for %d levels", ErrInvalidDesign, f.Name, len(f.Reference), len(f.Levels))
+	}
+	for l, r := range f.Reference {
+		if r < -1 || r >= len(f.Levels) {
+			return fmt.Errorf("%w: factor %q: level %q has reference %d, not a level", ErrInvalidDesign, f.Name, f.Levels[l], r)
+		}
+	}
+	return nil
+}
+
+// reference returns the level that level l is compared with, −1 for none
+// (Reference is taken as checked).
+func (f Factor) reference(l int) int {
+	r := 0
+	if f.Reference != nil {
+		r = f.Reference[l]
+	}
+	if r == l {
+		return -1
+	}
+	return r
 }
 
 // CellTable holds the statistics of every cell of a full factorial design.
@@ -91,6 +128,9 @@ func (t *CellTable) checkFactors(minLevels int) error {
 			}
 			return fmt.Errorf("%w: factor %q has %d levels; it needs at least %d",
 				ErrInvalidDesign, f.Name, len(f.Levels), minLevels)
+		}
+		if err := f.checkReference(); err != nil {
+			return err
 		}
 		seen := make(map[string]bool, len(f.Levels))
 		for _, l := range f.Levels {

@@ -8,9 +8,9 @@ import (
 
 func TestCellTableIndexLevels(t *testing.T) {
 	tab, err := NewCellTable([]Factor{
-		{"a", []string{"a0", "a1"}},
-		{"b", []string{"b0", "b1", "b2"}},
-		{"c", []string{"c0", "c1", "c2", "c3"}},
+		{Name: "a", Levels: []string{"a0", "a1"}},
+		{Name: "b", Levels: []string{"b0", "b1", "b2"}},
+		{Name: "c", Levels: []string{"c0", "c1", "c2", "c3"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func TestCellTableIndexLevels(t *testing.T) {
 	if err := tab.Merge(other); err != nil || tab.Cells[23].N != 3 || tab.N() != 3 {
 		t.Errorf("Merge: %v, %+v", err, tab.Cells[23])
 	}
-	bad, _ := NewCellTable([]Factor{{"a", []string{"x", "y"}}})
+	bad, _ := NewCellTable([]Factor{{Name: "a", Levels: []string{"x", "y"}}})
 	if err := tab.Merge(bad); !errors.Is(err, ErrInvalidInput) {
 		t.Errorf("Merge of another design: %v", err)
 	}
@@ -74,13 +74,15 @@ func TestNewCellTableErrors(t *testing.T) {
 		want    string
 	}{
 		{"none", nil, "no factor"},
-		{"unnamed", []Factor{{"", []string{"x", "y"}}}, "no name"},
-		{"colon", []Factor{{"a:b", []string{"x", "y"}}}, "contains ':'"},
-		{"duplicate factor", []Factor{{"a", []string{"x", "y"}}, {"a", []string{"x", "y"}}}, "appears twice"},
-		{"duplicate level", []Factor{{"a", []string{"x", "x"}}}, "level \"x\" twice"},
-		{"no level", []Factor{{"a", nil}}, "0 levels"},
+		{"unnamed", []Factor{{Name: "", Levels: []string{"x", "y"}}}, "no name"},
+		{"colon", []Factor{{Name: "a:b", Levels: []string{"x", "y"}}}, "contains ':'"},
+		{"duplicate factor", []Factor{{Name: "a", Levels: []string{"x", "y"}}, {Name: "a", Levels: []string{"x", "y"}}}, "appears twice"},
+		{"duplicate level", []Factor{{Name: "a", Levels: []string{"x", "x"}}}, "level \"x\" twice"},
+		{"no level", []Factor{{Name: "a"}}, "0 levels"},
+		{"short reference", []Factor{{Name: "a", Levels: []string{"x", "y"}, Reference: []int{-1}}}, "1 references for 2 levels"},
+		{"bad reference", []Factor{{Name: "a", Levels: []string{"x", "y"}, Reference: []int{-1, 2}}}, "reference 2, not a level"},
 		{"too many cells", []Factor{
-			{"a", make2(1024)}, {"b", make2(1024)}, {"c", make2(2)},
+			{Name: "a", Levels: make2(1024)}, {Name: "b", Levels: make2(1024)}, {Name: "c", Levels: make2(2)},
 		}, "more than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
