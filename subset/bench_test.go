@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -274,4 +275,105 @@ func checkBenchCounted(b *testing.B, s stack) {
 	if q.Excluded() != 0 || q.Counted == 0 {
 		b.Fatalf("benchmark observations were excluded: %+v", q)
 	}
+}
+
+// millionUnits returns a stack with seven tests that all change and
+// measure one service (so every observation is counted in seven
+// viewpoints) and observations of units user-0 … user-(units−1), one per
+// unit, served the fnvHash variants.
+func millionUnits(b *testing.B, units int) (stack, *CellCounter, func(i int) *tracing.Observation) {
+	b.Helper()
+	g, err := NewGraph([]tracing.Edge{{Caller: "front", Callee: "svc", Calls: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := fnvHash{}
+	var tests []Test
+	for i := range 7 {
+		id := fmt.Sprint("t", i)
+		tests = append(tests, Test{ID: id, ChangeService: "svc", MeasureService: "svc", Metric: "latency_ms",
+			Variants: []string{"control", "treatment"}, Phase: 1, PhaseStart: t0, Running: true,
+			Emits: []Interference{{KindLatency, ScopeAll}}, Susceptible: []Interference{{KindLatency, ScopeAll}}})
+		h[id] = tests[i].Variants
+	}
+	s := newStack(WithCap(8))
+	s.SetGraph(g)
+	if err := s.SetTests(tests); err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, units)
+	for i := range names {
+		names[i] = fmt.Sprint("user-", i)
+	}
+	obs := func(i int) *tracing.Observation {
+		u := names[i%units]
+		o := &tracing.Observation{Unit: u, Start: t0.Add(time.Hour),
+			Metrics: []tracing.ServiceMetrics{{Service: "svc", LatencyMS: float64(i % 97)}}}
+		for _, t := range tests {
+			v, _ := h.HashVariant(t.ID, u)
+			o.Exposures = append(o.Exposures, tracing.Exposure{Test: t.ID, Variant: v, Service: "svc", Phase: 1, Reason: "hash"})
+		}
+		return o
+	}
+	return s, NewCellCounter(s.Windows, h), obs
+}
+
+// BenchmarkCountMillionUnits: observations of units already seen, into
+// seven viewpoint windows that each hold a million units. B/unit-window
+// is the heap the units took, per (unit, window).
+func BenchmarkCountMillionUnits(b *testing.B) {
+	const units = 1_000_000
+	s, c, obs := millionUnits(b, units)
+	pre := make([]*tracing.Observation, 4096)
+	for i := range pre {
+		pre[i] = obs(i * 241)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range units {
+		c.ConsumeObservation(obs(i))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	vps := float64(len(pre[0].Exposures))
+	if w, _ := s.Current("t0"); len(w.Members) != 7 {
+		b.Fatalf("t0's window has %d members, want 7", len(w.Members))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		c.ConsumeObservation(pre[i&4095])
+		i++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*vps), "ns/viewpoint")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(units*vps), "B/unit-window")
+	checkBenchCounted(b, s)
+	if w, _ := s.Current("t3"); w.Cells[0].Stats.N+w.Cells[1].Stats.N != units {
+		b.Fatalf("t3 has %d+%d units, want %d", w.Cells[0].Stats.N, w.Cells[1].Stats.N, units)
+	}
+}
+
+// BenchmarkCellsMillionUnits: a report's read of one window of a million
+// units: cells computed from the units (after a new request), and cached.
+func BenchmarkCellsMillionUnits(b *testing.B) {
+	const units = 1_000_000
+	s, c, obs := millionUnits(b, units)
+	for i := range units {
+		c.ConsumeObservation(obs(i))
+	}
+	one := obs(7)
+	b.Run("recompute", func(b *testing.B) {
+		for b.Loop() {
+			c.ConsumeObservation(one)
+			s.Current("t0")
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			s.Current("t0")
+		}
+	})
 }

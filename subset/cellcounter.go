@@ -2,11 +2,11 @@ package subset
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -41,7 +41,8 @@ type SliceChecker interface {
 // the cell of the members' variants:
 //
 //  1. TooManyCells: the members' variant counts overflow a uint64 key.
-//  2. MissingUnit: o.Unit is empty.
+//  2. MissingUnit: o.Unit is empty; UnitTooLong: it is longer than
+//     assign.MaxUnitLen bytes (it is never truncated into another unit).
 //  3. BeforeWindow: o.Start is before W's Start (a zero o.Start passes).
 //  4. Conflict: a member is in o.Conflicts or has exposures with
 //     different variants.
@@ -65,6 +66,13 @@ type SliceChecker interface {
 //     trace does not carry the unit's attributes.
 //  6. MissingMetric: o.Metric(T's measure service, T's metric) is absent
 //     or not finite.
+//  7. CellChanged: the unit is already counted in W in another cell (a
+//     unit belongs to exactly one cell of a window; its first cell keeps
+//     it); UnitTooLong: the unit already has 2³⁰−1 counted requests in W.
+//
+// A counted request adds to its unit's running totals in W (see
+// UnitState); W's cells are statistics over units, one value per unit as
+// W's aggregate makes it.
 //
 // Exposure reasons are compared case-insensitively ("NOT_IN_SLICE" as
 // assign spells it is "not_in_slice").
@@ -151,6 +159,7 @@ type scratch struct {
 	hashes     [24]hashed
 	nHashes    int
 	unit       string
+	key        uint64 // UnitKey(unit), once computed
 	h          HashAssigner
 }
 
@@ -226,6 +235,14 @@ func (sc *scratch) addConflict(idx int32) {
 	sc.moreConfl = append(sc.moreConfl, idx)
 }
 
+// unitKey returns UnitKey of the observation's unit, computing it once.
+func (sc *scratch) unitKey() uint64 {
+	if sc.key == 0 {
+		sc.key = UnitKey(sc.unit)
+	}
+	return sc.key
+}
+
 // hash returns m's hash variant for the unit, asking the HashAssigner once
 // per observation and test (the last few are cached).
 func (sc *scratch) hash(m *memberPlan) (string, bool) {
@@ -288,6 +305,9 @@ func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	case o.Unit == "":
 		w.exclude(qMissingUnit)
 		return
+	case len(o.Unit) > assign.MaxUnitLen:
+		w.exclude(qUnitTooLong)
+		return
 	case !o.Start.IsZero() && o.Start.Before(vp.start):
 		w.exclude(qBeforeWindow)
 		return
@@ -339,11 +359,13 @@ func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 		key += uint64(vi) * m.radix
 	}
 	v, ok := o.Metric(vp.measure, vp.metric)
-	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+	if !ok || !finite(v) {
 		w.exclude(qMissingMetric)
 		return
 	}
-	w.add(key, v)
+	if r := w.add(key, sc.unitKey(), v); r >= 0 {
+		w.exclude(r)
+	}
 }
 
 // notRandomized maps the exposure reasons that were not randomized, lower

@@ -30,24 +30,27 @@ func newWorked(t *testing.T, h hashTable, opts ...Option) (stack, *CellCounter, 
 	return s, NewCellCounter(s.Windows, h), clk
 }
 
+// wantCell is a cell's variants, units and mean over units; requests is
+// checked when set.
 type wantCell struct {
 	variants []string
 	n        int64
 	mean     float64
+	requests int64
 }
 
 func checkCells(t *testing.T, wc WindowCells, want []wantCell) {
 	t.Helper()
 	var got []wantCell
 	for _, c := range wc.Cells {
-		got = append(got, wantCell{wc.VariantNames(c), c.Stats.N, c.Stats.Mean})
+		got = append(got, wantCell{wc.VariantNames(c), c.Stats.N, c.Stats.Mean, c.Requests})
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%s#%d cells = %v, want %v", wc.Viewpoint, wc.Seq, got, want)
 	}
 	for i := range want {
 		if !slices.Equal(got[i].variants, want[i].variants) || got[i].n != want[i].n ||
-			math.Abs(got[i].mean-want[i].mean) > 1e-9 {
+			math.Abs(got[i].mean-want[i].mean) > 1e-9 || (want[i].requests != 0 && got[i].requests != want[i].requests) {
 			t.Errorf("%s#%d cell %d = %v, want %v", wc.Viewpoint, wc.Seq, i, got[i], want[i])
 		}
 	}
@@ -110,9 +113,10 @@ func TestCounterCells(t *testing.T) {
 	if got := []string{w2.Members[0].Test, w2.Members[1].Test}; !slices.Equal(got, []string{"t2", "t3"}) {
 		t.Fatalf("t2 members = %v", got)
 	}
+	// One unit a cell: u2 (7, 9) and u1 (10, 20, 30, 30).
 	checkCells(t, w2, []wantCell{
-		{[]string{"control", "c"}, 2, 8},
-		{[]string{"treatment", "b"}, 4, 22.5},
+		{[]string{"control", "c"}, 1, 8, 2},
+		{[]string{"treatment", "b"}, 1, 22.5, 4},
 	})
 	wantQ := Quality{
 		Seen: 18, Counted: 6,
@@ -127,41 +131,49 @@ func TestCounterCells(t *testing.T) {
 	}
 
 	w3, _ := s.Current("t3")
-	checkCells(t, w3, []wantCell{{[]string{"b"}, 6, (4 + 6 + 8 + 5 + 2 + 5) / 6.0}})
+	// u1 (4, 6, 5, 2, 5) and u3 (8): the mean of the units' means.
+	u1 := (4 + 6 + 5 + 2 + 5) / 5.0
+	checkCells(t, w3, []wantCell{{[]string{"b"}, 2, (u1 + 8) / 2, 6}})
 	if q := w3.Quality; q.Seen != 8 || q.NotInSlice != 1 || q.Conflict != 1 || q.Counted != 6 {
 		t.Errorf("t3 quality %+v", q)
 	}
 
 	w5, _ := s.Current("t5")
-	checkCells(t, w5, []wantCell{{[]string{"off"}, 1, 0}, {[]string{"on"}, 2, 0.5}})
+	checkCells(t, w5, []wantCell{{[]string{"off"}, 1, 0, 1}, {[]string{"on"}, 1, 0.5, 2}})
 
-	// The stats are exact Welford stats of the values added.
+	// The stats are exact Welford stats of the units' values.
 	var ref analysis.CellStats
-	for _, v := range []float64{10, 20, 30, 30} {
+	for _, v := range []float64{u1, 8} {
 		ref.Add(v)
 	}
-	if got := w2.Cells[1].Stats; math.Abs(got.M2-ref.M2) > 1e-9 {
+	if got := w3.Cells[0].Stats; math.Abs(got.M2-ref.M2) > 1e-9 {
 		t.Errorf("M2 = %v, want %v", got.M2, ref.M2)
+	}
+}
+
+// setTest changes test id with f and hands the tests to s again.
+func setTest(t *testing.T, s stack, id string, f func(*Test)) {
+	t.Helper()
+	tests := s.Tests()
+	for i := range tests {
+		if tests[i].ID == id {
+			f(&tests[i])
+		}
+	}
+	if err := s.SetTests(tests); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestCounterSticky(t *testing.T) {
 	h := hashTable{"t2/u1": "treatment", "t3/u1": "a"}
 	s, c, _ := newWorked(t, h)
-	tests := s.Tests()
-	for i := range tests {
-		if tests[i].ID == "t3" {
-			tests[i].Sticky = true
-		}
-	}
-	if err := s.SetTests(tests); err != nil {
-		t.Fatal(err)
-	}
+	setTest(t, s, "t3", func(x *Test) { x.Sticky = true })
 	// u1's first assignment (stored) is c; the hash now says a. Sticky: no
 	// mismatch, the served variant counts.
 	c.ConsumeObservation(newObs("u1", time.Minute).serve("t2", "treatment", "Svc2").serve("t3", "c", "Svc3").latency("Svc2", 5).build())
 	w, _ := s.Current("t2")
-	checkCells(t, w, []wantCell{{[]string{"treatment", "c"}, 1, 5}})
+	checkCells(t, w, []wantCell{{[]string{"treatment", "c"}, 1, 5, 1}})
 	if !w.Members[1].Sticky {
 		t.Error("t3 not sticky in window")
 	}
@@ -210,7 +222,7 @@ func TestCounterConcurrent(t *testing.T) {
 	for _, w := range ws {
 		q.Add(w.Quality)
 		for _, c := range w.Cells {
-			n += c.Stats.N
+			n += c.Requests
 		}
 	}
 	if q.Seen != workers*perWorker || q.Counted != n || q.Counted+q.Excluded() != q.Seen {
@@ -243,7 +255,7 @@ func TestCounterSlicesAndReasonCase(t *testing.T) {
 	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("OVERRIDE").latency("Svc2", 3).build())
 	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("Sticky").latency("Svc2", 4).build())
 	w, _ := s.Current("t2")
-	checkCells(t, w, []wantCell{{[]string{"treatment", "b"}, 2, 3}})
+	checkCells(t, w, []wantCell{{[]string{"treatment", "b"}, 1, 3, 2}})
 	if q := w.Quality; q.NotInSlice != 1 || q.Override != 1 || q.Counted != 2 {
 		t.Errorf("quality %+v", q)
 	}

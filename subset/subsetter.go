@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -54,10 +55,14 @@ type View struct {
 	Viewpoint      string
 	MeasureService string
 	Metric         string
+	Aggregate      assign.Aggregate
 	Members        []WindowMember
 	NotModelled    []Member
 	Since          time.Time
 }
+
+// key is the view's measurement.
+func (v View) key() viewKey { return viewKey{v.MeasureService, v.Metric, v.Aggregate} }
 
 type testState struct {
 	t     Test
@@ -297,7 +302,7 @@ func (s *Subsetter) views(subs []Subset) []View {
 	out := make([]View, len(subs))
 	for i, sub := range subs {
 		vp := s.tests[sub.Viewpoint].t
-		v := View{Viewpoint: sub.Viewpoint, MeasureService: vp.MeasureService, Metric: vp.Metric,
+		v := View{Viewpoint: sub.Viewpoint, MeasureService: vp.MeasureService, Metric: vp.Metric, Aggregate: vp.Aggregate,
 			Members: make([]WindowMember, len(sub.Members)), NotModelled: sub.NotModelled}
 		for j, m := range sub.Members {
 			st := s.tests[m.Test]

@@ -110,7 +110,7 @@ func TestSubsetterWindows(t *testing.T) {
 		t.Fatalf("windows\n got %+v\nwant %+v", got, want)
 	}
 	for i, mean := range []float64{1, 2, 3, 4} {
-		checkCells(t, ws[i], []wantCell{{ws[i].VariantNames(ws[i].Cells[0]), 1, mean}})
+		checkCells(t, ws[i], []wantCell{{ws[i].VariantNames(ws[i].Cells[0]), 1, mean, 1}})
 	}
 	if ws[1].Quality.BeforeWindow != 1 || ws[3].Quality.BeforeWindow != 1 {
 		t.Errorf("before-window counts %d, %d; want 1, 1", ws[1].Quality.BeforeWindow, ws[3].Quality.BeforeWindow)
@@ -224,7 +224,9 @@ func TestSubsetterInvalid(t *testing.T) {
 
 type failStore struct{ *MemStore }
 
-func (failStore) SaveWindow(context.Context, WindowCells) error { return errors.New("disk full") }
+func (failStore) SaveWindow(context.Context, WindowCells, UnitChanges) error {
+	return errors.New("disk full")
+}
 
 func TestFlushRestore(t *testing.T) {
 	ctx := context.Background()

@@ -49,6 +49,9 @@ type WindowCells struct {
 	Quality Quality `json:"quality"`
 }
 
+// key is the window's measurement.
+func (w WindowCells) key() viewKey { return viewKey{w.MeasureService, w.Metric, w.Aggregate} }
+
 // Open reports whether the window is still collecting.
 func (w WindowCells) Open() bool { return w.End.IsZero() }
 
@@ -115,9 +118,9 @@ type Quality struct {
 
 // Excluded is the number of observations not counted.
 func (q Quality) Excluded() int64 {
-	return q.TooManyCells + q.MissingUnit + q.BeforeWindow + q.Conflict +
+	return q.TooManyCells + q.MissingUnit + q.UnitTooLong + q.BeforeWindow + q.Conflict +
 		q.Override + q.NotTargeted + q.NotInSlice + q.Paused + q.Winner + q.Fallback +
-		q.StalePhase + q.Mismatch + q.NotAssigned + q.MissingMetric
+		q.StalePhase + q.Mismatch + q.NotAssigned + q.MissingMetric + q.CellChanged
 }
 
 // Counts yields every counter by name: "seen", "counted", then each
@@ -129,11 +132,11 @@ func (q Quality) Counts() iter.Seq2[string, int64] {
 			name string
 			v    int64
 		}{
-			{"seen", q.Seen}, {"counted", q.Counted}, {"missing_unit", q.MissingUnit}, {"before_window", q.BeforeWindow},
+			{"seen", q.Seen}, {"counted", q.Counted}, {"missing_unit", q.MissingUnit}, {"unit_too_long", q.UnitTooLong}, {"before_window", q.BeforeWindow},
 			{"conflict", q.Conflict}, {"override", q.Override}, {"not_targeted", q.NotTargeted}, {"not_in_slice", q.NotInSlice},
 			{"paused", q.Paused}, {"winner", q.Winner}, {"fallback", q.Fallback}, {"stale_phase", q.StalePhase},
 			{"assignment_mismatch", q.Mismatch}, {"not_assigned", q.NotAssigned}, {"missing_metric", q.MissingMetric},
-			{"too_many_cells", q.TooManyCells},
+			{"cell_changed", q.CellChanged}, {"too_many_cells", q.TooManyCells},
 		} {
 			if !yield(c.name, c.v) {
 				return
@@ -148,6 +151,7 @@ func (q *Quality) Add(o Quality) {
 	q.Counted += o.Counted
 	q.TooManyCells += o.TooManyCells
 	q.MissingUnit += o.MissingUnit
+	q.UnitTooLong += o.UnitTooLong
 	q.BeforeWindow += o.BeforeWindow
 	q.Conflict += o.Conflict
 	q.Override += o.Override
@@ -160,6 +164,7 @@ func (q *Quality) Add(o Quality) {
 	q.Mismatch += o.Mismatch
 	q.NotAssigned += o.NotAssigned
 	q.MissingMetric += o.MissingMetric
+	q.CellChanged += o.CellChanged
 }
 
 // counter indices into window.q, in Quality field order. Seen is not
@@ -169,6 +174,7 @@ const (
 	qCounted
 	qTooManyCells
 	qMissingUnit
+	qUnitTooLong
 	qBeforeWindow
 	qConflict
 	qOverride
@@ -181,22 +187,29 @@ const (
 	qMismatch
 	qNotAssigned
 	qMissingMetric
+	qCellChanged
 	qCount
 )
 
 func (q *Quality) fields() [qCount]*int64 {
-	return [qCount]*int64{&q.Seen, &q.Counted, &q.TooManyCells, &q.MissingUnit, &q.BeforeWindow,
+	return [qCount]*int64{&q.Seen, &q.Counted, &q.TooManyCells, &q.MissingUnit, &q.UnitTooLong, &q.BeforeWindow,
 		&q.Conflict, &q.Override, &q.NotTargeted, &q.NotInSlice, &q.Paused, &q.Winner,
-		&q.Fallback, &q.StalePhase, &q.Mismatch, &q.NotAssigned, &q.MissingMetric}
+		&q.Fallback, &q.StalePhase, &q.Mismatch, &q.NotAssigned, &q.MissingMetric, &q.CellChanged}
 }
 
 // window is one viewpoint's analysis window. Membership fields are fixed
-// at open; cells and counters grow while observations arrive.
+// at open; units and counters grow while observations arrive.
+//
+// While the window can still count, it keeps every unit's running totals
+// (units) and computes its cells from them when asked (cached until the
+// next count). Once final (closed for pruneGrace, or restored closed) it
+// keeps only the cells.
 type window struct {
 	viewpoint string
 	sig       string
 	measure   string
 	metric    string
+	aggregate assign.Aggregate
 	members   []WindowMember // Reasons guarded by mu; the rest immutable
 	radix     []uint64       // radix[i] = Π_{j<i} len(members[j].Variants)
 	tooMany   bool
@@ -210,16 +223,32 @@ type window struct {
 	opened      time.Time
 	end         time.Time
 	notModelled []Member
-	cells       map[uint64]*analysis.CellStats
 	counted     int64
+
+	units    *unitTable        // nil once final
+	cellKeys []uint64          // a unit's cell index → cell key
+	cellIdx  map[uint64]uint32 // cell key → index into cellKeys
+	gen      uint64            // counts units' changes
+	cache    []Cell            // cells from units at generation cacheGen
+	cacheGen uint64
+	final    []Cell // the cells once units is nil
+
+	resaveUnits bool // the last save failed: save every unit next time
+	dropUnits   bool // the window became final: the store drops its units
 }
 
-func newWindow(viewpoint, measure, metric string, members []WindowMember) *window {
+// viewKey is what identifies a window's membership besides its members.
+type viewKey struct {
+	measure, metric string
+	aggregate       assign.Aggregate
+}
+
+func newWindow(viewpoint string, k viewKey, members []WindowMember) *window {
 	w := &window{
-		viewpoint: viewpoint, measure: measure, metric: metric, members: members,
-		cells: map[uint64]*analysis.CellStats{},
+		viewpoint: viewpoint, measure: k.measure, metric: k.metric, aggregate: k.aggregate, members: members,
+		units: new(unitTable), cellIdx: map[uint64]uint32{},
 	}
-	w.sig = signature(measure, metric, members)
+	w.sig = signature(k, members)
 	w.radix = make([]uint64, len(members))
 	r := uint64(1)
 	for i, m := range members {
@@ -234,12 +263,14 @@ func newWindow(viewpoint, measure, metric string, members []WindowMember) *windo
 }
 
 // signature identifies a window's membership: the viewpoint's measurement
-// and each member's id, phase, stickiness and variants.
-func signature(measure, metric string, members []WindowMember) string {
+// and aggregate, and each member's id, phase, stickiness and variants.
+func signature(k viewKey, members []WindowMember) string {
 	var b strings.Builder
-	b.WriteString(measure)
+	b.WriteString(k.measure)
 	b.WriteByte(0)
-	b.WriteString(metric)
+	b.WriteString(k.metric)
+	b.WriteByte(0)
+	b.WriteString(k.aggregate.String())
 	for _, m := range members {
 		b.WriteByte(0)
 		b.WriteString(m.Test)
@@ -256,17 +287,66 @@ func signature(measure, metric string, members []WindowMember) string {
 	return b.String()
 }
 
-func (w *window) add(key uint64, v float64) {
+// add counts one request of the unit with key unit, in the cell with key
+// cell and metric value v. It returns the exclusion counter when the
+// request is not counted (-1 when it is): CellChanged when the unit is
+// already in another cell of the window, UnitTooLong when the unit has
+// maxUnitRequests requests already, BeforeWindow when the window is
+// final (a consumer still held a plan from over pruneGrace ago).
+func (w *window) add(cell, unit uint64, v float64) int {
 	w.mu.Lock()
-	c := w.cells[key]
-	if c == nil {
-		c = new(analysis.CellStats)
-		w.cells[key] = c
+	if w.units == nil {
+		w.mu.Unlock()
+		return qBeforeWindow
 	}
-	c.Add(v)
+	idx, ok := w.cellIdx[cell]
+	if !ok {
+		idx = uint32(len(w.cellKeys))
+		w.cellKeys = append(w.cellKeys, cell)
+		w.cellIdx[cell] = idx
+	}
+	s, inserted := w.units.find(unit)
+	switch {
+	case inserted:
+		s.meta = uint64(idx) << 32
+	case s.cell() != idx:
+		w.mu.Unlock()
+		return qCellChanged
+	case s.requests() >= maxUnitRequests:
+		w.mu.Unlock()
+		return qUnitTooLong
+	}
+	s.sum += v
+	s.meta++
+	s.meta |= slotDirty
+	if v != 0 {
+		s.meta |= slotNonZero
+	}
 	w.counted++
+	w.gen++
 	w.mu.Unlock()
 	w.markDirty()
+	return -1
+}
+
+// loadUnit adds a stored unit's totals (Restore). Called with w.mu held.
+func (w *window) loadUnit(u UnitState) {
+	idx, ok := w.cellIdx[u.Cell]
+	if !ok {
+		idx = uint32(len(w.cellKeys))
+		w.cellKeys = append(w.cellKeys, u.Cell)
+		w.cellIdx[u.Cell] = idx
+	}
+	s, inserted := w.units.find(u.Key)
+	if inserted {
+		s.meta = uint64(idx) << 32
+	}
+	s.sum += u.Sum
+	s.meta += uint64(min(u.Requests, maxUnitRequests-s.requests()))
+	if u.NonZero {
+		s.meta |= slotNonZero
+	}
+	w.gen++
 }
 
 func (w *window) exclude(reason int) {
@@ -302,20 +382,6 @@ func (w *window) decode(key uint64) []int {
 	return out
 }
 
-func (w *window) encode(idx []int) (uint64, bool) {
-	if len(idx) != len(w.members) {
-		return 0, false
-	}
-	var k uint64
-	for i, v := range idx {
-		if v < 0 || v >= len(w.members[i].Variants) {
-			return 0, false
-		}
-		k += uint64(v) * w.radix[i]
-	}
-	return k, true
-}
-
 func (w *window) quality() Quality {
 	w.mu.Lock()
 	counted := w.counted
@@ -336,12 +402,19 @@ func (w *window) qualityWith(counted int64) Quality {
 
 // snapshot copies the window out.
 func (w *window) snapshot() WindowCells {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.snapshotLocked()
+}
+
+// snapshotLocked copies the window out; called with w.mu held.
+func (w *window) snapshotLocked() WindowCells {
 	wc := WindowCells{
 		Viewpoint:      w.viewpoint,
 		MeasureService: w.measure,
 		Metric:         w.metric,
+		Aggregate:      w.aggregate,
 	}
-	w.mu.Lock()
 	wc.Quality = w.qualityWith(w.counted) // Counted agrees with the cells
 	wc.Seq, wc.Start, wc.Opened, wc.End = w.seq, w.start, w.opened, w.end
 	wc.Members = make([]WindowMember, len(w.members))
@@ -351,37 +424,92 @@ func (w *window) snapshot() WindowCells {
 		wc.Members[i] = m
 	}
 	wc.NotModelled = slices.Clone(w.notModelled)
-	wc.Cells = make([]Cell, 0, len(w.cells))
-	keys := make([]uint64, 0, len(w.cells))
-	for k := range w.cells {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		// decode reads members, whose Reasons roll rewrites under mu.
-		wc.Cells = append(wc.Cells, Cell{Variants: w.decode(k), Stats: *w.cells[k]})
-	}
-	w.mu.Unlock()
-	slices.SortFunc(wc.Cells, func(a, b Cell) int { return slices.Compare(a.Variants, b.Variants) })
+	wc.Cells = cloneCells(w.cellsLocked())
 	return wc
 }
 
-// merge adds a stored window's cells and counters (same signature).
-func (w *window) merge(wc WindowCells) {
+// cellsLocked returns the window's cells, sorted by variant indices: the
+// final ones, or those computed from the units (cached until the next
+// change). The result is shared: callers copy it. Called with w.mu held.
+func (w *window) cellsLocked() []Cell {
+	if w.units == nil {
+		return w.final
+	}
+	if w.cache == nil || w.cacheGen != w.gen {
+		w.cache = cellsFromUnits(w.units, w.cellKeys, w.aggregate, w.decode)
+		slices.SortFunc(w.cache, func(a, b Cell) int { return slices.Compare(a.Variants, b.Variants) })
+		w.cacheGen = w.gen
+	}
+	return w.cache
+}
+
+func cloneCells(cs []Cell) []Cell {
+	out := make([]Cell, len(cs))
+	for i, c := range cs {
+		c.Variants = slices.Clone(c.Variants)
+		if c.Ratio != nil {
+			r := *c.Ratio
+			c.Ratio = &r
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// saveState returns what a Store must save for w: its snapshot and the
+// changes to its stored units since the last save (clearing them; a
+// failed save calls saveFailed). Called with w.mu not held.
+func (w *window) saveState() (WindowCells, UnitChanges) {
 	w.mu.Lock()
-	for _, c := range wc.Cells {
-		k, ok := w.encode(c.Variants)
-		if !ok {
-			continue
+	defer w.mu.Unlock()
+	wc := w.snapshotLocked()
+	var ch UnitChanges
+	if w.units == nil {
+		ch.Drop = w.dropUnits
+		w.dropUnits = false
+		return wc, ch
+	}
+	all := w.resaveUnits
+	w.resaveUnits = false
+	w.units.all(func(s *unitSlot) {
+		if all || s.meta&slotDirty != 0 {
+			s.meta &^= slotDirty
+			ch.Put = append(ch.Put, UnitState{Key: s.key, Cell: w.cellKeys[s.cell()], Sum: s.sum,
+				Requests: s.requests(), NonZero: s.meta&slotNonZero != 0})
 		}
-		s := w.cells[k]
-		if s == nil {
-			s = new(analysis.CellStats)
-			w.cells[k] = s
-		}
-		s.Merge(c.Stats)
+	})
+	return wc, ch
+}
+
+// saveFailed undoes saveState's clearing after ch could not be saved.
+func (w *window) saveFailed(ch UnitChanges) {
+	w.mu.Lock()
+	if ch.Drop {
+		w.dropUnits = true
+	}
+	if len(ch.Put) > 0 {
+		w.resaveUnits = true
 	}
 	w.mu.Unlock()
-	q := wc.Quality
+	w.dirty.Store(true)
+}
+
+// finalize fixes the cells of a window closed at least pruneGrace before
+// now and frees its units; the store drops them at the next save.
+func (w *window) finalize(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.units == nil || w.end.IsZero() || now.Sub(w.end) < pruneGrace {
+		return
+	}
+	w.final = cloneCells(w.cellsLocked())
+	w.units, w.cellKeys, w.cellIdx, w.cache = nil, nil, nil, nil
+	w.dropUnits = true
+	w.dirty.Store(true)
+}
+
+// addCounters adds a stored window's counters (Restore).
+func (w *window) addCounters(q Quality) {
 	f := q.fields()
 	for i := qTooManyCells; i < qCount; i++ {
 		w.q[i].Add(*f[i])
@@ -400,26 +528,34 @@ func (w *window) close(now time.Time) {
 	w.dirty.Store(true)
 }
 
-// resume merges a stored snapshot of the same signature into w, which
-// takes its Seq, Start and (when set) Opened.
-func (w *window) resume(wc WindowCells) {
-	w.merge(wc)
+// resume takes a stored snapshot of the same signature, and its units,
+// into w, which takes its Seq, Start and (when set) Opened. Units already
+// counted into w since it opened are added to.
+func (w *window) resume(wc WindowCells, units []UnitState) {
+	w.addCounters(wc.Quality)
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, u := range units {
+		w.loadUnit(u)
+	}
 	w.seq, w.start = wc.Seq, wc.Start
 	if !wc.Opened.IsZero() {
 		w.opened = wc.Opened
 	}
-	w.mu.Unlock()
+	w.resaveUnits = true
 }
 
-// windowFromCells rebuilds a window from a snapshot.
-func windowFromCells(wc WindowCells) *window {
+// finalFromCells rebuilds a final window from a snapshot: its cells are
+// those stored.
+func finalFromCells(wc WindowCells) *window {
 	members := make([]WindowMember, len(wc.Members))
 	copy(members, wc.Members)
-	w := newWindow(wc.Viewpoint, wc.MeasureService, wc.Metric, members)
+	w := newWindow(wc.Viewpoint, viewKey{wc.MeasureService, wc.Metric, wc.Aggregate}, members)
 	w.seq, w.start, w.opened, w.end = wc.Seq, wc.Start, wc.Opened, wc.End
 	w.notModelled = wc.NotModelled
-	w.merge(wc)
+	w.units, w.cellIdx = nil, nil
+	w.final = cloneCells(wc.Cells)
+	w.addCounters(wc.Quality)
 	return w
 }
 

@@ -17,7 +17,8 @@ import (
 //
 // A viewpoint's window is the span during which its View stays the same:
 // the same member tests, each in the same phase with the same variants and
-// stickiness, and the same measure service and metric for the viewpoint.
+// stickiness, and the same measure service, metric and aggregate for the
+// viewpoint.
 // Any change — a member joins or leaves (test started, stopped, changed,
 // or the graph changed), a member's phase changes, the viewpoint stops
 // running — closes the window (End = now) and, while the viewpoint runs,
@@ -90,7 +91,7 @@ func (ws *Windows) SetViews(now time.Time, views []View) {
 // unchanged, else a new one (the old one closed). Called with ws.mu held.
 func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window {
 	w := ws.active[v.Viewpoint]
-	if w != nil && w.sig == signature(v.MeasureService, v.Metric, v.Members) {
+	if w != nil && w.sig == signature(v.key(), v.Members) {
 		w.mu.Lock()
 		for i := range w.members {
 			w.members[i].Reasons = v.Members[i].Reasons
@@ -109,7 +110,7 @@ func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window 
 			}
 		}
 	}
-	nw := newWindow(v.Viewpoint, v.MeasureService, v.Metric, v.Members)
+	nw := newWindow(v.Viewpoint, v.key(), v.Members)
 	nw.start, nw.opened = start, now
 	nw.notModelled = v.NotModelled
 	nw.seq = 1
@@ -120,9 +121,10 @@ func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window 
 	return nw
 }
 
-// pruneGrace is how long a closed window that never saw an observation is
-// kept (so a consumer still holding an older plan cannot add into a
-// forgotten window) before it is dropped.
+// pruneGrace is how long a closed window keeps counting (a consumer may
+// still hold an older plan) before it is dropped, when it never saw an
+// observation, or (at the next Flush) its cells are fixed and its units
+// freed.
 const pruneGrace = time.Minute
 
 // prune drops closed windows that never saw an observation, once they
@@ -208,32 +210,47 @@ func (ws *Windows) Quality(viewpoint string) Quality {
 	return q
 }
 
-// Store persists window snapshots. The bbolt store and MemStore implement
-// it.
+// Store persists window snapshots and the units behind their cells.
+// The bbolt store and MemStore implement it.
 type Store interface {
 	// SaveWindow stores w under (w.Viewpoint, w.Seq), replacing what was
-	// stored there. Idempotent.
-	SaveWindow(ctx context.Context, w WindowCells) error
+	// stored there, and applies units to the window's stored units, in one
+	// transaction. Idempotent.
+	SaveWindow(ctx context.Context, w WindowCells, units UnitChanges) error
 	// LoadWindows returns every stored window, in any order.
 	LoadWindows(ctx context.Context) ([]WindowCells, error)
+	// LoadUnits calls f for every stored unit of window (viewpoint, seq),
+	// in any order.
+	LoadUnits(ctx context.Context, viewpoint string, seq int, f func(UnitState) error) error
+}
+
+// UnitChanges are the changes to a window's stored units since its last
+// save: Drop deletes them all (the window's cells are final), Put stores
+// these units' totals, replacing what was stored under their keys.
+type UnitChanges struct {
+	Drop bool
+	Put  []UnitState
 }
 
 // Flush saves every window that changed since its last successful save
-// (new observations, or closed), skipping windows that never saw an
-// observation. Observations counted after the last Flush are lost on a
-// crash. On a save error Flush stops and returns it wrapped; the windows
-// not saved stay pending for the next Flush.
+// (new observations, or closed), with the units that changed, skipping
+// windows that never saw an observation; first it fixes the cells of
+// windows closed for pruneGrace. Observations counted after the last
+// Flush are lost on a crash. On a save error Flush stops and returns it
+// wrapped; the windows not saved stay pending for the next Flush.
 func (ws *Windows) Flush(ctx context.Context, st Store) error {
+	now := ws.clock()
 	for _, w := range ws.all() {
+		w.finalize(now)
 		if !w.dirty.Swap(false) {
 			continue
 		}
-		wc := w.snapshot()
+		wc, units := w.saveState()
 		if wc.Quality.Seen == 0 {
 			continue
 		}
-		if err := st.SaveWindow(ctx, wc); err != nil {
-			w.dirty.Store(true)
+		if err := st.SaveWindow(ctx, wc, units); err != nil {
+			w.saveFailed(units)
 			return fmt.Errorf("save window %s#%d: %w", wc.Viewpoint, wc.Seq, err)
 		}
 	}
@@ -246,10 +263,13 @@ var ErrRestored = errors.New("subset: windows already restored")
 // Restore loads stored windows once, at startup, after the Subsetter has
 // been given the tests and the graph and before the first Flush. A stored
 // open window whose membership signature equals a viewpoint's active
-// window is resumed: its cells and counters are merged into the active
-// window, which takes its Seq and Start. Every other stored window is kept
-// as a closed window (an open one is closed now). Active windows are
-// renumbered after the viewpoint's stored ones.
+// window, and that has stored units, is resumed: its counters and units
+// are added to the active window, which takes its Seq and Start. Every
+// other stored window is kept as a final closed window with its stored
+// cells (an open one is closed now, and its stored units are dropped at
+// the next Flush); a window stored without units (before abmesh counted
+// per unit) is never resumed. Active windows are renumbered after the
+// viewpoint's stored ones.
 func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	stored, err := st.LoadWindows(ctx)
 	if err != nil {
@@ -268,17 +288,44 @@ func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	for _, wc := range stored {
 		maxSeq[wc.Viewpoint] = max(maxSeq[wc.Viewpoint], wc.Seq)
 		if a := ws.active[wc.Viewpoint]; a != nil && wc.Open() && !resumed[wc.Viewpoint] &&
-			a.sig == signature(wc.MeasureService, wc.Metric, wc.Members) {
-			a.resume(wc)
-			resumed[wc.Viewpoint] = true
-			continue
+			a.sig == signature(wc.key(), wc.Members) {
+			units, err := loadUnits(ctx, st, wc)
+			if err != nil {
+				return err
+			}
+			if len(units) > 0 || len(wc.Cells) == 0 {
+				a.resume(wc, units)
+				resumed[wc.Viewpoint] = true
+				continue
+			}
 		}
-		w := windowFromCells(wc)
+		w := finalFromCells(wc)
 		if w.end.IsZero() {
 			w.end = now
+			w.dropUnits = true
 		}
 		ws.windows[wc.Viewpoint] = append(ws.windows[wc.Viewpoint], w)
 	}
+	ws.renumber(resumed, maxSeq)
+	ws.publish()
+	return nil
+}
+
+func loadUnits(ctx context.Context, st Store, wc WindowCells) ([]UnitState, error) {
+	var units []UnitState
+	err := st.LoadUnits(ctx, wc.Viewpoint, wc.Seq, func(u UnitState) error {
+		units = append(units, u)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load units of window %s#%d: %w", wc.Viewpoint, wc.Seq, err)
+	}
+	return units, nil
+}
+
+// renumber puts each viewpoint's active window after its stored ones.
+// Called with ws.mu held.
+func (ws *Windows) renumber(resumed map[string]bool, maxSeq map[string]int) {
 	for vp, list := range ws.windows {
 		if a := ws.active[vp]; a != nil {
 			if !resumed[vp] {
@@ -292,6 +339,4 @@ func (ws *Windows) Restore(ctx context.Context, st Store) error {
 		slices.SortStableFunc(list, func(a, b *window) int { return a.seq - b.seq })
 		ws.windows[vp] = list
 	}
-	ws.publish()
-	return nil
 }

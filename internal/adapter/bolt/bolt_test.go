@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,25 +87,32 @@ func TestOpenFailsOnBadDir(t *testing.T) {
 	}
 }
 
-func TestWindowsRoundTrip(t *testing.T) {
+// openWindows opens a store in a temporary directory, closed at the end
+// of the test, and returns its window store.
+func openWindows(t *testing.T) Windows {
+	t.Helper()
 	d, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	ws := d.Windows()
+	t.Cleanup(func() { d.Close() })
+	return d.Windows()
+}
+
+func TestWindowsRoundTrip(t *testing.T) {
+	ws := openWindows(t)
 	ctx := context.Background()
 	w := subset.WindowCells{Viewpoint: "rec", Seq: 2, Metric: "latency_ms",
 		Members: []subset.WindowMember{{Test: "rec", Phase: 1, Variants: []string{"control", "ml"}}},
 		Cells:   []subset.Cell{{Variants: []int{1}, Stats: analysis.CellStats{N: 3, Mean: 2.5, M2: 1}}}}
-	if err := ws.SaveWindow(ctx, w); err != nil {
+	if err := ws.SaveWindow(ctx, w, subset.UnitChanges{}); err != nil {
 		t.Fatal(err)
 	}
 	w.Cells[0].Stats.N = 4 // a later flush replaces the stored window
-	if err := ws.SaveWindow(ctx, w); err != nil {
+	if err := ws.SaveWindow(ctx, w, subset.UnitChanges{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.SaveWindow(ctx, subset.WindowCells{Viewpoint: "ui", Seq: 1}); err != nil {
+	if err := ws.SaveWindow(ctx, subset.WindowCells{Viewpoint: "ui", Seq: 1}, subset.UnitChanges{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ws.LoadWindows(ctx)
@@ -113,6 +121,38 @@ func TestWindowsRoundTrip(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].Viewpoint != "rec" || got[0].Cells[0].Stats.N != 4 || got[0].Cells[0].Stats.Mean != 2.5 || got[1].Viewpoint != "ui" {
 		t.Fatalf("windows = %+v", got)
+	}
+}
+
+func TestWindowUnitsRoundTrip(t *testing.T) {
+	ws := openWindows(t)
+	ctx := context.Background()
+	w := subset.WindowCells{Viewpoint: "rec", Seq: 3}
+	load := func() map[uint64]subset.UnitState {
+		t.Helper()
+		got := map[uint64]subset.UnitState{}
+		if err := ws.LoadUnits(ctx, "rec", 3, func(u subset.UnitState) error { got[u.Key] = u; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	a := subset.UnitState{Key: 1 << 63, Cell: 5, Sum: -2.25, Requests: 3, NonZero: true}
+	b := subset.UnitState{Key: 7, Cell: 0, Sum: 0, Requests: 1}
+	if err := ws.SaveWindow(ctx, w, subset.UnitChanges{Put: []subset.UnitState{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Sum, a.Requests = 4.5, 4 // a later save replaces a unit's totals
+	if err := ws.SaveWindow(ctx, w, subset.UnitChanges{Put: []subset.UnitState{a}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 2 || got[a.Key] != a || got[b.Key] != b {
+		t.Fatalf("units = %+v", got)
+	}
+	if err := ws.SaveWindow(ctx, w, subset.UnitChanges{Drop: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(); len(got) != 0 {
+		t.Fatalf("after drop: %+v", got)
 	}
 }
 
@@ -126,4 +166,25 @@ func TestSecondOpenNamesTheCause(t *testing.T) {
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Fatalf("second open: %v", err)
 	}
+}
+
+// BenchmarkSaveMillionUnits: one flush of a window whose million units
+// all changed, into a real store file.
+func BenchmarkSaveMillionUnits(b *testing.B) {
+	d, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	units := make([]subset.UnitState, 1_000_000)
+	for i := range units {
+		units[i] = subset.UnitState{Key: subset.UnitKey(fmt.Sprint("user-", i)), Cell: uint64(i % 4), Sum: float64(i), Requests: 3}
+	}
+	w := subset.WindowCells{Viewpoint: "rec", Seq: 1}
+	for b.Loop() {
+		if err := d.Windows().SaveWindow(context.Background(), w, subset.UnitChanges{Put: units}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(units)), "ns/unit")
 }
