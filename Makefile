@@ -33,6 +33,11 @@ race: ## Run the tests with the race detector
 bench: ## Run the Go benchmarks (BENCHTIME=1s)
 	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+.PHONY: reference
+reference: ## Regenerate analysis/testdata's R references (needs Rscript with car, sandwich, pwr)
+	@Rscript -e 'for (p in c("car", "sandwich", "pwr")) if (!requireNamespace(p, quietly = TRUE)) stop("R package ", p, " is missing: apt-get install -y r-base-core r-cran-car r-cran-sandwich r-cran-pwr")'
+	cd analysis/testdata && for f in gen/*.R; do echo "Rscript $$f"; Rscript "$$f"; done
+
 .PHONY: generate
 generate: ## Regenerate Go code from proto/ with buf
 	$(BUF) generate

@@ -53,7 +53,7 @@ func loadRef(t testing.TB, path string) (refFile, *CellTable) {
 // Tolerances of the R comparison.
 const (
 	ssRelTol = 1e-8 // SS and F, relative
-	pRelTol  = 1e-6 // p, relative …
+	pRelTol  = 1e-8 // p, relative …
 	pAbsTol  = 1e-12
 )
 

@@ -38,7 +38,10 @@
 // sentinel errors ErrInvalidDesign, ErrInvalidInput, ErrNoData and
 // ErrNoConvergence; test them with errors.Is.
 //
-// The reference numbers in testdata/ come from R (anova, car 3.1, pwr 1.3)
-// and mpmath; testdata/gen holds the scripts that made the ones not given
-// to the project.
+// The reference numbers in testdata/ come from R (anova, car 3.1, pwr 1.3,
+// sandwich) and mpmath; testdata/gen holds the scripts that made the ones
+// not given to the project, and `make reference` reruns the R ones.
+// testdata/unitlevel holds request-level data with repeated units and R's
+// results on its unit-level rows for each per-unit aggregate (mean, sum,
+// any, count) and on the ratio (gen/unitlevel.R).
 package analysis

@@ -34,7 +34,76 @@ type refEstimates struct {
 	Interactions []struct {
 		Term                 string
 		Estimate, SE, Lo, Hi float64
+		P                    *float64 // not in every reference
 	} `json:"interactions"`
+	// Cells, when present, are every cell in table order.
+	Cells []struct {
+		Levels           []string
+		N                int64
+		Mean, SE, Lo, Hi float64
+	} `json:"cells"`
+}
+
+// estTol are the tolerances of a comparison of Estimates with R: values
+// within abs or rel, p-values within pAbs or pRel.
+type estTol struct{ abs, rel, pAbs, pRel float64 }
+
+// checkEstimates compares e with R's reference ref, field by field.
+func checkEstimates(t *testing.T, e *Estimates, ref refEstimates, tol estTol) {
+	t.Helper()
+	eq := func(a, b float64) bool { return scalar.EqualWithinAbsOrRel(a, b, tol.abs, tol.rel) }
+	peq := func(a, b float64) bool { return scalar.EqualWithinAbsOrRel(a, b, tol.pAbs, tol.pRel) }
+	if e.DF != ref.DF || !eq(e.MSE, ref.MSE) {
+		t.Errorf("df %d MSE %v, want %d %v", e.DF, e.MSE, ref.DF, ref.MSE)
+	}
+	if len(e.Effects) != len(ref.Effects) || len(e.Interactions) != len(ref.Interactions) || len(e.Marginal) != len(ref.Marginal) {
+		t.Fatalf("%d effects, %d interactions, %d marginal; want %d %d %d", len(e.Effects), len(e.Interactions), len(e.Marginal),
+			len(ref.Effects), len(ref.Interactions), len(ref.Marginal))
+	}
+	for _, w := range ref.Effects {
+		g := e.Effect(w.Factor, w.Variant)
+		if g == nil || g.Control != w.Control || g.Note != "" {
+			t.Errorf("effect %s %s: %+v", w.Factor, w.Variant, g)
+			continue
+		}
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"diff", g.Diff, w.Diff}, {"se", g.DiffSE, w.SE}, {"lo", g.DiffCI.Lo, w.Lo}, {"hi", g.DiffCI.Hi, w.Hi},
+			{"rel", g.Rel, w.Rel}, {"rel se", g.RelSE, w.RelSE}, {"rel lo", g.RelCI.Lo, w.RelLo}, {"rel hi", g.RelCI.Hi, w.RelHi},
+		} {
+			if !eq(c.got, c.want) {
+				t.Errorf("effect %s %s %s = %.15g, want %.15g", w.Factor, w.Variant, c.name, c.got, c.want)
+			}
+		}
+		if !peq(g.P, w.P) {
+			t.Errorf("effect %s %s p = %v, want %v", w.Factor, w.Variant, g.P, w.P)
+		}
+	}
+	for i, w := range ref.Marginal {
+		g := e.Marginal[i]
+		if g.Factor != w.Factor || g.Level != w.Level || !eq(g.Mean, w.Mean) || !eq(g.SE, w.SE) {
+			t.Errorf("marginal %+v, want %+v", g, w)
+		}
+	}
+	for _, w := range ref.Interactions {
+		g := e.Interaction(w.Term)
+		if g == nil || !eq(g.Estimate, w.Estimate) || !eq(g.SE, w.SE) || !eq(g.CI.Lo, w.Lo) || !eq(g.CI.Hi, w.Hi) ||
+			(w.P != nil && !peq(g.P, *w.P)) {
+			t.Errorf("interaction %s = %+v, want %+v", w.Term, g, w)
+		}
+	}
+	if ref.Cells != nil && len(ref.Cells) != len(e.Cells) {
+		t.Fatalf("%d cells, want %d", len(e.Cells), len(ref.Cells))
+	}
+	for i, w := range ref.Cells {
+		g := e.Cells[i]
+		if strings.Join(g.Levels, ",") != strings.Join(w.Levels, ",") || g.N != w.N || !eq(g.Mean, w.Mean) || !eq(g.SE, w.SE) ||
+			!eq(g.CI.Lo, w.Lo) || !eq(g.CI.Hi, w.Hi) {
+			t.Errorf("cell %d = %+v, want %+v", i, g, w)
+		}
+	}
 }
 
 // TestEstimateMatchesR compares with R's lm under contr.sum: marginal
@@ -45,8 +114,6 @@ func TestEstimateMatchesR(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no reference estimates")
 	}
-	const tol = 1e-9
-	eq := func(a, b float64) bool { return scalar.EqualWithinAbsOrRel(a, b, 1e-12, tol) }
 	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -70,46 +137,7 @@ func TestEstimateMatchesR(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.DF != ref.DF || !eq(e.MSE, ref.MSE) {
-				t.Errorf("df %d MSE %v, want %d %v", e.DF, e.MSE, ref.DF, ref.MSE)
-			}
-			if len(e.Effects) != len(ref.Effects) || len(e.Interactions) != len(ref.Interactions) || len(e.Marginal) != len(ref.Marginal) {
-				t.Fatalf("%d effects, %d interactions, %d marginal; want %d %d %d", len(e.Effects), len(e.Interactions), len(e.Marginal),
-					len(ref.Effects), len(ref.Interactions), len(ref.Marginal))
-			}
-			for _, w := range ref.Effects {
-				g := e.Effect(w.Factor, w.Variant)
-				if g == nil || g.Control != w.Control || g.Note != "" {
-					t.Errorf("effect %s %s: %+v", w.Factor, w.Variant, g)
-					continue
-				}
-				for _, c := range []struct {
-					name      string
-					got, want float64
-				}{
-					{"diff", g.Diff, w.Diff}, {"se", g.DiffSE, w.SE}, {"lo", g.DiffCI.Lo, w.Lo}, {"hi", g.DiffCI.Hi, w.Hi},
-					{"rel", g.Rel, w.Rel}, {"rel se", g.RelSE, w.RelSE}, {"rel lo", g.RelCI.Lo, w.RelLo}, {"rel hi", g.RelCI.Hi, w.RelHi},
-				} {
-					if !eq(c.got, c.want) {
-						t.Errorf("effect %s %s %s = %.15g, want %.15g", w.Factor, w.Variant, c.name, c.got, c.want)
-					}
-				}
-				if !scalar.EqualWithinAbsOrRel(g.P, w.P, 1e-12, 1e-6) {
-					t.Errorf("effect %s %s p = %v, want %v", w.Factor, w.Variant, g.P, w.P)
-				}
-			}
-			for i, w := range ref.Marginal {
-				g := e.Marginal[i]
-				if g.Factor != w.Factor || g.Level != w.Level || !eq(g.Mean, w.Mean) || !eq(g.SE, w.SE) {
-					t.Errorf("marginal %+v, want %+v", g, w)
-				}
-			}
-			for _, w := range ref.Interactions {
-				g := e.Interaction(w.Term)
-				if g == nil || !eq(g.Estimate, w.Estimate) || !eq(g.SE, w.SE) || !eq(g.CI.Lo, w.Lo) || !eq(g.CI.Hi, w.Hi) {
-					t.Errorf("interaction %s = %+v, want %+v", w.Term, g, w)
-				}
-			}
+			checkEstimates(t, e, ref, estTol{abs: 1e-12, rel: 1e-9, pAbs: 1e-12, pRel: 1e-6})
 		})
 	}
 }

@@ -2,26 +2,13 @@
 # datasets in testdata/anova/{toothgrowth,warpbreaks,unbalanced_abc}.* come
 # from the project's shared reference set and are not touched here).
 #
-#   cd analysis/testdata && Rscript gen/reference.R
+#   cd analysis/testdata && Rscript gen/reference.R      (or: make reference)
 #
 # Needs R with the car and pwr packages (Debian: r-base-core r-cran-car r-cran-pwr).
 suppressMessages({library(car); library(pwr)})
 options(contrasts = c("contr.sum", "contr.poly"))
 
-fmt <- function(x) if (is.na(x)) "null" else sprintf("%.17g", x)
-
-rows_json <- function(tab, terms) {
-  out <- character(0)
-  for (i in seq_len(nrow(tab))) {
-    nm <- trimws(terms[i])
-    df <- tab[i, grep("^Df$", colnames(tab))]
-    ss <- tab[i, grep("Sum Sq", colnames(tab))]
-    f  <- tab[i, grep("F value", colnames(tab))]
-    p  <- tab[i, grep("Pr\\(>F\\)", colnames(tab))]
-    out <- c(out, sprintf('{"term":"%s","df":%s,"ss":%s,"f":%s,"p":%s}', nm, fmt(df), fmt(ss), fmt(f), fmt(p)))
-  }
-  paste0("[", paste(out, collapse = ",\n  "), "]")
-}
+source("gen/lib/estimates.R")
 
 write_ref <- function(d, name, response, factors, types = 1:3) {
   write.csv(d, paste0("anova/", name, ".csv"), row.names = FALSE, quote = FALSE)
@@ -29,9 +16,9 @@ write_ref <- function(d, name, response, factors, types = 1:3) {
   fo <- as.formula(paste(response, "~", paste(factors, collapse = "*")))
   m <- lm(fo, data = d)
   parts <- c()
-  if (1 %in% types) { a <- anova(m); parts <- c(parts, paste0('"type1":', rows_json(a, rownames(a)))) }
-  if (2 %in% types) { a <- Anova(m, type = 2); parts <- c(parts, paste0('"type2":', rows_json(a, rownames(a)))) }
-  if (3 %in% types) { a <- Anova(m, type = 3); parts <- c(parts, paste0('"type3":', rows_json(a, rownames(a)))) }
+  if (1 %in% types) { a <- anova(m); parts <- c(parts, paste0('"type1":', rows_json(a))) }
+  if (2 %in% types) { a <- Anova(m, type = 2); parts <- c(parts, paste0('"type2":', rows_json(a))) }
+  if (3 %in% types) { a <- Anova(m, type = 3); parts <- c(parts, paste0('"type3":', rows_json(a))) }
   js <- sprintf('{"dataset":"%s.csv","response":"%s","factors":[%s],\n%s}\n', name, response,
                 paste0('"', factors, '"', collapse = ","), paste(parts, collapse = ",\n"))
   writeLines(js, paste0("anova/", name, ".expected.json"), sep = "")
@@ -96,60 +83,15 @@ pw <- rbind(
 write.csv(pw, "power/pwr.csv", row.names = FALSE, quote = FALSE, na = "")
 
 # Estimates from R's lm with contr.sum (independent of the cell-mean
-# formulas in estimates.go): marginal mean of level l = (Intercept) + α_l,
-# with α_k = −Σ_{j<k} α_j; interaction contrasts of two-level factors =
-# (−2)^r × the term's coefficient; intervals from vcov and qt; the
-# relative interval by Fieller's theorem (its SE by the delta method).
+# formulas in estimates.go), by estimates_json in gen/lib/estimates.R.
 write_estimates <- function(name, response, factors, level) {
   d <- read.csv(paste0("anova/", name, ".csv"), stringsAsFactors = FALSE)
   for (f in factors) d[[f]] <- factor(d[[f]], levels = unique(d[[f]]))
   m <- lm(as.formula(paste(response, "~", paste(factors, collapse = "*"))), data = d)
-  b <- coef(m); V <- vcov(m); p <- length(b); df <- df.residual(m)
-  q <- qt((1 + level) / 2, df)
-  e <- function(nm) { v <- numeric(p); v[match(nm, names(b))] <- 1; v }
-  mm_vec <- function(f, l) {
-    k <- nlevels(d[[f]])
-    v <- e("(Intercept)")
-    if (l < k) v <- v + e(paste0(f, l)) else for (j in 1:(k - 1)) v <- v - e(paste0(f, j))
-    v
-  }
-  est <- function(v) c(sum(v * b), sqrt(drop(t(v) %*% V %*% v)))
-  eff <- c(); mar <- c(); int <- c()
-  for (f in factors) {
-    lv <- levels(d[[f]])
-    for (l in seq_along(lv)) {
-      r <- est(mm_vec(f, l))
-      mar <- c(mar, sprintf('{"factor":"%s","level":"%s","mean":%s,"se":%s}', f, lv[l], fmt(r[1]), fmt(r[2])))
-    }
-    c0 <- mm_vec(f, 1); m0 <- sum(c0 * b)
-    for (l in seq_along(lv)[-1]) {
-      cl <- mm_vec(f, l); ml <- sum(cl * b)
-      r <- est(cl - c0)
-      g <- cl / m0 - ml / m0^2 * c0     # gradient of ml/m0 − 1
-      rs <- sqrt(drop(t(g) %*% V %*% g))
-      rel <- ml / m0 - 1
-      # Fieller: (ml − ρ·m0)² ≤ q²·Var(ml − ρ·m0), with the covariance from vcov.
-      v11 <- drop(t(cl) %*% V %*% cl); v00 <- drop(t(c0) %*% V %*% c0); v01 <- drop(t(cl) %*% V %*% c0)
-      A <- m0^2 - q^2 * v00; B <- -2 * (ml * m0 - q^2 * v01); C <- ml^2 - q^2 * v11
-      roots <- sort((-B + c(-1, 1) * sqrt(B^2 - 4 * A * C)) / (2 * A))
-      eff <- c(eff, sprintf('{"factor":"%s","control":"%s","variant":"%s","diff":%s,"se":%s,"lo":%s,"hi":%s,"p":%s,"rel":%s,"rel_se":%s,"rel_lo":%s,"rel_hi":%s}',
-        f, lv[1], lv[l], fmt(r[1]), fmt(r[2]), fmt(r[1] - q * r[2]), fmt(r[1] + q * r[2]),
-        fmt(2 * pt(-abs(r[1] / r[2]), df)), fmt(rel), fmt(rs), fmt(roots[1] - 1), fmt(roots[2] - 1)))
-    }
-  }
-  two <- factors[sapply(factors, function(f) nlevels(d[[f]]) == 2)]
-  if (length(two) >= 2) for (r in 2:length(two)) for (cmb in combn(two, r, simplify = FALSE)) {
-    nm <- paste0(cmb, "1", collapse = ":")
-    v <- (-2)^r * e(nm)
-    x <- est(v)
-    # R orders the term's factors as in the formula.
-    term <- paste(factors[factors %in% cmb], collapse = ":")
-    int <- c(int, sprintf('{"term":"%s","estimate":%s,"se":%s,"lo":%s,"hi":%s}', term, fmt(x[1]), fmt(x[2]), fmt(x[1] - q * x[2]), fmt(x[1] + q * x[2])))
-  }
-  js <- sprintf('{"dataset":"%s.csv","response":"%s","factors":[%s],"level":%s,"df":%d,"mse":%s,\n"effects":[%s],\n"marginal":[%s],\n"interactions":[%s]}\n',
-    name, response, paste0('"', factors, '"', collapse = ","), fmt(level), df, fmt(summary(m)$sigma^2),
-    paste(eff, collapse = ",\n  "), paste(mar, collapse = ",\n  "), paste(int, collapse = ",\n  "))
-  writeLines(js, paste0("estimates/", name, ".json"), sep = "")
+  head <- sprintf('"dataset":"%s.csv","response":"%s","factors":[%s],', name, response, paste0('"', factors, '"', collapse = ","))
+  cells <- cell_rows(lapply(setNames(factors, factors), function(f) levels(d[[f]])), d)
+  js <- estimates_json(coef(m), vcov(m), df.residual(m), d, factors, level, summary(m)$sigma^2, cells, head)
+  writeLines(paste0(js, "\n"), paste0("estimates/", name, ".json"), sep = "")
 }
 dir.create("estimates", showWarnings = FALSE)
 write_estimates("unbalanced_abc", "y", c("a", "b", "c"), 0.95)
