@@ -73,22 +73,30 @@ type pooled struct {
 }
 
 func poolCells(cells []analysis.CellStats, level float64) pooled {
+	p := pooled{}
+	p.mse, p.df = pooledVariance(cells)
+	if p.df > 0 {
+		p.q = tQuantile((1+level)/2, p.df)
+	}
+	return p
+}
+
+// pooledVariance is the pooled within-cell variance of the cells (0 when
+// df ≤ 0) and its df, the observations minus the non-empty cells.
+func pooledVariance(cells []analysis.CellStats) (mse float64, df int64) {
 	var n int64
 	var ss float64
-	nonEmpty := 0
 	for _, c := range cells {
 		if c.N > 0 {
 			n += c.N
 			ss += c.M2
-			nonEmpty++
+			df--
 		}
 	}
-	p := pooled{df: n - int64(nonEmpty)}
-	if p.df > 0 {
-		p.mse = ss / float64(p.df)
-		p.q = tQuantile((1+level)/2, p.df)
+	if df += n; df > 0 {
+		mse = ss / float64(df)
 	}
-	return p
+	return mse, df
 }
 
 // on estimates the contrast from cell statistics; ok is false when a cell

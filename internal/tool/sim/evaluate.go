@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // Strategy is one way to run a scenario's tests and analyse them.
@@ -361,50 +360,18 @@ func Evaluate(ctx context.Context, sc *Scenario, opt Options) (*Result, error) {
 		return nil, err
 	}
 	reps := make([]repResult, opt.Reps)
-	jobs := make(chan int)
-	var (
-		mu       sync.Mutex
-		done     int
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(opt.Workers, opt.Reps) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := r.newWorker()
-			for rep := range jobs {
-				res, err := w.replicate(ctx, rep)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				reps[rep] = res
-				done++
-				if opt.Progress != nil && err == nil {
-					opt.Progress(done, opt.Reps)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for rep := range opt.Reps {
-		select {
-		case jobs <- rep:
-		case <-ctx.Done():
-			break feed
+	newWork := func() func(context.Context, int) error {
+		w := r.newWorker()
+		return func(ctx context.Context, rep int) (err error) {
+			reps[rep], err = w.replicate(ctx, rep)
+			return err
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	var progress func(int)
+	if opt.Progress != nil {
+		progress = func(done int) { opt.Progress(done, opt.Reps) }
 	}
-	if err := ctx.Err(); err != nil {
+	if err := parallel(ctx, opt.Reps, opt.Workers, newWork, progress); err != nil {
 		return nil, err
 	}
 	return r.aggregate(reps), nil
@@ -451,27 +418,7 @@ func (r *runner) aggregate(reps []repResult) *Result {
 		}
 		for qi, q := range r.quant {
 			alpha := c.tests[r.qplan[qi].test].alpha
-			var xs []float64
-			var cover, rej int
-			for i := range reps {
-				e := reps[i].of(s).est[qi]
-				if !e.ok {
-					continue
-				}
-				xs = append(xs, e.est)
-				if e.lo <= q.Truth && q.Truth <= e.hi {
-					cover++
-				}
-				if e.p < alpha {
-					rej++
-				}
-			}
-			var es EstimateStats
-			if len(xs) > 0 {
-				sm := summarize(xs)
-				es = EstimateStats{Reps: len(xs), Mean: sm.Mean, Bias: sm.Mean - q.Truth, SD: sm.SD,
-					Coverage: float64(cover) / float64(len(xs)), Rejected: float64(rej) / float64(len(xs))}
-			}
+			es := estimateStats(len(reps), q.Truth, alpha, func(i int) estimate { return reps[i].of(s).est[qi] })
 			sr.Estimates = append(sr.Estimates, es)
 		}
 		res.Strategies = append(res.Strategies, sr)
