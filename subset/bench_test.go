@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -277,30 +278,42 @@ func checkBenchCounted(b *testing.B, s stack) {
 	}
 }
 
+// oneServiceTest is a running test that changes and measures latency on
+// service "svc" and interferes with every other such test.
+func oneServiceTest(id string, variants []string, agg assign.Aggregate) Test {
+	return Test{ID: id, ChangeService: "svc", MeasureService: "svc", Metric: "latency_ms", Aggregate: agg,
+		Variants: variants, Phase: 1, PhaseStart: t0, Running: true,
+		Emits: []Interference{{KindLatency, ScopeAll}}, Susceptible: []Interference{{KindLatency, ScopeAll}}}
+}
+
+// oneServiceStack is a stack over the graph front → svc with tests.
+func oneServiceStack(tb testing.TB, tests []Test, opts ...Option) stack {
+	tb.Helper()
+	g, err := NewGraph([]tracing.Edge{{Caller: "front", Callee: "svc", Calls: 1}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := newStack(opts...)
+	s.SetGraph(g)
+	if err := s.SetTests(tests); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // millionUnits returns a stack with seven tests that all change and
 // measure one service (so every observation is counted in seven
 // viewpoints) and observations of units user-0 … user-(units−1), one per
 // unit, served the fnvHash variants.
 func millionUnits(b *testing.B, units int) (stack, *CellCounter, func(i int) *tracing.Observation) {
 	b.Helper()
-	g, err := NewGraph([]tracing.Edge{{Caller: "front", Callee: "svc", Calls: 1}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := fnvHash{}
 	var tests []Test
 	for i := range 7 {
-		id := fmt.Sprint("t", i)
-		tests = append(tests, Test{ID: id, ChangeService: "svc", MeasureService: "svc", Metric: "latency_ms",
-			Variants: []string{"control", "treatment"}, Phase: 1, PhaseStart: t0, Running: true,
-			Emits: []Interference{{KindLatency, ScopeAll}}, Susceptible: []Interference{{KindLatency, ScopeAll}}})
-		h[id] = tests[i].Variants
+		tests = append(tests, oneServiceTest(fmt.Sprint("t", i), []string{"control", "treatment"}, assign.AggregateMean))
+		h[tests[i].ID] = tests[i].Variants
 	}
-	s := newStack(WithCap(8))
-	s.SetGraph(g)
-	if err := s.SetTests(tests); err != nil {
-		b.Fatal(err)
-	}
+	s := oneServiceStack(b, tests, WithCap(8))
 	names := make([]string, units)
 	for i := range names {
 		names[i] = fmt.Sprint("user-", i)
