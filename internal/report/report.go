@@ -9,6 +9,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/abmesh/abmesh/analysis"
@@ -34,23 +35,26 @@ func (s Status) String() string {
 	return "COLLECTING"
 }
 
-// Progress is how far the window is from the per-cell sample size.
+// Progress is how far the window is from the per-cell sample size. Every
+// n counts units (the unit of analysis), not requests.
 type Progress struct {
-	// NeededPerCell is the per-cell n the plan's power needs for the
+	// NeededPerCell is the per-cell units the plan's power needs for the
 	// viewpoint's main effect; 0 when it cannot be computed (Notes says
 	// why).
 	NeededPerCell int64
-	MinCellN      int64
-	CellsReady    int
-	CellsTotal    int
+	// MinCellN is the units of the smallest cell.
+	MinCellN   int64
+	CellsReady int
+	CellsTotal int
 	// Fraction is Σ min(n_c, needed) / (cells · needed), in [0, 1].
 	Fraction float64
-	// ETA is the time until the slowest cell reaches NeededPerCell at the
-	// rate observed so far; negative when unknown or when the window is
+	// ETA is the time until the smallest cell reaches NeededPerCell units
+	// at the rate observed so far; negative when unknown or when the window is
 	// closed (it collects no more requests).
 	ETA time.Duration
-	// SD is the standard deviation used: the observed pooled one when the
-	// window has at least MinResidualDF residual df, else the plan's.
+	// SD is the standard deviation of one unit's aggregated value used:
+	// the observed pooled one when the window has at least MinResidualDF
+	// residual df, else the plan's.
 	SD float64
 }
 
@@ -60,29 +64,52 @@ const MinResidualDF = 30
 
 // SRMCheck is one member test's sample-ratio check over the window.
 //
-// Observed counts requests (counted traces), not units. The chi-square
-// treats each as an independent draw at the weights, which holds when a
-// unit makes at most one counted request; when units make several, the
-// counts are clustered by unit and the check flags far more often than
-// its threshold says (with about 5 requests per unit, geometric, a 50/50
-// split is flagged in roughly a quarter of windows at p < 0.001). For a
-// member other than the viewpoint, a mismatch can also be a real effect
-// of that member on whether the viewpoint is served or its metric
-// observed on the path (a selection the cells then carry), not an
-// assignment fault.
+// Observed counts distinct units (the unit of randomization) per variant:
+// the chi-square treats each as an independent draw at the weights, which
+// is what the hash makes them. Requests counts the units' counted requests
+// per variant: a diagnostic only, never the flag, since a unit's requests
+// are not independent draws (with about 5 requests per unit a correct
+// 50/50 split of requests is flagged in roughly a quarter of windows at
+// p < 0.001). For a member other than the viewpoint, a mismatch can also
+// be a real effect of that member on whether the viewpoint is served or
+// its metric observed on the path (a selection the cells then carry), not
+// an assignment fault.
 type SRMCheck struct {
 	Test     string
 	Variants []string
-	Observed []int64
+	Observed []int64 // distinct units per variant
+	Requests []int64 // counted requests per variant (diagnostic)
 	Weights  []float64
 	Result   analysis.SRMResult
 	Note     string // set when the check could not be run
+}
+
+// JointSRMCheck is the subset's sample-ratio check over its factorial
+// cells: the units of every cell against the product of the members'
+// variant shares (each test's split is independent of the others', so a
+// cell's expected share is the product of its variants' shares). It also
+// catches splits that are right per test but not independent across
+// tests. Result.Expected has one expected unit count per cell.
+type JointSRMCheck struct {
+	Cells  []JointSRMCell // every cell of the subset, empty ones included, in CellTable order
+	Result analysis.SRMResult
+	Note   string // set when the check could not be run
+}
+
+// JointSRMCell is one cell of the joint check.
+type JointSRMCell struct {
+	Variants []string // one per member
+	Units    int64
+	Requests int64   // diagnostic only
+	Share    float64 // expected share of the units
 }
 
 // Report is a viewpoint test's factorial analysis of one window.
 type Report struct {
 	Test   string
 	Metric string
+	// Aggregate is how the window aggregates the metric per unit.
+	Aggregate assign.Aggregate
 	// HigherIsBetter is the metric's direction.
 	HigherIsBetter bool
 	Window         subset.WindowCells
@@ -90,11 +117,36 @@ type Report struct {
 	Anova          *analysis.AnovaTable // nil when it could not be computed
 	Estimates      *analysis.Estimates  // nil when they could not be computed
 	SRM            []SRMCheck
-	SRMFlagged     bool
-	Status         Status
-	Progress       Progress
-	Generated      time.Time
-	Notes          []string
+	// JointSRM is nil when the subset is the viewpoint alone (its check is
+	// then SRM[0]).
+	JointSRM *JointSRMCheck
+	// SRMFlagged is set when a member's check or the joint check flags.
+	SRMFlagged bool
+	Status     Status
+	Progress   Progress
+	Generated  time.Time
+	Notes      []string
+
+	counts cellCounts // per CellTable index; nil slices when Table is nil
+}
+
+// CellCounts returns the units and counted requests of the cell with the
+// given variant names (one per member, in Window.Members order); zeros
+// when there is no such cell.
+func (r *Report) CellCounts(variants []string) (units, requests int64) {
+	if r.Table == nil || len(variants) != len(r.Table.Factors) {
+		return 0, 0
+	}
+	idx := make([]int, len(variants))
+	for f, name := range variants {
+		l := slices.Index(r.Table.Factors[f].Levels, name)
+		if l < 0 {
+			return 0, 0
+		}
+		idx[f] = l
+	}
+	i := r.Table.Index(idx...)
+	return r.counts.units[i], r.counts.requests[i]
 }
 
 // Options tune Build.
@@ -125,7 +177,7 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	r := &Report{Test: w.Viewpoint, Metric: w.Metric, Window: w, Generated: opt.Now, Status: Collecting}
+	r := &Report{Test: w.Viewpoint, Metric: w.Metric, Aggregate: w.Aggregate, Window: w, Generated: opt.Now, Status: Collecting}
 	vp, vpOK := exps(w.Viewpoint)
 	if vpOK {
 		r.HigherIsBetter = vp.Metric.HigherIsBetter
@@ -140,35 +192,70 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 		r.note("cell table: %v", err)
 		return r
 	}
+	counts := r.fill(w, t)
+	r.Table, r.counts = t, counts
+	r.analyse(t, counts, opt)
+	r.srm(w, counts, exps)
+	r.progress(w, counts, vp, vpOK, opt.Now)
+	return r
+}
+
+// cellCounts are the window's units and counted requests per cell,
+// indexed like CellTable.Cells.
+type cellCounts struct {
+	units, requests []int64
+}
+
+func (c cellCounts) totalUnits() int64 {
+	var n int64
+	for _, u := range c.units {
+		n += u
+	}
+	return n
+}
+
+// fill merges the window's cells into t and returns their counts. A cell
+// whose variant indices do not fit the members is left out with a note.
+func (r *Report) fill(w subset.WindowCells, t *analysis.CellTable) cellCounts {
+	counts := cellCounts{units: make([]int64, len(t.Cells)), requests: make([]int64, len(t.Cells))}
 	for _, c := range w.Cells {
 		if !validCell(w, c) {
 			r.note("cell %v: the variant indices do not match the window's members; left out", c.Variants)
 			continue
 		}
+		// TODO(ratio): for AggregateRatio windows merge c.Ratio with
+		// (*CellTable).MergeRatioCell once analysis has it; until then a
+		// ratio window is analysed on its units' own means (see analyse).
 		if err := t.MergeCell(w.VariantNames(c), c.Stats); err != nil {
 			r.note("cell %v: %v", w.VariantNames(c), err)
+			continue
 		}
+		i := t.Index(c.Variants...)
+		counts.units[i] += c.Stats.N
+		counts.requests[i] += c.Requests
 	}
-	r.Table = t
+	return counts
+}
 
-	if t.N() > 0 {
-		if a, err := analysis.Anova(t, opt.Type); err != nil {
-			r.note("ANOVA: %v", err)
-		} else {
-			r.Anova = a
-		}
-		if e, err := analysis.Estimate(t, opt.Level); err != nil {
-			r.note("estimates: %v", err)
-		} else {
-			r.Estimates = e
-		}
+// analyse runs the ANOVA and the estimates on t.
+func (r *Report) analyse(t *analysis.CellTable, counts cellCounts, opt Options) {
+	if counts.totalUnits() == 0 {
+		r.note("no unit counted in this window yet")
+		return
+	}
+	if r.Aggregate == assign.AggregateRatio {
+		r.note("ratio metric: the delta-method analysis is not available yet; cells and tests are over each unit's own mean (Σ metric / Σ requests of the unit), not the arm's request-level ratio")
+	}
+	if a, err := analysis.Anova(t, opt.Type); err != nil {
+		r.note("ANOVA: %v", err)
 	} else {
-		r.note("no request counted in this window yet")
+		r.Anova = a
 	}
-
-	r.srm(w, t, exps)
-	r.progress(w, t, vp, vpOK, opt.Now)
-	return r
+	if e, err := analysis.Estimate(t, opt.Level); err != nil {
+		r.note("estimates: %v", err)
+	} else {
+		r.Estimates = e
+	}
 }
 
 // validCell reports whether c has one variant index per member, each in
@@ -190,39 +277,102 @@ func (r *Report) note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
 
-// srm runs one goodness-of-fit test per member on the member's marginal
-// counts, against the weights of the member's phase in the window.
-func (r *Report) srm(w subset.WindowCells, t *analysis.CellTable, exps Lookup) {
+// srm runs one goodness-of-fit test per member on the member's distinct
+// units per variant, against the weights of the member's phase in the
+// window, then the joint test over the cells.
+func (r *Report) srm(w subset.WindowCells, counts cellCounts, exps Lookup) {
+	t := r.Table
 	levels := make([]int, len(t.Factors))
+	shares := make([][]float64, len(w.Members)) // nil where the weights are not known
 	for f, m := range w.Members {
-		chk := SRMCheck{Test: m.Test, Variants: m.Variants, Observed: make([]int64, len(m.Variants))}
+		chk := SRMCheck{Test: m.Test, Variants: m.Variants, Observed: make([]int64, len(m.Variants)), Requests: make([]int64, len(m.Variants))}
 		for i := range t.Cells {
 			t.Levels(i, levels)
-			chk.Observed[levels[f]] += t.Cells[i].N
+			chk.Observed[levels[f]] += counts.units[i]
+			chk.Requests[levels[f]] += counts.requests[i]
 		}
-		x, ok := exps(m.Test)
-		weights := phaseWeights(x, m.Phase)
-		switch {
-		case !ok:
-			chk.Note = "experiment no longer exists"
-		case len(weights) != len(m.Variants):
-			chk.Note = "the phase's weights are not known"
-		default:
-			for _, wt := range weights {
-				chk.Weights = append(chk.Weights, float64(wt))
-			}
-			res, err := analysis.SRM(chk.Observed, chk.Weights, analysis.DefaultSRMThreshold)
-			if err != nil {
-				chk.Note = err.Error()
-			} else {
-				chk.Result = res
-				if res.Flagged {
-					r.SRMFlagged = true
-				}
-			}
+		chk.Weights, chk.Note = memberWeights(exps, m)
+		if chk.Note == "" {
+			shares[f] = normalised(chk.Weights)
+			chk.Result, chk.Note = runSRM(chk.Observed, chk.Weights)
+			r.SRMFlagged = r.SRMFlagged || chk.Result.Flagged
 		}
 		r.SRM = append(r.SRM, chk)
 	}
+	if len(w.Members) > 1 {
+		r.JointSRM = jointSRM(w, t, counts, shares)
+		r.SRMFlagged = r.SRMFlagged || r.JointSRM.Result.Flagged
+	}
+}
+
+// memberWeights returns the weights of m's phase, or a note saying why
+// they are not known.
+func memberWeights(exps Lookup, m subset.WindowMember) ([]float64, string) {
+	x, ok := exps(m.Test)
+	if !ok {
+		return nil, "experiment no longer exists"
+	}
+	weights := phaseWeights(x, m.Phase)
+	if len(weights) != len(m.Variants) {
+		return nil, "the phase's weights are not known"
+	}
+	out := make([]float64, len(weights))
+	for i, wt := range weights {
+		out[i] = float64(wt)
+	}
+	return out, ""
+}
+
+// runSRM is analysis.SRM at the default threshold; an error becomes the
+// note.
+func runSRM(observed []int64, weights []float64) (analysis.SRMResult, string) {
+	res, err := analysis.SRM(observed, weights, analysis.DefaultSRMThreshold)
+	if err != nil {
+		return analysis.SRMResult{}, err.Error()
+	}
+	return res, ""
+}
+
+// normalised returns w / Σ w (w is non-empty with a positive sum, or the
+// result is NaN and the SRM that uses it fails with a note).
+func normalised(w []float64) []float64 {
+	var sum float64
+	for _, x := range w {
+		sum += x
+	}
+	out := make([]float64, len(w))
+	for i, x := range w {
+		out[i] = x / sum
+	}
+	return out
+}
+
+// jointSRM tests the units of every cell against the product of the
+// members' variant shares; shares[f] is nil when member f's weights are
+// not known, and the check is then skipped with a note.
+func jointSRM(w subset.WindowCells, t *analysis.CellTable, counts cellCounts, shares [][]float64) *JointSRMCheck {
+	chk := &JointSRMCheck{}
+	for f, s := range shares {
+		if s == nil {
+			chk.Note = "the weights of " + w.Members[f].Test + " are not known"
+			return chk
+		}
+	}
+	levels := make([]int, len(t.Factors))
+	observed := make([]int64, len(t.Cells))
+	expected := make([]float64, len(t.Cells))
+	for i := range t.Cells {
+		t.Levels(i, levels)
+		c := JointSRMCell{Variants: make([]string, len(levels)), Units: counts.units[i], Requests: counts.requests[i], Share: 1}
+		for f, l := range levels {
+			c.Variants[f] = t.Factors[f].Levels[l]
+			c.Share *= shares[f][l]
+		}
+		observed[i], expected[i] = c.Units, c.Share
+		chk.Cells = append(chk.Cells, c)
+	}
+	chk.Result, chk.Note = runSRM(observed, expected)
+	return chk
 }
 
 // phaseWeights returns the weights of phase of x, falling back to the
@@ -248,15 +398,15 @@ func phaseWeights(x *assign.Experiment, phase int) []uint32 {
 	return out
 }
 
-// progress computes the per-cell sample size of the viewpoint's main
-// effect and how far the cells are from it.
-func (r *Report) progress(w subset.WindowCells, t *analysis.CellTable, vp *assign.Experiment, vpOK bool, now time.Time) {
+// progress computes the per-cell sample size (in units) of the
+// viewpoint's main effect and how far the cells' units are from it.
+func (r *Report) progress(w subset.WindowCells, counts cellCounts, vp *assign.Experiment, vpOK bool, now time.Time) {
 	p := &r.Progress
-	p.CellsTotal = len(t.Cells)
+	p.CellsTotal = len(counts.units)
 	p.ETA = -1
 	p.MinCellN = math.MaxInt64
-	for _, c := range t.Cells {
-		p.MinCellN = min(p.MinCellN, c.N)
+	for _, n := range counts.units {
+		p.MinCellN = min(p.MinCellN, n)
 	}
 	if p.CellsTotal == 0 {
 		p.MinCellN = 0
@@ -283,9 +433,9 @@ func (r *Report) progress(w subset.WindowCells, t *analysis.CellTable, vp *assig
 	}
 	p.NeededPerCell = int64(math.Ceil(n))
 	var have float64
-	for _, c := range t.Cells {
-		have += float64(min(c.N, p.NeededPerCell))
-		if c.N >= p.NeededPerCell {
+	for _, n := range counts.units {
+		have += float64(min(n, p.NeededPerCell))
+		if n >= p.NeededPerCell {
 			p.CellsReady++
 		}
 	}
@@ -297,7 +447,7 @@ func (r *Report) progress(w subset.WindowCells, t *analysis.CellTable, vp *assig
 	}
 	if !w.Open() {
 		// A closed window collects nothing more: it never completes.
-		r.note("the window closed on %s before every cell reached %d; it collects no more requests",
+		r.note("the window closed on %s before every cell reached %d units; it collects no more requests",
 			w.End.UTC().Format(time.RFC3339), p.NeededPerCell)
 		return
 	}

@@ -699,15 +699,19 @@ func TestBuildDegenerateWindows(t *testing.T) {
 		table     bool
 		anova     bool
 		status    Status
+		flagged   bool
 		noteWords string
 	}{
-		{"zero window", subset.WindowCells{}, false, false, Collecting, "cell table"},
-		{"members but no cells", twoByTwo, true, false, Collecting, "no request counted"},
-		{"one non-empty cell", oneCell, true, true, Collecting, ""},
+		{"zero window", subset.WindowCells{}, false, false, Collecting, false, "cell table"},
+		{"members but no cells", twoByTwo, true, false, Collecting, false, "no unit counted"},
+		// 10 units all in one of four equally likely cells: the joint
+		// check flags it (exact probability 4·0.25¹⁰ ≈ 4e-6), though
+		// neither member's 10/0 split does (p ≈ 0.0016).
+		{"one non-empty cell", oneCell, true, true, Collecting, true, ""},
 		// 78 residual df of SD 1 against an MDE of 5: a few per cell do.
-		{"viewpoint alone", viewpointOnly, true, true, Complete, ""},
-		{"viewpoint with one variant", oneVariant, true, false, Collecting, "ANOVA"},
-		{"cell indices that match no member", badIndex, true, true, Collecting, "do not match"},
+		{"viewpoint alone", viewpointOnly, true, true, Complete, false, ""},
+		{"viewpoint with one variant", oneVariant, true, false, Collecting, false, "ANOVA"},
+		{"cell indices that match no member", badIndex, true, true, Collecting, true, "do not match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -721,8 +725,13 @@ func TestBuildDegenerateWindows(t *testing.T) {
 			if tt.noteWords != "" && !strings.Contains(strings.Join(r.Notes, "\n"), tt.noteWords) {
 				t.Errorf("notes %q do not mention %q", r.Notes, tt.noteWords)
 			}
-			if r.Status != tt.status || r.SRMFlagged {
-				t.Errorf("status %v flagged %v, want %v and not flagged", r.Status, r.SRMFlagged, tt.status)
+			if r.Status != tt.status || r.SRMFlagged != tt.flagged {
+				t.Errorf("status %v flagged %v, want %v and flagged %v", r.Status, r.SRMFlagged, tt.status, tt.flagged)
+			}
+			for _, c := range r.SRM {
+				if c.Result.Flagged {
+					t.Errorf("member check %s flagged: %+v", c.Test, c.Result)
+				}
 			}
 			if r.Progress.Fraction < 0 || r.Progress.Fraction > 1 || math.IsNaN(r.Progress.Fraction) {
 				t.Errorf("fraction %v", r.Progress.Fraction)

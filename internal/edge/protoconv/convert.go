@@ -63,6 +63,33 @@ var opToProto = map[assign.Op]pb.TargetingOperator{
 	assign.OpNotIn: pb.TargetingOperator_TARGETING_OPERATOR_NOT_IN,
 }
 
+var aggregateToProto = map[assign.Aggregate]pb.MetricAggregate{
+	assign.AggregateMean:  pb.MetricAggregate_METRIC_AGGREGATE_MEAN,
+	assign.AggregateSum:   pb.MetricAggregate_METRIC_AGGREGATE_SUM,
+	assign.AggregateAny:   pb.MetricAggregate_METRIC_AGGREGATE_ANY,
+	assign.AggregateCount: pb.MetricAggregate_METRIC_AGGREGATE_COUNT,
+	assign.AggregateRatio: pb.MetricAggregate_METRIC_AGGREGATE_RATIO,
+}
+
+// AggregateToProto maps a per-unit aggregate; the default, mean, is
+// spelled MEAN (never UNSPECIFIED), so that what is shown says it.
+func AggregateToProto(a assign.Aggregate) pb.MetricAggregate { return aggregateToProto[a] }
+
+// AggregateFromProto maps a per-unit aggregate; UNSPECIFIED is mean. An
+// unknown value (a newer client's, or a number sent raw) is a
+// *assign.FieldError naming "metric.aggregate".
+func AggregateFromProto(p pb.MetricAggregate) (assign.Aggregate, error) {
+	if p == pb.MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED {
+		return assign.AggregateMean, nil
+	}
+	for d, x := range aggregateToProto {
+		if x == p {
+			return d, nil
+		}
+	}
+	return 0, &assign.FieldError{Field: "metric.aggregate", Msg: fmt.Sprintf("unknown aggregate %d (want MEAN, SUM, ANY, COUNT or RATIO)", int32(p))}
+}
+
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -96,6 +123,15 @@ func interferenceFromProto(in []*pb.Interference) []assign.Interference {
 	return out
 }
 
+func metricToProto(m assign.Metric) *pb.Metric {
+	out := &pb.Metric{Name: m.String(), Direction: pb.MetricDirection_METRIC_DIRECTION_LOWER_IS_BETTER,
+		Aggregate: AggregateToProto(m.Aggregate)}
+	if m.HigherIsBetter {
+		out.Direction = pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER
+	}
+	return out
+}
+
 // ExperimentToProto maps a domain experiment to its API message.
 func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 	out := &pb.Experiment{
@@ -104,7 +140,7 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 		Description:    e.Description,
 		ChangeService:  e.ChangeService,
 		MeasureService: e.MeasureService,
-		Metric:         &pb.Metric{Name: e.Metric.String(), Direction: pb.MetricDirection_METRIC_DIRECTION_LOWER_IS_BETTER},
+		Metric:         metricToProto(e.Metric),
 		Layer:          e.Layer,
 		Sticky:         e.Sticky,
 		Salt:           e.Salt,
@@ -119,9 +155,6 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 		Phase:      int32(e.Phase),
 		CreateTime: ts(e.CreatedAt),
 		UpdateTime: ts(e.UpdatedAt),
-	}
-	if e.Metric.HigherIsBetter {
-		out.Metric.Direction = pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER
 	}
 	for _, v := range e.Variants {
 		out.Variants = append(out.Variants, &pb.Variant{Name: v.Name, Weight: v.Weight})
@@ -139,9 +172,9 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 }
 
 // ExperimentFromProto maps an API experiment to the domain type. It fails
-// only on values the domain cannot represent (an unknown metric name or
-// targeting operator), naming the field; everything else is left to
-// assign's validation.
+// only on values the domain cannot represent (an unknown metric name,
+// aggregate or targeting operator), naming the field; everything else is
+// left to assign's validation.
 func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 	e := assign.Experiment{
 		ID:             p.GetId(),
@@ -172,6 +205,11 @@ func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 		}
 	}
 	m.HigherIsBetter = p.GetMetric().GetDirection() == pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER
+	agg, err := AggregateFromProto(p.GetMetric().GetAggregate())
+	if err != nil {
+		return e, err
+	}
+	m.Aggregate = agg
 	e.Metric = m
 	for _, v := range p.GetVariants() {
 		e.Variants = append(e.Variants, assign.Variant{Name: v.GetName(), Weight: v.GetWeight()})

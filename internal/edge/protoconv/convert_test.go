@@ -3,6 +3,7 @@ package protoconv
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ func TestExperimentRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	in := assign.Experiment{
 		ID: "rec-model", Owner: "team", Description: "d", ChangeService: "recommendation", MeasureService: "frontend",
-		Metric:   assign.Metric{Kind: assign.MetricAttribute, Attribute: "shop.order.value", HigherIsBetter: true},
+		Metric:   assign.Metric{Kind: assign.MetricAttribute, Attribute: "shop.order.value", HigherIsBetter: true, Aggregate: assign.AggregateSum},
 		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "ml", Weight: 3}},
 		Layer:    "l", Slice: assign.Slice{Start: 10, End: 20},
 		Targeting: []assign.Rule{{Attribute: "grade", Op: assign.OpIn, Values: []string{"vip"}},
@@ -70,5 +71,37 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, got) {
 		t.Errorf("snapshot round trip:\n in  %+v\n out %+v", cfg, got)
+	}
+}
+
+// TestAggregateProto: every aggregate maps both ways, mean is spelled
+// MEAN, UNSPECIFIED reads as mean, and an unknown value is an error
+// naming metric.aggregate.
+func TestAggregateProto(t *testing.T) {
+	seen := map[pb.MetricAggregate]bool{}
+	for a := assign.AggregateMean; a <= assign.AggregateRatio; a++ {
+		x := &assign.Experiment{ID: "x", Metric: assign.Metric{Aggregate: a}}
+		p := ExperimentToProto(x)
+		got := p.GetMetric().GetAggregate()
+		if got == pb.MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED || seen[got] {
+			t.Errorf("%v → %v: want a distinct specified value", a, got)
+		}
+		seen[got] = true
+		if want := "METRIC_AGGREGATE_" + strings.ToUpper(a.String()); got.String() != want {
+			t.Errorf("%v → %v, want %s", a, got, want)
+		}
+		back, err := ExperimentFromProto(p)
+		if err != nil || back.Metric.Aggregate != a {
+			t.Errorf("%v → %v → %v, %v", a, got, back.Metric.Aggregate, err)
+		}
+	}
+	e, err := ExperimentFromProto(&pb.Experiment{Id: "x", Metric: &pb.Metric{Name: "error"}})
+	if err != nil || e.Metric.Aggregate != assign.AggregateMean {
+		t.Errorf("UNSPECIFIED aggregate → %v, %v; want mean", e.Metric.Aggregate, err)
+	}
+	_, err = ExperimentFromProto(&pb.Experiment{Id: "x", Metric: &pb.Metric{Aggregate: pb.MetricAggregate(42)}})
+	var fe *assign.FieldError
+	if !errors.As(err, &fe) || fe.Field != "metric.aggregate" || !errors.Is(err, assign.ErrInvalid) {
+		t.Errorf("unknown aggregate error = %v, want a FieldError on metric.aggregate", err)
 	}
 }

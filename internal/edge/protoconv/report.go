@@ -87,6 +87,7 @@ func ReportToProto(r *report.Report) *pb.Report {
 		Notes:               r.Notes,
 		Subset:              &pb.Subset{Viewpoint: r.Test, Window: int32(r.Window.Seq), WindowStart: timestamppb.New(r.Window.Start)},
 		SampleRatioMismatch: r.SRMFlagged,
+		Aggregate:           AggregateToProto(r.Aggregate),
 	}
 	if r.Status == report.Complete {
 		out.Status = pb.ReportStatus_REPORT_STATUS_COMPLETE
@@ -124,6 +125,12 @@ func ReportToProto(r *report.Report) *pb.Report {
 			out.Notes = append(out.Notes, "sample ratio of "+c.Test+": "+c.Note)
 		}
 	}
+	if j := r.JointSRM; j != nil {
+		out.JointSampleRatio = jointSRMToProto(j)
+		if j.Note != "" {
+			out.Notes = append(out.Notes, "joint sample ratio: "+j.Note)
+		}
+	}
 	out.DataQuality = QualityToProto(r.Window.Quality)
 	p := r.Progress
 	out.Progress = &pb.Progress{NeededPerCell: p.NeededPerCell, MinCellN: p.MinCellN, CellsReady: int32(p.CellsReady),
@@ -141,7 +148,7 @@ func cellsToProto(r *report.Report) []*pb.Cell {
 	if r.Estimates != nil {
 		for _, c := range r.Estimates.Cells {
 			out = append(out, &pb.Cell{Variants: c.Levels, N: c.N, Mean: finite(c.Mean), Sd: cellSD(r, c.Levels),
-				CiLow: finite(c.CI.Lo), CiHigh: finite(c.CI.Hi)})
+				CiLow: finite(c.CI.Lo), CiHigh: finite(c.CI.Hi), Requests: cellRequests(r, c.Levels)})
 		}
 		return out
 	}
@@ -155,9 +162,14 @@ func cellsToProto(r *report.Report) []*pb.Cell {
 		for f, l := range levels {
 			names[f] = r.Table.Factors[f].Levels[l]
 		}
-		out = append(out, &pb.Cell{Variants: names, N: c.N, Mean: finite(c.Mean), Sd: finite(c.SD())})
+		out = append(out, &pb.Cell{Variants: names, N: c.N, Mean: finite(c.Mean), Sd: finite(c.SD()), Requests: cellRequests(r, names)})
 	}
 	return out
+}
+
+func cellRequests(r *report.Report, levels []string) int64 {
+	_, req := r.CellCounts(levels)
+	return req
 }
 
 // cellSD is the SD of the table cell with the given level names; 0 when
@@ -178,7 +190,7 @@ func cellSD(r *report.Report, levels []string) float64 {
 }
 
 func srmToProto(c report.SRMCheck) *pb.SampleRatioCheck {
-	chk := &pb.SampleRatioCheck{TestId: c.Test, Variants: c.Variants, Observed: c.Observed,
+	chk := &pb.SampleRatioCheck{TestId: c.Test, Variants: c.Variants, Observed: c.Observed, Requests: c.Requests,
 		ChiSquare: finite(c.Result.ChiSquare), P: finite(c.Result.P), Mismatch: c.Result.Flagged}
 	if c.Note != "" {
 		chk.P = 1 // not computed (the note says why): as analysis reports it, not "p = 0"
@@ -187,6 +199,22 @@ func srmToProto(c report.SRMCheck) *pb.SampleRatioCheck {
 		chk.Expected = append(chk.Expected, finite(e))
 	}
 	return chk
+}
+
+func jointSRMToProto(j *report.JointSRMCheck) *pb.JointSampleRatioCheck {
+	out := &pb.JointSampleRatioCheck{ChiSquare: finite(j.Result.ChiSquare), Df: int32(j.Result.DF), P: finite(j.Result.P),
+		Mismatch: j.Result.Flagged, Note: j.Note}
+	if j.Note != "" {
+		out.P = 1 // not computed, as srmToProto
+	}
+	for i, c := range j.Cells {
+		cell := &pb.JointSampleRatioCell{Variants: c.Variants, Observed: c.Units, Requests: c.Requests}
+		if i < len(j.Result.Expected) {
+			cell.Expected = finite(j.Result.Expected[i])
+		}
+		out.Cells = append(out.Cells, cell)
+	}
+	return out
 }
 
 // EdgesFromProto maps the API's service graph to its domain edges.

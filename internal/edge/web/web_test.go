@@ -516,7 +516,7 @@ func TestReportPageNoData(t *testing.T) {
 	for _, id := range []string{"subset", "srm", "quality"} {
 		rows(t, doc, id)
 	}
-	if !strings.Contains(text(doc), "no request counted") {
+	if !strings.Contains(text(doc), "no unit counted") {
 		t.Error("the page does not say that nothing was counted")
 	}
 	if res := get(t, ts, "/reports/catalog-cache/plot.svg"); res.code != http.StatusNotFound || !strings.Contains(res.body, "no data yet") {

@@ -183,6 +183,74 @@ func (MetricDirection) EnumDescriptor() ([]byte, []int) {
 	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{2}
 }
 
+// MetricAggregate says how a metric's request values are combined into one
+// value per unit (the randomization unit is the unit of analysis: a cell
+// holds one value per unit). UNSPECIFIED is read as MEAN.
+type MetricAggregate int32
+
+const (
+	MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED MetricAggregate = 0
+	// MEAN: the unit's mean over its counted requests; every unit weighs one.
+	MetricAggregate_METRIC_AGGREGATE_MEAN MetricAggregate = 1
+	// SUM: the unit's total over its counted requests (revenue per user).
+	MetricAggregate_METRIC_AGGREGATE_SUM MetricAggregate = 2
+	// ANY: 1 when any counted request of the unit had a non-zero value
+	// (conversion), else 0.
+	MetricAggregate_METRIC_AGGREGATE_ANY MetricAggregate = 3
+	// COUNT: the unit's number of counted requests (engagement).
+	MetricAggregate_METRIC_AGGREGATE_COUNT MetricAggregate = 4
+	// RATIO: the request-level mean Σ metric / Σ requests over the arm, with
+	// its variance by the delta method over units.
+	MetricAggregate_METRIC_AGGREGATE_RATIO MetricAggregate = 5
+)
+
+// Enum value maps for MetricAggregate.
+var (
+	MetricAggregate_name = map[int32]string{
+		0: "METRIC_AGGREGATE_UNSPECIFIED",
+		1: "METRIC_AGGREGATE_MEAN",
+		2: "METRIC_AGGREGATE_SUM",
+		3: "METRIC_AGGREGATE_ANY",
+		4: "METRIC_AGGREGATE_COUNT",
+		5: "METRIC_AGGREGATE_RATIO",
+	}
+	MetricAggregate_value = map[string]int32{
+		"METRIC_AGGREGATE_UNSPECIFIED": 0,
+		"METRIC_AGGREGATE_MEAN":        1,
+		"METRIC_AGGREGATE_SUM":         2,
+		"METRIC_AGGREGATE_ANY":         3,
+		"METRIC_AGGREGATE_COUNT":       4,
+		"METRIC_AGGREGATE_RATIO":       5,
+	}
+)
+
+func (x MetricAggregate) Enum() *MetricAggregate {
+	p := new(MetricAggregate)
+	*p = x
+	return p
+}
+
+func (x MetricAggregate) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MetricAggregate) Descriptor() protoreflect.EnumDescriptor {
+	return file_abmesh_v1_experiment_proto_enumTypes[3].Descriptor()
+}
+
+func (MetricAggregate) Type() protoreflect.EnumType {
+	return &file_abmesh_v1_experiment_proto_enumTypes[3]
+}
+
+func (x MetricAggregate) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MetricAggregate.Descriptor instead.
+func (MetricAggregate) EnumDescriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{3}
+}
+
 // Variant is one arm of an experiment; weights are relative integers.
 type Variant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -412,8 +480,12 @@ func (x *Interference) GetScope() string {
 type Metric struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is "latency_ms", "error" or "attribute:<span attribute key>".
-	Name          string          `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Direction     MetricDirection `protobuf:"varint,2,opt,name=direction,proto3,enum=abmesh.v1.MetricDirection" json:"direction,omitempty"`
+	Name      string          `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Direction MetricDirection `protobuf:"varint,2,opt,name=direction,proto3,enum=abmesh.v1.MetricDirection" json:"direction,omitempty"`
+	// aggregate is how the metric is aggregated per unit. Changing it on a
+	// running experiment opens a new analysis window; older windows stay
+	// readable.
+	Aggregate     MetricAggregate `protobuf:"varint,3,opt,name=aggregate,proto3,enum=abmesh.v1.MetricAggregate" json:"aggregate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +532,13 @@ func (x *Metric) GetDirection() MetricDirection {
 		return x.Direction
 	}
 	return MetricDirection_METRIC_DIRECTION_UNSPECIFIED
+}
+
+func (x *Metric) GetAggregate() MetricAggregate {
+	if x != nil {
+		return x.Aggregate
+	}
+	return MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED
 }
 
 // AnalysisPlan gives the power analysis of the experiment.
@@ -943,10 +1022,11 @@ const file_abmesh_v1_experiment_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\rR\x03end\"8\n" +
 	"\fInterference\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05scope\x18\x02 \x01(\tR\x05scope\"V\n" +
+	"\x05scope\x18\x02 \x01(\tR\x05scope\"\x90\x01\n" +
 	"\x06Metric\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
-	"\tdirection\x18\x02 \x01(\x0e2\x1a.abmesh.v1.MetricDirectionR\tdirection\"\xa5\x01\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x1a.abmesh.v1.MetricDirectionR\tdirection\x128\n" +
+	"\taggregate\x18\x03 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\"\xa5\x01\n" +
 	"\fAnalysisPlan\x12\x14\n" +
 	"\x05alpha\x18\x01 \x01(\x01R\x05alpha\x12\x14\n" +
 	"\x05power\x18\x02 \x01(\x01R\x05power\x12:\n" +
@@ -1006,7 +1086,14 @@ const file_abmesh_v1_experiment_proto_rawDesc = "" +
 	"\x0fMetricDirection\x12 \n" +
 	"\x1cMETRIC_DIRECTION_UNSPECIFIED\x10\x00\x12%\n" +
 	"!METRIC_DIRECTION_HIGHER_IS_BETTER\x10\x01\x12$\n" +
-	" METRIC_DIRECTION_LOWER_IS_BETTER\x10\x02B\x98\x01\n" +
+	" METRIC_DIRECTION_LOWER_IS_BETTER\x10\x02*\xba\x01\n" +
+	"\x0fMetricAggregate\x12 \n" +
+	"\x1cMETRIC_AGGREGATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15METRIC_AGGREGATE_MEAN\x10\x01\x12\x18\n" +
+	"\x14METRIC_AGGREGATE_SUM\x10\x02\x12\x18\n" +
+	"\x14METRIC_AGGREGATE_ANY\x10\x03\x12\x1a\n" +
+	"\x16METRIC_AGGREGATE_COUNT\x10\x04\x12\x1a\n" +
+	"\x16METRIC_AGGREGATE_RATIO\x10\x05B\x98\x01\n" +
 	"\rcom.abmesh.v1B\x0fExperimentProtoP\x01Z1github.com/abmesh/abmesh/proto/abmesh/v1;abmeshv1\xa2\x02\x03AXX\xaa\x02\tAbmesh.V1\xca\x02\tAbmesh\\V1\xe2\x02\x15Abmesh\\V1\\GPBMetadata\xea\x02\n" +
 	"Abmesh::V1b\x06proto3"
 
@@ -1022,45 +1109,47 @@ func file_abmesh_v1_experiment_proto_rawDescGZIP() []byte {
 	return file_abmesh_v1_experiment_proto_rawDescData
 }
 
-var file_abmesh_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_abmesh_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_abmesh_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_abmesh_v1_experiment_proto_goTypes = []any{
 	(ExperimentStatus)(0),         // 0: abmesh.v1.ExperimentStatus
 	(TargetingOperator)(0),        // 1: abmesh.v1.TargetingOperator
 	(MetricDirection)(0),          // 2: abmesh.v1.MetricDirection
-	(*Variant)(nil),               // 3: abmesh.v1.Variant
-	(*TargetingRule)(nil),         // 4: abmesh.v1.TargetingRule
-	(*Slice)(nil),                 // 5: abmesh.v1.Slice
-	(*Interference)(nil),          // 6: abmesh.v1.Interference
-	(*Metric)(nil),                // 7: abmesh.v1.Metric
-	(*AnalysisPlan)(nil),          // 8: abmesh.v1.AnalysisPlan
-	(*Phase)(nil),                 // 9: abmesh.v1.Phase
-	(*Experiment)(nil),            // 10: abmesh.v1.Experiment
-	(*Layer)(nil),                 // 11: abmesh.v1.Layer
-	(*Override)(nil),              // 12: abmesh.v1.Override
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(MetricAggregate)(0),          // 3: abmesh.v1.MetricAggregate
+	(*Variant)(nil),               // 4: abmesh.v1.Variant
+	(*TargetingRule)(nil),         // 5: abmesh.v1.TargetingRule
+	(*Slice)(nil),                 // 6: abmesh.v1.Slice
+	(*Interference)(nil),          // 7: abmesh.v1.Interference
+	(*Metric)(nil),                // 8: abmesh.v1.Metric
+	(*AnalysisPlan)(nil),          // 9: abmesh.v1.AnalysisPlan
+	(*Phase)(nil),                 // 10: abmesh.v1.Phase
+	(*Experiment)(nil),            // 11: abmesh.v1.Experiment
+	(*Layer)(nil),                 // 12: abmesh.v1.Layer
+	(*Override)(nil),              // 13: abmesh.v1.Override
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_abmesh_v1_experiment_proto_depIdxs = []int32{
 	1,  // 0: abmesh.v1.TargetingRule.operator:type_name -> abmesh.v1.TargetingOperator
 	2,  // 1: abmesh.v1.Metric.direction:type_name -> abmesh.v1.MetricDirection
-	13, // 2: abmesh.v1.Phase.started_at:type_name -> google.protobuf.Timestamp
-	7,  // 3: abmesh.v1.Experiment.metric:type_name -> abmesh.v1.Metric
-	3,  // 4: abmesh.v1.Experiment.variants:type_name -> abmesh.v1.Variant
-	5,  // 5: abmesh.v1.Experiment.slice:type_name -> abmesh.v1.Slice
-	4,  // 6: abmesh.v1.Experiment.targeting:type_name -> abmesh.v1.TargetingRule
-	6,  // 7: abmesh.v1.Experiment.emits:type_name -> abmesh.v1.Interference
-	6,  // 8: abmesh.v1.Experiment.susceptible:type_name -> abmesh.v1.Interference
-	8,  // 9: abmesh.v1.Experiment.plan:type_name -> abmesh.v1.AnalysisPlan
-	0,  // 10: abmesh.v1.Experiment.status:type_name -> abmesh.v1.ExperimentStatus
-	9,  // 11: abmesh.v1.Experiment.phases:type_name -> abmesh.v1.Phase
-	13, // 12: abmesh.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
-	13, // 13: abmesh.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
-	13, // 14: abmesh.v1.Layer.create_time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	3,  // 2: abmesh.v1.Metric.aggregate:type_name -> abmesh.v1.MetricAggregate
+	14, // 3: abmesh.v1.Phase.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 4: abmesh.v1.Experiment.metric:type_name -> abmesh.v1.Metric
+	4,  // 5: abmesh.v1.Experiment.variants:type_name -> abmesh.v1.Variant
+	6,  // 6: abmesh.v1.Experiment.slice:type_name -> abmesh.v1.Slice
+	5,  // 7: abmesh.v1.Experiment.targeting:type_name -> abmesh.v1.TargetingRule
+	7,  // 8: abmesh.v1.Experiment.emits:type_name -> abmesh.v1.Interference
+	7,  // 9: abmesh.v1.Experiment.susceptible:type_name -> abmesh.v1.Interference
+	9,  // 10: abmesh.v1.Experiment.plan:type_name -> abmesh.v1.AnalysisPlan
+	0,  // 11: abmesh.v1.Experiment.status:type_name -> abmesh.v1.ExperimentStatus
+	10, // 12: abmesh.v1.Experiment.phases:type_name -> abmesh.v1.Phase
+	14, // 13: abmesh.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
+	14, // 14: abmesh.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
+	14, // 15: abmesh.v1.Layer.create_time:type_name -> google.protobuf.Timestamp
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_experiment_proto_init() }
@@ -1073,7 +1162,7 @@ func file_abmesh_v1_experiment_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_experiment_proto_rawDesc), len(file_abmesh_v1_experiment_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,

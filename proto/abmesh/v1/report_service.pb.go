@@ -404,12 +404,18 @@ func (x *GetReportResponse) GetReport() *Report {
 type Cell struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// variants, in the order of Report.factors.
-	Variants      []string `protobuf:"bytes,1,rep,name=variants,proto3" json:"variants,omitempty"`
-	N             int64    `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
-	Mean          float64  `protobuf:"fixed64,3,opt,name=mean,proto3" json:"mean,omitempty"`
-	Sd            float64  `protobuf:"fixed64,4,opt,name=sd,proto3" json:"sd,omitempty"`
-	CiLow         float64  `protobuf:"fixed64,5,opt,name=ci_low,json=ciLow,proto3" json:"ci_low,omitempty"`
-	CiHigh        float64  `protobuf:"fixed64,6,opt,name=ci_high,json=ciHigh,proto3" json:"ci_high,omitempty"`
+	Variants []string `protobuf:"bytes,1,rep,name=variants,proto3" json:"variants,omitempty"`
+	// n is the number of units (the unit of analysis) in the cell.
+	N int64 `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
+	// mean, sd and the interval are over the units' aggregated values; for
+	// the RATIO aggregate, mean is the cell's request-level ratio and the
+	// interval its delta-method one (sd is then over the units' own means).
+	Mean   float64 `protobuf:"fixed64,3,opt,name=mean,proto3" json:"mean,omitempty"`
+	Sd     float64 `protobuf:"fixed64,4,opt,name=sd,proto3" json:"sd,omitempty"`
+	CiLow  float64 `protobuf:"fixed64,5,opt,name=ci_low,json=ciLow,proto3" json:"ci_low,omitempty"`
+	CiHigh float64 `protobuf:"fixed64,6,opt,name=ci_high,json=ciHigh,proto3" json:"ci_high,omitempty"`
+	// requests is the number of counted requests of the cell's units.
+	Requests      int64 `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,6 +488,13 @@ func (x *Cell) GetCiLow() float64 {
 func (x *Cell) GetCiHigh() float64 {
 	if x != nil {
 		return x.CiHigh
+	}
+	return 0
+}
+
+func (x *Cell) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
 	}
 	return 0
 }
@@ -878,17 +891,22 @@ func (x *InteractionContrast) GetP() float64 {
 	return 0
 }
 
-// SampleRatioCheck is a chi-square goodness of fit of observed counts
-// against the allocation the weights give.
+// SampleRatioCheck is a chi-square goodness of fit of one test's observed
+// units per variant against the allocation its weights give.
 type SampleRatioCheck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TestId        string                 `protobuf:"bytes,1,opt,name=test_id,json=testId,proto3" json:"test_id,omitempty"`
-	Variants      []string               `protobuf:"bytes,2,rep,name=variants,proto3" json:"variants,omitempty"`
-	Observed      []int64                `protobuf:"varint,3,rep,packed,name=observed,proto3" json:"observed,omitempty"`
-	Expected      []float64              `protobuf:"fixed64,4,rep,packed,name=expected,proto3" json:"expected,omitempty"`
-	ChiSquare     float64                `protobuf:"fixed64,5,opt,name=chi_square,json=chiSquare,proto3" json:"chi_square,omitempty"`
-	P             float64                `protobuf:"fixed64,6,opt,name=p,proto3" json:"p,omitempty"`
-	Mismatch      bool                   `protobuf:"varint,7,opt,name=mismatch,proto3" json:"mismatch,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TestId   string                 `protobuf:"bytes,1,opt,name=test_id,json=testId,proto3" json:"test_id,omitempty"`
+	Variants []string               `protobuf:"bytes,2,rep,name=variants,proto3" json:"variants,omitempty"`
+	// observed are the distinct units per variant (what the check tests).
+	Observed []int64 `protobuf:"varint,3,rep,packed,name=observed,proto3" json:"observed,omitempty"`
+	// expected are the units the weights give each variant.
+	Expected  []float64 `protobuf:"fixed64,4,rep,packed,name=expected,proto3" json:"expected,omitempty"`
+	ChiSquare float64   `protobuf:"fixed64,5,opt,name=chi_square,json=chiSquare,proto3" json:"chi_square,omitempty"`
+	P         float64   `protobuf:"fixed64,6,opt,name=p,proto3" json:"p,omitempty"`
+	Mismatch  bool      `protobuf:"varint,7,opt,name=mismatch,proto3" json:"mismatch,omitempty"`
+	// requests are the counted requests per variant: a diagnostic only
+	// (requests of one unit are not independent draws), never the flag.
+	Requests      []int64 `protobuf:"varint,8,rep,packed,name=requests,proto3" json:"requests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -972,6 +990,177 @@ func (x *SampleRatioCheck) GetMismatch() bool {
 	return false
 }
 
+func (x *SampleRatioCheck) GetRequests() []int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// JointSampleRatioCell is one factorial cell of the joint check.
+type JointSampleRatioCell struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// variants, in the order of Report.factors.
+	Variants []string `protobuf:"bytes,1,rep,name=variants,proto3" json:"variants,omitempty"`
+	// observed is the cell's distinct units.
+	Observed int64 `protobuf:"varint,2,opt,name=observed,proto3" json:"observed,omitempty"`
+	// expected is the units the cell should have: all units times the
+	// product of its variants' shares of their tests' weights.
+	Expected float64 `protobuf:"fixed64,3,opt,name=expected,proto3" json:"expected,omitempty"`
+	// requests is the cell's counted requests (a diagnostic only).
+	Requests      int64 `protobuf:"varint,4,opt,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JointSampleRatioCell) Reset() {
+	*x = JointSampleRatioCell{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JointSampleRatioCell) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JointSampleRatioCell) ProtoMessage() {}
+
+func (x *JointSampleRatioCell) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JointSampleRatioCell.ProtoReflect.Descriptor instead.
+func (*JointSampleRatioCell) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *JointSampleRatioCell) GetVariants() []string {
+	if x != nil {
+		return x.Variants
+	}
+	return nil
+}
+
+func (x *JointSampleRatioCell) GetObserved() int64 {
+	if x != nil {
+		return x.Observed
+	}
+	return 0
+}
+
+func (x *JointSampleRatioCell) GetExpected() float64 {
+	if x != nil {
+		return x.Expected
+	}
+	return 0
+}
+
+func (x *JointSampleRatioCell) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+// JointSampleRatioCheck is a chi-square goodness of fit of the units in
+// every factorial cell of the subset against the product of the members'
+// variant shares: it also catches assignments that are not independent
+// across tests.
+type JointSampleRatioCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cells lists every cell of the subset, empty ones included.
+	Cells     []*JointSampleRatioCell `protobuf:"bytes,1,rep,name=cells,proto3" json:"cells,omitempty"`
+	ChiSquare float64                 `protobuf:"fixed64,2,opt,name=chi_square,json=chiSquare,proto3" json:"chi_square,omitempty"`
+	Df        int32                   `protobuf:"varint,3,opt,name=df,proto3" json:"df,omitempty"`
+	P         float64                 `protobuf:"fixed64,4,opt,name=p,proto3" json:"p,omitempty"`
+	Mismatch  bool                    `protobuf:"varint,5,opt,name=mismatch,proto3" json:"mismatch,omitempty"`
+	// note says why the check could not be run (p is then 1).
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JointSampleRatioCheck) Reset() {
+	*x = JointSampleRatioCheck{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JointSampleRatioCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JointSampleRatioCheck) ProtoMessage() {}
+
+func (x *JointSampleRatioCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JointSampleRatioCheck.ProtoReflect.Descriptor instead.
+func (*JointSampleRatioCheck) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JointSampleRatioCheck) GetCells() []*JointSampleRatioCell {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *JointSampleRatioCheck) GetChiSquare() float64 {
+	if x != nil {
+		return x.ChiSquare
+	}
+	return 0
+}
+
+func (x *JointSampleRatioCheck) GetDf() int32 {
+	if x != nil {
+		return x.Df
+	}
+	return 0
+}
+
+func (x *JointSampleRatioCheck) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *JointSampleRatioCheck) GetMismatch() bool {
+	if x != nil {
+		return x.Mismatch
+	}
+	return false
+}
+
+func (x *JointSampleRatioCheck) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // Counter is a named count.
 type Counter struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -983,7 +1172,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1184,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1197,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Counter) GetName() string {
@@ -1027,12 +1216,14 @@ func (x *Counter) GetValue() int64 {
 
 // Progress is how far the report is from the samples its plan needs.
 type Progress struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NeededPerCell int64                  `protobuf:"varint,1,opt,name=needed_per_cell,json=neededPerCell,proto3" json:"needed_per_cell,omitempty"`
-	MinCellN      int64                  `protobuf:"varint,2,opt,name=min_cell_n,json=minCellN,proto3" json:"min_cell_n,omitempty"`
-	CellsReady    int32                  `protobuf:"varint,3,opt,name=cells_ready,json=cellsReady,proto3" json:"cells_ready,omitempty"`
-	CellsTotal    int32                  `protobuf:"varint,4,opt,name=cells_total,json=cellsTotal,proto3" json:"cells_total,omitempty"`
-	Fraction      float64                `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// needed_per_cell is the units per cell the plan's power needs.
+	NeededPerCell int64 `protobuf:"varint,1,opt,name=needed_per_cell,json=neededPerCell,proto3" json:"needed_per_cell,omitempty"`
+	// min_cell_n is the units of the smallest cell.
+	MinCellN   int64   `protobuf:"varint,2,opt,name=min_cell_n,json=minCellN,proto3" json:"min_cell_n,omitempty"`
+	CellsReady int32   `protobuf:"varint,3,opt,name=cells_ready,json=cellsReady,proto3" json:"cells_ready,omitempty"`
+	CellsTotal int32   `protobuf:"varint,4,opt,name=cells_total,json=cellsTotal,proto3" json:"cells_total,omitempty"`
+	Fraction   float64 `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"`
 	// eta_seconds is the estimated time to COMPLETE at the observed rate;
 	// negative when unknown.
 	EtaSeconds    float64 `protobuf:"fixed64,6,opt,name=eta_seconds,json=etaSeconds,proto3" json:"eta_seconds,omitempty"`
@@ -1042,7 +1233,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1245,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1258,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Progress) GetNeededPerCell() int64 {
@@ -1120,25 +1311,33 @@ type Report struct {
 	Status ReportStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=abmesh.v1.ReportStatus" json:"status,omitempty"`
 	Subset *Subset                `protobuf:"bytes,4,opt,name=subset,proto3" json:"subset,omitempty"`
 	// factors are the subset's test ids, in cell order.
-	Factors             []string               `protobuf:"bytes,5,rep,name=factors,proto3" json:"factors,omitempty"`
-	Cells               []*Cell                `protobuf:"bytes,6,rep,name=cells,proto3" json:"cells,omitempty"`
-	Anova               *AnovaTable            `protobuf:"bytes,7,opt,name=anova,proto3" json:"anova,omitempty"`
-	Estimates           []*Estimate            `protobuf:"bytes,8,rep,name=estimates,proto3" json:"estimates,omitempty"`
-	Interactions        []*InteractionContrast `protobuf:"bytes,9,rep,name=interactions,proto3" json:"interactions,omitempty"`
-	SampleRatio         []*SampleRatioCheck    `protobuf:"bytes,10,rep,name=sample_ratio,json=sampleRatio,proto3" json:"sample_ratio,omitempty"`
+	Factors      []string               `protobuf:"bytes,5,rep,name=factors,proto3" json:"factors,omitempty"`
+	Cells        []*Cell                `protobuf:"bytes,6,rep,name=cells,proto3" json:"cells,omitempty"`
+	Anova        *AnovaTable            `protobuf:"bytes,7,opt,name=anova,proto3" json:"anova,omitempty"`
+	Estimates    []*Estimate            `protobuf:"bytes,8,rep,name=estimates,proto3" json:"estimates,omitempty"`
+	Interactions []*InteractionContrast `protobuf:"bytes,9,rep,name=interactions,proto3" json:"interactions,omitempty"`
+	// sample_ratio has one check per member, on distinct units per variant.
+	SampleRatio []*SampleRatioCheck `protobuf:"bytes,10,rep,name=sample_ratio,json=sampleRatio,proto3" json:"sample_ratio,omitempty"`
+	// sample_ratio_mismatch is set when any member's check or the joint
+	// check is below p = 0.001.
 	SampleRatioMismatch bool                   `protobuf:"varint,11,opt,name=sample_ratio_mismatch,json=sampleRatioMismatch,proto3" json:"sample_ratio_mismatch,omitempty"`
 	DataQuality         []*Counter             `protobuf:"bytes,12,rep,name=data_quality,json=dataQuality,proto3" json:"data_quality,omitempty"`
 	Progress            *Progress              `protobuf:"bytes,13,opt,name=progress,proto3" json:"progress,omitempty"`
 	GenerateTime        *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=generate_time,json=generateTime,proto3" json:"generate_time,omitempty"`
 	// notes explain what could not be computed.
-	Notes         []string `protobuf:"bytes,15,rep,name=notes,proto3" json:"notes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Notes []string `protobuf:"bytes,15,rep,name=notes,proto3" json:"notes,omitempty"`
+	// aggregate is how the metric is aggregated per unit in this window.
+	Aggregate MetricAggregate `protobuf:"varint,16,opt,name=aggregate,proto3,enum=abmesh.v1.MetricAggregate" json:"aggregate,omitempty"`
+	// joint_sample_ratio is the per-cell check over the whole subset;
+	// sample_ratio_mismatch includes its flag.
+	JointSampleRatio *JointSampleRatioCheck `protobuf:"bytes,17,opt,name=joint_sample_ratio,json=jointSampleRatio,proto3" json:"joint_sample_ratio,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1349,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1362,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Report) GetTestId() string {
@@ -1271,6 +1470,20 @@ func (x *Report) GetNotes() []string {
 	return nil
 }
 
+func (x *Report) GetAggregate() MetricAggregate {
+	if x != nil {
+		return x.Aggregate
+	}
+	return MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED
+}
+
+func (x *Report) GetJointSampleRatio() *JointSampleRatioCheck {
+	if x != nil {
+		return x.JointSampleRatio
+	}
+	return nil
+}
+
 type ListSubsetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1279,7 +1492,7 @@ type ListSubsetsRequest struct {
 
 func (x *ListSubsetsRequest) Reset() {
 	*x = ListSubsetsRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1504,7 @@ func (x *ListSubsetsRequest) String() string {
 func (*ListSubsetsRequest) ProtoMessage() {}
 
 func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1517,7 @@ func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubsetsRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 type ListSubsetsResponse struct {
@@ -1316,7 +1529,7 @@ type ListSubsetsResponse struct {
 
 func (x *ListSubsetsResponse) Reset() {
 	*x = ListSubsetsResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1541,7 @@ func (x *ListSubsetsResponse) String() string {
 func (*ListSubsetsResponse) ProtoMessage() {}
 
 func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1554,7 @@ func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubsetsResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSubsetsResponse) GetSubsets() []*Subset {
@@ -1360,7 +1573,7 @@ type GetSubsetRequest struct {
 
 func (x *GetSubsetRequest) Reset() {
 	*x = GetSubsetRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1585,7 @@ func (x *GetSubsetRequest) String() string {
 func (*GetSubsetRequest) ProtoMessage() {}
 
 func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1598,7 @@ func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetRequest.ProtoReflect.Descriptor instead.
 func (*GetSubsetRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetSubsetRequest) GetTestId() string {
@@ -1404,7 +1617,7 @@ type GetSubsetResponse struct {
 
 func (x *GetSubsetResponse) Reset() {
 	*x = GetSubsetResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1629,7 @@ func (x *GetSubsetResponse) String() string {
 func (*GetSubsetResponse) ProtoMessage() {}
 
 func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1642,7 @@ func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetResponse.ProtoReflect.Descriptor instead.
 func (*GetSubsetResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSubsetResponse) GetSubset() *Subset {
@@ -1447,7 +1660,7 @@ type GetServiceGraphRequest struct {
 
 func (x *GetServiceGraphRequest) Reset() {
 	*x = GetServiceGraphRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1672,7 @@ func (x *GetServiceGraphRequest) String() string {
 func (*GetServiceGraphRequest) ProtoMessage() {}
 
 func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1685,7 @@ func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
 }
 
 // ServiceEdge is caller → callee with its call count in the window.
@@ -1487,7 +1700,7 @@ type ServiceEdge struct {
 
 func (x *ServiceEdge) Reset() {
 	*x = ServiceEdge{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1712,7 @@ func (x *ServiceEdge) String() string {
 func (*ServiceEdge) ProtoMessage() {}
 
 func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1725,7 @@ func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEdge.ProtoReflect.Descriptor instead.
 func (*ServiceEdge) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceEdge) GetCaller() string {
@@ -1546,7 +1759,7 @@ type GetServiceGraphResponse struct {
 
 func (x *GetServiceGraphResponse) Reset() {
 	*x = GetServiceGraphResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1771,7 @@ func (x *GetServiceGraphResponse) String() string {
 func (*GetServiceGraphResponse) ProtoMessage() {}
 
 func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1784,7 @@ func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetServiceGraphResponse) GetServices() []string {
@@ -1596,7 +1809,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1821,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1834,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{23}
 }
 
 type GetStatusResponse struct {
@@ -1634,7 +1847,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1859,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1872,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{22}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetStatusResponse) GetCounters() []*Counter {
@@ -1680,7 +1893,7 @@ var File_abmesh_v1_report_service_proto protoreflect.FileDescriptor
 
 const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eabmesh/v1/report_service.proto\x12\tabmesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n" +
+	"\x1eabmesh/v1/report_service.proto\x12\tabmesh.v1\x1a\x1aabmesh/v1/experiment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n" +
 	"\fSubsetReason\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\fmember_scope\x18\x02 \x01(\tR\vmemberScope\x12'\n" +
@@ -1704,14 +1917,15 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\n" +
 	"anova_type\x18\x03 \x01(\x05R\tanovaType\">\n" +
 	"\x11GetReportResponse\x12)\n" +
-	"\x06report\x18\x01 \x01(\v2\x11.abmesh.v1.ReportR\x06report\"\x84\x01\n" +
+	"\x06report\x18\x01 \x01(\v2\x11.abmesh.v1.ReportR\x06report\"\xa0\x01\n" +
 	"\x04Cell\x12\x1a\n" +
 	"\bvariants\x18\x01 \x03(\tR\bvariants\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x03R\x01n\x12\x12\n" +
 	"\x04mean\x18\x03 \x01(\x01R\x04mean\x12\x0e\n" +
 	"\x02sd\x18\x04 \x01(\x01R\x02sd\x12\x15\n" +
 	"\x06ci_low\x18\x05 \x01(\x01R\x05ciLow\x12\x17\n" +
-	"\aci_high\x18\x06 \x01(\x01R\x06ciHigh\"\xc4\x01\n" +
+	"\aci_high\x18\x06 \x01(\x01R\x06ciHigh\x12\x1a\n" +
+	"\brequests\x18\a \x01(\x03R\brequests\"\xc4\x01\n" +
 	"\tAnovaTerm\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\tR\x04term\x12\x0e\n" +
 	"\x02df\x18\x02 \x01(\x05R\x02df\x12\x0e\n" +
@@ -1751,7 +1965,7 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\bestimate\x18\x02 \x01(\x01R\bestimate\x12\x15\n" +
 	"\x06ci_low\x18\x03 \x01(\x01R\x05ciLow\x12\x17\n" +
 	"\aci_high\x18\x04 \x01(\x01R\x06ciHigh\x12\f\n" +
-	"\x01p\x18\x05 \x01(\x01R\x01p\"\xc8\x01\n" +
+	"\x01p\x18\x05 \x01(\x01R\x01p\"\xe4\x01\n" +
 	"\x10SampleRatioCheck\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x1a\n" +
 	"\bvariants\x18\x02 \x03(\tR\bvariants\x12\x1a\n" +
@@ -1760,7 +1974,21 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\n" +
 	"chi_square\x18\x05 \x01(\x01R\tchiSquare\x12\f\n" +
 	"\x01p\x18\x06 \x01(\x01R\x01p\x12\x1a\n" +
-	"\bmismatch\x18\a \x01(\bR\bmismatch\"3\n" +
+	"\bmismatch\x18\a \x01(\bR\bmismatch\x12\x1a\n" +
+	"\brequests\x18\b \x03(\x03R\brequests\"\x86\x01\n" +
+	"\x14JointSampleRatioCell\x12\x1a\n" +
+	"\bvariants\x18\x01 \x03(\tR\bvariants\x12\x1a\n" +
+	"\bobserved\x18\x02 \x01(\x03R\bobserved\x12\x1a\n" +
+	"\bexpected\x18\x03 \x01(\x01R\bexpected\x12\x1a\n" +
+	"\brequests\x18\x04 \x01(\x03R\brequests\"\xbb\x01\n" +
+	"\x15JointSampleRatioCheck\x125\n" +
+	"\x05cells\x18\x01 \x03(\v2\x1f.abmesh.v1.JointSampleRatioCellR\x05cells\x12\x1d\n" +
+	"\n" +
+	"chi_square\x18\x02 \x01(\x01R\tchiSquare\x12\x0e\n" +
+	"\x02df\x18\x03 \x01(\x05R\x02df\x12\f\n" +
+	"\x01p\x18\x04 \x01(\x01R\x01p\x12\x1a\n" +
+	"\bmismatch\x18\x05 \x01(\bR\bmismatch\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value\"\xcf\x01\n" +
@@ -1774,7 +2002,7 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"cellsTotal\x12\x1a\n" +
 	"\bfraction\x18\x05 \x01(\x01R\bfraction\x12\x1f\n" +
 	"\veta_seconds\x18\x06 \x01(\x01R\n" +
-	"etaSeconds\"\xad\x05\n" +
+	"etaSeconds\"\xb7\x06\n" +
 	"\x06Report\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12/\n" +
@@ -1791,7 +2019,9 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\fdata_quality\x18\f \x03(\v2\x12.abmesh.v1.CounterR\vdataQuality\x12/\n" +
 	"\bprogress\x18\r \x01(\v2\x13.abmesh.v1.ProgressR\bprogress\x12?\n" +
 	"\rgenerate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fgenerateTime\x12\x14\n" +
-	"\x05notes\x18\x0f \x03(\tR\x05notes\"\x14\n" +
+	"\x05notes\x18\x0f \x03(\tR\x05notes\x128\n" +
+	"\taggregate\x18\x10 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\x12N\n" +
+	"\x12joint_sample_ratio\x18\x11 \x01(\v2 .abmesh.v1.JointSampleRatioCheckR\x10jointSampleRatio\"\x14\n" +
 	"\x12ListSubsetsRequest\"B\n" +
 	"\x13ListSubsetsResponse\x12+\n" +
 	"\asubsets\x18\x01 \x03(\v2\x11.abmesh.v1.SubsetR\asubsets\"+\n" +
@@ -1837,7 +2067,7 @@ func file_abmesh_v1_report_service_proto_rawDescGZIP() []byte {
 }
 
 var file_abmesh_v1_report_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_abmesh_v1_report_service_proto_goTypes = []any{
 	(ReportStatus)(0),               // 0: abmesh.v1.ReportStatus
 	(*SubsetReason)(nil),            // 1: abmesh.v1.SubsetReason
@@ -1851,56 +2081,62 @@ var file_abmesh_v1_report_service_proto_goTypes = []any{
 	(*Estimate)(nil),                // 9: abmesh.v1.Estimate
 	(*InteractionContrast)(nil),     // 10: abmesh.v1.InteractionContrast
 	(*SampleRatioCheck)(nil),        // 11: abmesh.v1.SampleRatioCheck
-	(*Counter)(nil),                 // 12: abmesh.v1.Counter
-	(*Progress)(nil),                // 13: abmesh.v1.Progress
-	(*Report)(nil),                  // 14: abmesh.v1.Report
-	(*ListSubsetsRequest)(nil),      // 15: abmesh.v1.ListSubsetsRequest
-	(*ListSubsetsResponse)(nil),     // 16: abmesh.v1.ListSubsetsResponse
-	(*GetSubsetRequest)(nil),        // 17: abmesh.v1.GetSubsetRequest
-	(*GetSubsetResponse)(nil),       // 18: abmesh.v1.GetSubsetResponse
-	(*GetServiceGraphRequest)(nil),  // 19: abmesh.v1.GetServiceGraphRequest
-	(*ServiceEdge)(nil),             // 20: abmesh.v1.ServiceEdge
-	(*GetServiceGraphResponse)(nil), // 21: abmesh.v1.GetServiceGraphResponse
-	(*GetStatusRequest)(nil),        // 22: abmesh.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),       // 23: abmesh.v1.GetStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*JointSampleRatioCell)(nil),    // 12: abmesh.v1.JointSampleRatioCell
+	(*JointSampleRatioCheck)(nil),   // 13: abmesh.v1.JointSampleRatioCheck
+	(*Counter)(nil),                 // 14: abmesh.v1.Counter
+	(*Progress)(nil),                // 15: abmesh.v1.Progress
+	(*Report)(nil),                  // 16: abmesh.v1.Report
+	(*ListSubsetsRequest)(nil),      // 17: abmesh.v1.ListSubsetsRequest
+	(*ListSubsetsResponse)(nil),     // 18: abmesh.v1.ListSubsetsResponse
+	(*GetSubsetRequest)(nil),        // 19: abmesh.v1.GetSubsetRequest
+	(*GetSubsetResponse)(nil),       // 20: abmesh.v1.GetSubsetResponse
+	(*GetServiceGraphRequest)(nil),  // 21: abmesh.v1.GetServiceGraphRequest
+	(*ServiceEdge)(nil),             // 22: abmesh.v1.ServiceEdge
+	(*GetServiceGraphResponse)(nil), // 23: abmesh.v1.GetServiceGraphResponse
+	(*GetStatusRequest)(nil),        // 24: abmesh.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),       // 25: abmesh.v1.GetStatusResponse
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(MetricAggregate)(0),            // 27: abmesh.v1.MetricAggregate
 }
 var file_abmesh_v1_report_service_proto_depIdxs = []int32{
 	1,  // 0: abmesh.v1.SubsetMember.reasons:type_name -> abmesh.v1.SubsetReason
 	2,  // 1: abmesh.v1.Subset.members:type_name -> abmesh.v1.SubsetMember
 	2,  // 2: abmesh.v1.Subset.not_modelled:type_name -> abmesh.v1.SubsetMember
-	24, // 3: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
-	14, // 4: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
+	26, // 3: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
+	16, // 4: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
 	7,  // 5: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
-	0,  // 6: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
-	3,  // 7: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
-	6,  // 8: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
-	8,  // 9: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
-	9,  // 10: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
-	10, // 11: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
-	11, // 12: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
-	12, // 13: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
-	13, // 14: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
-	24, // 15: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
-	3,  // 16: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
-	3,  // 17: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
-	20, // 18: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
-	12, // 19: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
-	4,  // 20: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
-	15, // 21: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
-	17, // 22: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
-	19, // 23: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
-	22, // 24: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
-	5,  // 25: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
-	16, // 26: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
-	18, // 27: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
-	21, // 28: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
-	23, // 29: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
-	25, // [25:30] is the sub-list for method output_type
-	20, // [20:25] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 6: abmesh.v1.JointSampleRatioCheck.cells:type_name -> abmesh.v1.JointSampleRatioCell
+	0,  // 7: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
+	3,  // 8: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
+	6,  // 9: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
+	8,  // 10: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
+	9,  // 11: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
+	10, // 12: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
+	11, // 13: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
+	14, // 14: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
+	15, // 15: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
+	26, // 16: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
+	27, // 17: abmesh.v1.Report.aggregate:type_name -> abmesh.v1.MetricAggregate
+	13, // 18: abmesh.v1.Report.joint_sample_ratio:type_name -> abmesh.v1.JointSampleRatioCheck
+	3,  // 19: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
+	3,  // 20: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
+	22, // 21: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
+	14, // 22: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
+	4,  // 23: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
+	17, // 24: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
+	19, // 25: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
+	21, // 26: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
+	24, // 27: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
+	5,  // 28: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
+	18, // 29: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
+	20, // 30: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
+	23, // 31: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
+	25, // 32: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_report_service_proto_init() }
@@ -1908,13 +2144,14 @@ func file_abmesh_v1_report_service_proto_init() {
 	if File_abmesh_v1_report_service_proto != nil {
 		return
 	}
+	file_abmesh_v1_experiment_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_report_service_proto_rawDesc), len(file_abmesh_v1_report_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
