@@ -94,6 +94,9 @@ func WithCoding(c Coding) AnovaOption { return codingOption(c) }
 // false (and Estimable true) SS and MS are valid but no F test was possible
 // (no residual degrees of freedom, or zero residual variance): F is 0, P is
 // 1 and Note says why. No field is ever NaN.
+//
+// In a Wald table (AnovaTable.Test == TestWald, a ratio table) a row has
+// DF, Chisq and P; SS, MS, F and PartialEta2 are 0.
 type AnovaTerm struct {
 	// Name is the term as R writes it: "a", "a:b", "a:b:c", or
 	// "(Intercept)".
@@ -112,8 +115,11 @@ type AnovaTerm struct {
 	//
 	//	η²p = SS / (SS + SS_residual)
 	PartialEta2 float64
-	Estimable   bool
-	Tested      bool
+	// Chisq is the Wald statistic of a Wald table, and P = P(χ²(DF) > Chisq);
+	// 0 in an F table.
+	Chisq     float64
+	Estimable bool
+	Tested    bool
 	// Note is empty unless something about the row needs saying.
 	Note string
 }
@@ -123,18 +129,36 @@ type AnovaTerm struct {
 //	DF = N − (number of non-empty cells)
 //	SS = Σ_cells M2
 //	MS = SS/DF  (0 when DF is 0)
+//
+// In a ratio table the cells' M2 are those of the units' linearised
+// values (RatioStats.Linearized), so MS is the pooled per-unit variance of
+// the ratio, √MS the standard deviation a power plan needs (n counted in
+// units); the Wald tests do not use it.
 type AnovaResidual struct {
 	DF int64
 	SS float64
 	MS float64
 }
 
+// The tests of an ANOVA table (AnovaTable.Test).
+const (
+	// TestF: F tests on the pooled within-cell variance (ordinary tables).
+	TestF = "F"
+	// TestWald: Wald chi-square tests with each cell's own delta-method
+	// variance (ratio tables).
+	TestWald = "Wald chi-square (delta method)"
+)
+
 // AnovaTable is a factorial ANOVA: one row per term, in R's order.
 type AnovaTable struct {
 	Type    SSType
 	Coding  Coding // of the Type III model; SumToZero for Types I and II
 	Factors []Factor
-	N       int64
+	// Test says how the rows are tested: TestF or TestWald; renderers
+	// should say which.
+	Test string
+	// N is the number of observations: of units in a ratio table.
+	N int64
 	// Intercept is the Type III "(Intercept)" row (the test that the
 	// intercept, under Coding, is 0); nil for Types I and II.
 	Intercept *AnovaTerm
@@ -190,6 +214,19 @@ func (a *AnovaTable) Term(name string) *AnovaTerm {
 // naming the empty cells (under Type III every term, because each
 // sum-to-zero coefficient involves every cell; use Type II). A design with
 // one observation per cell has no residual df: terms get Tested false.
+//
+// A ratio table (see CellTable) has Type III only, as Wald chi-square
+// tests (Test is TestWald) of the same hypotheses, L_T·R = 0 with R the
+// cells' ratios, each cell with its own delta-method variance v_c
+// (RatioStats.Variance) and cells independent:
+//
+//	W_T = β_T' (L_T V L_T')⁻¹ β_T,  β_T = L_T·R,  V = diag(v_c),  W_T ~ χ²(df_T)
+//
+// It needs every cell to have two units or more (else the rows are not
+// tested, with a Note). Types I and II of a ratio table are an error
+// wrapping ErrInvalidInput: their hypotheses are defined by weighting the
+// cells by their observation counts under one pooled variance, which a
+// ratio (heteroscedastic cells, requests not independent) does not have.
 func Anova(t *CellTable, typ SSType, opts ...AnovaOption) (*AnovaTable, error) {
 	cfg := anovaConfig{coding: SumToZero}
 	for _, o := range opts {
@@ -204,13 +241,21 @@ func Anova(t *CellTable, typ SSType, opts ...AnovaOption) (*AnovaTable, error) {
 	if err := t.validate(2); err != nil {
 		return nil, err
 	}
+	if t.Ratios != nil && typ != TypeIII {
+		return nil, fmt.Errorf("%w: Type %s ANOVA of a ratio table: only Type III is defined (Wald chi-square tests on the cells' ratios with their delta-method variances)",
+			ErrInvalidInput, typ)
+	}
 	d := newDesign(t)
 	out := &AnovaTable{
 		Type:     typ,
 		Coding:   SumToZero,
 		Factors:  t.Factors,
+		Test:     TestF,
 		N:        d.nObs,
 		Residual: AnovaResidual{DF: d.dfRes, SS: d.ssRes},
+	}
+	if t.Ratios != nil {
+		out.Test = TestWald
 	}
 	if d.dfRes > 0 {
 		out.Residual.MS = d.ssRes / float64(d.dfRes)
@@ -234,30 +279,103 @@ func Anova(t *CellTable, typ SSType, opts ...AnovaOption) (*AnovaTable, error) {
 		out.Coding = cfg.coding
 		out.Intercept = &AnovaTerm{Name: "(Intercept)"}
 		if len(d.empty) > 0 {
-			note := "not estimable: " + d.emptyList(d.empty) + "; Type III needs every cell (use Type II)"
-			out.Intercept.Note = note
-			for i := range out.Terms {
-				out.Terms[i].Note = note
-			}
-			out.Intercept.P = 1
-			for i := range out.Terms {
-				out.Terms[i].P = 1
-			}
+			d.notEstimable(out, "not estimable: "+d.emptyList(d.empty)+"; Type III needs every cell (use Type II)")
 			return out, nil
 		}
-		df = make([]int, len(masks))
-		ss = make([]float64, len(masks))
-		w := d.newWald(cfg.coding)
-		idf, iss := w.ss(0)
-		for i, m := range masks {
-			df[i], ss[i] = w.ss(m)
+		if t.Ratios != nil {
+			d.waldRows(out, cfg.coding)
+			return out, nil
 		}
-		d.fill(out.Intercept, 0, idf, idf, iss)
+		df, ss = d.typeIII(out.Intercept, masks, cfg.coding)
 	}
 	for i, m := range masks {
 		d.fill(&out.Terms[i], m, nominalDF(d.nlev, m), df[i], ss[i])
 	}
 	return out, nil
+}
+
+// notEstimable marks every row of a Type III table not estimable, with note.
+func (d *design) notEstimable(out *AnovaTable, note string) {
+	out.Intercept.Note, out.Intercept.P = note, 1
+	for i := range out.Terms {
+		out.Terms[i].Note, out.Terms[i].P = note, 1
+	}
+}
+
+// typeIII computes the Type III df and SS of every term (and fills the
+// intercept row) on a design with every cell non-empty.
+func (d *design) typeIII(intercept *AnovaTerm, masks []uint64, coding Coding) ([]int, []float64) {
+	df := make([]int, len(masks))
+	ss := make([]float64, len(masks))
+	w := d.newWald(coding, d.n)
+	idf, iss := w.ss(0)
+	for i, m := range masks {
+		df[i], ss[i] = w.ss(m)
+	}
+	d.fill(intercept, 0, idf, idf, iss)
+	return df, ss
+}
+
+// waldRows fills the rows of a ratio table's Type III Wald tests: the
+// quadratic form of wald.ss with precision weights 1/v_c, tested against
+// χ²(df). A cell with fewer than two units has no variance: no row is
+// tested then.
+func (d *design) waldRows(out *AnovaTable, coding Coding) {
+	rows := append([]*AnovaTerm{out.Intercept}, termPtrs(out.Terms)...)
+	prec := make([]float64, len(d.cells))
+	for r, i := range d.cells {
+		if d.t.Ratios[i].K < 2 {
+			note := "no test: cell " + d.t.CellName(i) + " has one unit; its delta-method variance needs two"
+			for _, row := range rows {
+				row.Estimable, row.DF, row.P, row.Note = true, nominalDF(d.nlev, maskOf(row.Factors)), 1, note
+			}
+			return
+		}
+		prec[r] = 1 / d.t.Ratios[i].Variance()
+	}
+	w := d.newWald(coding, prec)
+	for _, row := range rows {
+		fillWald(row, w, maskOf(row.Factors), nominalDF(d.nlev, maskOf(row.Factors)))
+	}
+}
+
+// fillWald completes the Wald row of term mask (0: the intercept) with
+// nominal df.
+func fillWald(row *AnovaTerm, w *wald, mask uint64, nominal int) {
+	row.Estimable, row.DF, row.P = true, nominal, 1
+	df, chisq := w.ss(mask)
+	if df == 0 || math.IsInf(chisq, 0) || math.IsNaN(chisq) {
+		row.Note = "no test: the variance of the term's contrasts is 0 or singular (cells without variation)"
+		return
+	}
+	row.Chisq = chisq
+	row.P = chisqSurvival(chisq, float64(df))
+	row.Tested = true
+}
+
+func termPtrs(ts []AnovaTerm) []*AnovaTerm {
+	p := make([]*AnovaTerm, len(ts))
+	for i := range ts {
+		p[i] = &ts[i]
+	}
+	return p
+}
+
+func maskOf(factors []int) uint64 {
+	var m uint64
+	for _, f := range factors {
+		m |= 1 << f
+	}
+	return m
+}
+
+// chisqSurvival returns P(X > x) for X ~ χ²(df), as the regularised upper
+// incomplete gamma Q(df/2, x/2), which keeps tiny p-values' precision.
+func chisqSurvival(x, df float64) float64 {
+	if x <= 0 {
+		return 1
+	}
+	return mathext.GammaIncRegComp(df/2, x/2)
 }
 
 // fill completes a row from its df and SS; nominal is its df without
@@ -595,15 +713,20 @@ func (d *design) marginalName(fs []int, i int) string {
 // contrast rows e_j − 1/k (j < k−1); for Treatment the reference row e_0
 // and the contrast rows e_j − e_0 (j ≥ 1). L_T takes the contrast rows of
 // the factors in T and the mean (reference) row of the others.
+//
+// prec are the cells' precision weights: Var(mean_c) ∝ 1/prec_c, n_c for
+// the pooled-variance model (SS = σ²·W), 1/v_c for a ratio table's
+// delta-method variances (then the quadratic form is the Wald statistic).
 type wald struct {
 	d      *design
 	coding Coding
+	prec   []float64
 	a, b   []float64 // ping-pong buffers for L
 	centre []float64 // mean − grand mean, per cell
 }
 
-func (d *design) newWald(c Coding) *wald {
-	w := &wald{d: d, coding: c, centre: make([]float64, len(d.mean))}
+func (d *design) newWald(c Coding, prec []float64) *wald {
+	w := &wald{d: d, coding: c, prec: prec, centre: make([]float64, len(d.mean))}
 	var grand float64
 	for r := range d.mean {
 		grand += d.n[r] * d.mean[r]
@@ -685,7 +808,9 @@ func (w *wald) rows(mask uint64) ([]float64, int) {
 	return L, nr
 }
 
-// ss returns the Type III df and SS of term mask (0: the intercept).
+// ss returns the Type III df and SS of term mask (0: the intercept): the
+// quadratic form β_T' (L_T P⁻¹ L_T')⁻¹ β_T with P = diag(prec). The df is
+// 0 when L_T P⁻¹ L_T' is singular.
 func (w *wald) ss(mask uint64) (int, float64) {
 	d := w.d
 	L, nr := w.rows(mask)
@@ -701,7 +826,10 @@ func (w *wald) ss(mask uint64) (int, float64) {
 	if nr == 1 {
 		var v float64
 		for c, l := range L {
-			v += l * l / d.n[c]
+			v += l * l / w.prec[c]
+		}
+		if v == 0 {
+			return 0, 0
 		}
 		return 1, beta[0] * beta[0] / v
 	}
@@ -710,7 +838,7 @@ func (w *wald) ss(mask uint64) (int, float64) {
 	for i := 0; i < nr; i++ {
 		li := L[i*nc : (i+1)*nc]
 		for c := range tmp {
-			tmp[c] = li[c] / d.n[c]
+			tmp[c] = li[c] / w.prec[c]
 		}
 		for j := i; j < nr; j++ {
 			V.SetSym(i, j, floats.Dot(tmp, L[j*nc:(j+1)*nc]))

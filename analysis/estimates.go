@@ -97,14 +97,36 @@ type Contrast struct {
 	Note     string // as in Effect
 }
 
+// The tests and intervals of Estimates (Estimates.Test).
+const (
+	// TestT: Student's t on the pooled within-cell variance (ordinary
+	// tables).
+	TestT = "t"
+	// TestZ: normal (z) intervals and tests from each cell's own
+	// delta-method variance (ratio tables).
+	TestZ = "z (delta method)"
+)
+
 // Estimates are the effect estimates of a factorial table at one
-// confidence level, all with the pooled within-cell variance MSE on DF
-// degrees of freedom.
+// confidence level. For an ordinary table they all use the pooled
+// within-cell variance MSE on DF degrees of freedom (Test is TestT).
+//
+// For a ratio table (see CellTable) Test is TestZ, DF and MSE are 0, and
+// every formula of this file holds with MSE/n_c replaced by the cell's
+// delta-method variance v_c (RatioStats.Variance, cells independent) and
+// the t quantile by the normal one: a cell's ratio has SE √v_c, a marginal
+// mean over M cells SE √(Σ v_c)/M, an effect SE √(SE_v² + SE_c²), an
+// interaction contrast SE √(Σ_c v_c)/M; T fields hold z = estimate/SE and
+// P = 2·(1 − Φ(|z|)). A cell with one unit has no variance: quantities
+// that involve it carry a Note and no interval.
 type Estimates struct {
 	Level   float64  // confidence level, e.g. 0.95
 	Factors []string // the factors' names, in table order
-	DF      int64
-	MSE     float64
+	// Test says how intervals and p-values are computed: TestT or TestZ;
+	// renderers should say which.
+	Test string
+	DF   int64
+	MSE  float64
 	// Cells are every cell, in table order (last factor fastest).
 	Cells []CellMean
 	// Marginal are the marginal means of every factor's levels, factor by
@@ -141,7 +163,9 @@ func (e *Estimates) Interaction(term string) *Contrast {
 // Estimate computes cell means, marginal means, variant-vs-control effects
 // and interaction contrasts with confidence intervals at the given level
 // (in (0, 1), e.g. 0.95). Quantities that need an empty cell carry a Note
-// instead of numbers; so do intervals when the residual df is 0.
+// instead of numbers; so do intervals when the residual df is 0, or, in a
+// ratio table, when a cell has one unit. A ratio table's estimates use
+// each cell's delta-method variance and normal intervals (see Estimates).
 func Estimate(t *CellTable, level float64) (*Estimates, error) {
 	if !(level > 0 && level < 1) {
 		return nil, fmt.Errorf("%w: confidence level %v not in (0, 1)", ErrInvalidInput, level)
@@ -162,24 +186,39 @@ func Estimate(t *CellTable, level float64) (*Estimates, error) {
 const noDF = "no interval: residual df is 0 (one observation per cell)"
 
 // estimator is what the steps of Estimate share: the table, the
-// Estimates being filled, the t quantile for the intervals and every
-// cell's levels.
+// Estimates being filled, the quantile for the intervals and every cell's
+// levels.
+//
+// Variances are written scale·Σ vf_c: for an ordinary table scale is MSE
+// and a cell's variance factor vf_c is 1/n_c; for a ratio table scale is
+// 1 and vf_c is the cell's delta-method variance.
 type estimator struct {
 	t      *CellTable
 	e      *Estimates
-	q      float64 // t quantile at (1+level)/2 on e.DF; 0 when e.DF is 0
-	k      int     // number of factors
-	levels []int   // levels of cell i: levels[i*k : i*k+k]
+	q      float64 // quantile at (1+level)/2: t on e.DF (0 when e.DF is 0), or normal
+	scale  float64
+	k      int   // number of factors
+	levels []int // levels of cell i: levels[i*k : i*k+k]
 }
 
 // newEstimator starts the Estimates: the factors' names, and the pooled
 // within-cell variance of the non-empty cells, MSE = Σ M2 / DF on
-// DF = n − (non-empty cells) (MSE and q stay 0 when DF is 0). It also
-// decodes every cell's levels.
+// DF = n − (non-empty cells) (MSE and q stay 0 when DF is 0); for a ratio
+// table the normal quantile instead. It also decodes every cell's levels.
 func newEstimator(t *CellTable, level float64) *estimator {
-	x := &estimator{t: t, e: &Estimates{Level: level}, k: len(t.Factors)}
+	x := &estimator{t: t, e: &Estimates{Level: level, Test: TestT}, k: len(t.Factors)}
 	for _, f := range t.Factors {
 		x.e.Factors = append(x.e.Factors, f.Name)
+	}
+	x.levels = make([]int, len(t.Cells)*x.k)
+	for i := range t.Cells {
+		t.Levels(i, x.cellLevels(i))
+	}
+	if t.Ratios != nil {
+		x.e.Test = TestZ
+		x.scale = 1
+		x.q = distuv.UnitNormal.Quantile((1 + level) / 2)
+		return x
 	}
 	var n int64
 	var ss float64
@@ -196,15 +235,49 @@ func newEstimator(t *CellTable, level float64) *estimator {
 		x.e.MSE = ss / float64(x.e.DF)
 		x.q = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(x.e.DF)}.Quantile((1 + level) / 2)
 	}
-	x.levels = make([]int, len(t.Cells)*x.k)
-	for i := range t.Cells {
-		t.Levels(i, x.cellLevels(i))
-	}
+	x.scale = x.e.MSE
 	return x
 }
 
 // cellLevels returns cell i's level indices, one per factor.
 func (x *estimator) cellLevels(i int) []int { return x.levels[i*x.k : i*x.k+x.k] }
+
+// vf returns non-empty cell i's variance factor (see estimator).
+func (x *estimator) vf(i int) float64 {
+	if x.t.Ratios != nil {
+		return x.t.Ratios[i].Variance()
+	}
+	return 1 / float64(x.t.Cells[i].N)
+}
+
+// noInterval returns why non-empty cell i gives no interval ("" when it
+// does): no residual df, or, in a ratio table, a single unit.
+func (x *estimator) noInterval(i int) string {
+	switch {
+	case x.t.Ratios != nil && x.t.Ratios[i].K < 2:
+		return "no interval: cell " + x.t.CellName(i) + " has one unit; its delta-method variance needs two"
+	case x.t.Ratios == nil && x.e.DF == 0:
+		return noDF
+	}
+	return ""
+}
+
+// test returns the statistic and two-sided p of est with standard error
+// se: t on e.DF, or z for a ratio table.
+func (x *estimator) test(est, se float64) (float64, float64) {
+	if x.t.Ratios != nil {
+		return zTest(est, se)
+	}
+	return tTest(est, se, x.e.DF)
+}
+
+// noVariance is the Note of a test whose standard error is 0.
+func (x *estimator) noVariance() string {
+	if x.t.Ratios != nil {
+		return "no test: the variance is 0"
+	}
+	return "no test: the residual variance is 0"
+}
 
 // interval returns est ± q·se.
 func (x *estimator) interval(est, se float64) Interval {
@@ -224,9 +297,13 @@ func (x *estimator) cellMeans() {
 		switch {
 		case c.N == 0:
 			cm.Note = "empty cell"
-		case x.e.DF == 0:
+		case x.noInterval(i) != "":
 			cm.Mean = c.Mean
-			cm.Note = noDF
+			cm.Note = x.noInterval(i)
+		case x.t.Ratios != nil:
+			cm.Mean = c.Mean
+			cm.SE = math.Sqrt(x.vf(i))
+			cm.CI = x.interval(c.Mean, cm.SE)
 		default:
 			cm.Mean = c.Mean
 			cm.SE = math.Sqrt(x.e.MSE / float64(c.N))
@@ -237,12 +314,14 @@ func (x *estimator) cellMeans() {
 }
 
 // marginal is one level's least-squares mean over its M cells before it
-// is reported: mean = Σ mean_c / M and v = Σ 1/n_c / M², so SE² = MSE·v.
+// is reported: mean = Σ mean_c / M and v = Σ vf_c / M², so SE² = scale·v.
 // empty names the level's first empty cell, "" when there is none (then
-// mean and v are not meaningful).
+// mean and v are not meaningful); noCI is the first of its cells' reasons
+// for having no interval.
 type marginal struct {
 	mean, v float64
 	empty   string
+	noCI    string
 }
 
 // marginalMeans computes factor f's marginal means, one per level in
@@ -261,7 +340,10 @@ func (x *estimator) marginalMeans(f int) []marginal {
 			continue
 		}
 		ms[l].mean += c.Mean
-		ms[l].v += 1 / float64(c.N)
+		ms[l].v += x.vf(i)
+		if ms[l].noCI == "" {
+			ms[l].noCI = x.noInterval(i)
+		}
 	}
 	for l := range ms {
 		M := float64(cnt[l])
@@ -271,12 +353,12 @@ func (x *estimator) marginalMeans(f int) []marginal {
 		switch {
 		case ms[l].empty != "":
 			m.Note = "not estimable: cell " + ms[l].empty + " is empty"
-		case x.e.DF == 0:
+		case ms[l].noCI != "":
 			m.Mean = ms[l].mean
-			m.Note = noDF
+			m.Note = ms[l].noCI
 		default:
 			m.Mean = ms[l].mean
-			m.SE = math.Sqrt(x.e.MSE * ms[l].v)
+			m.SE = math.Sqrt(x.scale * ms[l].v)
 			m.CI = x.interval(m.Mean, m.SE)
 		}
 		x.e.Marginal = append(x.e.Marginal, m)
@@ -303,7 +385,7 @@ func (x *estimator) effects(f int, ms []marginal) {
 // compare fills ef, which names the factor and levels, from the control's
 // and the variant's marginal means c and v, as the Effect doc says: a Note
 // and no numbers when either has an empty cell; the means, Diff and Rel
-// but no intervals when the residual df is 0.
+// but no intervals when a cell gives none (no residual df).
 func (x *estimator) compare(ef *Effect, c, v marginal) {
 	if c.empty != "" || v.empty != "" {
 		cell := c.empty
@@ -318,22 +400,24 @@ func (x *estimator) compare(ef *Effect, c, v marginal) {
 	if c.mean != 0 {
 		ef.Rel = ef.Diff / c.mean
 	}
-	if x.e.DF == 0 {
-		ef.Note = noDF
+	if ef.Note = c.noCI; ef.Note == "" {
+		ef.Note = v.noCI
+	}
+	if ef.Note != "" {
 		return
 	}
-	ef.DiffSE = math.Sqrt(x.e.MSE * (c.v + v.v))
+	ef.DiffSE = math.Sqrt(x.scale * (c.v + v.v))
 	ef.DiffCI = x.interval(ef.Diff, ef.DiffSE)
-	ef.T, ef.P = tTest(ef.Diff, ef.DiffSE, x.e.DF)
+	ef.T, ef.P = x.test(ef.Diff, ef.DiffSE)
 	switch {
 	case ef.DiffSE == 0:
-		ef.Note = "no test: the residual variance is 0"
+		ef.Note = x.noVariance()
 	case c.mean == 0:
 		ef.Note = "no relative effect: the control mean is 0"
 	default:
 		m0, m1 := c.mean, v.mean
-		ef.RelSE = math.Sqrt(x.e.MSE * (v.v/(m0*m0) + m1*m1*c.v/(m0*m0*m0*m0)))
-		if lo, hi, ok := fieller(m1, m0, x.e.MSE*v.v, x.e.MSE*c.v, x.q); ok {
+		ef.RelSE = math.Sqrt(x.scale * (v.v/(m0*m0) + m1*m1*c.v/(m0*m0*m0*m0)))
+		if lo, hi, ok := fieller(m1, m0, x.scale*v.v, x.scale*c.v, x.q); ok {
 			ef.RelCI = Interval{lo - 1, hi - 1}
 		} else {
 			ef.Note = "relative interval unbounded: the control mean is not significantly different from 0"
@@ -361,19 +445,22 @@ func (x *estimator) interactions() {
 
 // contrast returns the interaction contrast of term mask over its
 // two-level factors fs, as the Contrast doc says: a Note and no numbers
-// when a cell is empty; the estimate but no interval when the residual df
-// is 0.
+// when a cell is empty; the estimate but no interval when a cell gives
+// none (no residual df).
 func (x *estimator) contrast(mask uint64, fs []int) Contrast {
 	ct := Contrast{Term: x.t.TermName(mask), Factors: fs, P: 1}
 	M := float64(len(x.t.Cells) >> len(fs))
 	var est, v float64
-	empty := ""
+	empty, noCI := "", ""
 	for i, c := range x.t.Cells {
 		if c.N == 0 {
 			if empty == "" {
 				empty = x.t.CellName(i)
 			}
 			continue
+		}
+		if noCI == "" {
+			noCI = x.noInterval(i)
 		}
 		s := 1.0
 		for _, f := range fs {
@@ -382,21 +469,21 @@ func (x *estimator) contrast(mask uint64, fs []int) Contrast {
 			}
 		}
 		est += s * c.Mean
-		v += 1 / float64(c.N)
+		v += x.vf(i)
 	}
 	switch {
 	case empty != "":
 		ct.Note = "not estimable: cell " + empty + " is empty"
-	case x.e.DF == 0:
+	case noCI != "":
 		ct.Estimate = est / M
-		ct.Note = noDF
+		ct.Note = noCI
 	default:
 		ct.Estimate = est / M
-		ct.SE = math.Sqrt(x.e.MSE*v) / M
+		ct.SE = math.Sqrt(x.scale*v) / M
 		ct.CI = x.interval(ct.Estimate, ct.SE)
-		ct.T, ct.P = tTest(ct.Estimate, ct.SE, x.e.DF)
+		ct.T, ct.P = x.test(ct.Estimate, ct.SE)
 		if ct.SE == 0 {
-			ct.Note = "no test: the residual variance is 0"
+			ct.Note = x.noVariance()
 		}
 	}
 	return ct
@@ -429,4 +516,15 @@ func tTest(est, se float64, df int64) (float64, float64) {
 	t := est / se
 	nu := float64(df)
 	return t, mathext.RegIncBeta(nu/2, 0.5, nu/(nu+t*t))
+}
+
+// zTest returns z = est/se and its two-sided normal p:
+//
+//	p = P(|Z| > |z|) = erfc(|z|/√2)
+func zTest(est, se float64) (float64, float64) {
+	if se == 0 {
+		return 0, 1 // no variance: no test
+	}
+	z := est / se
+	return z, math.Erfc(math.Abs(z) / math.Sqrt2)
 }

@@ -1,6 +1,9 @@
 package analysis
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // RatioStats are the sufficient statistics of one cell of a ratio metric
 // over its units: each unit u contributes a pair (s_u, n_u), its metric
@@ -82,4 +85,49 @@ func (r RatioStats) Variance() float64 {
 	ratio := r.MeanS / r.MeanN
 	v := (r.M2S - 2*ratio*r.CSN + ratio*ratio*r.M2N) / (k - 1)
 	return max(v, 0) / (k * r.MeanN * r.MeanN)
+}
+
+// Linearized returns the statistics of the units' linearised values
+//
+//	l_u = R + (s_u − R·n_u) / n̄
+//
+// (the first-order expansion of the ratio around R): their count is K,
+// their mean is R exactly (Σ_u (s_u − R·n_u) = 0), and their M2 is
+//
+//	M2 = Σ_u (s_u − R·n_u)² / n̄² = (M2S − 2·R·CSN + R²·M2N) / n̄²
+//
+// so that M2/(K − 1)/K is Variance. With one unit M2 is 0; with no unit
+// the result is the empty CellStats.
+func (r RatioStats) Linearized() CellStats {
+	if r.K == 0 || r.MeanN == 0 {
+		return CellStats{N: r.K}
+	}
+	ratio := r.MeanS / r.MeanN
+	m2 := (r.M2S - 2*ratio*r.CSN + ratio*ratio*r.M2N) / (r.MeanN * r.MeanN)
+	return CellStats{N: r.K, Mean: ratio, M2: max(m2, 0)}
+}
+
+// check reports, wrapping ErrInvalidInput, statistics no sequence of Add
+// could produce: a negative K, a non-finite or negative moment, or units
+// without requests (MeanN ≤ 0 when K > 0).
+func (r RatioStats) check() error {
+	finite := func(xs ...float64) bool {
+		for _, x := range xs {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case r.K < 0:
+		return fmt.Errorf("%w: ratio statistics with %d units", ErrInvalidInput, r.K)
+	case r.K == 0:
+		return nil
+	case !finite(r.MeanS, r.MeanN, r.M2S, r.M2N, r.CSN) || r.M2S < 0 || r.M2N < 0:
+		return fmt.Errorf("%w: invalid ratio statistics %+v", ErrInvalidInput, r)
+	case r.MeanN <= 0:
+		return fmt.Errorf("%w: %d units with no requests (mean requests %v)", ErrInvalidInput, r.K, r.MeanN)
+	}
+	return nil
 }

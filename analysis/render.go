@@ -11,21 +11,19 @@ import (
 
 // WriteAnova writes a as an aligned text table for people, in the layout
 // of R's ANOVA tables (Df, Sum Sq, Mean Sq, F value, Pr(>F)) plus the
-// partial η² and a note column. Rows that could not be estimated or
+// partial η² and a note column; a Wald table (a ratio table's) in car's
+// layout (Df, Chisq, Pr(>Chisq)). Rows that could not be estimated or
 // tested show "-" and their note.
 func WriteAnova(w io.Writer, a *AnovaTable) error {
 	ew := &errWriter{w: w}
-	head := fmt.Sprintf("Type %s ANOVA", a.Type)
-	if a.Type == TypeIII {
-		head += " (" + a.Coding.String() + ")"
-	}
-	ew.printf("%s, N = %d", head, a.N)
+	lay := layoutOf(a)
+	ew.printf("%s", lay.head)
 	if len(a.EmptyCells) > 0 {
 		ew.printf(", %d empty cell(s)", len(a.EmptyCells))
 	}
 	ew.printf("\n")
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "Term\tDf\tSum Sq\tMean Sq\tF value\tPr(>F)\tη²p\t\n")
+	fmt.Fprint(tw, lay.header)
 	rows := a.Terms
 	if a.Intercept != nil {
 		rows = append([]AnovaTerm{*a.Intercept}, rows...)
@@ -37,17 +35,9 @@ func WriteAnova(w io.Writer, a *AnovaTable) error {
 			notes = append(notes, r.Name+": "+r.Note)
 			mark = " *"
 		}
-		if !r.Estimable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t%s\n", r.Name, mark)
-			continue
-		}
-		f, p := "-", "-"
-		if r.Tested {
-			f, p = fmtG(r.F, 5), fmtP(r.P)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.DF, fmtG(r.SS, 6), fmtG(r.MS, 6), f, p, fmtF(r.PartialEta2, 4), mark)
+		fmt.Fprint(tw, lay.row(r, mark))
 	}
-	fmt.Fprintf(tw, "Residuals\t%d\t%s\t%s\t\t\t\t\n", a.Residual.DF, fmtG(a.Residual.SS, 6), fmtG(a.Residual.MS, 6))
+	fmt.Fprint(tw, lay.tail)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -57,13 +47,59 @@ func WriteAnova(w io.Writer, a *AnovaTable) error {
 	return ew.err
 }
 
+// anovaLayout is how WriteAnova writes one kind of table: its title line,
+// column header, one line per row and the line after the rows.
+type anovaLayout struct {
+	head, header string
+	row          func(r AnovaTerm, mark string) string
+	tail         string
+}
+
+func layoutOf(a *AnovaTable) anovaLayout {
+	if a.Test == TestWald {
+		return anovaLayout{
+			head:   fmt.Sprintf("Type %s %s tests (%s), N = %d units", a.Type, a.Test, a.Coding, a.N),
+			header: "Term\tDf\tChisq\tPr(>Chisq)\t\n",
+			row: func(r AnovaTerm, mark string) string {
+				if !r.Tested {
+					return fmt.Sprintf("%s\t-\t-\t-\t%s\n", r.Name, mark)
+				}
+				return fmt.Sprintf("%s\t%d\t%s\t%s\t%s\n", r.Name, r.DF, fmtG(r.Chisq, 5), fmtP(r.P), mark)
+			},
+		}
+	}
+	head := fmt.Sprintf("Type %s ANOVA", a.Type)
+	if a.Type == TypeIII {
+		head += " (" + a.Coding.String() + ")"
+	}
+	return anovaLayout{
+		head:   fmt.Sprintf("%s, N = %d", head, a.N),
+		header: "Term\tDf\tSum Sq\tMean Sq\tF value\tPr(>F)\tη²p\t\n",
+		row: func(r AnovaTerm, mark string) string {
+			if !r.Estimable {
+				return fmt.Sprintf("%s\t-\t-\t-\t-\t-\t-\t%s\n", r.Name, mark)
+			}
+			f, p := "-", "-"
+			if r.Tested {
+				f, p = fmtG(r.F, 5), fmtP(r.P)
+			}
+			return fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.DF, fmtG(r.SS, 6), fmtG(r.MS, 6), f, p, fmtF(r.PartialEta2, 4), mark)
+		},
+		tail: fmt.Sprintf("Residuals\t%d\t%s\t%s\t\t\t\t\n", a.Residual.DF, fmtG(a.Residual.SS, 6), fmtG(a.Residual.MS, 6)),
+	}
+}
+
 // WriteEstimates writes e as aligned text tables for people: effects
 // (variant vs control, absolute and relative), interaction contrasts,
 // marginal means and cell means, each with its interval at e.Level.
 func WriteEstimates(w io.Writer, e *Estimates) error {
 	ew := &errWriter{w: w}
 	pct := strconv.FormatFloat(100*e.Level, 'f', -1, 64) + "%"
-	ew.printf("Estimates (%s CI, residual df = %d, MSE = %s)\n", pct, e.DF, fmtG(e.MSE, 5))
+	if e.Test == TestZ {
+		ew.printf("Estimates (%s CI, normal intervals from each cell's delta-method variance)\n", pct)
+	} else {
+		ew.printf("Estimates (%s CI, residual df = %d, MSE = %s)\n", pct, e.DF, fmtG(e.MSE, 5))
+	}
 	table := func(title, header string, rows [][]string) {
 		if len(rows) == 0 || ew.err != nil {
 			return

@@ -80,9 +80,19 @@ func (f Factor) reference(l int) int {
 // where kf = len(Factors[f].Levels). A cell with N == 0 is empty. Use Index
 // and Levels to convert between the two forms; NewCellTable builds a table
 // with all cells empty.
+//
+// A table filled by MergeRatioCell is a ratio table: Ratios holds each
+// cell's RatioStats (one entry per cell, in the order of Cells), and each
+// cell's CellStats are derived from them as the statistics of the units'
+// linearised values (see RatioStats.Linearized): N is the number of units,
+// Mean the cell's ratio Σ s / Σ n and M2/(N − 1)/N its delta-method
+// variance. Anova and Estimate then use each cell's own delta-method
+// variance instead of a pooled one (see Anova and Estimate). Ratios is nil
+// for an ordinary table.
 type CellTable struct {
 	Factors []Factor
 	Cells   []CellStats
+	Ratios  []RatioStats `json:",omitempty"`
 }
 
 // NewCellTable returns a table with every cell empty. Each factor needs a
@@ -162,6 +172,9 @@ func (t *CellTable) validate(minLevels int) error {
 	if err := t.checkFactors(minLevels); err != nil {
 		return err
 	}
+	if err := t.checkRatios(); err != nil {
+		return err
+	}
 	var n int64
 	for i, c := range t.Cells {
 		if c.N < 0 || (c.N > 0 && (math.IsNaN(c.Mean) || math.IsInf(c.Mean, 0) ||
@@ -235,24 +248,90 @@ func (t *CellTable) factorIndex(name string) int {
 }
 
 // Add adds one observation y to the cell named by its level names, one per
-// factor in the order of Factors.
+// factor in the order of Factors. A ratio table takes no single values:
+// the error wraps ErrInvalidInput.
 func (t *CellTable) Add(levels []string, y float64) error {
 	i, err := t.indexByName(levels)
 	if err != nil {
 		return err
+	}
+	if t.Ratios != nil {
+		return errRatioTable
 	}
 	t.Cells[i].Add(y)
 	return nil
 }
 
 // MergeCell merges the statistics s into the cell named by its level names,
-// one per factor in the order of Factors.
+// one per factor in the order of Factors. A ratio table takes RatioStats
+// only (MergeRatioCell): the error wraps ErrInvalidInput.
 func (t *CellTable) MergeCell(levels []string, s CellStats) error {
 	i, err := t.indexByName(levels)
 	if err != nil {
 		return err
 	}
+	if t.Ratios != nil && s.N != 0 {
+		return errRatioTable
+	}
 	t.Cells[i].Merge(s)
+	return nil
+}
+
+var errRatioTable = fmt.Errorf("%w: a ratio table takes RatioStats (MergeRatioCell), not values", ErrInvalidInput)
+
+// MergeRatioCell merges the ratio statistics r into the cell named by its
+// level names, one per factor in the order of Factors, making t a ratio
+// table (see CellTable). It fails, wrapping ErrInvalidInput, when t
+// already holds ordinary (non-ratio) observations, or when r is not valid:
+// a negative K, a non-finite moment, a negative M2, or units without
+// requests (K > 0 with MeanN ≤ 0).
+func (t *CellTable) MergeRatioCell(levels []string, r RatioStats) error {
+	i, err := t.indexByName(levels)
+	if err != nil {
+		return err
+	}
+	if err := r.check(); err != nil {
+		return fmt.Errorf("cell %s: %w", t.CellName(i), err)
+	}
+	if err := t.makeRatio(); err != nil {
+		return err
+	}
+	t.Ratios[i].Merge(r)
+	t.Cells[i] = t.Ratios[i].Linearized()
+	return nil
+}
+
+// makeRatio turns t into a ratio table; it fails when t holds ordinary
+// observations.
+func (t *CellTable) makeRatio() error {
+	if t.Ratios != nil {
+		return nil
+	}
+	if t.N() != 0 {
+		return fmt.Errorf("%w: the table holds values; a ratio table takes RatioStats only", ErrInvalidInput)
+	}
+	t.Ratios = make([]RatioStats, len(t.Cells))
+	return nil
+}
+
+// checkRatios checks that a ratio table's Ratios match its Cells, as
+// MergeRatioCell leaves them.
+func (t *CellTable) checkRatios() error {
+	if t.Ratios == nil {
+		return nil
+	}
+	if len(t.Ratios) != len(t.Cells) {
+		return fmt.Errorf("%w: %d ratio cells for %d cells", ErrInvalidDesign, len(t.Ratios), len(t.Cells))
+	}
+	for i, r := range t.Ratios {
+		if err := r.check(); err != nil {
+			return fmt.Errorf("cell %s: %w", t.CellName(i), err)
+		}
+		if c := t.Cells[i]; c.N != r.K || (r.K > 0 && c.Mean != r.Ratio()) {
+			return fmt.Errorf("%w: cell %s: the cell statistics do not match its ratio statistics (fill ratio tables with MergeRatioCell)",
+				ErrInvalidInput, t.CellName(i))
+		}
+	}
 	return nil
 }
 
@@ -278,7 +357,8 @@ func (t *CellTable) indexByName(levels []string) (int, error) {
 }
 
 // Merge adds every cell of o into t. Both tables must have the same
-// factors and levels in the same order.
+// factors and levels in the same order, and a ratio table merges only
+// with a ratio table or an empty one.
 func (t *CellTable) Merge(o *CellTable) error {
 	if len(o.Factors) != len(t.Factors) || len(o.Cells) != len(t.Cells) {
 		return fmt.Errorf("%w: merging tables of different designs", ErrInvalidInput)
@@ -294,8 +374,32 @@ func (t *CellTable) Merge(o *CellTable) error {
 			}
 		}
 	}
+	if o.Ratios != nil || t.Ratios != nil {
+		return t.mergeRatios(o)
+	}
 	for i := range t.Cells {
 		t.Cells[i].Merge(o.Cells[i])
+	}
+	return nil
+}
+
+// mergeRatios is Merge when either table is a ratio table.
+func (t *CellTable) mergeRatios(o *CellTable) error {
+	if o.Ratios == nil {
+		if o.N() != 0 {
+			return errRatioTable
+		}
+		return nil
+	}
+	if len(o.Ratios) != len(t.Cells) {
+		return fmt.Errorf("%w: %d ratio cells for %d cells", ErrInvalidDesign, len(o.Ratios), len(t.Cells))
+	}
+	if err := t.makeRatio(); err != nil {
+		return err
+	}
+	for i := range t.Cells {
+		t.Ratios[i].Merge(o.Ratios[i])
+		t.Cells[i] = t.Ratios[i].Linearized()
 	}
 	return nil
 }
