@@ -150,6 +150,10 @@ func TestUnitExclusions(t *testing.T) {
 	obs(long[:assign.MaxUnitLen], "a", 5)
 	w, _ := s.Current("t2")
 	checkCells(t, w, []wantCell{{[]string{"treatment", "a"}, 2, (2 + 5) / 2.0, 3}})
+	// u1 and the 256-byte id, in t2's window (t3's metric is not there).
+	if units, bytes := s.UnitMemory(); units != 2 || bytes < minUnitSlots*24 {
+		t.Errorf("UnitMemory = %d units, %d bytes; want 2 units", units, bytes)
+	}
 	if q := w.Quality; q.CellChanged != 1 || q.UnitTooLong != 1 || q.Counted != 3 || q.Seen != 5 {
 		t.Errorf("quality %+v", q)
 	}

@@ -197,6 +197,20 @@ func (ws *Windows) all() []*window {
 // observation.
 func (ws *Windows) All() []WindowCells { return visible(ws.all()) }
 
+// UnitMemory returns the units held in memory over all windows (one per
+// unit and window still counting) and the bytes their tables take.
+func (ws *Windows) UnitMemory() (units, bytes int64) {
+	for _, w := range ws.all() {
+		w.mu.Lock()
+		if w.units != nil {
+			units += int64(w.units.n)
+			bytes += int64(w.units.bytes())
+		}
+		w.mu.Unlock()
+	}
+	return units, bytes
+}
+
 // Quality returns the viewpoint's data-quality counters summed over all
 // its windows.
 func (ws *Windows) Quality(viewpoint string) Quality {

@@ -10,8 +10,9 @@ import (
 
 // Counts yields every counter of the trace consumer by name: the
 // receiver's requests, the assembler's spans and traces (malformed spans
-// by reason), and the cells' data-quality totals over all windows
-// ("cells." and the subset.Quality name).
+// by reason), the cells' data-quality totals over all windows
+// ("cells." and the subset.Quality name), and the units the windows hold
+// in memory with their bytes.
 func (d *Daemon) Counts() iter.Seq2[string, int64] {
 	return func(yield func(string, int64) bool) {
 		stopped := false
@@ -68,4 +69,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 	for name, v := range q.Counts() {
 		add("cells."+name, v)
 	}
+	units, bytes := d.windows.UnitMemory()
+	add("units.held", units)
+	add("units.bytes", bytes)
 }
