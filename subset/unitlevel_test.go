@@ -33,6 +33,14 @@ type rUnitLevel struct {
 		Type2     []rTerm `json:"type2"`
 		Type3     []rTerm `json:"type3"`
 	} `json:"aggregates"`
+	Ratio struct {
+		Type3 []struct {
+			Term  string  `json:"term"`
+			DF    int     `json:"df"`
+			Chisq float64 `json:"chisq"`
+			P     float64 `json:"p"`
+		} `json:"type3"`
+	} `json:"ratio"`
 }
 
 type rTerm struct {
@@ -83,7 +91,8 @@ func readRequests(t *testing.T, path string) []rRequest {
 // through a window whose tests are R's factors (the hash serves each unit
 // its R levels), give cells whose ANOVA tables, Types I, II and III, are
 // R's on the unit-level rows to 1e-8 relative, for every aggregate but
-// ratio (whose reference analysis checks).
+// ratio, whose Type III Wald tests are R's on the request rows with
+// sandwich::vcovCL clustered by unit (see analysis' ratio reference).
 func TestCountedCellsMatchR(t *testing.T) {
 	files, _ := filepath.Glob("../analysis/testdata/unitlevel/*.expected.json")
 	if len(files) == 0 {
@@ -99,14 +108,16 @@ func TestCountedCellsMatchR(t *testing.T) {
 			t.Fatal(err)
 		}
 		reqs := readRequests(t, filepath.Join(filepath.Dir(path), ref.Requests))
+		name := strings.TrimSuffix(filepath.Base(path), ".expected.json")
+		t.Run(name+"/ratio", func(t *testing.T) { checkRatioR(t, ref, reqs) })
 		for _, agg := range ref.Aggregates {
-			t.Run(strings.TrimSuffix(filepath.Base(path), ".expected.json")+"/"+agg.Aggregate, func(t *testing.T) {
+			t.Run(name+"/"+agg.Aggregate, func(t *testing.T) {
 				a, ok := assign.ParseAggregate(agg.Aggregate)
 				if !ok {
 					t.Fatalf("aggregate %q", agg.Aggregate)
 				}
 				wc := countRequests(t, ref, a, reqs)
-				tab := tableOf(t, ref, wc)
+				tab := tableOf(t, ref, wc, false)
 				if tab.N() != int64(ref.Units) {
 					t.Fatalf("%d units counted, R has %d", tab.N(), ref.Units)
 				}
@@ -152,8 +163,32 @@ func countRequests(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rR
 	return wc
 }
 
-// tableOf builds the analysis table of wc with R's factor order.
-func tableOf(t *testing.T, ref rUnitLevel, wc WindowCells) *analysis.CellTable {
+// checkRatioR counts reqs with the ratio aggregate and compares the Type
+// III Wald tests of its cells with R's.
+func checkRatioR(t *testing.T, ref rUnitLevel, reqs []rRequest) {
+	wc := countRequests(t, ref, assign.AggregateRatio, reqs)
+	got, err := analysis.Anova(tableOf(t, ref, wc, true), analysis.TypeIII)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Test != analysis.TestWald || len(ref.Ratio.Type3) == 0 {
+		t.Fatalf("test %q, %d R rows", got.Test, len(ref.Ratio.Type3))
+	}
+	for _, w := range ref.Ratio.Type3 {
+		row := got.Term(w.Term)
+		if w.Term == "(Intercept)" {
+			row = got.Intercept
+		}
+		if row == nil || row.DF != w.DF || !scalar.EqualWithinAbsOrRel(row.Chisq, w.Chisq, 0, 1e-8) ||
+			!scalar.EqualWithinAbsOrRel(row.P, w.P, 1e-300, 1e-8) {
+			t.Errorf("ratio %s: %+v; R df %d chisq %.15g p %.15g", w.Term, row, w.DF, w.Chisq, w.P)
+		}
+	}
+}
+
+// tableOf builds the analysis table of wc with R's factor order: of the
+// cells' units' values, or of their ratio statistics.
+func tableOf(t *testing.T, ref rUnitLevel, wc WindowCells, ratio bool) *analysis.CellTable {
 	t.Helper()
 	factors := make([]analysis.Factor, len(ref.Factors))
 	pos := map[string]int{}
@@ -173,7 +208,13 @@ func tableOf(t *testing.T, ref rUnitLevel, wc WindowCells) *analysis.CellTable {
 		for i, v := range wc.VariantNames(c) {
 			levels[pos[wc.Members[i].Test]] = v
 		}
-		if err := tab.MergeCell(levels, c.Stats); err != nil {
+		var err error
+		if ratio {
+			err = tab.MergeRatioCell(levels, *c.Ratio)
+		} else {
+			err = tab.MergeCell(levels, c.Stats)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
