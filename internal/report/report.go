@@ -7,6 +7,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -223,10 +224,7 @@ func (r *Report) fill(w subset.WindowCells, t *analysis.CellTable) cellCounts {
 			r.note("cell %v: the variant indices do not match the window's members; left out", c.Variants)
 			continue
 		}
-		// TODO(ratio): for AggregateRatio windows merge c.Ratio with
-		// (*CellTable).MergeRatioCell once analysis has it; until then a
-		// ratio window is analysed on its units' own means (see analyse).
-		if err := t.MergeCell(w.VariantNames(c), c.Stats); err != nil {
+		if err := mergeCell(t, w, c); err != nil {
 			r.note("cell %v: %v", w.VariantNames(c), err)
 			continue
 		}
@@ -237,14 +235,25 @@ func (r *Report) fill(w subset.WindowCells, t *analysis.CellTable) cellCounts {
 	return counts
 }
 
+// mergeCell merges cell c of w into t: its statistics over units, or for
+// a ratio window its RatioStats (making t a ratio table, analysed by the
+// delta method).
+func mergeCell(t *analysis.CellTable, w subset.WindowCells, c subset.Cell) error {
+	names := w.VariantNames(c)
+	if w.Aggregate != assign.AggregateRatio {
+		return t.MergeCell(names, c.Stats)
+	}
+	if c.Ratio == nil {
+		return errors.New("a ratio window's cell has no ratio statistics; left out")
+	}
+	return t.MergeRatioCell(names, *c.Ratio)
+}
+
 // analyse runs the ANOVA and the estimates on t.
 func (r *Report) analyse(t *analysis.CellTable, counts cellCounts, opt Options) {
 	if counts.totalUnits() == 0 {
 		r.note("no unit counted in this window yet")
 		return
-	}
-	if r.Aggregate == assign.AggregateRatio {
-		r.note("ratio metric: the delta-method analysis is not available yet; cells and tests are over each unit's own mean (Σ metric / Σ requests of the unit), not the arm's request-level ratio")
 	}
 	if a, err := analysis.Anova(t, opt.Type); err != nil {
 		r.note("ANOVA: %v", err)

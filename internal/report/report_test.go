@@ -784,3 +784,44 @@ func TestBuildETAFromOpening(t *testing.T) {
 		t.Errorf("ETA %v, want %v (rate since the window opened)", r.Progress.ETA, want)
 	}
 }
+
+// TestBuildRatio: a ratio window is analysed by the delta method: its
+// cells' RatioStats make a ratio table, the ANOVA is the Type III Wald
+// chi-square, the estimates are z intervals, and the viewpoint's effect
+// is the difference of the marginal request-level ratios.
+func TestBuildRatio(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var ratios [2][2]analysis.RatioStats
+	w := window(func(i, j int) analysis.CellStats {
+		var unitMeans analysis.CellStats
+		for range 200 {
+			n := 1 + rng.IntN(6)
+			s := float64(n)*(10+2*float64(i)) + 3*rng.NormFloat64()
+			ratios[i][j].Add(s, float64(n))
+			unitMeans.Add(s / float64(n))
+		}
+		return unitMeans
+	})
+	w.Aggregate = assign.AggregateRatio
+	for k := range w.Cells {
+		v := w.Cells[k].Variants
+		w.Cells[k].Ratio = &ratios[v[0]][v[1]]
+	}
+	r := build(t, w)
+	if r.Anova == nil || r.Estimates == nil {
+		t.Fatalf("no analysis: %v", r.Notes)
+	}
+	if r.Anova.Test != analysis.TestWald || r.Estimates.Test != analysis.TestZ || r.Table.Ratios == nil {
+		t.Errorf("tests %q and %q", r.Anova.Test, r.Estimates.Test)
+	}
+	want := (ratios[1][0].Ratio()+ratios[1][1].Ratio())/2 - (ratios[0][0].Ratio()+ratios[0][1].Ratio())/2
+	if ef := r.Estimates.Effect("vp", "treat"); ef == nil || !within(ef.Diff, want, 1e-12) || !(ef.DiffCI.Lo < 2 && 2 < ef.DiffCI.Hi) {
+		t.Errorf("vp effect %+v, want %v (truth 2 inside the interval)", ef, want)
+	}
+	if units, _ := r.CellCounts([]string{"treat", "alt"}); units != 200 {
+		t.Errorf("units of (treat, alt) = %d", units)
+	}
+	if rr := Build(w, lookup, Options{Now: now, Type: analysis.TypeII}); rr.Anova != nil || !strings.Contains(strings.Join(rr.Notes, "\n"), "only Type III") {
+		t.Errorf("Type II on a ratio window: anova %v, notes %v", rr.Anova, rr.Notes)
+	}
+}
