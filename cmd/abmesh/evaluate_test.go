@@ -150,11 +150,56 @@ func TestEvaluateFlags(t *testing.T) {
 		{"-o", "yaml"},
 		{"--reps", "0"},
 		{"--workers", "0"},
+		{"--windows", "0"},
+		{"--requests-per-unit", "0.5"},
+		{"--requests-per-unit", "NaN"},
+		{"--within-unit-corr", "1"},
+		{"--within-unit-corr", "-0.1"},
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
-		if err := runCmd(&out, &errOut, "evaluate", args...); err == nil {
+		err := runCmd(&out, &errOut, "evaluate", args...)
+		if err == nil {
 			t.Errorf("evaluate %v: no error", args)
+			continue
+		}
+		if strings.HasPrefix(args[0], "--") && !strings.Contains(err.Error()+errOut.String(), args[0]) {
+			t.Errorf("evaluate %v: error %q does not name the flag", args, err)
+		}
+	}
+}
+
+// The repeat-traffic scenario: its flags reach the simulation and the
+// command that reproduces it; unit-level analysis covers, request-level
+// does not.
+func TestEvaluateRepeat(t *testing.T) {
+	rep, progress := evaluateJSON(t, "--scenario", "repeat", "--windows", "40", "--requests-per-unit", "4", "--within-unit-corr", "0.25", "--seed", "2")
+	want := "abmesh evaluate --seed 2 --scenario repeat --windows 40 --requests-per-unit 4 --within-unit-corr 0.25"
+	if !strings.HasPrefix(rep.Command, want) || len(rep.Scenarios) != 0 {
+		t.Errorf("command %q, %d scenarios", rep.Command, len(rep.Scenarios))
+	}
+	r := rep.Repeat
+	if r == nil {
+		t.Fatal("no repeat result")
+	}
+	if r.Requests != 4 || r.ICC != 0.25 || r.Seed != 2 || r.Command != want {
+		t.Errorf("repeat parameters %v, %v, seed %d, command %q", r.Requests, r.ICC, r.Seed, r.Command)
+	}
+	if r.SRM.Null.Windows != 100 || r.SRM.Imbalance[0].Windows != 4 || r.Decision.Windows != 10 || len(r.Coverage) != len(sim.CoverageAggregates) {
+		t.Errorf("windows: srm %d/%d, decision %d, %d aggregates", r.SRM.Null.Windows, r.SRM.Imbalance[0].Windows, r.Decision.Windows, len(r.Coverage))
+	}
+	for _, a := range r.Coverage {
+		// 400 intervals: 4 binomial SE of 95% is ±4.4%.
+		if a.Windows != 40 || math.Abs(a.Unit.All-0.95) > 4*math.Sqrt(0.95*0.05/float64(a.Unit.Intervals)) {
+			t.Errorf("%v: %d windows, unit-level coverage %.3f of %d", a.Aggregate, a.Windows, a.Unit.All, a.Unit.Intervals)
+		}
+		if a.Request != nil && a.Request.All > 0.85 {
+			t.Errorf("%v: request-level coverage %.3f", a.Aggregate, a.Request.All)
+		}
+	}
+	for _, want := range []string{"evaluate repeat: srm null 100/100 windows", "evaluate repeat: coverage count 80/80 windows", "evaluate repeat: units to COMPLETE"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
 		}
 	}
 }

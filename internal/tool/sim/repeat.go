@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"time"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
@@ -97,8 +98,13 @@ func (o *RepeatOptions) progress(check string, total int) func(int) {
 type RepeatResult struct {
 	Requests float64 `json:"requests_per_unit"`
 	ICC      float64 `json:"within_unit_corr"`
+	Units    int     `json:"units"` // per coverage window and SRM window with a true split
 	Level    float64 `json:"level"`
 	Seed     uint64  `json:"seed"`
+	// Command, when set, reproduces the result alone; Runtime is how long
+	// EvaluateRepeat took.
+	Command string        `json:"command,omitempty"`
+	Runtime time.Duration `json:"runtime_ns"`
 	// Truth describes the simulated truth (tests, effects, metrics).
 	Truth    string              `json:"truth"`
 	SRM      SRMResult           `json:"srm"`
@@ -113,7 +119,8 @@ func EvaluateRepeat(ctx context.Context, opt RepeatOptions) (*RepeatResult, erro
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	res := &RepeatResult{Requests: opt.Requests, ICC: opt.ICC, Level: opt.Level, Seed: opt.Seed, Truth: repeatTruthText}
+	start := time.Now()
+	res := &RepeatResult{Requests: opt.Requests, ICC: opt.ICC, Units: opt.Units, Level: opt.Level, Seed: opt.Seed, Truth: repeatTruthText}
 	var err error
 	if res.SRM, err = CheckSRM(ctx, opt); err != nil {
 		return nil, err
@@ -124,6 +131,7 @@ func EvaluateRepeat(ctx context.Context, opt RepeatOptions) (*RepeatResult, erro
 	if res.Decision, err = CheckDecision(ctx, opt); err != nil {
 		return nil, err
 	}
+	res.Runtime = time.Since(start)
 	return res, nil
 }
 

@@ -21,13 +21,15 @@ type Report struct {
 	Runtime   time.Duration    `json:"runtime_ns"`
 	Scenarios []*Result        `json:"scenarios"`
 	Hashing   []*HashingResult `json:"hashing"`
+	// Repeat is the repeat-traffic scenario, when it ran.
+	Repeat *RepeatResult `json:"repeat,omitempty"`
 }
 
 // WriteMarkdown writes r as the markdown document docs/evaluation.md: a
 // headline, the definitions, one section per scenario (tests and subsets,
 // units needed, main effects, simple effects, interactions, false
-// interaction findings) and the hashing hypothesis. It returns the first
-// write error.
+// interaction findings), the hashing hypothesis and the repeat-traffic
+// scenario. It returns the first write error.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
@@ -38,7 +40,27 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("%s\n\n", h)
 	}
 	p("Reproduce with `%s`. This run took %s on %s, with %s.\n\n", r.Command, roundDuration(r.Runtime), r.Machine, runWord(r))
+	if len(r.Scenarios) > 0 {
+		r.writeComparison(p)
+	}
+	if r.Repeat != nil {
+		writeRepeat(p, r.Repeat)
+	}
+	p("## Limits of this simulation\n\n")
+	p("- The truth has interactions only inside subsets (the simulator refuses a scenario whose truth has one outside): the evaluation shows what abmesh does when " +
+		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
+	p("- In the strategy comparison every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
+		"around a mean that does not drift, and every split is 50/50. The repeat-traffic scenario adds repeat visits (geometric, with a unit-level effect); " +
+		"real traffic also has paths, novelty effects and heavier tails.\n")
+	p("- Stop rules use the plans' SD (the truth's for normal metrics, an approximation for 0/1 metrics); abmesh's report switches to the observed SD once it has enough residual df " +
+		"(the repeat scenario's units-to-decision check does so too).\n")
+	p("- The stop rules size main effects only; interaction power is whatever those sizes give, as in abmesh.\n")
+	return b.Flush()
+}
 
+// writeComparison writes the strategy comparison: how it works, one
+// section per scenario and the hashing hypothesis.
+func (r *Report) writeComparison(p func(string, ...any)) {
 	p("## How the comparison works\n\n")
 	p("A simulator with ground truth (`internal/tool/sim`) runs each scenario's tests on simulated units. " +
 		"Every unit is assigned by the real `assign.Engine` (each test hashes the unit id with its own salt; " +
@@ -84,21 +106,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if len(r.Hashing) > 0 {
 		writeHashing(p, r.Hashing)
 	}
-	p("## Limits of this simulation\n\n")
-	p("- The truth has interactions only inside subsets (the simulator refuses a scenario whose truth has one outside): the evaluation shows what abmesh does when " +
-		"teams declare their interference correctly, not what an undeclared interaction would cost (the same bias as (b)'s).\n")
-	p("- Every unit reaches every service and yields every metric once; units are independent, outcomes are Normal or Bernoulli " +
-		"around a mean that does not drift, and every split is 50/50. Real traffic has paths, repeat visits, novelty effects and heavier tails.\n")
-	p("- Stop rules use the plans' SD (the truth's for normal metrics, an approximation for 0/1 metrics); abmesh's report switches to the observed SD once it has enough residual df.\n")
-	p("- The stop rules size main effects only; interaction power is whatever those sizes give, as in abmesh.\n")
-	return b.Flush()
 }
 
 func runWord(r *Report) string {
+	var parts []string
 	if len(r.Scenarios) > 0 {
-		return fmt.Sprintf("%d replications per scenario", r.Scenarios[0].Reps)
+		parts = append(parts, fmt.Sprintf("%d replications per scenario", r.Scenarios[0].Reps))
 	}
-	return "no scenario"
+	if r.Repeat != nil && len(r.Repeat.Coverage) > 0 {
+		parts = append(parts, fmt.Sprintf("%s coverage windows per aggregate and design of repeat traffic", count(float64(r.Repeat.Coverage[0].Windows))))
+	}
+	if len(parts) == 0 {
+		return "no scenario"
+	}
+	return strings.Join(parts, " and ")
 }
 
 func (r *Report) level() float64 {
@@ -119,11 +140,24 @@ func roundDuration(d time.Duration) string {
 }
 
 // headline summarises what abmesh buys and where it costs, from the
-// numbers, as a short list.
+// numbers, as a short list: the strategy comparison's, then repeat
+// traffic's.
 func (r *Report) headline() string {
-	if len(r.Scenarios) == 0 {
-		return ""
+	var parts []string
+	if len(r.Scenarios) > 0 {
+		parts = append(parts, r.comparisonHeadline())
 	}
+	if r.Repeat != nil {
+		if len(parts) == 0 {
+			parts = append(parts, "**Headline:**\n")
+		}
+		parts = append(parts, r.Repeat.headline())
+	}
+	return strings.Join(parts, "\n")
+}
+
+// comparisonHeadline summarises the strategy comparison.
+func (r *Report) comparisonHeadline() string {
 	var names, units, vsA, vsC, vsB, ffD, ffC []string
 	for _, res := range r.Scenarios {
 		a, b, c, d := res.Strategy(OneAtATime), res.Strategy(Orthogonal), res.Strategy(FullFactorial), res.Strategy(Subsets)
