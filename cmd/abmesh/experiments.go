@@ -157,12 +157,12 @@ func getCmd(fs *flag.FlagSet) body {
 					xs, err := c.ListExperiments(ctx, &pb.ListExperimentsRequest{})
 					return xs, xs.GetExperiments(), err
 				},
-				header: "NAME\tSTATUS\tPHASE\tOWNER\tCHANGE\tMEASURE\tMETRIC\tVARIANTS\tLAYER\tINTERFERENCE",
+				header: "NAME\tSTATUS\tPHASE\tOWNER\tCHANGE\tMEASURE\tMETRIC\tAGGREGATE\tVARIANTS\tLAYER\tINTERFERENCE",
 				row: func(x *pb.Experiment) string {
-					return fmt.Sprintf("%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", x.GetId(),
+					return fmt.Sprintf("%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", x.GetId(),
 						strings.TrimPrefix(x.GetStatus().String(), "EXPERIMENT_STATUS_"), x.GetPhase(), dash(x.GetOwner()),
-						dash(x.GetChangeService()), dash(x.GetMeasureService()), x.GetMetric().GetName(), variantsString(x),
-						layerString(x), interferenceString(x))
+						dash(x.GetChangeService()), dash(x.GetMeasureService()), x.GetMetric().GetName(),
+						aggregateName(x.GetMetric().GetAggregate()), variantsString(x), layerString(x), interferenceString(x))
 				},
 			})
 		case "layer":
@@ -237,6 +237,15 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// aggregateName spells a per-unit aggregate as manifests do: mean, sum,
+// any, count or ratio (UNSPECIFIED is mean).
+func aggregateName(a pb.MetricAggregate) string {
+	if a == pb.MetricAggregate_METRIC_AGGREGATE_UNSPECIFIED {
+		a = pb.MetricAggregate_METRIC_AGGREGATE_MEAN
+	}
+	return strings.ToLower(strings.TrimPrefix(a.String(), "METRIC_AGGREGATE_"))
 }
 
 func variantsString(x *pb.Experiment) string {

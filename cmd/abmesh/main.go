@@ -35,7 +35,7 @@ var commandGroups = []group{
 	}},
 	{"Subsets and reports", []command{
 		{"subsets", "[-o table|json|dot]", "list every running test's subset and why each member is in it", rpc(subsetsCmd)},
-		{"cells", "TEST [-o json]", "show the factorial cells of a test's current analysis window", rpc(cellsCmd)},
+		{"cells", "TEST [-o json]", "show the factorial cells (units and requests) of a test's current analysis window", rpc(cellsCmd)},
 		{"report", "TEST [--window N] [--type 1|2|3] [-o json]", "show a test's factorial report", rpc(reportCmd)},
 		{"graph", "[-o table|json|dot]", "show the service dependency graph built from traces", rpc(graphCmd)},
 		{"status", "[-o json]", "show every counter of the trace consumer and the cells", rpc(statusCmd)},

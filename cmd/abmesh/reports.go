@@ -71,9 +71,10 @@ func cellsCmd(fs *flag.FlagSet) body {
 			return err
 		}
 		if *out == "json" {
-			return printJSON(r.stdout, &pb.Report{TestId: rep.GetTestId(), Factors: rep.GetFactors(), Cells: rep.GetCells(), Subset: rep.GetSubset()})
+			return printJSON(r.stdout, &pb.Report{TestId: rep.GetTestId(), Factors: rep.GetFactors(), Cells: rep.GetCells(), Subset: rep.GetSubset(),
+				Metric: rep.GetMetric(), Aggregate: rep.GetAggregate()})
 		}
-		fmt.Fprintf(r.stdout, "%s: window %d, metric %s\n", rep.GetTestId(), rep.GetSubset().GetWindow(), rep.GetMetric())
+		fmt.Fprintf(r.stdout, "%s: window %d, metric %s (per unit: %s)\n", rep.GetTestId(), rep.GetSubset().GetWindow(), rep.GetMetric(), aggregateName(rep.GetAggregate()))
 		return writeCells(r.stdout, rep)
 	}
 }
@@ -87,15 +88,17 @@ func fetchReport(ctx context.Context, r *request, window, anovaType int) (*pb.Re
 	return resp.GetReport(), err
 }
 
+// writeCells prints the cells: units (the unit of analysis), their
+// counted requests, and the mean, SD and interval over the units.
 func writeCells(w io.Writer, r *pb.Report) error {
 	tw := table(w)
-	fmt.Fprintf(tw, "%s\tN\tMEAN\tSD\t95%% CI\n", strings.ToUpper(strings.Join(r.GetFactors(), "\t")))
+	fmt.Fprintf(tw, "%s\tUNITS\tREQUESTS\tMEAN\tSD\t95%% CI\n", strings.ToUpper(strings.Join(r.GetFactors(), "\t")))
 	for _, c := range r.GetCells() {
 		ci := "-"
 		if c.GetN() > 0 && c.GetCiLow() != c.GetCiHigh() {
 			ci = fmt.Sprintf("[%s, %s]", g4(c.GetCiLow()), g4(c.GetCiHigh()))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", strings.Join(c.GetVariants(), "\t"), c.GetN(), g4(c.GetMean()), g4(c.GetSd()), ci)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", strings.Join(c.GetVariants(), "\t"), c.GetN(), c.GetRequests(), g4(c.GetMean()), g4(c.GetSd()), ci)
 	}
 	return tw.Flush()
 }
@@ -127,14 +130,37 @@ func reportCmd(fs *flag.FlagSet) body {
 
 // writeReport prints a report as tables people read in a terminal.
 func writeReport(w io.Writer, r *pb.Report) error {
+	writeReportHead(w, r)
+	writeSubset(w, r)
+	fmt.Fprintln(w, "\nCELLS (n counts units)")
+	writeCells(w, r)
+	writeEffects(w, r)
+	writeAnova(w, r)
+	writeSampleRatio(w, r)
+	writeJointSampleRatio(w, r.GetJointSampleRatio())
+	fmt.Fprintln(w, "\nDATA QUALITY (requests)")
+	var parts []string
+	for _, c := range r.GetDataQuality() {
+		if c.GetValue() != 0 || c.GetName() == "seen" || c.GetName() == "counted" {
+			parts = append(parts, fmt.Sprintf("%s=%d", c.GetName(), c.GetValue()))
+		}
+	}
+	_, err := fmt.Fprintln(w, strings.Join(parts, "  "))
+	return err
+}
+
+// writeReportHead prints the title line (with the metric's per-unit
+// aggregate), the progress in units, the SRM warning and the notes.
+func writeReportHead(w io.Writer, r *pb.Report) {
 	p := r.GetProgress()
 	status := strings.TrimPrefix(r.GetStatus().String(), "REPORT_STATUS_")
-	fmt.Fprintf(w, "REPORT %s  [%s]  metric %s  window %d\n", r.GetTestId(), status, r.GetMetric(), r.GetSubset().GetWindow())
+	fmt.Fprintf(w, "REPORT %s  [%s]  metric %s (per unit: %s)  window %d\n", r.GetTestId(), status, r.GetMetric(),
+		aggregateName(r.GetAggregate()), r.GetSubset().GetWindow())
 	eta := "unknown"
 	if p.GetEtaSeconds() >= 0 {
 		eta = fmt.Sprintf("%.0fs", p.GetEtaSeconds())
 	}
-	fmt.Fprintf(w, "progress %.1f%%: %d/%d cells have n ≥ %d (smallest cell n = %d), ETA %s\n",
+	fmt.Fprintf(w, "progress %.1f%%: %d/%d cells have ≥ %d units (smallest cell %d units), ETA %s\n",
 		100*p.GetFraction(), p.GetCellsReady(), p.GetCellsTotal(), p.GetNeededPerCell(), p.GetMinCellN(), eta)
 	if r.GetSampleRatioMismatch() {
 		fmt.Fprintln(w, "WARNING: sample ratio mismatch (p < 0.001): check assignment before reading the estimates")
@@ -142,7 +168,10 @@ func writeReport(w io.Writer, r *pb.Report) error {
 	for _, n := range r.GetNotes() {
 		fmt.Fprintln(w, "note:", n)
 	}
+}
 
+// writeSubset prints the subset's members and why each is there.
+func writeSubset(w io.Writer, r *pb.Report) {
 	fmt.Fprintln(w, "\nSUBSET (viewpoint first)")
 	tw := table(w)
 	fmt.Fprintln(tw, "TEST\tWHY")
@@ -162,13 +191,13 @@ func writeReport(w io.Writer, r *pb.Report) error {
 		fmt.Fprintf(tw, "%s\tinterference not modelled (subset cap)\n", m.GetTestId())
 	}
 	tw.Flush()
+}
 
-	fmt.Fprintln(w, "\nCELLS")
-	writeCells(w, r)
-
+// writeEffects prints the main effects and the interaction contrasts.
+func writeEffects(w io.Writer, r *pb.Report) {
 	if len(r.GetEstimates()) > 0 {
 		fmt.Fprintln(w, "\nEFFECTS (variant vs. control, marginal means, 95% CI)")
-		tw = table(w)
+		tw := table(w)
 		fmt.Fprintln(tw, "TEST\tVARIANT\tCONTROL\tVARIANT MEAN\tDIFF\t95% CI\tRELATIVE\tp")
 		for _, x := range r.GetEstimates() {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t[%s, %s]\t%+.1f%%\t%s\n", x.GetTestId(), x.GetVariant(), g4(x.GetControlMean()),
@@ -178,51 +207,81 @@ func writeReport(w io.Writer, r *pb.Report) error {
 	}
 	if len(r.GetInteractions()) > 0 {
 		fmt.Fprintln(w, "\nINTERACTIONS (difference of differences, 95% CI)")
-		tw = table(w)
+		tw := table(w)
 		fmt.Fprintln(tw, "TERM\tESTIMATE\t95% CI\tp")
 		for _, x := range r.GetInteractions() {
 			fmt.Fprintf(tw, "%s\t%s\t[%s, %s]\t%s\n", x.GetTerm(), g4(x.GetEstimate()), g4(x.GetCiLow()), g4(x.GetCiHigh()), pv(x.GetP()))
 		}
 		tw.Flush()
 	}
-	if a := r.GetAnova(); a != nil {
-		fmt.Fprintf(w, "\nANOVA (Type %d sums of squares)\n", a.GetType())
-		tw = table(w)
-		fmt.Fprintln(tw, "TERM\tDF\tSS\tMS\tF\tp\tPARTIAL η²")
-		for _, t := range a.GetTerms() {
-			if !t.GetEstimable() {
-				fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", t.GetTerm(), t.GetReason())
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.4f\n", t.GetTerm(), t.GetDf(), g4(t.GetSs()), g4(t.GetMs()), g4(t.GetF()), pv(t.GetP()), t.GetPartialEta2())
-		}
-		fmt.Fprintf(tw, "Residuals\t%d\t%s\t\t\t\t\n", a.GetResidualDf(), g4(a.GetResidualSs()))
-		tw.Flush()
+}
+
+// writeAnova prints the ANOVA table.
+func writeAnova(w io.Writer, r *pb.Report) {
+	a := r.GetAnova()
+	if a == nil {
+		return
 	}
-	fmt.Fprintln(w, "\nSAMPLE RATIO (chi-square goodness of fit to the weights)")
-	tw = table(w)
-	fmt.Fprintln(tw, "TEST\tOBSERVED\tEXPECTED\tχ²\tp\tFLAG")
+	fmt.Fprintf(w, "\nANOVA (Type %d sums of squares)\n", a.GetType())
+	tw := table(w)
+	fmt.Fprintln(tw, "TERM\tDF\tSS\tMS\tF\tp\tPARTIAL η²")
+	for _, t := range a.GetTerms() {
+		if !t.GetEstimable() {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", t.GetTerm(), t.GetReason())
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%.4f\n", t.GetTerm(), t.GetDf(), g4(t.GetSs()), g4(t.GetMs()), g4(t.GetF()), pv(t.GetP()), t.GetPartialEta2())
+	}
+	fmt.Fprintf(tw, "Residuals\t%d\t%s\t\t\t\t\n", a.GetResidualDf(), g4(a.GetResidualSs()))
+	tw.Flush()
+}
+
+// writeSampleRatio prints each test's check on units, with its requests
+// per variant beside it as a diagnostic.
+func writeSampleRatio(w io.Writer, r *pb.Report) {
+	fmt.Fprintln(w, "\nSAMPLE RATIO (chi-square of distinct units per variant against the weights; requests are a diagnostic, not the flag)")
+	tw := table(w)
+	fmt.Fprintln(tw, "TEST\tUNITS\tEXPECTED\tχ²\tp\tFLAG\tREQUESTS")
 	for _, s := range r.GetSampleRatio() {
-		var exp []string
-		for _, x := range s.GetExpected() {
-			exp = append(exp, fmt.Sprintf("%.0f", x))
-		}
-		flag := "ok"
-		if s.GetMismatch() {
-			flag = "MISMATCH"
-		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%.3f\t%s\t%s\n", s.GetTestId(), s.GetObserved(), strings.Join(exp, " "), s.GetChiSquare(), pv(s.GetP()), flag)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%.3f\t%s\t%s\t%v\n", s.GetTestId(), s.GetObserved(), expectedString(s.GetExpected()),
+			s.GetChiSquare(), pv(s.GetP()), flagWord(s.GetMismatch()), s.GetRequests())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nDATA QUALITY")
-	var parts []string
-	for _, c := range r.GetDataQuality() {
-		if c.GetValue() != 0 || c.GetName() == "seen" || c.GetName() == "counted" {
-			parts = append(parts, fmt.Sprintf("%s=%d", c.GetName(), c.GetValue()))
-		}
+}
+
+// writeJointSampleRatio prints the check over the subset's cells; nothing
+// when the subset is the viewpoint alone.
+func writeJointSampleRatio(w io.Writer, j *pb.JointSampleRatioCheck) {
+	if j == nil {
+		return
 	}
-	_, err := fmt.Fprintln(w, strings.Join(parts, "  "))
-	return err
+	fmt.Fprintln(w, "\nSAMPLE RATIO OF THE CELLS (units per cell against the product of the tests' shares)")
+	if j.GetNote() != "" {
+		fmt.Fprintln(w, "not run:", j.GetNote())
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "CELL\tUNITS\tEXPECTED\tREQUESTS")
+	for _, c := range j.GetCells() {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\n", strings.Join(c.GetVariants(), " × "), c.GetObserved(), c.GetExpected(), c.GetRequests())
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "χ² = %.3f, df = %d, p = %s: %s\n", j.GetChiSquare(), j.GetDf(), pv(j.GetP()), flagWord(j.GetMismatch()))
+}
+
+func expectedString(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(parts, " ")
+}
+
+func flagWord(mismatch bool) string {
+	if mismatch {
+		return "MISMATCH"
+	}
+	return "ok"
 }
 
 func graphCmd(fs *flag.FlagSet) body {

@@ -9,7 +9,7 @@
 //	  owner: team-reco
 //	  changeService: recommendation
 //	  measureService: frontend
-//	  metric: {name: "attribute:shop.order.value", direction: higher}
+//	  metric: {name: "attribute:shop.order.value", direction: higher, aggregate: sum}
 //	  variants: [{name: control, weight: 50}, {name: ml-v2, weight: 50}]
 //	  interference:
 //	    emits: [{kind: latency, scope: change_downstream}]
@@ -102,6 +102,7 @@ type spec struct {
 type metric struct {
 	Name      string `json:"name"`
 	Direction string `json:"direction,omitempty"`
+	Aggregate string `json:"aggregate,omitempty"` // mean (default), sum, any, count or ratio
 }
 
 type variant struct {
@@ -290,6 +291,11 @@ func (d *document) experiment() (assign.Experiment, string, error) {
 		default:
 			return e, "spec.metric.direction", fmt.Errorf("got %q, want higher or lower", s.Metric.Direction)
 		}
+		agg, ok := assign.ParseAggregate(strings.ToLower(s.Metric.Aggregate))
+		if !ok {
+			return e, "spec.metric.aggregate", fmt.Errorf("got %q, want mean, sum, any, count or ratio", s.Metric.Aggregate)
+		}
+		m.Aggregate = agg
 		e.Metric = m
 	}
 	for i, v := range s.Variants {

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
+	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/subset"
+)
+
+// TestWriteReportUnits: the text report says the aggregate, counts cells,
+// progress and sample ratios in units, shows requests beside them, prints
+// the joint check over the cells and every non-zero quality counter.
+func TestWriteReportUnits(t *testing.T) {
+	exps := map[string]*assign.Experiment{
+		"vp":  {ID: "vp", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}}, Plan: assign.Plan{MDE: 0.1, SD: 1}},
+		"mem": {ID: "mem", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}}},
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 2, Start: time.Unix(0, 0), Metric: "attribute:order.value", Aggregate: assign.AggregateSum,
+		Members: []subset.WindowMember{{Test: "vp", Variants: []string{"c", "t"}}, {Test: "mem", Variants: []string{"c", "t"}}},
+		Quality: subset.Quality{Seen: 1300, Counted: 1200, CellChanged: 3, UnitTooLong: 2}}
+	// Units 1:1 on vp, requests 1:3.
+	for i, units := range []int64{100, 100, 100, 100} {
+		w.Cells = append(w.Cells, subset.Cell{Variants: []int{i / 2, i % 2}, Stats: analysis.CellStats{N: units, Mean: 5, M2: 99},
+			Requests: int64(150 + 300*(i/2))})
+	}
+	r := report.Build(w, func(id string) (*assign.Experiment, bool) { x, ok := exps[id]; return x, ok }, report.Options{Now: time.Unix(3600, 0)})
+	var b bytes.Buffer
+	if err := writeReport(&b, protoconv.ReportToProto(r)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"metric attribute:order.value (per unit: sum)",
+		"cells have ≥ ", "(smallest cell 100 units)",
+		"UNITS", "REQUESTS",
+		"vp    [200 200]", "[300 900]",
+		"SAMPLE RATIO OF THE CELLS", "c × t", "df = 3",
+		"cell_changed=3", "unit_too_long=2",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "MISMATCH") || strings.Contains(out, "WARNING") {
+		t.Errorf("units split 1:1 with requests 1:3 is flagged:\n%s", out)
+	}
+}
