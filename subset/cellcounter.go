@@ -64,6 +64,17 @@ type SliceChecker interface {
 //     store here; a member off the path did not touch the request).
 //     Targeting of a member off the path is not checked: a
 //     trace does not carry the unit's attributes.
+//     A layer factor's level is that of the one layer test that holds the
+//     unit: a test served on the path with a randomized reason (the checks
+//     above; a second such test is a Mismatch), else the test whose slice
+//     holds the unit by the SliceChecker (its hash variant, as off the
+//     path), else OutsideLevel (NotInSlice when the factor has none;
+//     without a SliceChecker, OutsideLevel only when every test of the
+//     layer was served with reason "not_in_slice", else NotInSlice). An exposure of a layer test to a
+//     unit outside its slice — by the SliceChecker, or by its reason
+//     "not_in_slice" without one — is what every unit outside the slice
+//     gets and does not exclude the observation, unless its reason is
+//     "override".
 //  6. MissingMetric: o.Metric(T's measure service, T's metric) is absent
 //     or not finite.
 //  7. CellChanged: the unit is already counted in W in another cell (a
@@ -113,12 +124,13 @@ type vpPlan struct {
 }
 
 type memberPlan struct {
-	idx      int32
+	idx      int32 // −1 for a layer factor
 	test     string
 	phase    int
 	sticky   bool
 	variants []string
 	radix    uint64
+	layer    *layerPlan // nil unless a layer factor
 }
 
 // publish builds and stores the plan from the active windows. Called with
@@ -137,10 +149,7 @@ func (ws *Windows) publish() {
 		vp := vpPlan{w: w, start: start, measure: w.measure, metric: w.metric, tooMany: w.tooMany}
 		vp.members = make([]memberPlan, len(w.members))
 		for j, m := range w.members {
-			vp.members[j] = memberPlan{
-				idx: p.index[m.Test], test: m.Test, phase: m.Phase, sticky: m.Sticky,
-				variants: m.Variants, radix: w.radix[j],
-			}
+			vp.members[j] = newMemberPlan(p.index, m, w.radix[j])
 		}
 		p.vps[i] = vp
 	}
@@ -313,7 +322,7 @@ func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 		return
 	}
 	for i := range vp.members {
-		if sc.conflicted(vp.members[i].idx) {
+		if vp.members[i].conflicted(sc) {
 			w.exclude(qConflict)
 			return
 		}
@@ -321,40 +330,10 @@ func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	var key uint64
 	for i := range vp.members {
 		m := &vp.members[i]
-		var vi int
-		if e := sc.exposure(m.idx); e != nil {
-			if r := reasonExclusion(e.Reason); r >= 0 {
-				w.exclude(r)
-				return
-			}
-			if e.Phase != 0 && e.Phase != m.phase {
-				w.exclude(qStalePhase)
-				return
-			}
-			if vi = indexOf(m.variants, e.Variant); vi < 0 {
-				w.exclude(qMismatch)
-				return
-			}
-			if !m.sticky {
-				if hv, ok := sc.hash(m); !ok || hv != e.Variant {
-					w.exclude(qMismatch)
-					return
-				}
-			}
-		} else {
-			if !c.inSlice(m, o.Unit) {
-				w.exclude(qNotInSlice)
-				return
-			}
-			hv, ok := sc.hash(m)
-			if !ok {
-				w.exclude(qNotAssigned)
-				return
-			}
-			if vi = indexOf(m.variants, hv); vi < 0 {
-				w.exclude(qMismatch)
-				return
-			}
+		vi, q := c.level(m, o.Unit, sc)
+		if q >= 0 {
+			w.exclude(q)
+			return
 		}
 		key += uint64(vi) * m.radix
 	}
@@ -366,6 +345,56 @@ func (c *CellCounter) count(vp *vpPlan, o *tracing.Observation, sc *scratch) {
 	if r := w.add(key, sc.unitKey(), v); r >= 0 {
 		w.exclude(r)
 	}
+}
+
+// level returns member m's level for the unit (an index into m.variants)
+// by step 5 of CellCounter, or the Quality counter of the check that
+// excludes the observation (level −1).
+func (c *CellCounter) level(m *memberPlan, unit string, sc *scratch) (vi, q int) {
+	if m.layer != nil {
+		return c.layerLevel(m.layer, unit, sc)
+	}
+	if e := sc.exposure(m.idx); e != nil {
+		if r := reasonExclusion(e.Reason); r >= 0 {
+			return -1, r
+		}
+		return servedLevel(m, e, sc)
+	}
+	if !c.inSlice(m, unit) {
+		return -1, qNotInSlice
+	}
+	return hashLevel(m, sc)
+}
+
+// servedLevel checks m's exposure e, whose reason is randomized:
+// StalePhase, then Mismatch (a variant m does not have or, unless m is
+// sticky, not the hash's).
+func servedLevel(m *memberPlan, e *tracing.Exposure, sc *scratch) (vi, q int) {
+	if e.Phase != 0 && e.Phase != m.phase {
+		return -1, qStalePhase
+	}
+	if vi = indexOf(m.variants, e.Variant); vi < 0 {
+		return -1, qMismatch
+	}
+	if !m.sticky {
+		if hv, ok := sc.hash(m); !ok || hv != e.Variant {
+			return -1, qMismatch
+		}
+	}
+	return vi, -1
+}
+
+// hashLevel returns the level the hash gives m, not served on the path:
+// NotAssigned when it gives none, Mismatch when m has no such variant.
+func hashLevel(m *memberPlan, sc *scratch) (vi, q int) {
+	hv, ok := sc.hash(m)
+	if !ok {
+		return -1, qNotAssigned
+	}
+	if vi = indexOf(m.variants, hv); vi < 0 {
+		return -1, qMismatch
+	}
+	return vi, -1
 }
 
 // notRandomized maps the exposure reasons that were not randomized, lower

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Reason is why a test U is in viewpoint T's subset: U emits Kind over
@@ -28,14 +29,20 @@ type Member struct {
 	// Reasons (Graph.Volume of their union); 0 for the viewpoint. The cap
 	// keeps the members with the largest Volume.
 	Volume int64 `json:"volume"`
+	// Layer is set when the member is one of two or more tests of one
+	// layer among the subset's Members: those tests form one factor, named
+	// by the layer (see Compute). Empty otherwise.
+	Layer string `json:"layer,omitempty"`
 }
 
 // Subset is one viewpoint's subset.
 type Subset struct {
 	Viewpoint string
 	// Members are the modelled tests: Members[0] is the viewpoint, the
-	// others follow sorted by test id. Their order is the factor order of
-	// the viewpoint's cells.
+	// others follow sorted by factor (the test id, or the Layer of a layer
+	// factor's tests), then test id. Their order is the factor order of the
+	// viewpoint's cells, the consecutive members of one Layer being one
+	// factor.
 	Members []Member
 	// NotModelled are the interfering tests the cap left out ("interference
 	// not modelled"), sorted by test id, with their reasons.
@@ -54,6 +61,40 @@ func (s Subset) Tests() []string {
 	return out
 }
 
+// Factors groups Members into the viewpoint's factors, in cell order: a
+// member alone, or the consecutive members of one Layer. The groups share
+// Members' backing array.
+func (s Subset) Factors() [][]Member {
+	var out [][]Member
+	for i := 0; i < len(s.Members); {
+		j := i + 1
+		for s.Members[i].Layer != "" && j < len(s.Members) && s.Members[j].Layer == s.Members[i].Layer {
+			j++
+		}
+		out = append(out, s.Members[i:j:j])
+		i = j
+	}
+	return out
+}
+
+// FactorLabels names each of Factors for people: the test id, or for a
+// layer factor "layer (test, test, …)".
+func (s Subset) FactorLabels() []string {
+	var out []string
+	for _, f := range s.Factors() {
+		if f[0].Layer == "" {
+			out = append(out, f[0].Test)
+			continue
+		}
+		ids := make([]string, len(f))
+		for i, m := range f {
+			ids[i] = m.Test
+		}
+		out = append(out, f[0].Layer+" ("+strings.Join(ids, ", ")+")")
+	}
+	return out
+}
+
 // Compute returns every test's subset, in the order of tests. Every test
 // given is taken as running; the Subsetter passes only running ones.
 //
@@ -66,7 +107,15 @@ func (s Subset) Tests() []string {
 // interference attributes is its own one-test subset. With a cap (WithCap,
 // default DefaultCap) a subset of more than cap tests keeps the viewpoint
 // and the cap−1 members of largest Volume (ties: smaller test id) and
-// reports the rest in NotModelled.
+// reports the rest in NotModelled (the cap counts tests, not factors).
+//
+// A layer inside a subset is one factor: when two or more kept members
+// belong to one layer (mutually exclusive tests that partition the layer's
+// units), each gets Layer set and they sort together, so the viewpoint's
+// window models them as a single factor whose levels are the tests'
+// (test, variant) pairs plus "outside every slice" (see WindowMember). A
+// single test of a layer stays a factor of its own (units outside its
+// slice are not counted).
 //
 // A nil g is the empty graph. An invalid test (empty id, change or measure
 // service, empty kind, unknown scope) or a repeated id gives an error
@@ -93,7 +142,8 @@ func Compute(tests []Test, g *Graph, opts ...Option) ([]Subset, error) {
 		if cfg.cap > 0 && len(cands)+1 > cfg.cap {
 			keep, candShared, sub.NotModelled = capMembers(cands, candShared, cfg.cap)
 		}
-		slices.SortFunc(keep, compareMembers)
+		c.markLayers(keep)
+		slices.SortFunc(keep, compareFactors)
 		sub.Members = append(make([]Member, 0, len(keep)+1), Member{Test: tests[ti].ID})
 		sub.Members = append(sub.Members, keep...)
 		sub.Services = c.services(ti, keep, candShared)
@@ -208,6 +258,25 @@ func (c *computation) reasons(ti, ui int) ([]Reason, *interned) {
 	return reasons, first
 }
 
+// markLayers sets Layer on every member of keep whose layer has two or
+// more tests in keep.
+func (c *computation) markLayers(keep []Member) {
+	var count map[string]int
+	for _, m := range keep {
+		if l := c.tests[c.byID[m.Test]].Layer; l != "" {
+			if count == nil {
+				count = map[string]int{}
+			}
+			count[l]++
+		}
+	}
+	for i := range keep {
+		if l := c.tests[c.byID[keep[i].Test]].Layer; l != "" && count[l] >= 2 {
+			keep[i].Layer = l
+		}
+	}
+}
+
 // capMembers keeps the capN-1 candidates with the most call volume (ties
 // by test id) and their shared sets; the rest are returned, sorted, as not
 // modelled.
@@ -306,6 +375,19 @@ func (t *internTable) volume(in *interned) int64 {
 }
 
 func compareMembers(a, b Member) int { return cmp.Compare(a.Test, b.Test) }
+
+// compareFactors orders members by factor, the Layer of a layer factor's
+// tests or else the test id, then by test id.
+func compareFactors(a, b Member) int {
+	return cmp.Or(cmp.Compare(a.factorKey(), b.factorKey()), cmp.Compare(a.Test, b.Test))
+}
+
+func (m Member) factorKey() string {
+	if m.Layer != "" {
+		return m.Layer
+	}
+	return m.Test
+}
 
 func compareReasons(a, b Reason) int {
 	return cmp.Or(

@@ -20,6 +20,13 @@
 // with the most call volume through their shared services are kept and the
 // rest are reported as interference not modelled.
 //
+// Tests of one layer never join each other's subsets (they share no unit).
+// Two or more of them in a third test's subset are one factor (Member.Layer;
+// a layer WindowMember): its levels are their "test/variant" pairs plus
+// OutsideLevel, a unit's level is that of the layer test whose slice holds
+// it, and each test's variants are estimated against that test's control
+// (WindowMember.Reference).
+//
 // # Windows and cells
 //
 // Three types split the work. A Subsetter holds the tests and the graph

@@ -21,9 +21,9 @@ var palette = []string{
 // node, every edge labelled with its call count, and each subset given a
 // colour, in the order of subsets, that fills (in stripes, when subsets
 // overlap) the nodes of its Services; a legend cluster names each subset's
-// members. Services of subsets that are not in g are drawn dashed. tests,
-// when not nil, annotate each node with the tests changed ("Δ") and
-// measured ("◎") there. A nil g is the empty graph. It returns the first
+// factors (Subset.FactorLabels). Services of subsets that are not in g
+// are drawn dashed. tests, when not nil, annotate each node with the tests
+// changed ("Δ") and measured ("◎") there. A nil g is the empty graph. It returns the first
 // write error.
 func WriteDOT(w io.Writer, g *Graph, subsets []Subset, tests []Test) error {
 	if g == nil {
@@ -57,7 +57,7 @@ func WriteDOT(w io.Writer, g *Graph, subsets []Subset, tests []Test) error {
 	if len(subsets) > 0 {
 		p("\tsubgraph cluster_legend {\n\t\tlabel=\"subsets\";\n\t\tfontname=\"Helvetica\";\n")
 		for i, s := range subsets {
-			label := s.Viewpoint + ": " + strings.Join(s.Tests(), ", ")
+			label := s.Viewpoint + ": " + strings.Join(s.FactorLabels(), ", ")
 			if n := len(s.NotModelled); n > 0 {
 				label += fmt.Sprintf(" (+%d not modelled)", n)
 			}
@@ -123,8 +123,8 @@ const maxShared = 6
 
 // WriteTable writes subsets as an aligned text table for people: one row
 // per (member, reason), the viewpoint first with role "viewpoint", then
-// the members ("member") and the tests left out by the cap ("not
-// modelled"), with each reason's kind, scopes, shared services (at most
+// the members ("member", or "layer L" for the tests of layer L that are
+// one factor) and the tests left out by the cap ("not modelled"), with each reason's kind, scopes, shared services (at most
 // six, then "+N") and the member's call volume. It returns the first write
 // error.
 func WriteTable(w io.Writer, subsets []Subset) error {
@@ -146,8 +146,11 @@ func WriteTable(w io.Writer, subsets []Subset) error {
 	for _, s := range subsets {
 		for i, m := range s.Members {
 			role := "member"
-			if i == 0 {
+			switch {
+			case i == 0:
 				role = "viewpoint"
+			case m.Layer != "":
+				role = "layer " + m.Layer
 			}
 			row(s.Viewpoint, m, role)
 		}

@@ -303,13 +303,42 @@ func (s *Subsetter) views(subs []Subset) []View {
 	for i, sub := range subs {
 		vp := s.tests[sub.Viewpoint].t
 		v := View{Viewpoint: sub.Viewpoint, MeasureService: vp.MeasureService, Metric: vp.Metric, Aggregate: vp.Aggregate,
-			Members: make([]WindowMember, len(sub.Members)), NotModelled: sub.NotModelled}
-		for j, m := range sub.Members {
-			st := s.tests[m.Test]
-			v.Members[j] = WindowMember{Test: m.Test, Phase: st.t.Phase, Variants: st.t.Variants, Sticky: st.t.Sticky, Reasons: m.Reasons}
-			v.Since = maxTime(v.Since, st.since)
+			Members: s.windowMembers(sub), NotModelled: sub.NotModelled}
+		for _, m := range sub.Members {
+			v.Since = maxTime(v.Since, s.tests[m.Test].since)
 		}
 		out[i] = v
 	}
 	return out
+}
+
+// windowMembers returns sub's factors (Subset.Factors) as window members:
+// a test alone, or the layer factor of a layer's tests. Called with s.mu
+// held.
+func (s *Subsetter) windowMembers(sub Subset) []WindowMember {
+	out := make([]WindowMember, 0, len(sub.Members))
+	for _, f := range sub.Factors() {
+		if f[0].Layer == "" {
+			out = append(out, s.windowMember(f[0]))
+			continue
+		}
+		tests := make([]WindowMember, len(f))
+		for i, m := range f {
+			tests[i] = s.windowMember(m)
+		}
+		out = append(out, newLayerFactor(layerFactorName(sub, f[0].Layer), f[0].Layer, tests))
+	}
+	return out
+}
+
+// windowMember returns m as a window member in its test's current phase;
+// a layer factor's test carries its layer and slice. Called with s.mu
+// held.
+func (s *Subsetter) windowMember(m Member) WindowMember {
+	t := s.tests[m.Test].t
+	wm := WindowMember{Test: m.Test, Phase: t.Phase, Variants: t.Variants, Sticky: t.Sticky, Reasons: m.Reasons}
+	if m.Layer != "" {
+		wm.Layer, wm.Slice = m.Layer, t.Slice
+	}
+	return wm
 }

@@ -87,10 +87,10 @@ type Interference struct {
 // Test is what the subsetter and the counter need to know about one A/B
 // test.
 //
-// Compute reads only ID, ChangeService, MeasureService, Emits and
-// Susceptible and treats every test it is given as running. The
-// Subsetter additionally reads Running, Phase and PhaseStart (windows), and
-// the CellCounter reads Variants, Metric and Sticky.
+// Compute reads only ID, ChangeService, MeasureService, Emits,
+// Susceptible and Layer and treats every test it is given as running. The
+// Subsetter additionally reads Running, Phase, PhaseStart and Slice
+// (windows), and the CellCounter reads Variants, Metric and Sticky.
 type Test struct {
 	ID             string
 	ChangeService  string // where the change is deployed
@@ -98,8 +98,13 @@ type Test struct {
 	Emits          []Interference
 	Susceptible    []Interference
 	// Layer is the test's layer, "" when none. Tests of one layer are
-	// mutually exclusive and never join each other's subsets.
+	// mutually exclusive and never join each other's subsets; two or more
+	// of them in a third test's subset form one factor (see Compute).
 	Layer string
+	// Slice is the test's slice of its layer's buckets (meaningful only
+	// with a Layer): a layer factor has an "outside" level unless its
+	// tests' slices cover the layer.
+	Slice assign.Slice
 
 	// Variants are the variant names, control first. A cell records each
 	// member's variant as an index into its Variants.
@@ -136,6 +141,7 @@ func FromExperiment(e assign.Experiment) Test {
 		MeasureService: e.MeasureService,
 		Sticky:         e.Sticky,
 		Layer:          e.Layer,
+		Slice:          e.Slice,
 		Running:        e.Status == assign.StatusRunning,
 		Phase:          e.Phase,
 		Metric:         e.Metric.String(),

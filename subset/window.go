@@ -5,7 +5,6 @@ import (
 	"iter"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,13 +64,28 @@ func (w WindowCells) VariantNames(c Cell) []string {
 }
 
 // WindowMember is one factor of a window: a test in the phase it was in
-// for the whole window.
+// for the whole window, or a layer factor.
+//
+// A layer factor stands for the two or more tests of one layer in the
+// subset (Member.Layer): they partition the layer's units, so they enter
+// as one factor. Tests lists them (sorted by id, each with its Phase,
+// Variants, Sticky, Reasons, Layer and Slice); Test is the factor's name,
+// the layer id (or "layer/" + the id when a test of the subset has the
+// layer's id); Variants are its levels, every "test/variant" pair of Tests
+// in order, then OutsideLevel unless the tests' slices cover the layer.
+// Phase, Sticky and Reasons are per test, in Tests.
 type WindowMember struct {
 	Test     string   `json:"test"`
 	Phase    int      `json:"phase"`
-	Variants []string `json:"variants"` // control first
+	Variants []string `json:"variants"` // control first; a layer factor's levels
 	Sticky   bool     `json:"sticky,omitempty"`
-	Reasons  []Reason `json:"reasons,omitempty"` // empty for the viewpoint
+	Reasons  []Reason `json:"reasons,omitempty"` // empty for the viewpoint and a layer factor
+	// Layer is the layer of a layer factor and of each of its Tests.
+	Layer string `json:"layer,omitempty"`
+	// Slice is a layer factor's test's slice of the layer's buckets.
+	Slice assign.Slice `json:"slice,omitzero"`
+	// Tests are a layer factor's tests; empty for any other member.
+	Tests []WindowMember `json:"tests,omitempty"`
 }
 
 // Cell is one factorial cell: Variants[i] indexes Members[i].Variants.
@@ -263,7 +277,8 @@ func newWindow(viewpoint string, k viewKey, members []WindowMember) *window {
 }
 
 // signature identifies a window's membership: the viewpoint's measurement
-// and aggregate, and each member's id, phase, stickiness and variants.
+// and aggregate, and each member's id, phase, stickiness and variants (a
+// layer factor's with its tests' and their slices).
 func signature(k viewKey, members []WindowMember) string {
 	var b strings.Builder
 	b.WriteString(k.measure)
@@ -272,17 +287,7 @@ func signature(k viewKey, members []WindowMember) string {
 	b.WriteByte(0)
 	b.WriteString(k.aggregate.String())
 	for _, m := range members {
-		b.WriteByte(0)
-		b.WriteString(m.Test)
-		b.WriteByte(1)
-		b.WriteString(strconv.Itoa(m.Phase))
-		if m.Sticky {
-			b.WriteString("s")
-		}
-		for _, v := range m.Variants {
-			b.WriteByte(1)
-			b.WriteString(v)
-		}
+		m.writeSignature(&b)
 	}
 	return b.String()
 }
@@ -419,9 +424,7 @@ func (w *window) snapshotLocked() WindowCells {
 	wc.Seq, wc.Start, wc.Opened, wc.End = w.seq, w.start, w.opened, w.end
 	wc.Members = make([]WindowMember, len(w.members))
 	for i, m := range w.members {
-		m.Variants = slices.Clone(m.Variants)
-		m.Reasons = slices.Clone(m.Reasons)
-		wc.Members[i] = m
+		wc.Members[i] = m.clone()
 	}
 	wc.NotModelled = slices.Clone(w.notModelled)
 	wc.Cells = cloneCells(w.cellsLocked())

@@ -94,7 +94,7 @@ func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window 
 	if w != nil && w.sig == signature(v.key(), v.Members) {
 		w.mu.Lock()
 		for i := range w.members {
-			w.members[i].Reasons = v.Members[i].Reasons
+			w.members[i].takeReasons(v.Members[i])
 		}
 		w.notModelled = v.NotModelled
 		w.mu.Unlock()

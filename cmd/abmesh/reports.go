@@ -185,7 +185,11 @@ func writeSubset(w io.Writer, r *pb.Report) {
 			}
 			why = strings.Join(parts, " | ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", m.GetTestId(), why)
+		test := m.GetTestId()
+		if l := m.GetLayer(); l != "" {
+			test += " (layer " + l + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", test, why)
 	}
 	for _, m := range r.GetSubset().GetNotModelled() {
 		fmt.Fprintf(tw, "%s\tinterference not modelled (subset cap)\n", m.GetTestId())

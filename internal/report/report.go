@@ -63,7 +63,8 @@ type Progress struct {
 // replaces the plan's assumed SD in the sample size.
 const MinResidualDF = 30
 
-// SRMCheck is one member test's sample-ratio check over the window.
+// SRMCheck is one member test's (or layer factor's, Test being its name)
+// sample-ratio check over the window.
 //
 // Observed counts distinct units (the unit of randomization) per variant:
 // the chi-square treats each as an independent draw at the weights, which
@@ -186,7 +187,7 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 
 	factors := make([]analysis.Factor, len(w.Members))
 	for i, m := range w.Members {
-		factors[i] = analysis.Factor{Name: m.Test, Levels: m.Variants}
+		factors[i] = analysis.Factor{Name: m.Test, Levels: m.Variants, Reference: m.Reference()}
 	}
 	t, err := analysis.NewCellTable(factors)
 	if err != nil {
@@ -288,7 +289,8 @@ func (r *Report) note(format string, args ...any) {
 
 // srm runs one goodness-of-fit test per member on the member's distinct
 // units per variant, against the weights of the member's phase in the
-// window, then the joint test over the cells.
+// window (for a layer factor, its levels' shares of the layer), then the
+// joint test over the cells.
 func (r *Report) srm(w subset.WindowCells, counts cellCounts, exps Lookup) {
 	t := r.Table
 	levels := make([]int, len(t.Factors))
@@ -314,9 +316,13 @@ func (r *Report) srm(w subset.WindowCells, counts cellCounts, exps Lookup) {
 	}
 }
 
-// memberWeights returns the weights of m's phase, or a note saying why
-// they are not known.
+// memberWeights returns the weights of m's phase, or for a layer factor
+// each level's share of the layer (its tests' slices and weights), or a
+// note saying why they are not known.
 func memberWeights(exps Lookup, m subset.WindowMember) ([]float64, string) {
+	if m.IsLayer() {
+		return layerShares(exps, m)
+	}
 	x, ok := exps(m.Test)
 	if !ok {
 		return nil, "experiment no longer exists"
@@ -330,6 +336,24 @@ func memberWeights(exps Lookup, m subset.WindowMember) ([]float64, string) {
 		out[i] = float64(wt)
 	}
 	return out, ""
+}
+
+// layerShares returns the expected share of each level of layer factor
+// m (subset.WindowMember.Shares), or a note saying why it is not known.
+func layerShares(exps Lookup, m subset.WindowMember) ([]float64, string) {
+	per := make([][]float64, len(m.Tests))
+	for i, t := range m.Tests {
+		w, note := memberWeights(exps, t)
+		if note != "" {
+			return nil, t.Test + ": " + note
+		}
+		per[i] = w
+	}
+	shares, ok := m.Shares(per)
+	if !ok {
+		return nil, "the layer's shares are not known"
+	}
+	return shares, ""
 }
 
 // runSRM is analysis.SRM at the default threshold; an error becomes the

@@ -37,7 +37,7 @@ func SubsetToProto(sub subset.Subset, w *subset.WindowCells) *pb.Subset {
 }
 
 func memberToProto(m subset.Member) *pb.SubsetMember {
-	out := &pb.SubsetMember{TestId: m.Test, CallVolume: m.Volume}
+	out := &pb.SubsetMember{TestId: m.Test, CallVolume: m.Volume, Layer: m.Layer}
 	for _, r := range m.Reasons {
 		out.Reasons = append(out.Reasons, &pb.SubsetReason{Kind: r.Kind, MemberScope: string(r.EmitScope),
 			ViewpointScope: string(r.SusceptibleScope), SharedServices: r.Shared})
@@ -50,7 +50,7 @@ func memberToProto(m subset.Member) *pb.SubsetMember {
 func SubsetFromProto(p *pb.Subset) subset.Subset {
 	out := subset.Subset{Viewpoint: p.GetViewpoint(), Services: p.GetServices()}
 	conv := func(m *pb.SubsetMember) subset.Member {
-		sm := subset.Member{Test: m.GetTestId(), Volume: m.GetCallVolume()}
+		sm := subset.Member{Test: m.GetTestId(), Volume: m.GetCallVolume(), Layer: m.GetLayer()}
 		for _, r := range m.GetReasons() {
 			sm.Reasons = append(sm.Reasons, subset.Reason{Kind: r.GetKind(), EmitScope: subset.Scope(r.GetMemberScope()),
 				SusceptibleScope: subset.Scope(r.GetViewpointScope()), Shared: r.GetSharedServices()})
@@ -94,7 +94,12 @@ func ReportToProto(r *report.Report) *pb.Report {
 	}
 	for _, m := range r.Window.Members {
 		out.Factors = append(out.Factors, m.Test)
-		out.Subset.Members = append(out.Subset.Members, memberToProto(subset.Member{Test: m.Test, Reasons: m.Reasons}))
+		if !m.IsLayer() {
+			out.Subset.Members = append(out.Subset.Members, memberToProto(subset.Member{Test: m.Test, Reasons: m.Reasons}))
+		}
+		for _, t := range m.Tests { // a layer factor: its tests
+			out.Subset.Members = append(out.Subset.Members, memberToProto(subset.Member{Test: t.Test, Reasons: t.Reasons, Layer: m.Layer}))
+		}
 	}
 	for _, m := range r.Window.NotModelled {
 		out.Subset.NotModelled = append(out.Subset.NotModelled, memberToProto(m))

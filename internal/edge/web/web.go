@@ -85,7 +85,7 @@ type indexRow struct {
 func (h *Handler) index(w http.ResponseWriter, _ *http.Request) {
 	var rows []indexRow
 	for _, s := range h.subsets.Subsets() {
-		row := indexRow{Test: s.Viewpoint, Members: s.Tests()}
+		row := indexRow{Test: s.Viewpoint, Members: s.FactorLabels()}
 		if r, err := h.build(s.Viewpoint, 0); err != nil {
 			row.Note = err.Error()
 		} else {

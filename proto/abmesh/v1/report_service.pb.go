@@ -150,7 +150,11 @@ type SubsetMember struct {
 	// reasons are empty for the viewpoint itself.
 	Reasons []*SubsetReason `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// call_volume is the call count through the shared services.
-	CallVolume    int64 `protobuf:"varint,3,opt,name=call_volume,json=callVolume,proto3" json:"call_volume,omitempty"`
+	CallVolume int64 `protobuf:"varint,3,opt,name=call_volume,json=callVolume,proto3" json:"call_volume,omitempty"`
+	// layer is set when the member is one of two or more tests of one layer
+	// in the subset: those tests are one factor, named by the layer (see
+	// Report.factors), whose levels are "test/variant" pairs and "outside".
+	Layer         string `protobuf:"bytes,4,opt,name=layer,proto3" json:"layer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,6 +208,13 @@ func (x *SubsetMember) GetCallVolume() int64 {
 		return x.CallVolume
 	}
 	return 0
+}
+
+func (x *SubsetMember) GetLayer() string {
+	if x != nil {
+		return x.Layer
+	}
+	return ""
 }
 
 // Subset is a viewpoint test and the tests that can interfere with it.
@@ -1310,7 +1321,10 @@ type Report struct {
 	Metric string                 `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
 	Status ReportStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=abmesh.v1.ReportStatus" json:"status,omitempty"`
 	Subset *Subset                `protobuf:"bytes,4,opt,name=subset,proto3" json:"subset,omitempty"`
-	// factors are the subset's test ids, in cell order.
+	// factors are the subset's factors, in cell order: a test id, or a
+	// layer's id for the tests of one layer in the subset (one factor whose
+	// levels are "test/variant" pairs plus "outside" for units outside every
+	// slice; each test's variants are estimated against that test's control).
 	Factors      []string               `protobuf:"bytes,5,rep,name=factors,proto3" json:"factors,omitempty"`
 	Cells        []*Cell                `protobuf:"bytes,6,rep,name=cells,proto3" json:"cells,omitempty"`
 	Anova        *AnovaTable            `protobuf:"bytes,7,opt,name=anova,proto3" json:"anova,omitempty"`
@@ -1898,12 +1912,13 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
 	"\fmember_scope\x18\x02 \x01(\tR\vmemberScope\x12'\n" +
 	"\x0fviewpoint_scope\x18\x03 \x01(\tR\x0eviewpointScope\x12'\n" +
-	"\x0fshared_services\x18\x04 \x03(\tR\x0esharedServices\"{\n" +
+	"\x0fshared_services\x18\x04 \x03(\tR\x0esharedServices\"\x91\x01\n" +
 	"\fSubsetMember\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x121\n" +
 	"\areasons\x18\x02 \x03(\v2\x17.abmesh.v1.SubsetReasonR\areasons\x12\x1f\n" +
 	"\vcall_volume\x18\x03 \x01(\x03R\n" +
-	"callVolume\"\x88\x02\n" +
+	"callVolume\x12\x14\n" +
+	"\x05layer\x18\x04 \x01(\tR\x05layer\"\x88\x02\n" +
 	"\x06Subset\x12\x1c\n" +
 	"\tviewpoint\x18\x01 \x01(\tR\tviewpoint\x121\n" +
 	"\amembers\x18\x02 \x03(\v2\x17.abmesh.v1.SubsetMemberR\amembers\x12:\n" +
