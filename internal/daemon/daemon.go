@@ -1,5 +1,6 @@
 // Package daemon wires abmeshd together: the embedded store, the
-// experiment registry, the gRPC API (assignment, experiments, reports),
+// experiment registry, the gRPC API (assignment, experiments, reports, and
+// OpenFeature's flagd evaluation API),
 // the OTLP trace receiver, the optional Jaeger reader, the trace assembler,
 // the service graph, the subsetter with its cells, and the report web
 // pages. cmd/abmeshd and the demo both start it.
@@ -36,10 +37,12 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/adapter/bolt"
+	"github.com/abmesh/abmesh/internal/edge/flagd"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
 	"github.com/abmesh/abmesh/internal/edge/web"
 	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+	evalpb "github.com/abmesh/abmesh/proto/flagd/evaluation/v1"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
 	"github.com/abmesh/abmesh/tracing/jaeger"
@@ -244,6 +247,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	pb.RegisterAssignmentServiceServer(d.grpc, grpcapi.NewAssignment(d.life, d.registry))
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
+	// OpenFeature's flagd evaluation API, for flagd providers in RPC mode.
+	evalpb.RegisterServiceServer(d.grpc, flagd.New(d.life, d.registry))
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
