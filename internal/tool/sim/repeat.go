@@ -190,8 +190,9 @@ func repeatFactors(k int) []analysis.Factor {
 type repeatDesign struct {
 	name    string // "2x2", "2x2x2"
 	factors []analysis.Factor
-	mean    []float64 // per cell (analysis.CellTable order): the metric's mean
-	reqs    []float64 // per cell: mean requests per unit
+	mean    []float64  // per cell (analysis.CellTable order): the metric's mean
+	reqs    []float64  // per cell: mean requests per unit
+	levels  [][]string // per cell: its level names, one per factor
 }
 
 // newRepeatDesign tabulates the k-factor design's cells for metric m.
@@ -206,9 +207,12 @@ func newRepeatDesign(k int, m *truth.Model, rep *truth.Repeat) repeatDesign {
 	for i := range cells {
 		t.Levels(i, levels)
 		served := make(map[string]string, k)
+		names := make([]string, k)
 		for f, l := range levels {
-			served[d.factors[f].Name] = d.factors[f].Levels[l]
+			names[f] = d.factors[f].Levels[l]
+			served[d.factors[f].Name] = names[f]
 		}
+		d.levels = append(d.levels, names)
 		d.mean = append(d.mean, m.Mean(served))
 		d.reqs = append(d.reqs, rep.Requests(served))
 	}

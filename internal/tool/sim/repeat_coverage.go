@@ -13,7 +13,7 @@ import (
 
 // CoverageAggregates are the aggregates CheckCoverage checks, in report
 // order.
-var CoverageAggregates = []assign.Aggregate{assign.AggregateMean, assign.AggregateSum, assign.AggregateAny, assign.AggregateCount}
+var CoverageAggregates = []assign.Aggregate{assign.AggregateMean, assign.AggregateSum, assign.AggregateAny, assign.AggregateCount, assign.AggregateRatio}
 
 // AggregateCoverage is how often the intervals of one aggregate's
 // analysis covered the truth in the repeat scenario.
@@ -59,8 +59,9 @@ type RepeatQuantity struct {
 // of Units units: each unit gets a uniformly random cell, makes geometric
 // requests (truth.Repeat) whose values share a unit draw with
 // correlation ICC, and is counted as one value (truth.UnitValue) in the
-// unit-level table; for mean and ratio the requests also fill a request-
-// level table. analysis.Estimate on each table gives intervals for every
+// unit-level table, or for ratio as one (sum, requests) pair in the
+// cell's analysis.RatioStats (a ratio table, CellTable.MergeRatioCell);
+// for mean and ratio the requests also fill a request-level table. analysis.Estimate on each table gives intervals for every
 // main effect and interaction contrast, judged against the true values
 // of the aggregate (truth.Repeat.Factorial; the request-level analysis
 // against the request-level means, truth.Model.Factorial).
@@ -207,10 +208,18 @@ func (s *unitSampler) coverageWindow(rng *rand.Rand, c *coverageCase, m *truth.M
 	if c.requests {
 		req = &analysis.CellTable{Factors: d.factors, Cells: make([]analysis.CellStats, len(d.mean))}
 	}
+	var ratios []analysis.RatioStats
+	if agg == assign.AggregateRatio {
+		ratios = make([]analysis.RatioStats, len(d.mean))
+	}
 	for range units {
 		cell := rng.IntN(len(d.mean))
 		s.vals = rep.Unit(rng, m, d.mean[cell], d.reqs[cell], s.vals[:0])
-		unit.Cells[cell].Add(truth.UnitValue(agg, s.vals))
+		if ratios != nil {
+			ratios[cell].Add(truth.UnitValue(agg, s.vals), float64(len(s.vals)))
+		} else {
+			unit.Cells[cell].Add(truth.UnitValue(agg, s.vals))
+		}
 		if req != nil {
 			for _, v := range s.vals {
 				req.Cells[cell].Add(v)
@@ -218,6 +227,11 @@ func (s *unitSampler) coverageWindow(rng *rand.Rand, c *coverageCase, m *truth.M
 		}
 	}
 	var w coverageWindow
+	for i := range ratios {
+		if err := unit.MergeRatioCell(d.levels[i], ratios[i]); err != nil {
+			return w, err
+		}
+	}
 	var err error
 	if w.unit, err = c.estimates(unit, level); err != nil {
 		return w, err

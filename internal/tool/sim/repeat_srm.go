@@ -22,25 +22,33 @@ const ImbalancedShare = 0.505
 const srmBuckets = 10000
 
 // SRMResult is the sample-ratio check on repeat traffic: analysis.SRM on
-// the distinct units per arm (abmesh's flag) and on the requests per arm
-// (the flag before per-unit counting), over windows with a true 50/50
-// split and with an ImbalancedShare split, at Threshold.
+// the distinct units per arm (abmesh's check) and on the requests per arm
+// (the check before per-unit counting), over windows with a true 50/50
+// split and with an ImbalancedShare split, at Threshold. In the windows
+// with a true split the viewpoint has SubsetTests − 1 more members, each
+// hashed with its own salt, and the report's flag is also measured: any
+// member's check or the joint check over the subset's cells.
 type SRMResult struct {
-	Threshold float64    `json:"threshold"`
-	Null      SRMRates   `json:"null"`
-	Imbalance []SRMRates `json:"imbalance"`
+	Threshold   float64    `json:"threshold"`
+	SubsetTests int        `json:"subset_tests"`
+	Null        SRMRates   `json:"null"`
+	Imbalance   []SRMRates `json:"imbalance"`
 }
 
 // SRMRates is how often the check flagged over windows of one size.
 type SRMRates struct {
-	// Share is the treatment arm's true share (the check expects 0.5).
+	// Share is the viewpoint's treatment share (the check expects 0.5).
 	Share   float64 `json:"share"`
 	Units   int     `json:"units"`
 	Windows int     `json:"windows"`
-	// UnitRate and RequestRate are the fractions of windows flagged by
-	// the chi-square on units and on requests.
+	// UnitRate and RequestRate are the fractions of windows in which the
+	// viewpoint's chi-square on units and on requests flagged.
 	UnitRate    float64 `json:"unit_rate"`
 	RequestRate float64 `json:"request_rate"`
+	// SubsetRate is the fraction of windows the report flags for a subset
+	// of SRMResult.SubsetTests tests (true-split windows only): a
+	// member's check on units or the joint check on the units per cell.
+	SubsetRate float64 `json:"subset_rate,omitempty"`
 	// UnitTheory and RequestTheory are the rates theory expects: for
 	// units, the threshold under a true split and the power of a 1-df
 	// chi-square with noncentrality λ = 4n(share − ½)² otherwise; for
@@ -48,62 +56,87 @@ type SRMRates struct {
 	// 2m − 1 (geometric N of mean m, independent of the arm).
 	UnitTheory    float64 `json:"unit_theory"`
 	RequestTheory float64 `json:"request_theory"`
+	// SubsetTheory is 1 − (1 − threshold)^(k+1) for k tests: the rate if
+	// the k member checks and the joint check were independent.
+	SubsetTheory float64 `json:"subset_theory,omitempty"`
 }
+
+// srmSubsetTests is the size of the subset in the true-split windows.
+const srmSubsetTests = 3
 
 // CheckSRM runs the sample-ratio check on repeat traffic: in every window,
 // units "u1", "u2", … are split by the real hash (assign.Hash with a
-// per-window salt) into two arms with the true share, each makes a
+// per-window and per-test salt) into two arms of each test, each makes a
 // geometric number of requests (mean RepeatOptions.Requests), and
 // analysis.SRM tests the units per arm and the requests per arm against
 // 50/50 at analysis.DefaultSRMThreshold. NullWindows windows of Units
-// units have a true split; DetectWindows windows have ImbalancedShare and
-// are read at each of DetectUnits units.
+// units have true splits of three tests (the report's flag over the
+// subset is measured too); DetectWindows windows of the viewpoint alone
+// have ImbalancedShare and are read at each of DetectUnits units.
 func CheckSRM(ctx context.Context, opt RepeatOptions) (SRMResult, error) {
 	if err := opt.validate(); err != nil {
 		return SRMResult{}, err
 	}
-	res := SRMResult{Threshold: analysis.DefaultSRMThreshold}
-	null, err := srmRates(ctx, &opt, "srm null", opt.NullWindows, 0.5, []int{opt.Units})
+	res := SRMResult{Threshold: analysis.DefaultSRMThreshold, SubsetTests: srmSubsetTests}
+	null, err := srmRates(ctx, &opt, srmSpec{check: "srm null", windows: opt.NullWindows, share: 0.5, tests: srmSubsetTests, sizes: []int{opt.Units}})
 	if err != nil {
 		return res, err
 	}
 	res.Null = null[0]
 	sizes := slices.Sorted(slices.Values(opt.DetectUnits))
-	if res.Imbalance, err = srmRates(ctx, &opt, "srm imbalance", opt.DetectWindows, ImbalancedShare, sizes); err != nil {
+	if res.Imbalance, err = srmRates(ctx, &opt, srmSpec{check: "srm imbalance", windows: opt.DetectWindows, share: ImbalancedShare, tests: 1, sizes: sizes}); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// srmRates runs windows windows with the given true share, each read at
-// the ascending sizes, and returns the rates per size.
-func srmRates(ctx context.Context, opt *RepeatOptions, check string, windows int, share float64, sizes []int) ([]SRMRates, error) {
-	seed := repeatSeed(opt.Seed, check)
-	flags := make([][]srmFlags, windows)
+// srmSpec is one set of SRM windows: the viewpoint's true share, the
+// tests of the subset (the others split 50/50) and the ascending sizes
+// at which each window is tested.
+type srmSpec struct {
+	check   string
+	windows int
+	share   float64
+	tests   int
+	sizes   []int
+}
+
+// srmRates runs the spec's windows and returns the rates per size.
+func srmRates(ctx context.Context, opt *RepeatOptions, sp srmSpec) ([]SRMRates, error) {
+	seed := repeatSeed(opt.Seed, sp.check)
+	flags := make([][]srmFlags, sp.windows)
 	newWork := func() func(context.Context, int) error {
 		return func(ctx context.Context, w int) (err error) {
-			flags[w], err = srmWindow(ctx, seed, w, share, opt.Requests, sizes)
+			flags[w], err = srmWindow(ctx, seed, w, opt.Requests, sp)
 			return err
 		}
 	}
-	if err := parallel(ctx, windows, opt.Workers, newWork, opt.progress(check, windows)); err != nil {
+	if err := parallel(ctx, sp.windows, opt.Workers, newWork, opt.progress(sp.check, sp.windows)); err != nil {
 		return nil, err
 	}
-	out := make([]SRMRates, len(sizes))
-	for i, n := range sizes {
-		r := SRMRates{Share: share, Units: n, Windows: windows}
+	thr := analysis.DefaultSRMThreshold
+	out := make([]SRMRates, len(sp.sizes))
+	for i, n := range sp.sizes {
+		r := SRMRates{Share: sp.share, Units: n, Windows: sp.windows}
 		for w := range flags {
-			r.UnitRate += b2f(flags[w][i].units) / float64(windows)
-			r.RequestRate += b2f(flags[w][i].requests) / float64(windows)
+			r.UnitRate += b2f(flags[w][i].units) / float64(sp.windows)
+			r.RequestRate += b2f(flags[w][i].requests) / float64(sp.windows)
+			if sp.tests > 1 {
+				r.SubsetRate += b2f(flags[w][i].subset) / float64(sp.windows)
+			}
 		}
-		r.UnitTheory, r.RequestTheory = srmTheory(n, share, opt.Requests, analysis.DefaultSRMThreshold)
+		r.UnitTheory, r.RequestTheory = srmTheory(n, sp.share, opt.Requests, thr)
+		if sp.tests > 1 {
+			r.SubsetTheory = 1 - math.Pow(1-thr, float64(sp.tests+1))
+		}
 		out[i] = r
 	}
 	return out, nil
 }
 
-// srmFlags says which chi-squares flagged one window at one size.
-type srmFlags struct{ units, requests bool }
+// srmFlags says which checks flagged one window at one size: the
+// viewpoint's on units and on requests, and the report's over the subset.
+type srmFlags struct{ units, requests, subset bool }
 
 func b2f(b bool) float64 {
 	if b {
@@ -112,30 +145,46 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// srmWindow simulates window w: units split by the hash with the given
-// share, geometric requests of mean m; at each of the ascending sizes it
-// tests the counts so far.
-func srmWindow(ctx context.Context, seed uint64, w int, share, m float64, sizes []int) ([]srmFlags, error) {
+// srmCounts are one window's counts: units per cell of the subset's 2^k
+// design (bit k−1−f set: test f's treatment, the viewpoint f = 0 the
+// slowest) and requests per arm of the viewpoint.
+type srmCounts struct {
+	cells    []int64
+	requests [2]int64
+}
+
+// srmWindow simulates window w of the spec: units split by the hash,
+// geometric requests of mean m; at each of the ascending sizes it tests
+// the counts so far.
+func srmWindow(ctx context.Context, seed uint64, w int, m float64, sp srmSpec) ([]srmFlags, error) {
 	rng := repRand(seed, w)
-	salt := "srm-" + strconv.FormatUint(seed, 16) + "-" + strconv.Itoa(w)
-	cut := uint32(math.Round(share * srmBuckets))
-	var units, requests [2]int64
-	out := make([]srmFlags, 0, len(sizes))
+	salts := make([]string, sp.tests)
+	cuts := make([]uint32, sp.tests)
+	for t := range salts {
+		salts[t] = "srm-" + strconv.FormatUint(seed, 16) + "-" + strconv.Itoa(w) + "-t" + strconv.Itoa(t)
+		cuts[t] = srmBuckets / 2
+	}
+	cuts[0] = uint32(math.Round(sp.share * srmBuckets))
+	c := srmCounts{cells: make([]int64, 1<<sp.tests)}
+	out := make([]srmFlags, 0, len(sp.sizes))
 	id := []byte("u")
 	next := 0
-	for i := 1; next < len(sizes); i++ {
+	for i := 1; next < len(sp.sizes); i++ {
 		if i&65535 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		id = strconv.AppendInt(id[:1], int64(i), 10)
-		arm := 0
-		if assign.Bucket(assign.Hash(salt, string(id)), srmBuckets) < cut {
-			arm = 1
+		cell := 0
+		for t, salt := range salts {
+			cell <<= 1
+			if assign.Bucket(assign.Hash(salt, string(id)), srmBuckets) < cuts[t] {
+				cell |= 1
+			}
 		}
-		units[arm]++
-		requests[arm] += int64(truth.Geometric(rng, m))
-		if i == sizes[next] {
-			f, err := srmTest(units, requests)
+		c.cells[cell]++
+		c.requests[cell>>(sp.tests-1)] += int64(truth.Geometric(rng, m))
+		if i == sp.sizes[next] {
+			f, err := c.test(sp.tests)
 			if err != nil {
 				return nil, fmt.Errorf("srm window %d at %d units: %w", w, i, err)
 			}
@@ -146,19 +195,39 @@ func srmWindow(ctx context.Context, seed uint64, w int, share, m float64, sizes 
 	return out, nil
 }
 
-// srmTest runs analysis.SRM on the units and on the requests per arm
-// against 50/50.
-func srmTest(units, requests [2]int64) (srmFlags, error) {
+// test runs analysis.SRM against even splits, as the report does: on each
+// test's units per arm (the viewpoint's also on its requests per arm) and,
+// for more than one test, on the units per cell.
+func (c *srmCounts) test(tests int) (srmFlags, error) {
+	var f srmFlags
 	even := []float64{1, 1}
-	u, err := analysis.SRM(units[:], even, analysis.DefaultSRMThreshold)
-	if err != nil {
-		return srmFlags{}, err
+	for t := range tests {
+		var arms [2]int64
+		for cell, n := range c.cells {
+			arms[cell>>(tests-1-t)&1] += n
+		}
+		r, err := analysis.SRM(arms[:], even, analysis.DefaultSRMThreshold)
+		if err != nil {
+			return f, err
+		}
+		if t == 0 {
+			f.units = r.Flagged
+		}
+		f.subset = f.subset || r.Flagged
 	}
-	r, err := analysis.SRM(requests[:], even, analysis.DefaultSRMThreshold)
+	r, err := analysis.SRM(c.requests[:], even, analysis.DefaultSRMThreshold)
 	if err != nil {
-		return srmFlags{}, err
+		return f, err
 	}
-	return srmFlags{units: u.Flagged, requests: r.Flagged}, nil
+	f.requests = r.Flagged
+	if tests > 1 {
+		joint, err := analysis.SRM(c.cells, slices.Repeat([]float64{1}, len(c.cells)), analysis.DefaultSRMThreshold)
+		if err != nil {
+			return f, err
+		}
+		f.subset = f.subset || joint.Flagged
+	}
+	return f, nil
 }
 
 // srmTheory returns the rates at which the 50/50 chi-square at threshold

@@ -20,15 +20,15 @@ func (r *RepeatResult) headline() string {
 	for _, a := range r.Coverage {
 		lo, hi = min(lo, a.Unit.All), max(hi, a.Unit.All)
 		if a.Request != nil {
-			req = append(req, pct1(a.Request.All))
+			req = append(req, fmt.Sprintf("%s for %s", pct1(a.Request.All), a.Aggregate))
 		}
 	}
 	d := r.Decision
 	return fmt.Sprintf("- **Repeat traffic** (%s requests per unit, within-unit correlation %s; the unit is the unit of analysis): "+
-		"counting units, the sample-ratio check flags a true 50/50 split in %s of windows (counting requests: %s); "+
+		"counting units, the sample-ratio check flags a true 50/50 split in %s of windows (counting requests: %s; the report's flag over a subset of %d: %s); "+
 		"the %s intervals of every aggregate cover the truth in %s–%s of windows (one row per request: %s); "+
 		"COMPLETE comes at %s units with %s power (counting requests: %s units, %s power against a plan of %s).",
-		plain(r.Requests), plain(r.ICC), pct1(r.SRM.Null.UnitRate), pct1(r.SRM.Null.RequestRate),
+		plain(r.Requests), plain(r.ICC), pct1(r.SRM.Null.UnitRate), pct1(r.SRM.Null.RequestRate), r.SRM.SubsetTests, pct1(r.SRM.Null.SubsetRate),
 		pct(r.Level), pct1(lo), pct1(hi), strings.Join(req, ", "),
 		count(d.Unit.Units.Mean), pct(d.Unit.UnitPower), count(d.Request.Units.Mean), pct(d.Request.UnitPower), pct(d.Power))
 }
@@ -38,7 +38,7 @@ func writeRepeat(p func(string, ...any), r *RepeatResult) {
 	p("## Scenario: repeat traffic (the unit is the unit of analysis)\n\n")
 	p("Units make several requests, and a unit's requests are alike; the hash randomizes units. The same simulated traffic is " +
 		"analysed one row per request (as abmesh did before per-unit analysis) and one row per unit, the unit's requests aggregated " +
-		"by the test's `metric.aggregate` (`mean`, `sum`, `any`, `count`; `ratio` follows). ")
+		"by the test's `metric.aggregate` (`mean`, `sum`, `any`, `count`, `ratio`). ")
 	p("Units make geometric numbers of requests (`truth.Repeat`) with mean %s at control; each request's value shares a unit draw "+
 		"with correlation ρ = %s. Truth: %s. Intervals are %s; seed %d.", plain(r.Requests), plain(r.ICC), r.Truth, pct(r.Level), r.Seed)
 	if r.Command != "" {
@@ -52,23 +52,30 @@ func writeRepeat(p func(string, ...any), r *RepeatResult) {
 
 func writeRepeatSRM(p func(string, ...any), s SRMResult, m float64) {
 	p("### Sample-ratio check: distinct units, not requests\n\n")
-	p("In every window units `u1`, `u2`, … are split by the real hash (`assign.Hash`, a salt per window) and each makes geometric requests; "+
-		"`analysis.SRM` tests units per arm and requests per arm against 50/50 at p < %s. "+
+	p("In every window units `u1`, `u2`, … are split by the real hash (`assign.Hash`, a salt per window and test) and each makes geometric requests; "+
+		"`analysis.SRM` tests the viewpoint's units per arm and requests per arm against 50/50 at p < %s; windows with a true split have two more members. "+
 		"*Theory*: the 1-df chi-square's rate, with noncentrality 4n(share − ½)² for units; for requests the statistic is E[N²]/E[N] = 2m − 1 = %s times larger.\n\n",
 		plain(s.Threshold), plain(2*m-1))
-	p("| true split | units per window | windows | flagged, units (theory) | flagged, requests (theory) |\n")
-	p("| --- | ---: | ---: | ---: | ---: |\n")
+	p("| true split | units per window | windows | flagged, units (theory) | flagged, requests (theory) | report's flag, subset of %d (theory) |\n", s.SubsetTests)
+	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range append([]SRMRates{s.Null}, s.Imbalance...) {
-		p("| %s/%s | %s | %s | %s (%s) | %s (%s) |\n", plain(100*r.Share), plain(100-100*r.Share), count(float64(r.Units)), count(float64(r.Windows)),
-			pct1(r.UnitRate), pct1(r.UnitTheory), pct1(r.RequestRate), pct1(r.RequestTheory))
+		sub := "—"
+		if r.SubsetTheory > 0 {
+			sub = fmt.Sprintf("%s (%s)", pct1(r.SubsetRate), pct1(r.SubsetTheory))
+		}
+		p("| %s/%s | %s | %s | %s (%s) | %s (%s) | %s |\n", plain(100*r.Share), plain(100-100*r.Share), count(float64(r.Units)), count(float64(r.Windows)),
+			pct1(r.UnitRate), pct1(r.UnitTheory), pct1(r.RequestRate), pct1(r.RequestTheory), sub)
 	}
+	p("\nThe report flags a window when any member's check on units or the joint check on the units per cell flags (`report.SRMFlagged`): "+
+		"for a subset of %d tests that is %d checks at p < %s each, so it fires on about %d times as many correct splits as one check.\n\n",
+		s.SubsetTests, s.SubsetTests+1, plain(s.Threshold), s.SubsetTests+1)
 	if len(s.Imbalance) > 0 {
 		r := s.Imbalance[0]
 		d := math.Abs(r.Share - 0.5)
 		// 95% detection: √λ = c + z(0.95) (the other tail is negligible), λ = 4n·d².
 		c := -math.Sqrt2 * math.Erfinv(s.Threshold-1)
 		n95 := math.Pow((c+1.6448536269514722)/(2*d), 2)
-		p("\nAn imbalance of %s/%s at %s units has noncentrality λ = 4n·(share − ½)² = %s: the unit-level check detects it in %s of windows (theory %s). "+
+		p("An imbalance of %s/%s at %s units has noncentrality λ = 4n·(share − ½)² = %s: the unit-level check detects it in %s of windows (theory %s). "+
 			"It reaches 95%% at about %s units. Counting requests detects more only because it also flags correct splits.\n\n",
 			plain(100*r.Share), plain(100-100*r.Share), count(float64(r.Units)), num(4*float64(r.Units)*d*d), pct1(r.UnitRate), pct1(r.UnitTheory), count(math.Round(n95/1000)*1000))
 	}
