@@ -71,5 +71,23 @@
 // subset's factorial, hashed assignment (sequential ids user-1, user-2, …)
 // against a designed balanced allocation and three broken assignments, on
 // the same units and outcomes; HashingResult.Indistinguishable gives the
-// verdict. Report.WriteMarkdown renders everything as docs/evaluation.md.
+// verdict.
+//
+// # Repeat traffic
+//
+// EvaluateRepeat is the repeat-traffic scenario (abmesh evaluate
+// --scenario repeat): units make geometric numbers of requests whose
+// values share a unit draw (truth.Repeat), and the same traffic is
+// analysed one row per request, as abmesh did before per-unit analysis,
+// and one row per unit, aggregated by assign.Aggregate. CheckSRM measures
+// the sample-ratio check on units and on requests (and the report's flag
+// over a subset of three) against theory, CheckCoverage the interval
+// coverage of every aggregate's unit-level analysis.Estimate on 2×2 and
+// 2×2×2 designs against truth.Repeat.Factorial, and CheckDecision the
+// units until the per-cell stop rule says COMPLETE when cells count
+// requests and when they count units. Windows run on a worker pool
+// (parallel) with per-window PCG streams, so results do not depend on
+// scheduling.
+//
+// Report.WriteMarkdown renders everything as docs/evaluation.md.
 package sim
