@@ -86,3 +86,40 @@ func TestWriteReportLayer(t *testing.T) {
 		t.Errorf("a control or outside estimated as a variant:\n%s", out)
 	}
 }
+
+// TestWriteReportRatio: a ratio window's report says its tests are Wald
+// chi-square and its intervals z on delta-method variances, and shows
+// χ² instead of sums of squares.
+func TestWriteReportRatio(t *testing.T) {
+	exps := map[string]*assign.Experiment{
+		"vp": {ID: "vp", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}}, Plan: assign.Plan{MDE: 0.1, SD: 1}},
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 1, Start: time.Unix(0, 0), Metric: "attribute:order.value", Aggregate: assign.AggregateRatio,
+		Members: []subset.WindowMember{{Test: "vp", Variants: []string{"c", "t"}}}}
+	for v := range 2 {
+		var rs analysis.RatioStats
+		for u := range 50 {
+			n := float64(1 + u%4)
+			rs.Add(n*(3+float64(v))+float64(u%5)-2, n)
+		}
+		w.Cells = append(w.Cells, subset.Cell{Variants: []int{v}, Stats: analysis.CellStats{N: rs.K}, Requests: int64(rs.Requests()), Ratio: &rs})
+	}
+	r := report.Build(w, func(id string) (*assign.Experiment, bool) { x, ok := exps[id]; return x, ok }, report.Options{Now: time.Unix(3600, 0)})
+	p := protoconv.ReportToProto(r)
+	if p.GetAnova().GetTest() != analysis.TestWald || p.GetEstimateTest() != analysis.TestZ || p.GetAnova().GetTerms()[0].GetChiSquare() <= 0 {
+		t.Fatalf("ratio report: anova test %q, estimate test %q, terms %v", p.GetAnova().GetTest(), p.GetEstimateTest(), p.GetAnova().GetTerms())
+	}
+	var b bytes.Buffer
+	if err := writeReport(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"(per unit: ratio)", "Wald chi-square (delta method) tests", "TERM  DF  χ²", "95% CI, z (delta method)", "note: ratio metric"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ratio report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "PARTIAL η²") {
+		t.Errorf("ratio report shows sums of squares:\n%s", out)
+	}
+}

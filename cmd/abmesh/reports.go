@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
@@ -200,7 +201,7 @@ func writeSubset(w io.Writer, r *pb.Report) {
 // writeEffects prints the main effects and the interaction contrasts.
 func writeEffects(w io.Writer, r *pb.Report) {
 	if len(r.GetEstimates()) > 0 {
-		fmt.Fprintln(w, "\nEFFECTS (variant vs. control, marginal means, 95% CI)")
+		fmt.Fprintf(w, "\nEFFECTS (variant vs. control, marginal means, 95%% CI%s)\n", testSuffix(r.GetEstimateTest()))
 		tw := table(w)
 		fmt.Fprintln(tw, "TEST\tVARIANT\tCONTROL\tVARIANT MEAN\tDIFF\t95% CI\tRELATIVE\tp")
 		for _, x := range r.GetEstimates() {
@@ -210,7 +211,7 @@ func writeEffects(w io.Writer, r *pb.Report) {
 		tw.Flush()
 	}
 	if len(r.GetInteractions()) > 0 {
-		fmt.Fprintln(w, "\nINTERACTIONS (difference of differences, 95% CI)")
+		fmt.Fprintf(w, "\nINTERACTIONS (difference of differences, 95%% CI%s)\n", testSuffix(r.GetEstimateTest()))
 		tw := table(w)
 		fmt.Fprintln(tw, "TERM\tESTIMATE\t95% CI\tp")
 		for _, x := range r.GetInteractions() {
@@ -220,10 +221,25 @@ func writeEffects(w io.Writer, r *pb.Report) {
 	}
 }
 
-// writeAnova prints the ANOVA table.
+// writeAnova prints the ANOVA table: F tests, or for a ratio metric the
+// Wald chi-square tests on delta-method variances.
 func writeAnova(w io.Writer, r *pb.Report) {
 	a := r.GetAnova()
 	if a == nil {
+		return
+	}
+	if a.GetTest() == analysis.TestWald {
+		fmt.Fprintf(w, "\nANOVA (Type %d, %s tests)\n", a.GetType(), a.GetTest())
+		tw := table(w)
+		fmt.Fprintln(tw, "TERM\tDF\tχ²\tp")
+		for _, t := range a.GetTerms() {
+			if !t.GetEstimable() {
+				fmt.Fprintf(tw, "%s\t-\t-\t%s\n", t.GetTerm(), t.GetReason())
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.GetTerm(), t.GetDf(), g4(t.GetChiSquare()), pv(t.GetP()))
+		}
+		tw.Flush()
 		return
 	}
 	fmt.Fprintf(w, "\nANOVA (Type %d sums of squares)\n", a.GetType())
@@ -271,6 +287,14 @@ func writeJointSampleRatio(w io.Writer, j *pb.JointSampleRatioCheck) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "χ² = %.3f, df = %d, p = %s: %s\n", j.GetChiSquare(), j.GetDf(), pv(j.GetP()), flagWord(j.GetMismatch()))
+}
+
+// testSuffix names the estimates' test when it is not the usual t.
+func testSuffix(test string) string {
+	if test == "" || test == analysis.TestT {
+		return ""
+	}
+	return ", " + test
 }
 
 func expectedString(xs []float64) string {

@@ -256,6 +256,9 @@ func (r *Report) analyse(t *analysis.CellTable, counts cellCounts, opt Options) 
 		r.note("no unit counted in this window yet")
 		return
 	}
+	if t.Ratios != nil {
+		r.note("ratio metric: each cell's mean is Σ metric / Σ requests of its units; the tests are Wald chi-square and the intervals z, on each cell's delta-method variance over units (Deng, Knoblich & Lu, KDD 2018)")
+	}
 	if a, err := analysis.Anova(t, opt.Type); err != nil {
 		r.note("ANOVA: %v", err)
 	} else {

@@ -106,6 +106,7 @@ func ReportToProto(r *report.Report) *pb.Report {
 	}
 	out.Cells = cellsToProto(r)
 	if e := r.Estimates; e != nil {
+		out.EstimateTest = e.Test
 		for _, e := range e.Effects {
 			out.Estimates = append(out.Estimates, &pb.Estimate{TestId: e.Factor, Variant: e.Variant, Control: e.Control,
 				ControlMean: finite(e.ControlMean), VariantMean: finite(e.VariantMean), Difference: finite(e.Diff),
@@ -118,10 +119,11 @@ func ReportToProto(r *report.Report) *pb.Report {
 		}
 	}
 	if a := r.Anova; a != nil {
-		out.Anova = &pb.AnovaTable{Type: int32(a.Type), ResidualDf: int32(a.Residual.DF), ResidualSs: finite(a.Residual.SS)}
+		out.Anova = &pb.AnovaTable{Type: int32(a.Type), ResidualDf: int32(a.Residual.DF), ResidualSs: finite(a.Residual.SS), Test: a.Test}
 		for _, t := range a.Terms {
 			out.Anova.Terms = append(out.Anova.Terms, &pb.AnovaTerm{Term: t.Name, Df: int32(t.DF), Ss: finite(t.SS), Ms: finite(t.MS),
-				F: finite(t.F), P: finite(t.P), PartialEta2: finite(t.PartialEta2), Estimable: t.Estimable, Reason: t.Note})
+				F: finite(t.F), P: finite(t.P), PartialEta2: finite(t.PartialEta2), Estimable: t.Estimable, Reason: t.Note,
+				ChiSquare: finite(t.Chisq)})
 		}
 	}
 	for _, c := range r.SRM {

@@ -61,6 +61,11 @@ func New(reports Reports, subsets Subsets) *Handler {
 			return d.Round(time.Second).String()
 		},
 		"sig": func(p float64, estimable bool) bool { return estimable && p < 0.05 },
+		"requests": func(r *report.Report, levels []string) int64 {
+			_, n := r.CellCounts(levels)
+			return n
+		},
+		"quality": qualityRows,
 	}
 	h := &Handler{reports: reports, subsets: subsets, mux: http.NewServeMux(),
 		tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))}
@@ -193,6 +198,49 @@ func (h *Handler) render(w http.ResponseWriter, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprint(w, b.String())
+}
+
+// qualityLabels are the page's words for the data-quality counters (by
+// subset.Quality.Counts name); a counter without one shows its name.
+var qualityLabels = map[string]string{
+	"too_many_cells":      "too many cells for a cell key",
+	"missing_unit":        "no unit id",
+	"unit_too_long":       "unit id too long (never truncated)",
+	"before_window":       "started before the window",
+	"conflict":            "conflicting variants in one trace",
+	"override":            "override (not randomized)",
+	"not_targeted":        "not targeted",
+	"not_in_slice":        "not in the layer slice",
+	"paused":              "paused",
+	"winner":              "winner served",
+	"fallback":            "fallback (no config)",
+	"stale_phase":         "another phase",
+	"assignment_mismatch": "assignment mismatch",
+	"not_assigned":        "not assigned by the hash",
+	"missing_metric":      "no metric value",
+	"cell_changed":        "unit already counted in another cell",
+}
+
+type qualityRow struct {
+	Label string
+	N     int64
+}
+
+// qualityRows lists q's non-zero exclusion counters (every one
+// Quality.Counts yields but seen and counted), in its order.
+func qualityRows(q subset.Quality) []qualityRow {
+	var out []qualityRow
+	for name, n := range q.Counts() {
+		if n == 0 || name == "seen" || name == "counted" {
+			continue
+		}
+		label, ok := qualityLabels[name]
+		if !ok {
+			label = name
+		}
+		out = append(out, qualityRow{Label: label, N: n})
+	}
+	return out
 }
 
 // num formats a float for a table: 4 significant digits, no NaN.

@@ -79,7 +79,8 @@ func recModelWindow() subset.WindowCells {
 			}},
 		},
 		NotModelled: []subset.Member{{Test: "catalog-cache"}},
-		Quality:     subset.Quality{MissingUnit: 3, Conflict: 1, Mismatch: 2, StalePhase: 1, NotAssigned: 5, MissingMetric: 4},
+		Aggregate:   assign.AggregateSum,
+		Quality:     subset.Quality{MissingUnit: 3, Conflict: 1, Mismatch: 2, StalePhase: 1, NotAssigned: 5, MissingMetric: 4, UnitTooLong: 6, CellChanged: 7},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := [2][2]int{{60, 60}, {60, 60}}
@@ -90,8 +91,10 @@ func recModelWindow() subset.WindowCells {
 			for range n[i][j] {
 				s.Add(mean + 20*rng.NormFloat64())
 			}
-			w.Cells = append(w.Cells, subset.Cell{Variants: []int{i, j}, Stats: s})
-			w.Quality.Counted += s.N
+			// Units of rec-model's control make 2 requests each, of ml-v2 3.
+			req := (2 + int64(i)) * s.N
+			w.Cells = append(w.Cells, subset.Cell{Variants: []int{i, j}, Stats: s, Requests: req})
+			w.Quality.Counted += req
 		}
 	}
 	w.Quality.Seen = w.Quality.Counted + w.Quality.Excluded()
@@ -396,8 +399,10 @@ func TestReportPage(t *testing.T) {
 			}
 			for k, c := range rec.Estimates.Cells {
 				row := cells[k+1]
-				if row[0] != c.Levels[0] || row[1] != c.Levels[1] || row[2] != strconv.FormatInt(c.N, 10) || row[3] != num(c.Mean) {
-					t.Errorf("cell row %q, want %v n %d mean %s", row, c.Levels, c.N, num(c.Mean))
+				_, req := rec.CellCounts(c.Levels)
+				if row[0] != c.Levels[0] || row[1] != c.Levels[1] || row[2] != strconv.FormatInt(c.N, 10) || row[3] != strconv.FormatInt(req, 10) ||
+					req != c.N*int64(2+slices.Index(rec.Window.Members[0].Variants, c.Levels[0])) || row[4] != num(c.Mean) {
+					t.Errorf("cell row %q, want %v, %d units, %d requests, mean %s", row, c.Levels, c.N, req, num(c.Mean))
 				}
 			}
 
@@ -426,8 +431,19 @@ func TestReportPage(t *testing.T) {
 
 			srm := rows(t, doc, "srm")
 			if len(srm) != 3 || srm[1][0] != "rec-model" || srm[2][0] != "ui-layout" ||
-				srm[1][2] != "120 / 120" || srm[1][3] != "120 / 120" || srm[1][5] != "1.0000" {
-				t.Errorf("SRM table %q", srm)
+				srm[1][2] != "120 / 120" || srm[1][3] != "120 / 120" || srm[1][5] != "1.0000" || srm[1][6] != "240 / 360" {
+				t.Errorf("SRM table %q, want rec-model's 120 / 120 units and 240 / 360 requests", srm)
+			}
+			joint := rows(t, doc, "joint-srm")
+			if len(joint) != 5 || !slices.Equal(joint[0], []string{"rec-model", "ui-layout", "Units", "Expected", "Requests"}) ||
+				!slices.Equal(joint[4], []string{"ml-v2", "two-column", "60", "60", "180"}) {
+				t.Errorf("joint SRM table %q", joint)
+			}
+			if p := byID(doc, "joint-srm-p"); p == nil || text(p) != "p = "+pval(rec.JointSRM.Result.P) || rec.JointSRM.Result.P != 1 {
+				t.Errorf("joint SRM p %v, want p = 1 for equal cells", p)
+			}
+			if a := byID(doc, "aggregate"); a == nil || text(a) != "sum" {
+				t.Errorf("aggregate %v, want sum", a)
 			}
 			checkQuality(t, rows(t, doc, "quality"), rec.Window.Quality)
 
@@ -478,9 +494,47 @@ func checkQuality(t *testing.T, q [][]string, want subset.Quality) {
 	if got["Seen"] != want.Seen || got["Counted"] != want.Counted || got["Excluded"] != want.Excluded() || reasons != want.Excluded() {
 		t.Errorf("quality table %q: want seen %d = counted %d + excluded %d, and the reasons summing to it", q, want.Seen, want.Counted, want.Excluded())
 	}
-	for label, n := range map[string]int64{"no unit id": want.MissingUnit, "another phase": want.StalePhase, "not assigned by the hash": want.NotAssigned} {
+	for label, n := range map[string]int64{"no unit id": want.MissingUnit, "another phase": want.StalePhase, "not assigned by the hash": want.NotAssigned,
+		"unit id too long (never truncated)": want.UnitTooLong, "unit already counted in another cell": want.CellChanged} {
 		if got[label] != n {
 			t.Errorf("quality %q = %d, want %d", label, got[label], n)
+		}
+	}
+}
+
+// TestReportPageRatio: a ratio window's page shows the Wald chi-square
+// table and says the intervals are delta-method z intervals.
+func TestReportPageRatio(t *testing.T) {
+	w := recModelWindow()
+	w.Aggregate = assign.AggregateRatio
+	rng := rand.New(rand.NewPCG(3, 4))
+	for k := range w.Cells {
+		var rs analysis.RatioStats
+		for range 80 {
+			n := float64(1 + rng.IntN(5))
+			rs.Add(n*(50+10*rng.NormFloat64()), n)
+		}
+		w.Cells[k].Ratio = &rs
+		w.Cells[k].Stats.N = rs.K
+	}
+	rep := report.Build(w, lookup, report.Options{Now: now})
+	if rep.Anova == nil || rep.Anova.Test != analysis.TestWald {
+		t.Fatalf("fixture: no Wald ANOVA: %v", rep.Notes)
+	}
+	doc := parseHTML(t, get(t, newServer(t, &fakeSource{reports: map[string]*report.Report{"rec-model": rep}}), "/reports/rec-model").body)
+	an := rows(t, doc, "anova")
+	if !slices.Equal(an[0], []string{"Term", "df", "χ²", "p"}) || len(an) != 4 {
+		t.Fatalf("ratio ANOVA table %q, want Term, df, χ², p and three terms", an)
+	}
+	for k, term := range rep.Anova.Terms {
+		if row := an[k+1]; row[0] != term.Name || row[2] != num(term.Chisq) || row[3] != pval(term.P) {
+			t.Errorf("Wald row %q, want %s χ² %s p %s", row, term.Name, num(term.Chisq), pval(term.P))
+		}
+	}
+	page := text(doc)
+	for _, want := range []string{"Wald chi-square (delta method) tests", "z (delta method) intervals", "aggregated per unit: ratio"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("ratio page does not say %q", want)
 		}
 	}
 }
@@ -810,7 +864,7 @@ func TestBrowser(t *testing.T) {
 		if got := column(an, 0); !slices.Equal(got, []string{"rec-model", "ui-layout", "rec-model:ui-layout", "Residuals"}) {
 			t.Errorf("ANOVA rows in the browser's DOM: %q", got)
 		}
-		for _, id := range []string{"subset", "cells", "effects", "srm", "quality"} {
+		for _, id := range []string{"subset", "cells", "effects", "srm", "joint-srm", "quality"} {
 			if len(rows(t, doc, id)) < 2 {
 				t.Errorf("table %s has no data row in the browser's DOM", id)
 			}

@@ -419,8 +419,9 @@ type Cell struct {
 	// n is the number of units (the unit of analysis) in the cell.
 	N int64 `protobuf:"varint,2,opt,name=n,proto3" json:"n,omitempty"`
 	// mean, sd and the interval are over the units' aggregated values; for
-	// the RATIO aggregate, mean is the cell's request-level ratio and the
-	// interval its delta-method one (sd is then over the units' own means).
+	// the RATIO aggregate, mean is the cell's request-level ratio
+	// Σ metric / Σ requests, sd that of the units' linearised values
+	// R + (s_u − R·n_u)/n̄, and the interval the delta-method z interval.
 	Mean   float64 `protobuf:"fixed64,3,opt,name=mean,proto3" json:"mean,omitempty"`
 	Sd     float64 `protobuf:"fixed64,4,opt,name=sd,proto3" json:"sd,omitempty"`
 	CiLow  float64 `protobuf:"fixed64,5,opt,name=ci_low,json=ciLow,proto3" json:"ci_low,omitempty"`
@@ -523,8 +524,11 @@ type AnovaTerm struct {
 	PartialEta2 float64 `protobuf:"fixed64,7,opt,name=partial_eta2,json=partialEta2,proto3" json:"partial_eta2,omitempty"`
 	// estimable is false when empty cells leave the term without data;
 	// reason says why.
-	Estimable     bool   `protobuf:"varint,8,opt,name=estimable,proto3" json:"estimable,omitempty"`
-	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Estimable bool   `protobuf:"varint,8,opt,name=estimable,proto3" json:"estimable,omitempty"`
+	Reason    string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// chi_square is the Wald statistic when AnovaTable.test is the Wald
+	// test (ss, ms, f and partial_eta2 are then 0); 0 otherwise.
+	ChiSquare     float64 `protobuf:"fixed64,10,opt,name=chi_square,json=chiSquare,proto3" json:"chi_square,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,13 +626,24 @@ func (x *AnovaTerm) GetReason() string {
 	return ""
 }
 
+func (x *AnovaTerm) GetChiSquare() float64 {
+	if x != nil {
+		return x.ChiSquare
+	}
+	return 0
+}
+
 // AnovaTable is a factorial ANOVA.
 type AnovaTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          int32                  `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
-	Terms         []*AnovaTerm           `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
-	ResidualDf    int32                  `protobuf:"varint,3,opt,name=residual_df,json=residualDf,proto3" json:"residual_df,omitempty"`
-	ResidualSs    float64                `protobuf:"fixed64,4,opt,name=residual_ss,json=residualSs,proto3" json:"residual_ss,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Type       int32                  `protobuf:"varint,1,opt,name=type,proto3" json:"type,omitempty"`
+	Terms      []*AnovaTerm           `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
+	ResidualDf int32                  `protobuf:"varint,3,opt,name=residual_df,json=residualDf,proto3" json:"residual_df,omitempty"`
+	ResidualSs float64                `protobuf:"fixed64,4,opt,name=residual_ss,json=residualSs,proto3" json:"residual_ss,omitempty"`
+	// test says how the terms are tested: "F" (on the pooled within-cell
+	// variance) or "Wald chi-square (delta method)" (each cell's own
+	// delta-method variance: the RATIO aggregate, Type III only).
+	Test          string `protobuf:"bytes,5,opt,name=test,proto3" json:"test,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -689,6 +704,13 @@ func (x *AnovaTable) GetResidualSs() float64 {
 		return x.ResidualSs
 	}
 	return 0
+}
+
+func (x *AnovaTable) GetTest() string {
+	if x != nil {
+		return x.Test
+	}
+	return ""
 }
 
 // Estimate is a variant against the control of one test.
@@ -1343,10 +1365,15 @@ type Report struct {
 	// aggregate is how the metric is aggregated per unit in this window.
 	Aggregate MetricAggregate `protobuf:"varint,16,opt,name=aggregate,proto3,enum=abmesh.v1.MetricAggregate" json:"aggregate,omitempty"`
 	// joint_sample_ratio is the per-cell check over the whole subset;
-	// sample_ratio_mismatch includes its flag.
+	// sample_ratio_mismatch includes its flag. Absent when the subset is the
+	// viewpoint alone.
 	JointSampleRatio *JointSampleRatioCheck `protobuf:"bytes,17,opt,name=joint_sample_ratio,json=jointSampleRatio,proto3" json:"joint_sample_ratio,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// estimate_test says how the estimates' intervals and p-values are
+	// computed: "t" (pooled within-cell variance) or "z (delta method)"
+	// (the RATIO aggregate).
+	EstimateTest  string `protobuf:"bytes,18,opt,name=estimate_test,json=estimateTest,proto3" json:"estimate_test,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -1496,6 +1523,13 @@ func (x *Report) GetJointSampleRatio() *JointSampleRatioCheck {
 		return x.JointSampleRatio
 	}
 	return nil
+}
+
+func (x *Report) GetEstimateTest() string {
+	if x != nil {
+		return x.EstimateTest
+	}
+	return ""
 }
 
 type ListSubsetsRequest struct {
@@ -1940,7 +1974,7 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x02sd\x18\x04 \x01(\x01R\x02sd\x12\x15\n" +
 	"\x06ci_low\x18\x05 \x01(\x01R\x05ciLow\x12\x17\n" +
 	"\aci_high\x18\x06 \x01(\x01R\x06ciHigh\x12\x1a\n" +
-	"\brequests\x18\a \x01(\x03R\brequests\"\xc4\x01\n" +
+	"\brequests\x18\a \x01(\x03R\brequests\"\xe3\x01\n" +
 	"\tAnovaTerm\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\tR\x04term\x12\x0e\n" +
 	"\x02df\x18\x02 \x01(\x05R\x02df\x12\x0e\n" +
@@ -1950,7 +1984,10 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x01p\x18\x06 \x01(\x01R\x01p\x12!\n" +
 	"\fpartial_eta2\x18\a \x01(\x01R\vpartialEta2\x12\x1c\n" +
 	"\testimable\x18\b \x01(\bR\testimable\x12\x16\n" +
-	"\x06reason\x18\t \x01(\tR\x06reason\"\x8e\x01\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"chi_square\x18\n" +
+	" \x01(\x01R\tchiSquare\"\xa2\x01\n" +
 	"\n" +
 	"AnovaTable\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\x05R\x04type\x12*\n" +
@@ -1958,7 +1995,8 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\vresidual_df\x18\x03 \x01(\x05R\n" +
 	"residualDf\x12\x1f\n" +
 	"\vresidual_ss\x18\x04 \x01(\x01R\n" +
-	"residualSs\"\xe9\x02\n" +
+	"residualSs\x12\x12\n" +
+	"\x04test\x18\x05 \x01(\tR\x04test\"\xe9\x02\n" +
 	"\bEstimate\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x18\n" +
 	"\avariant\x18\x02 \x01(\tR\avariant\x12\x18\n" +
@@ -2017,7 +2055,7 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"cellsTotal\x12\x1a\n" +
 	"\bfraction\x18\x05 \x01(\x01R\bfraction\x12\x1f\n" +
 	"\veta_seconds\x18\x06 \x01(\x01R\n" +
-	"etaSeconds\"\xb7\x06\n" +
+	"etaSeconds\"\xdc\x06\n" +
 	"\x06Report\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12/\n" +
@@ -2036,7 +2074,8 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\rgenerate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fgenerateTime\x12\x14\n" +
 	"\x05notes\x18\x0f \x03(\tR\x05notes\x128\n" +
 	"\taggregate\x18\x10 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\x12N\n" +
-	"\x12joint_sample_ratio\x18\x11 \x01(\v2 .abmesh.v1.JointSampleRatioCheckR\x10jointSampleRatio\"\x14\n" +
+	"\x12joint_sample_ratio\x18\x11 \x01(\v2 .abmesh.v1.JointSampleRatioCheckR\x10jointSampleRatio\x12#\n" +
+	"\restimate_test\x18\x12 \x01(\tR\festimateTest\"\x14\n" +
 	"\x12ListSubsetsRequest\"B\n" +
 	"\x13ListSubsetsResponse\x12+\n" +
 	"\asubsets\x18\x01 \x03(\v2\x11.abmesh.v1.SubsetR\asubsets\"+\n" +
