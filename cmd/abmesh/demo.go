@@ -11,7 +11,9 @@ import (
 func demoCmd(fs *flag.FlagSet) body {
 	var cfg demo.Config
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "time budget: stop when every report is COMPLETE or this runs out")
-	fs.Float64Var(&cfg.Rate, "rate", 150, "simulated users per second")
+	fs.Float64Var(&cfg.Rate, "rate", 50, "simulated users per second, each starting a session")
+	fs.Float64Var(&cfg.RequestsPerUser, "requests-per-user", 4, "mean requests of a user's session (geometric; 1: one request per user)")
+	fs.Float64Var(&cfg.WithinUserCorr, "within-user-corr", 0.3, "correlation of one user's outcomes, in [0, 1) (negative: 0)")
 	fs.IntVar(&cfg.Workers, "workers", 32, "concurrent users")
 	fs.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "traffic before the experiments start, to learn the service graph")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "keep abmeshd's store here (default: a temporary directory)")

@@ -59,7 +59,7 @@ func BenchmarkMeshRequest(b *testing.B) {
 			if !tc.parallel {
 				// One request at a time: the latency a single user sees.
 				for i := 0; i < b.N; i++ {
-					if err := m.Request(ctx, "bench-"+strconv.Itoa(i), "vip", "checkout"); err != nil {
+					if err := m.Request(ctx, "bench-"+strconv.Itoa(i), "vip", "checkout", 0); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -70,7 +70,7 @@ func BenchmarkMeshRequest(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := n.Add(1)
-					if err := m.Request(ctx, "bench-"+strconv.FormatInt(i, 10), "vip", "checkout"); err != nil {
+					if err := m.Request(ctx, "bench-"+strconv.FormatInt(i, 10), "vip", "checkout", 0); err != nil {
 						b.Error(err)
 						return
 					}

@@ -27,6 +27,7 @@ import (
 	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/internal/tool/shop"
 	"github.com/abmesh/abmesh/internal/tool/truth"
+	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -35,8 +36,16 @@ import (
 type Config struct {
 	// Duration is the time budget of the traffic phase (default 3m).
 	Duration time.Duration
-	// Rate is the user requests per second sent (default 150).
+	// Rate is the users per second who start a session (default 50).
 	Rate float64
+	// RequestsPerUser is the mean number of requests of a user's session:
+	// each user makes a geometric number of requests, one after the other
+	// (default 4; 1 is one request per user).
+	RequestsPerUser float64
+	// WithinUserCorr is the correlation ρ of one user's outcomes, in
+	// [0, 1): a user's requests share a user-level draw (default 0.3;
+	// negative means 0).
+	WithinUserCorr float64
 	// Workers is the number of concurrent users (default 32).
 	Workers int
 	// Warmup is how long traffic flows before the experiments start, so
@@ -54,7 +63,7 @@ type Config struct {
 	JaegerOTLP, JaegerQuery string
 	// Seed makes the users and outcomes reproducible (default 1).
 	Seed uint64
-	// CheckoutShare is the share of users who check out (default 0.6).
+	// CheckoutShare is the share of requests that check out (default 0.6).
 	CheckoutShare float64
 	// Truth is the outcome model (default shop.Truths()).
 	Truth []truth.Model
@@ -71,7 +80,16 @@ func (c *Config) defaults() error {
 		c.Duration = 3 * time.Minute
 	}
 	if c.Rate == 0 {
-		c.Rate = 150
+		c.Rate = 50
+	}
+	if c.RequestsPerUser == 0 {
+		c.RequestsPerUser = 4
+	}
+	switch {
+	case c.WithinUserCorr == 0:
+		c.WithinUserCorr = 0.3
+	case c.WithinUserCorr < 0:
+		c.WithinUserCorr = 0
 	}
 	if c.Workers == 0 {
 		c.Workers = 32
@@ -109,6 +127,10 @@ func (c *Config) defaults() error {
 		return errors.New("demo: --jaeger-otlp and --jaeger-query go together")
 	case c.CheckoutShare < 0 || c.CheckoutShare > 1:
 		return errors.New("demo: checkout share must be in [0, 1]")
+	case !(c.RequestsPerUser >= 1):
+		return fmt.Errorf("demo: requests per user %v: want at least 1", c.RequestsPerUser)
+	case c.WithinUserCorr >= 1:
+		return fmt.Errorf("demo: within-user correlation %v: want a number in [0, 1)", c.WithinUserCorr)
 	}
 	return nil
 }
@@ -132,6 +154,9 @@ type Result struct {
 	Reports  map[string]*report.Report
 	Complete bool // every report COMPLETE
 	Elapsed  time.Duration
+	// Users are the users whose sessions ran; Requests the requests they
+	// sent, and Errors those that failed.
+	Users    int64
 	Requests int64
 	Errors   int64
 	// SpansAcked are the spans the services' exporters got acknowledged
@@ -177,14 +202,15 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
 
-	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed, Logger: cfg.Logger})
+	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed,
+		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	defer mesh.Stop(context.Background())
 	say("mesh: %d services on loopback, each with otelgrpc and the abmesh SDK", len(Topology))
 
-	drv := &driver{mesh: mesh, cfg: &cfg, users: shop.Attributes()}
+	drv := &driver{mesh: mesh, cfg: &cfg, attrs: shop.Attributes()}
 	// Warm-up: the service graph must be known before the subsets are.
 	say("warm-up: %s of traffic to learn the service graph", cfg.Warmup)
 	drv.run(ctx, cfg.Warmup, nil)
@@ -199,7 +225,8 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	// Let the SDKs see the started tests before users arrive.
 	time.Sleep(300 * time.Millisecond)
-	say("started %d experiments; sending %.0f users/s for at most %s", len(exps), cfg.Rate, cfg.Duration)
+	say("started %d experiments; %.0f users/s, each a session of %.1f requests on average (within-user correlation %.2f), for at most %s",
+		len(exps), cfg.Rate, cfg.RequestsPerUser, cfg.WithinUserCorr, cfg.Duration)
 
 	start := time.Now()
 	drv.run(ctx, cfg.Duration, func(elapsed time.Duration) bool {
@@ -209,7 +236,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if err := settle(ctx, d, mesh, cfg); err != nil {
 		return nil, err
 	}
-	res.Requests, res.Errors = drv.sent.Load(), drv.failed.Load()
+	res.Users, res.Requests, res.Errors = drv.users.Load(), drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
 	res.Counters = d.Assembler().Stats()
 	res.Complete = true
@@ -314,7 +341,7 @@ func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed
 		parts = append(parts, fmt.Sprintf("%s[%d] %3.0f%% %d/%d%s", id, len(r.Window.Members), 100*r.Progress.Fraction,
 			r.Progress.MinCellN, r.Progress.NeededPerCell, mark))
 	}
-	fmt.Fprintf(w, "%5.0fs  users %d (%d failed)  traces %d  | %s\n", elapsed.Seconds(), drv.sent.Load(), drv.failed.Load(),
+	fmt.Fprintf(w, "%5.0fs  users %d  requests %d (%d failed)  traces %d  | %s\n", elapsed.Seconds(), drv.users.Load(), drv.sent.Load(), drv.failed.Load(),
 		c.TracesCompleted, strings.Join(parts, "  "))
 	return allComplete
 }
@@ -323,9 +350,10 @@ func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed
 type driver struct {
 	mesh         *Mesh
 	cfg          *Config
-	users        []truth.Attribute // the users' attributes; only grade reaches the mesh
+	attrs        []truth.Attribute // the users' attributes; only grade reaches the mesh
 	next         atomic.Int64
-	sent, failed atomic.Int64
+	sent, failed atomic.Int64 // requests
+	users        atomic.Int64 // sessions run
 }
 
 // run sends traffic for dur, calling tick every ProgressEvery; it stops
@@ -340,7 +368,7 @@ func (drv *driver) run(ctx context.Context, dur time.Duration, tick func(time.Du
 		go func() {
 			defer wg.Done()
 			for range tokens {
-				drv.user(ctx)
+				drv.session(ctx)
 			}
 		}()
 	}
@@ -374,25 +402,41 @@ loop:
 	wg.Wait()
 }
 
-// user is one simulated user: a fresh unit id, a grade drawn from the
-// users' attributes, and a page view that checks out with probability
-// CheckoutShare.
-func (drv *driver) user(ctx context.Context) {
+// session is one simulated user: a fresh unit id, a grade drawn from the
+// users' attributes, and a geometric number of requests (mean
+// RequestsPerUser), one after the other, each a page view that checks
+// out with probability CheckoutShare. A session that has started runs to
+// its end.
+func (drv *driver) session(ctx context.Context) {
 	n := drv.next.Add(1)
 	rng := rand.New(rand.NewPCG(drv.cfg.Seed, uint64(n)))
 	unit := "user-" + strconv.FormatUint(drv.cfg.Seed, 10) + "-" + strconv.FormatInt(n, 10)
-	grade := truth.DrawAttributes(rng, drv.users)["grade"]
-	action := "view"
-	if rng.Float64() < drv.cfg.CheckoutShare {
-		action = "checkout"
+	grade := truth.DrawAttributes(rng, drv.attrs)["grade"]
+	visits := truth.Geometric(rng, drv.cfg.RequestsPerUser)
+	drv.users.Add(1)
+	for visit := range visits {
+		action := "view"
+		if rng.Float64() < drv.cfg.CheckoutShare {
+			action = "checkout"
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := drv.mesh.Request(cctx, unit, grade, action, uint32(visit))
+		cancel()
+		if err != nil {
+			drv.failed.Add(1)
+			continue
+		}
+		drv.sent.Add(1)
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := drv.mesh.Request(cctx, unit, grade, action); err != nil {
-		drv.failed.Add(1)
-		return
+}
+
+// windowRequests is the number of requests counted in w's cells.
+func windowRequests(w subset.WindowCells) int64 {
+	var n int64
+	for _, c := range w.Cells {
+		n += c.Requests
 	}
-	drv.sent.Add(1)
+	return n
 }
 
 // WriteSummary prints each report's status, subset and estimates beside
@@ -403,8 +447,8 @@ func WriteSummary(w io.Writer, res *Result) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	fmt.Fprintf(w, "\n%d users in %s (%d failed); spans acknowledged %d, received by abmeshd %d, accepted %d, late %d, malformed %d\n",
-		res.Requests, res.Elapsed.Round(time.Second), res.Errors, res.SpansAcked, res.Counters.SpansReceived,
+	fmt.Fprintf(w, "\n%d users made %d requests in %s (%d failed); spans acknowledged %d, received by abmeshd %d, accepted %d, late %d, malformed %d\n",
+		res.Users, res.Requests, res.Elapsed.Round(time.Second), res.Errors, res.SpansAcked, res.Counters.SpansReceived,
 		res.Counters.SpansAccepted, res.Counters.SpansLate, res.Counters.MalformedTotal())
 	for _, id := range ids {
 		r := res.Reports[id]
@@ -412,8 +456,9 @@ func WriteSummary(w io.Writer, res *Result) {
 		for _, m := range r.Window.Members {
 			members = append(members, m.Test)
 		}
-		fmt.Fprintf(w, "\n%s  [%s]  subset {%s}  metric %s  n=%d  cells %d/%d at n≥%d\n", id, r.Status, strings.Join(members, ", "),
-			r.Metric, r.Table.N(), r.Progress.CellsReady, r.Progress.CellsTotal, r.Progress.NeededPerCell)
+		fmt.Fprintf(w, "\n%s  [%s]  subset {%s}  metric %s (%s per user)  users %d  requests %d  cells %d/%d at ≥%d users\n", id, r.Status,
+			strings.Join(members, ", "), r.Metric, r.Window.Aggregate, r.Table.N(), windowRequests(r.Window), r.Progress.CellsReady,
+			r.Progress.CellsTotal, r.Progress.NeededPerCell)
 		for _, row := range res.Rows {
 			if row.Report != id {
 				continue

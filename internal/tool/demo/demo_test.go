@@ -24,7 +24,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		progress = os.Stderr
 	}
 	res, err := Run(ctx, Config{
-		Duration: 90 * time.Second, Rate: 150, Warmup: 2 * time.Second, Seed: 3,
+		Duration: 90 * time.Second, Warmup: 2 * time.Second, Seed: 3,
 		DataDir: t.TempDir(), Progress: progress,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, false)
@@ -94,6 +94,21 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if detected != 2 {
 		t.Errorf("the rec-model × ui-layout interaction was detected (and covered) in %d reports, want 2", detected)
+	}
+
+	// Users make sessions, and every report analyses users: each counts
+	// fewer users than requests, and no sample-ratio check fires on them.
+	if res.Users == 0 || float64(res.Requests) < 2*float64(res.Users) {
+		t.Errorf("%d users made %d requests; want sessions of about 4", res.Users, res.Requests)
+	}
+	for id, r := range res.Reports {
+		units, requests := r.Table.N(), windowRequests(r.Window)
+		if units == 0 || float64(requests) < 1.3*float64(units) {
+			t.Errorf("%s: %d units over %d requests; want the units of repeat traffic", id, units, requests)
+		}
+		if r.SRMFlagged {
+			t.Errorf("%s: sample ratio mismatch flagged on a correct split", id)
+		}
 	}
 
 	// No acknowledged span was lost, and the consumer's counts add up.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -82,6 +83,7 @@ type node struct {
 	conns    map[string]demov1.ShopServiceClient
 	closers  []func() error
 	seed     uint64
+	icc      float64 // within-unit correlation of the outcomes
 	useSDK   bool
 }
 
@@ -107,6 +109,9 @@ type MeshConfig struct {
 	Truth []truth.Model
 	// Seed seeds the outcome noise.
 	Seed uint64
+	// WithinUnitCorr is ρ in [0, 1): a unit's requests share a draw of
+	// the unit, so their outcomes correlate (truth.Repeat's model).
+	WithinUnitCorr float64
 	// Logger receives the SDKs' logs.
 	Logger *slog.Logger
 	// NoSDK leaves the abmesh SDK out (tracing stays on): for measuring
@@ -134,7 +139,8 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]), conns: map[string]demov1.ShopServiceClient{}}
+		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]),
+			conns: map[string]demov1.ShopServiceClient{}, icc: cfg.WithinUnitCorr}
 	}
 	for _, n := range m.nodes {
 		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
@@ -254,13 +260,11 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 			variants[a.Test] = a.Variant
 		}
 	}
-	// Each unit's outcome on each service is a fixed draw: the same seed
-	// gives the same users the same outcomes, however requests interleave.
 	unit, _ := n.sdk.UnitFromContext(ctx)
-	rng := rand.New(rand.NewPCG(n.seed, xxhash.Sum64String(unit)))
-	for _, o := range n.outcomes {
+	z := n.draws(unit, req.GetVisit())
+	for i, o := range n.outcomes {
 		if o.metric.Kind == assign.MetricLatencyMS {
-			ms := o.Outcome(rng, n.served(ctx, unit, variants))
+			ms := o.Value(o.Mean(n.served(ctx, unit, variants)), z[i])
 			time.Sleep(time.Duration(max(ms, 0.1) * float64(time.Millisecond)))
 		}
 	}
@@ -276,13 +280,30 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 			variants[k] = v
 		}
 	}
-	for _, o := range n.outcomes {
+	for i, o := range n.outcomes {
 		if o.metric.Kind == assign.MetricAttribute {
-			v := o.Outcome(rng, n.served(ctx, unit, variants))
+			v := o.Value(o.Mean(n.served(ctx, unit, variants)), z[i])
 			trace.SpanFromContext(ctx).SetAttributes(attribute.Float64(o.metric.Attribute, v))
 		}
 	}
 	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
+}
+
+// draws returns the standard normal draw behind each of the service's
+// outcomes for one request, as truth.Repeat models repeat traffic:
+// z = √ρ·z_unit + √(1 − ρ)·z_request. The unit's draws depend only on the
+// seed and the unit, the request's on the visit too, so the same seed
+// gives the same users the same outcomes however requests interleave.
+func (n *node) draws(unit string, visit uint32) []float64 {
+	h := xxhash.Sum64String(unit)
+	ru := rand.New(rand.NewPCG(n.seed, h))
+	rr := rand.New(rand.NewPCG(n.seed+1+uint64(visit), h))
+	a, b := math.Sqrt(n.icc), math.Sqrt(1-n.icc)
+	z := make([]float64, len(n.outcomes))
+	for i := range z {
+		z[i] = a*ru.NormFloat64() + b*rr.NormFloat64()
+	}
+	return z
 }
 
 // served returns what the user of ctx is served across the whole shop,
@@ -331,8 +352,8 @@ func termTests(outcomes []outcome) []string {
 	return tests
 }
 
-// Request sends one user request to the frontend.
-func (m *Mesh) Request(ctx context.Context, unit, grade, action string) error {
+// Request sends the user's request number visit (from 0) to the frontend.
+func (m *Mesh) Request(ctx context.Context, unit, grade, action string, visit uint32) error {
 	ctx = client.WithUnit(ctx, unit)
 	if grade != "" {
 		mem, err := baggage.NewMemberRaw(gradeKey, grade)
@@ -345,7 +366,7 @@ func (m *Mesh) Request(ctx context.Context, unit, grade, action string) error {
 		}
 		ctx = baggage.ContextWithBaggage(ctx, b)
 	}
-	_, err := m.entry.Handle(ctx, &demov1.HandleRequest{Action: action})
+	_, err := m.entry.Handle(ctx, &demov1.HandleRequest{Action: action, Visit: visit})
 	return err
 }
 

@@ -22,7 +22,7 @@ func modelFor(truths []truth.Model, service, metric string) *truth.Model {
 // to the true cell means of the report's factorial
 // (truth.Model.Factorial), so a main effect's truth is its marginal effect
 // averaged over the subset's other tests. Estimates without an interval
-// get no row.
+// get no row, and reports of aggregates other than mean and ratio none.
 func truthRows(r *report.Report, eng *assign.Engine, truths []truth.Model) []Row {
 	vp, ok := eng.Experiment(r.Test)
 	if !ok || r.Estimates == nil {
@@ -30,6 +30,12 @@ func truthRows(r *report.Report, eng *assign.Engine, truths []truth.Model) []Row
 	}
 	m := modelFor(truths, vp.MeasureService, r.Metric)
 	if m == nil {
+		return nil
+	}
+	// A unit's mean (and the ratio) estimate the request-level mean
+	// whatever the number of requests; the other aggregates' truths
+	// depend on how often the viewpoint's path is taken.
+	if agg := r.Window.Aggregate; agg != assign.AggregateMean && agg != assign.AggregateRatio {
 		return nil
 	}
 	factors := make([]analysis.Factor, len(r.Window.Members))

@@ -25,7 +25,10 @@ const (
 type HandleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// action names what the user does, e.g. "view", "checkout".
-	Action        string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	// visit numbers the user's requests in the session, from 0; with the
+	// unit it seeds the request's own outcome noise.
+	Visit         uint32 `protobuf:"varint,2,opt,name=visit,proto3" json:"visit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -65,6 +68,13 @@ func (x *HandleRequest) GetAction() string {
 		return x.Action
 	}
 	return ""
+}
+
+func (x *HandleRequest) GetVisit() uint32 {
+	if x != nil {
+		return x.Visit
+	}
+	return 0
 }
 
 // HandleResponse is what the hop produced.
@@ -135,9 +145,10 @@ var File_abmesh_demo_v1_shop_proto protoreflect.FileDescriptor
 
 const file_abmesh_demo_v1_shop_proto_rawDesc = "" +
 	"\n" +
-	"\x19abmesh/demo/v1/shop.proto\x12\x0eabmesh.demo.v1\"'\n" +
+	"\x19abmesh/demo/v1/shop.proto\x12\x0eabmesh.demo.v1\"=\n" +
 	"\rHandleRequest\x12\x16\n" +
-	"\x06action\x18\x01 \x01(\tR\x06action\"\xc7\x01\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x14\n" +
+	"\x05visit\x18\x02 \x01(\rR\x05visit\"\xc7\x01\n" +
 	"\x0eHandleResponse\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12H\n" +
