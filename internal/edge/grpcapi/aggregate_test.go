@@ -5,13 +5,18 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
+	"github.com/abmesh/abmesh/subset"
 )
 
 // experimentClient serves an ExperimentService over a fresh registry on a
@@ -81,5 +86,45 @@ func TestAggregateOverTheWire(t *testing.T) {
 	got, err := c.GetExperiment(ctx, &pb.GetExperimentRequest{Id: "conv"})
 	if err != nil || got.GetExperiment().GetMetric().GetAggregate() != pb.MetricAggregate_METRIC_AGGREGATE_ANY {
 		t.Errorf("get after update: %v, %v; want ANY", got.GetExperiment().GetMetric(), err)
+	}
+}
+
+// TestGetReportUnits: GetReport carries the window's aggregate, each
+// cell's units and requests, the per-test checks on units with requests
+// beside them, and the joint check over the cells.
+func TestGetReportUnits(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
+	for _, id := range []string{"vp", "mem"} {
+		if _, err := reg.Create(ctx, testExperiment(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 1, Start: time.Unix(0, 0), End: time.Unix(60, 0), Aggregate: assign.AggregateCount,
+		Members: []subset.WindowMember{{Test: "vp", Variants: []string{"control", "treatment"}}, {Test: "mem", Variants: []string{"control", "treatment"}}}}
+	for i := range 4 {
+		units := int64(100 + 10*i)
+		w.Cells = append(w.Cells, subset.Cell{Variants: []int{i / 2, i % 2}, Stats: analysis.CellStats{N: units, Mean: 3, M2: float64(units)},
+			Requests: 3 * units})
+	}
+	ws := fakeWindows{windows: map[string][]subset.WindowCells{"vp": {w}}}
+	resp, err := NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil).GetReport(ctx, &pb.GetReportRequest{TestId: "vp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.GetReport()
+	if r.GetAggregate() != pb.MetricAggregate_METRIC_AGGREGATE_COUNT {
+		t.Errorf("aggregate %v, want COUNT", r.GetAggregate())
+	}
+	for _, c := range r.GetCells() {
+		if c.GetRequests() != 3*c.GetN() || c.GetN() < 100 {
+			t.Errorf("cell %v: %d units, %d requests; want 3 requests per unit", c.GetVariants(), c.GetN(), c.GetRequests())
+		}
+	}
+	if s := r.GetSampleRatio()[0]; len(s.GetObserved()) != 2 || s.GetObserved()[0] != 210 || s.GetRequests()[0] != 630 {
+		t.Errorf("vp's check %v, want 210 units and 630 requests in control", s)
+	}
+	if j := r.GetJointSampleRatio(); len(j.GetCells()) != 4 || j.GetDf() != 3 || j.GetCells()[3].GetObserved() != 130 {
+		t.Errorf("joint check %v, want 4 cells, 3 df", j)
 	}
 }
