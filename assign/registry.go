@@ -467,10 +467,15 @@ func (r *Registry) transition(ctx context.Context, id string, f func(x *Experime
 // SetOverride pins a unit to a variant of an experiment, replacing any
 // earlier override of that unit. Errors: *FieldError ("experiment",
 // "unit_id", "variant"), ErrNotFound for an unknown experiment,
-// ErrFailedPrecondition for a concluded one.
+// ErrFailedPrecondition for a concluded one. A minted-form unit (Minted)
+// is refused: a minted id is an anonymous client's claim, never a trusted
+// one.
 func (r *Registry) SetOverride(ctx context.Context, o Override) error {
 	if err := o.Validate(); err != nil {
 		return err
+	}
+	if Minted(o.Unit) {
+		return fieldErr("unit_id", "%q is a minted id (%s and 32 hex digits): an anonymous client's claim, which overrides never trust; override an authenticated user's id", o.Unit, MintedPrefix)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

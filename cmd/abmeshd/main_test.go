@@ -24,6 +24,9 @@ func TestFlagsValidate(t *testing.T) {
 		{"--listen", "nonsense"},
 		{"--otlp-listen", "no-port"},
 		{"--subset-cap", "-1"},
+		{"--edge-listen", "no-port"},
+		{"--edge-unit-cookie", "bad cookie"},
+		{"--edge-unit-header", "bad:header"},
 		{"--log-level", "loud"},
 		{"extra"},
 	} {
@@ -66,7 +69,7 @@ func TestRunServesAndStopsOnSignal(t *testing.T) {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"--listen", "127.0.0.1:17571", "--otlp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:17571", "--otlp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--edge-listen", "127.0.0.1:0",
 			"--data-dir", t.TempDir(), "--log-level", "error"})
 	}()
 	conn, err := grpc.NewClient("127.0.0.1:17571", grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -38,6 +38,7 @@ import (
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/adapter/bolt"
 	"github.com/abmesh/abmesh/internal/edge/flagd"
+	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
 	"github.com/abmesh/abmesh/internal/edge/web"
 	"github.com/abmesh/abmesh/internal/report"
@@ -59,6 +60,13 @@ type Config struct {
 	OTLPListen string
 	// HTTPListen is the report web pages' address; "off" disables them.
 	HTTPListen string
+	// EdgeListen is the forward-auth HTTP endpoint's address, for proxies
+	// (nginx auth_request, Traefik ForwardAuth, Envoy/Istio HTTP
+	// ext_authz); "off" disables it. Envoy's gRPC ext_authz is served on
+	// Listen either way.
+	EdgeListen string
+	// Edge says where forward-auth reads a request's unit and service.
+	Edge forwardauth.Config
 	// DataDir holds the store file; empty means a fresh temporary
 	// directory removed on Stop.
 	DataDir string
@@ -96,6 +104,8 @@ func DefaultConfig() Config {
 		Listen:        "127.0.0.1:7070",
 		OTLPListen:    "127.0.0.1:4317",
 		HTTPListen:    "127.0.0.1:7080",
+		EdgeListen:    "off",
+		Edge:          forwardauth.DefaultConfig(),
 		JaegerPoll:    30 * time.Second,
 		GraphWindow:   time.Hour,
 		GraphRefresh:  10 * time.Second,
@@ -119,7 +129,7 @@ func checkAddr(flag, addr string) error {
 // Validate checks the configuration; errors name the flag.
 func (c *Config) Validate() error {
 	var errs []error
-	for _, a := range [][2]string{{"--listen", c.Listen}, {"--otlp-listen", c.OTLPListen}, {"--http-listen", c.HTTPListen}, {"--jaeger-query", c.JaegerQuery}} {
+	for _, a := range [][2]string{{"--listen", c.Listen}, {"--otlp-listen", c.OTLPListen}, {"--http-listen", c.HTTPListen}, {"--edge-listen", c.EdgeListen}, {"--jaeger-query", c.JaegerQuery}} {
 		errs = append(errs, checkAddr(a[0], a[1]))
 	}
 	if c.Listen == "off" {
@@ -139,6 +149,7 @@ func (c *Config) Validate() error {
 	if c.SubsetCap < 0 {
 		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
 	}
+	errs = append(errs, c.Edge.Validate())
 	if err := c.Assembly.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("trace assembly: %w", err))
 	}
@@ -151,6 +162,9 @@ func (c *Config) defaults() {
 	orDefault(&c.Listen, d.Listen)
 	orDefault(&c.OTLPListen, d.OTLPListen)
 	orDefault(&c.HTTPListen, d.HTTPListen)
+	orDefault(&c.EdgeListen, d.EdgeListen)
+	orDefault(&c.Edge.UnitCookie, d.Edge.UnitCookie)
+	orDefault(&c.Edge.ServiceHeader, d.Edge.ServiceHeader)
 	orDefault(&c.JaegerPoll, d.JaegerPoll)
 	orDefault(&c.GraphWindow, d.GraphWindow)
 	orDefault(&c.GraphRefresh, d.GraphRefresh)
@@ -195,6 +209,8 @@ type Daemon struct {
 	lis      net.Listener
 	otlpLis  net.Listener
 	httpLis  net.Listener
+	edge     *http.Server // forward-auth endpoint, nil when off
+	edgeLis  net.Listener
 	cancel   context.CancelFunc
 	life     context.Context
 	wg       sync.WaitGroup
@@ -244,7 +260,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	// Stream workers reuse goroutines across RPCs instead of starting one
 	// per call: measurably more Assign/s on small machines.
 	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
-	pb.RegisterAssignmentServiceServer(d.grpc, grpcapi.NewAssignment(d.life, d.registry))
+	assignment := grpcapi.NewAssignment(d.life, d.registry)
+	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
 	// OpenFeature's flagd evaluation API, for flagd providers in RPC mode.
@@ -272,6 +289,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
 	}
 
+	if err := d.startEdge(assignment); err != nil {
+		return nil, err
+	}
+
 	if cfg.JaegerQuery != "" {
 		if err := d.startJaeger(); err != nil {
 			return nil, err
@@ -279,7 +300,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// The API serves last: its handlers (GetStatus) read fields set above.
 	d.serve("grpc", func() error { return d.grpc.Serve(d.lis) })
-	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(),
+	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
 		"store", db.Path(), "config_version", d.registry.Version())
 	ok = true
 	return d, nil
@@ -512,10 +533,12 @@ func (d *Daemon) Stop() {
 			}
 		}
 		d.cancel()
-		if d.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = d.http.Shutdown(ctx)
-			cancel()
+		for _, s := range []*http.Server{d.http, d.edge} {
+			if s != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = s.Shutdown(ctx)
+				cancel()
+			}
 		}
 		if d.grpc != nil {
 			gracefulStop(d.grpc, grpcGrace)

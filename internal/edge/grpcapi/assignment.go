@@ -2,8 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -44,13 +42,6 @@ func NewAssignment(life context.Context, src ConfigSource) *Assignment {
 	return &Assignment{src: src, life: life, pool: sync.Pool{New: func() any { s := make([]assign.Assignment, 0, 16); return &s }}}
 }
 
-// mintUnit returns a fresh random unit id: "u-" and 32 hex digits.
-func mintUnit() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "u-" + hex.EncodeToString(b[:])
-}
-
 // Assign implements AssignmentService.Assign.
 func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.AssignResponse, error) {
 	unit := req.GetUnitId()
@@ -58,37 +49,56 @@ func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.Assig
 		if unit != "" {
 			return nil, invalid("unit_id", "must be empty when mint_unit is set")
 		}
-		unit = mintUnit()
+		unit = assign.MintUnit()
 	}
+	var resp *pb.AssignResponse
+	err := s.Evaluate(unit, req.GetAttributes(), assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()},
+		func(eng *assign.Engine, as []assign.Assignment) {
+			resp = &pb.AssignResponse{
+				Assignments:   make([]*pb.Assignment, len(as)),
+				Headers:       make(map[string]string, len(as)),
+				ConfigVersion: eng.Version(),
+				UnitId:        unit,
+			}
+			msgs := make([]pb.Assignment, len(as))
+			for i, a := range as {
+				m := &msgs[i]
+				m.TestId, m.Variant, m.Reason, m.Phase = a.Test, a.Variant, protoconv.ReasonToProto(a.Reason), int32(a.Phase)
+				resp.Assignments[i] = m
+				resp.Headers[assign.HeaderName(a.Test)] = a.Variant
+			}
+		})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// Evaluate is Assign without the transport: it validates the unit, the
+// attributes and the filter as Assign does, assigns unit in the current
+// configuration and hands use the Engine it evaluated with and the
+// assignments. as is pooled: it is valid only during use, which must not
+// keep it. The error is the domain's (a *assign.FieldError wrapping
+// assign.ErrInvalid); use is not called then. Every transport that
+// assigns (gRPC Assign, forward-auth at the edge) goes through here.
+func (s *Assignment) Evaluate(unit string, attrs map[string]string, f assign.Filter, use func(eng *assign.Engine, as []assign.Assignment)) error {
 	if err := assign.ValidateUnit(unit); err != nil {
-		return nil, toStatus(err)
+		return err
 	}
-	if err := assign.ValidateAttributes(req.GetAttributes()); err != nil {
-		return nil, toStatus(err)
+	if err := assign.ValidateAttributes(attrs); err != nil {
+		return err
 	}
-	filter := assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()}
-	if err := filter.Validate(); err != nil {
-		return nil, toStatus(err)
+	if err := f.Validate(); err != nil {
+		return err
 	}
 	eng := s.src.Snapshot()
 	bufp := s.pool.Get().(*[]assign.Assignment)
-	as := eng.AppendAssignments((*bufp)[:0], unit, req.GetAttributes(), filter)
-	resp := &pb.AssignResponse{
-		Assignments:   make([]*pb.Assignment, len(as)),
-		Headers:       make(map[string]string, len(as)),
-		ConfigVersion: eng.Version(),
-		UnitId:        unit,
-	}
-	msgs := make([]pb.Assignment, len(as))
-	for i, a := range as {
-		m := &msgs[i]
-		m.TestId, m.Variant, m.Reason, m.Phase = a.Test, a.Variant, protoconv.ReasonToProto(a.Reason), int32(a.Phase)
-		resp.Assignments[i] = m
-		resp.Headers[assign.HeaderName(a.Test)] = a.Variant
-	}
+	as := eng.AppendAssignments((*bufp)[:0], unit, attrs, f)
+	use(eng, as)
+	clear(as) // drop the strings' references before pooling
 	*bufp = as
 	s.pool.Put(bufp)
-	return resp, nil
+	return nil
 }
 
 // Watch implements AssignmentService.Watch: the whole config now, then on

@@ -38,6 +38,9 @@ func OTLP() Option { return func(c *daemon.Config) { c.OTLPListen = Loopback } }
 // HTTP turns on the report pages, on a free loopback port.
 func HTTP() Option { return func(c *daemon.Config) { c.HTTPListen = Loopback } }
 
+// Edge turns on the forward-auth HTTP endpoint, on a free loopback port.
+func Edge() Option { return func(c *daemon.Config) { c.EdgeListen = Loopback } }
+
 // Config returns the configuration Start starts abmeshd with: the gRPC API
 // on a free loopback port, the OTLP receiver and the report pages off, the
 // store in a new temporary directory of t, logs discarded; then opts, in
