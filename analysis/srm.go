@@ -11,6 +11,14 @@ import (
 // mismatch.
 const DefaultSRMThreshold = 0.001
 
+// SRMFamilyThreshold is the threshold for each of n sample-ratio checks
+// read together (a report's per-test checks and its joint check), so that
+// a correct split flags any of them with probability at most
+// DefaultSRMThreshold (Bonferroni): DefaultSRMThreshold / n, for n ≥ 1.
+func SRMFamilyThreshold(n int) float64 {
+	return DefaultSRMThreshold / float64(max(n, 1))
+}
+
 // SRMResult is a chi-square goodness-of-fit test of observed counts
 // against the expected allocation.
 type SRMResult struct {

@@ -293,9 +293,17 @@ func (r *Report) note(format string, args ...any) {
 // srm runs one goodness-of-fit test per member on the member's distinct
 // units per variant, against the weights of the member's phase in the
 // window (for a layer factor, its levels' shares of the layer), then the
-// joint test over the cells.
+// joint test over the cells. Each check's threshold is
+// analysis.SRMFamilyThreshold of their number, so that a correct split
+// sets SRMFlagged with probability at most analysis.DefaultSRMThreshold
+// however many tests the subset has.
 func (r *Report) srm(w subset.WindowCells, counts cellCounts, exps Lookup) {
 	t := r.Table
+	checks := len(w.Members)
+	if checks > 1 {
+		checks++ // the joint check
+	}
+	threshold := analysis.SRMFamilyThreshold(checks)
 	levels := make([]int, len(t.Factors))
 	shares := make([][]float64, len(w.Members)) // nil where the weights are not known
 	for f, m := range w.Members {
@@ -308,13 +316,13 @@ func (r *Report) srm(w subset.WindowCells, counts cellCounts, exps Lookup) {
 		chk.Weights, chk.Note = memberWeights(exps, m)
 		if chk.Note == "" {
 			shares[f] = normalised(chk.Weights)
-			chk.Result, chk.Note = runSRM(chk.Observed, chk.Weights)
+			chk.Result, chk.Note = runSRM(chk.Observed, chk.Weights, threshold)
 			r.SRMFlagged = r.SRMFlagged || chk.Result.Flagged
 		}
 		r.SRM = append(r.SRM, chk)
 	}
 	if len(w.Members) > 1 {
-		r.JointSRM = jointSRM(w, t, counts, shares)
+		r.JointSRM = jointSRM(w, t, counts, shares, threshold)
 		r.SRMFlagged = r.SRMFlagged || r.JointSRM.Result.Flagged
 	}
 }
@@ -359,10 +367,9 @@ func layerShares(exps Lookup, m subset.WindowMember) ([]float64, string) {
 	return shares, ""
 }
 
-// runSRM is analysis.SRM at the default threshold; an error becomes the
-// note.
-func runSRM(observed []int64, weights []float64) (analysis.SRMResult, string) {
-	res, err := analysis.SRM(observed, weights, analysis.DefaultSRMThreshold)
+// runSRM is analysis.SRM at threshold; an error becomes the note.
+func runSRM(observed []int64, weights []float64, threshold float64) (analysis.SRMResult, string) {
+	res, err := analysis.SRM(observed, weights, threshold)
 	if err != nil {
 		return analysis.SRMResult{}, err.Error()
 	}
@@ -386,7 +393,7 @@ func normalised(w []float64) []float64 {
 // jointSRM tests the units of every cell against the product of the
 // members' variant shares; shares[f] is nil when member f's weights are
 // not known, and the check is then skipped with a note.
-func jointSRM(w subset.WindowCells, t *analysis.CellTable, counts cellCounts, shares [][]float64) *JointSRMCheck {
+func jointSRM(w subset.WindowCells, t *analysis.CellTable, counts cellCounts, shares [][]float64, threshold float64) *JointSRMCheck {
 	chk := &JointSRMCheck{}
 	for f, s := range shares {
 		if s == nil {
@@ -407,7 +414,7 @@ func jointSRM(w subset.WindowCells, t *analysis.CellTable, counts cellCounts, sh
 		observed[i], expected[i] = c.Units, c.Share
 		chk.Cells = append(chk.Cells, c)
 	}
-	chk.Result, chk.Note = runSRM(observed, expected)
+	chk.Result, chk.Note = runSRM(observed, expected, threshold)
 	return chk
 }
 

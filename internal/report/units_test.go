@@ -181,3 +181,27 @@ func TestBuildAggregate(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildSRMFamilyThreshold: the checks of one report share the flag's
+// false-alarm budget. A 2×2 window has three checks (two members, the
+// joint one), each at 0.001/3: vp's 1077/923 split (χ² = 11.86, p ≈
+// 0.00057) would flag alone at 0.001, and does not here.
+func TestBuildSRMFamilyThreshold(t *testing.T) {
+	r := build(t, unitWindow([2][2]int64{{538, 539}, {462, 461}}, [2][2]int64{{538, 539}, {462, 461}}))
+	vp := r.SRM[0].Result
+	p := distuv.ChiSquared{K: 1}.Survival(4 * 77 * 77 / 2000.0)
+	if !within(vp.P, p, 1e-9) || p < analysis.DefaultSRMThreshold/3 || p > analysis.DefaultSRMThreshold {
+		t.Fatalf("vp p = %v (want %v, between 0.001/3 and 0.001)", vp.P, p)
+	}
+	for _, chk := range append(r.SRM, SRMCheck{Result: r.JointSRM.Result}) {
+		if !within(chk.Result.Threshold, analysis.DefaultSRMThreshold/3, 1e-15) {
+			t.Errorf("%s threshold %v, want 0.001/3", chk.Test, chk.Result.Threshold)
+		}
+	}
+	if vp.Flagged || r.SRMFlagged {
+		t.Errorf("flagged: vp %v, report %v; want neither", vp.Flagged, r.SRMFlagged)
+	}
+	if got := analysis.SRMFamilyThreshold(1); got != analysis.DefaultSRMThreshold {
+		t.Errorf("one check's threshold %v", got)
+	}
+}

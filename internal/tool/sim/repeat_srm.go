@@ -127,7 +127,7 @@ func srmRates(ctx context.Context, opt *RepeatOptions, sp srmSpec) ([]SRMRates, 
 		}
 		r.UnitTheory, r.RequestTheory = srmTheory(n, sp.share, opt.Requests, thr)
 		if sp.tests > 1 {
-			r.SubsetTheory = 1 - math.Pow(1-thr, float64(sp.tests+1))
+			r.SubsetTheory = 1 - math.Pow(1-analysis.SRMFamilyThreshold(sp.tests+1), float64(sp.tests+1))
 		}
 		out[i] = r
 	}
@@ -197,10 +197,16 @@ func srmWindow(ctx context.Context, seed uint64, w int, m float64, sp srmSpec) (
 
 // test runs analysis.SRM against even splits, as the report does: on each
 // test's units per arm (the viewpoint's also on its requests per arm) and,
-// for more than one test, on the units per cell.
+// for more than one test, on the units per cell. The viewpoint's checks
+// alone are read at analysis.DefaultSRMThreshold; the subset's flag, like
+// the report's, at analysis.SRMFamilyThreshold of its checks.
 func (c *srmCounts) test(tests int) (srmFlags, error) {
 	var f srmFlags
 	even := []float64{1, 1}
+	family := analysis.DefaultSRMThreshold
+	if tests > 1 {
+		family = analysis.SRMFamilyThreshold(tests + 1)
+	}
 	for t := range tests {
 		var arms [2]int64
 		for cell, n := range c.cells {
@@ -213,7 +219,7 @@ func (c *srmCounts) test(tests int) (srmFlags, error) {
 		if t == 0 {
 			f.units = r.Flagged
 		}
-		f.subset = f.subset || r.Flagged
+		f.subset = f.subset || r.P < family
 	}
 	r, err := analysis.SRM(c.requests[:], even, analysis.DefaultSRMThreshold)
 	if err != nil {
@@ -225,7 +231,7 @@ func (c *srmCounts) test(tests int) (srmFlags, error) {
 		if err != nil {
 			return f, err
 		}
-		f.subset = f.subset || joint.Flagged
+		f.subset = f.subset || joint.P < family
 	}
 	return f, nil
 }

@@ -67,8 +67,8 @@ func writeRepeatSRM(p func(string, ...any), s SRMResult, m float64) {
 			pct1(r.UnitRate), pct1(r.UnitTheory), pct1(r.RequestRate), pct1(r.RequestTheory), sub)
 	}
 	p("\nThe report flags a window when any member's check on units or the joint check on the units per cell flags (`report.SRMFlagged`): "+
-		"for a subset of %d tests that is %d checks at p < %s each, so it fires on about %d times as many correct splits as one check.\n\n",
-		s.SubsetTests, s.SubsetTests+1, plain(s.Threshold), s.SubsetTests+1)
+		"for a subset of %d tests that is %d checks, each at p < %s / %d (Bonferroni), so the report's flag fires on at most %s%% of correct splits, as one check does.\n\n",
+		s.SubsetTests, s.SubsetTests+1, plain(s.Threshold), s.SubsetTests+1, plain(100*s.Threshold))
 	if len(s.Imbalance) > 0 {
 		r := s.Imbalance[0]
 		d := math.Abs(r.Share - 0.5)
