@@ -43,8 +43,15 @@ func TestDemoEndToEnd(t *testing.T) {
 	if res.Errors != 0 {
 		t.Errorf("%d user requests failed", res.Errors)
 	}
+	checkSubsets(t, res)
+	checkTruth(t, res)
+	checkUnits(t, res)
+	checkSpans(t, res)
+}
 
-	// Subsets: the interacting pair is together, the lone test alone.
+// checkSubsets: the interacting pair is together, the lone test alone.
+func checkSubsets(t *testing.T, res *Result) {
+	t.Helper()
 	members := func(id string) []string {
 		r := res.Reports[id]
 		if r == nil {
@@ -65,10 +72,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	if m := members("ad-ranker"); len(m) != 1 {
 		t.Errorf("ad-ranker's subset is %v, want it alone", m)
 	}
+}
 
-	// Every viewpoint's true main effect lies in its interval. Latency is
-	// real time on a shared machine: its truth (the sleep difference) gets
-	// a 0.5 ms allowance for scheduling overhead.
+// checkTruth: every viewpoint's true main effect lies in its interval
+// (latency is real time on a shared machine: its truth, the sleep
+// difference, gets a 0.5 ms allowance for scheduling overhead), and the
+// real interaction is detected in both viewpoints that model it.
+func checkTruth(t *testing.T, res *Result) {
+	t.Helper()
 	seen := map[string]bool{}
 	for _, row := range res.Rows {
 		if row.Variant == "" || row.Term != row.Report {
@@ -87,7 +98,6 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("main effects checked for %d of %d reports", len(seen), len(res.Reports))
 	}
 
-	// The real interaction is detected, in both viewpoints that model it.
 	detected := 0
 	for _, row := range res.Rows {
 		if (row.Term == "rec-model:ui-layout" || row.Term == "ui-layout:rec-model") && row.Significant && row.Covered {
@@ -97,9 +107,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	if detected != 2 {
 		t.Errorf("the rec-model × ui-layout interaction was detected (and covered) in %d reports, want 2", detected)
 	}
+}
 
-	// Users make sessions, and every report analyses users: each counts
-	// fewer users than requests, and no sample-ratio check fires on them.
+// checkUnits: users make sessions, and every report analyses users: each
+// counts fewer users than requests, and no sample-ratio check fires.
+func checkUnits(t *testing.T, res *Result) {
+	t.Helper()
 	if res.Users == 0 || float64(res.Requests) < 2*float64(res.Users) {
 		t.Errorf("%d users made %d requests; want sessions of about 4", res.Users, res.Requests)
 	}
@@ -112,8 +125,12 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("%s: sample ratio mismatch flagged on a correct split", id)
 		}
 	}
+}
 
-	// No acknowledged span was lost, and the consumer's counts add up.
+// checkSpans: no acknowledged span was lost, the consumer's counts add
+// up, and every user request (and warm-up one) became an observation.
+func checkSpans(t *testing.T, res *Result) {
+	t.Helper()
 	c := res.Counters
 	if res.SpansFailed != 0 {
 		t.Errorf("%d spans failed to export", res.SpansFailed)
@@ -127,7 +144,6 @@ func TestDemoEndToEnd(t *testing.T) {
 	if c.TracesInFlight != 0 || c.SpansRejectedFull != 0 {
 		t.Errorf("in flight %d, rejected full %d", c.TracesInFlight, c.SpansRejectedFull)
 	}
-	// Every user request (and every warm-up one) became an observation.
 	if c.ObservationsEmitted < uint64(res.Requests) {
 		t.Errorf("observations %d < requests %d", c.ObservationsEmitted, res.Requests)
 	}
