@@ -3,6 +3,7 @@ module github.com/abmesh/abmesh
 go 1.26.8
 
 require (
+	connectrpc.com/connect v1.18.1
 	github.com/bufbuild/protocompile v0.14.1
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0

@@ -64,7 +64,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	var cfg daemon.Config
 	def := daemon.DefaultConfig()
 	asm := tracing.DefaultConfig()
-	fs.StringVar(&cfg.Listen, "listen", def.Listen, "gRPC API address (assignment, experiments, reports)")
+	fs.StringVar(&cfg.Listen, "listen", def.Listen, "gRPC API address (assignment, experiments, reports, flagd evaluation; also Connect for flagd)")
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)

@@ -40,6 +40,7 @@ import (
 	"github.com/abmesh/abmesh/internal/edge/flagd"
 	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
+	"github.com/abmesh/abmesh/internal/edge/portshare"
 	"github.com/abmesh/abmesh/internal/edge/web"
 	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
@@ -205,6 +206,7 @@ type Daemon struct {
 	grpc     *grpc.Server
 	otlp     *grpc.Server
 	http     *http.Server
+	connect  *http.Server // the flagd API's Connect protocol, on the gRPC port
 	health   *health.Server
 	lis      net.Listener
 	otlpLis  net.Listener
@@ -264,8 +266,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
-	// OpenFeature's flagd evaluation API, for flagd providers in RPC mode.
-	evalpb.RegisterServiceServer(d.grpc, flagd.New(d.life, d.registry))
+	// OpenFeature's flagd evaluation API, for flagd providers in RPC mode:
+	// gRPC, and Connect over HTTP/1.1 on the same port (OpenFeature's Go
+	// flagd provider speaks Connect).
+	flagdSvc := flagd.New(d.life, d.registry)
+	evalpb.RegisterServiceServer(d.grpc, flagdSvc)
+	d.connect = &http.Server{Handler: flagd.ConnectHandler(flagdSvc), ReadHeaderTimeout: 5 * time.Second}
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
@@ -299,7 +305,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 	}
 	// The API serves last: its handlers (GetStatus) read fields set above.
-	d.serve("grpc", func() error { return d.grpc.Serve(d.lis) })
+	grpcLis, connectLis := portshare.Split(d.lis)
+	d.serve("connect", func() error { return d.connect.Serve(connectLis) })
+	d.serve("grpc", func() error { return d.grpc.Serve(grpcLis) })
 	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
 		"store", db.Path(), "config_version", d.registry.Version())
 	ok = true
@@ -533,7 +541,7 @@ func (d *Daemon) Stop() {
 			}
 		}
 		d.cancel()
-		for _, s := range []*http.Server{d.http, d.edge} {
+		for _, s := range []*http.Server{d.http, d.edge, d.connect} {
 			if s != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				_ = s.Shutdown(ctx)

@@ -39,7 +39,13 @@ const (
 // without an event. It ends when the client goes away or the server stops
 // (Unavailable: providers reconnect).
 func (s *Service) EventStream(_ *evalpb.EventStreamRequest, stream evalpb.Service_EventStreamServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
+	return s.events(stream.Context(), stream.Send)
+}
+
+// events runs an event stream (see EventStream) whatever the transport:
+// send delivers one event.
+func (s *Service) events(ctx context.Context, send func(*evalpb.EventStreamResponse) error) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.life, cancel)()
 	updates := s.src.Subscribe(ctx)
@@ -47,7 +53,7 @@ func (s *Service) EventStream(_ *evalpb.EventStreamRequest, stream evalpb.Servic
 	if !ok {
 		return s.streamEnd(ctx)
 	}
-	if err := stream.Send(&evalpb.EventStreamResponse{Type: EventProviderReady}); err != nil {
+	if err := send(&evalpb.EventStreamResponse{Type: EventProviderReady}); err != nil {
 		return err
 	}
 	idle := time.NewTimer(s.keepAlive)
@@ -67,7 +73,7 @@ func (s *Service) EventStream(_ *evalpb.EventStreamRequest, stream evalpb.Servic
 		case <-idle.C:
 			ev = &evalpb.EventStreamResponse{Type: EventKeepAlive}
 		}
-		if err := stream.Send(ev); err != nil {
+		if err := send(ev); err != nil {
 			return err
 		}
 		idle.Reset(s.keepAlive)
