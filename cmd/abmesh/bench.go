@@ -20,15 +20,18 @@ import (
 
 // loadResult is what a load run measured.
 type loadResult struct {
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	Seconds    float64 `json:"seconds"`
-	PerSecond  float64 `json:"per_second"`
-	P50Millis  float64 `json:"p50_ms"`
-	P90Millis  float64 `json:"p90_ms"`
-	P99Millis  float64 `json:"p99_ms"`
-	MaxMillis  float64 `json:"max_ms"`
-	FirstError string  `json:"first_error,omitempty"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_second"`
+	P50Millis float64 `json:"p50_ms"`
+	P90Millis float64 `json:"p90_ms"`
+	P99Millis float64 `json:"p99_ms"`
+	MaxMillis float64 `json:"max_ms"`
+	// Late counts calls of a paced run that started over a millisecond
+	// after their scheduled time: the load client fell behind the rate.
+	Late       int64  `json:"late,omitempty"`
+	FirstError string `json:"first_error,omitempty"`
 }
 
 func benchAssignCmd(fs *flag.FlagSet) body {
@@ -64,7 +67,7 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 			clients = append(clients, pb.NewAssignmentServiceClient(conn))
 		}
 		fmt.Fprintf(r.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", r.server, *dur, *conc, *conns)
-		res := runLoad(ctx, *dur, *conc, func(ctx context.Context, worker int, rng *rand.Rand) error {
+		res := runLoad(ctx, *dur, *conc, 0, func(ctx context.Context, worker int, rng *rand.Rand) error {
 			unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
 			_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
 			return err
@@ -80,32 +83,57 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 func printLoad(w io.Writer, what string, r loadResult) {
 	fmt.Fprintf(w, "%s: %d requests in %.1fs = %.0f/s, %d errors\n", what, r.Requests, r.Seconds, r.PerSecond, r.Errors)
 	fmt.Fprintf(w, "latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", r.P50Millis, r.P90Millis, r.P99Millis, r.MaxMillis)
+	if r.Late > 0 {
+		fmt.Fprintf(w, "%d requests started over 1 ms late: the load client fell behind the rate\n", r.Late)
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
 }
 
 // runLoad calls call from conc goroutines until dur has passed or ctx is
-// done, and measures every call's latency. Calls carry no deadline of
-// their own (a server-side deadline at the end of the run would count as
-// an error); the run stops between calls.
-func runLoad(ctx context.Context, dur time.Duration, conc int, call func(ctx context.Context, worker int, rng *rand.Rand) error) loadResult {
-	end := time.Now().Add(dur)
+// done, and measures every call's latency (from the moment it is sent).
+// With rate 0 each goroutine calls again as soon as a call returns; with
+// rate > 0 the calls are paced: call i is due at start + i/rate, taken by
+// the next free goroutine, and one that starts over a millisecond late
+// counts as Late. Calls carry no deadline of their own (a server-side
+// deadline at the end of the run would count as an error); the run stops
+// between calls.
+func runLoad(ctx context.Context, dur time.Duration, conc, rate int, call func(ctx context.Context, worker int, rng *rand.Rand) error) loadResult {
 	var (
 		mu       sync.Mutex
 		lats     []time.Duration
 		errs     atomic.Int64
+		late     atomic.Int64
+		ticket   atomic.Int64
 		firstErr atomic.Value
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
+	end := start.Add(dur)
+	// pace waits until the next call is due; false when the run is over.
+	pace := func() bool {
+		if rate <= 0 {
+			return time.Now().Before(end)
+		}
+		due := start.Add(time.Duration(ticket.Add(1)-1) * time.Second / time.Duration(rate))
+		if !due.Before(end) {
+			return false
+		}
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		} else if wait < -time.Millisecond {
+			late.Add(1)
+		}
+		return true
+	}
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
 			local := make([]time.Duration, 0, 1<<16)
-			for ctx.Err() == nil && time.Now().Before(end) {
+			for ctx.Err() == nil && pace() {
 				t0 := time.Now()
 				err := call(ctx, w, rng)
 				if err != nil {
@@ -134,7 +162,7 @@ func runLoad(ctx context.Context, dur time.Duration, conc int, call func(ctx con
 		return float64(lats[i]) / 1e6
 	}
 	r := loadResult{Requests: int64(len(lats)), Errors: errs.Load(), Seconds: elapsed,
-		PerSecond: float64(len(lats)) / elapsed, P50Millis: pct(0.50), P90Millis: pct(0.90), P99Millis: pct(0.99), MaxMillis: pct(1)}
+		PerSecond: float64(len(lats)) / elapsed, P50Millis: pct(0.50), P90Millis: pct(0.90), P99Millis: pct(0.99), MaxMillis: pct(1), Late: late.Load()}
 	if v, ok := firstErr.Load().(string); ok {
 		r.FirstError = v
 	}

@@ -211,3 +211,12 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthz: the health check path answers without minting a unit.
+func TestHealthz(t *testing.T) {
+	h := NewHandler(newFixture(t, Config{}).auth)
+	w := get(h, HealthPath, nil)
+	if w.Code != http.StatusOK || w.Body.String() != "ok\n" || w.Header().Get(UnitHeader) != "" || w.Header().Get("Set-Cookie") != "" {
+		t.Errorf("%s: %d %q %v", HealthPath, w.Code, w.Body, w.Header())
+	}
+}

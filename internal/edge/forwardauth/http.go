@@ -7,15 +7,21 @@ import (
 	"strings"
 )
 
-// Handler is the forward-auth HTTP endpoint. It answers every path and
-// method alike (proxies differ in what they send: nginx auth_request and
-// Traefik call the configured URL, Envoy's HTTP ext_authz calls its path
-// prefix plus the original path), so abmeshd serves it on an address of
-// its own (--edge-listen):
+// HealthPath answers a proxy's health check without assigning.
+const HealthPath = "/healthz"
+
+// Handler is the forward-auth HTTP endpoint. It answers every path but
+// HealthPath and every method alike (proxies differ in what they send:
+// nginx auth_request and Traefik call the configured URL, Envoy's HTTP
+// ext_authz calls its path prefix plus the original path), so abmeshd
+// serves it on an address of its own (--edge-listen):
 //
 //	200, x-abmesh-<test>: <variant>… x-abmesh-unit: <unit>
 //	     [Set-Cookie: <cookie>=<minted unit>; …]   assigned
 //	400, text/plain reason                          bad input (BadInput)
+//	200, "ok"                                       GET or HEAD /healthz, for a
+//	                                                proxy's health check: nothing
+//	                                                is assigned or minted
 //
 // It reads the unit header and the Cookie headers the proxy forwards, the
 // service from the service header or the auth URL's "service" query
@@ -38,6 +44,11 @@ func NewHandler(auth *Auth) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
 	req := Request{Cookies: r.Header["Cookie"], Service: h.service(r), HTTPS: isHTTPS(r)}
 	if h.unitKey != "" {
 		req.UnitHeader = first(r.Header[h.unitKey])
