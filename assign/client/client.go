@@ -94,7 +94,7 @@ func unitless(x *assign.Experiment) assign.Assignment {
 // stream runs in the background, reconnecting with Backoff whenever it
 // breaks, and Ready is closed when the first snapshot is in. Options:
 // WithService (required), WithBaggageKey, WithDialOptions, WithBackoff,
-// WithLogger, WithAttributes, WithRoutingHeaders.
+// WithLogger, WithAttributes, WithRoutingHeaders, WithWatchHook.
 //
 // Errors: ErrNoService; an invalid baggage key or Backoff
 // (ErrInvalidBackoff); a target or dial options grpc.NewClient rejects.
@@ -250,6 +250,7 @@ func (c *Client) watch(ctx context.Context, api pb.AssignmentServiceClient) {
 		}
 		if got > 0 {
 			attempt = 0
+			c.notify(WatchDisconnected, err)
 			log.Warn("abmesh: config stream broke; serving the last snapshot", "service", c.cfg.service, "config_version", c.Engine().Version(), "err", err)
 		} else if attempt == 0 {
 			log.Warn("abmesh: cannot watch config; retrying", "service", c.cfg.service, "ready", c.Stats().Ready, "err", err)
@@ -291,6 +292,7 @@ func (c *Client) stream(ctx context.Context, api pb.AssignmentServiceClient) (in
 		if n == 1 {
 			c.connected.Store(true)
 			c.cfg.logger.Info("abmesh: watching config", "service", c.cfg.service, "config_version", snap.GetVersion())
+			c.notify(WatchConnected, nil)
 		}
 		c.apply(snap)
 	}
@@ -313,4 +315,5 @@ func (c *Client) apply(snap *pb.ConfigSnapshot) {
 	}
 	c.install(eng)
 	c.cfg.logger.Debug("abmesh: config installed", "config_version", eng.Version())
+	c.notify(WatchInstalled, nil)
 }

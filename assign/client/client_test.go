@@ -3,8 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,5 +262,87 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if d := b.Delay(10000); d > 1500*time.Millisecond {
 		t.Fatalf("Delay(10000) = %v over the cap", d)
+	}
+}
+
+// hookLog collects the WatchEvents a WithWatchHook hook sees.
+type hookLog struct {
+	mu     sync.Mutex
+	events []client.WatchEvent
+}
+
+func (h *hookLog) hook(ev client.WatchEvent) {
+	h.mu.Lock()
+	h.events = append(h.events, ev)
+	h.mu.Unlock()
+}
+
+// kinds returns the kinds seen so far and the configuration version of
+// the last event.
+func (h *hookLog) kinds() ([]string, uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, len(h.events))
+	for i, ev := range h.events {
+		out[i] = ev.Kind.String()
+	}
+	var v uint64
+	if n := len(h.events); n > 0 {
+		v = h.events[n-1].Engine.Version()
+	}
+	return out, v
+}
+
+// waitKinds waits until the hook has seen exactly want (in order) with
+// the last event at version v.
+func (h *hookLog) waitKinds(t *testing.T, want []string, v uint64) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("watch events %v at version %d", want, v), func() bool {
+		got, gv := h.kinds()
+		return slices.Equal(got, want) && gv == v
+	})
+}
+
+// TestWatchHook: the hook sees the first connection, every installed
+// snapshot, a disconnection once however many attempts fail, and the
+// reconnection; every hook given is called.
+func TestWatchHook(t *testing.T) {
+	dir := t.TempDir()
+	d := daemontest.Start(t, daemontest.DataDir(dir))
+	addr := d.Addr()
+	createStarted(t, d.Registry(), newExp("rec-model", "recommendation"))
+	var h, second hookLog
+	c := newClient(t, addr, client.WithWatchHook(h.hook), client.WithWatchHook(nil), client.WithWatchHook(second.hook))
+	h.waitKinds(t, []string{"CONNECTED", "INSTALLED"}, d.Registry().Version())
+
+	if _, err := d.Registry().Pause(context.Background(), "rec-model"); err != nil { // one change, one version
+		t.Fatal(err)
+	}
+	h.waitKinds(t, []string{"CONNECTED", "INSTALLED", "INSTALLED"}, d.Registry().Version())
+	v := d.Registry().Version()
+
+	d.Stop()
+	eventually(t, "failed reconnects", func() bool { return c.Stats().Reconnects >= 3 })
+	h.waitKinds(t, []string{"CONNECTED", "INSTALLED", "INSTALLED", "DISCONNECTED"}, v)
+	h.mu.Lock()
+	if last := h.events[len(h.events)-1]; last.Err == nil {
+		t.Error("DISCONNECTED without the error that ended the stream")
+	}
+	h.mu.Unlock()
+
+	d2 := daemontest.Start(t, daemontest.Listen(addr), daemontest.DataDir(dir))
+	all := []string{"CONNECTED", "INSTALLED", "INSTALLED", "DISCONNECTED", "CONNECTED", "INSTALLED"}
+	h.waitKinds(t, all, d2.Registry().Version())
+	if got, _ := second.kinds(); !slices.Equal(got, all) {
+		t.Errorf("second hook saw %v", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.kinds(); len(got) != len(all) {
+		t.Errorf("Close reported %v", got[len(all):])
+	}
+	if s := client.WatchEventKind(0).String(); s != "WatchEventKind(0)" {
+		t.Errorf("WatchEventKind(0) = %q", s)
 	}
 }

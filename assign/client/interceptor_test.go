@@ -525,3 +525,52 @@ func TestWithUnitBaggage(t *testing.T) {
 		t.Fatalf("custom key: %q", got)
 	}
 }
+
+// TestSnapshotEvaluate: Snapshot.Evaluate records the same event as
+// Variant for the same unit and test, returns the error.type it recorded,
+// and before the first snapshot reports provider_not_ready.
+func TestSnapshotEvaluate(t *testing.T) {
+	cfg := shopConfig(t)
+	tel := newTelemetry(t)
+	tr := tel.provider("recommendation").Tracer("test")
+	c := static(t, cfg, client.WithService("recommendation"))
+	long := strings.Repeat("u", assign.MaxUnitLen+1)
+	// events returns the flag events f records on a fresh span.
+	events := func(f func(ctx context.Context)) map[string]map[string]string {
+		tel.exp.Reset()
+		ctx, span := tr.Start(context.Background(), "handle")
+		f(ctx)
+		span.End()
+		return flagEvents(t, tel.exp.GetSpans()[0].Events)
+	}
+	for _, unit := range []string{"user-1", "user-2", "", long} {
+		for _, test := range []string{"rec-model", "hero-banner", "paused-test", "draft-test", "no-such-test"} {
+			var a assign.Assignment
+			var errType string
+			got := events(func(ctx context.Context) { a, errType = c.Snapshot().Evaluate(ctx, test, unit, nil) })
+			var v string
+			want := events(func(ctx context.Context) { v = c.Variant(client.WithUnit(ctx, unit), test) })
+			if !mapsEqual(got[test], want[test]) || len(got) != 1 || a.Variant != v {
+				t.Fatalf("unit %.10q test %s: Evaluate %q %v, Variant %q %v", unit, test, a.Variant, got, v, want)
+			}
+			if errType != got[test]["error.type"] {
+				t.Fatalf("unit %.10q test %s: error type %q, recorded %v", unit, test, errType, got[test])
+			}
+		}
+	}
+	if _, e := c.Snapshot().Evaluate(context.Background(), "rec-model", "user-1", map[string]string{"": "x"}); e != client.ErrorInvalidContext {
+		t.Errorf("invalid attributes: error type %q", e)
+	}
+	var zero client.Snapshot
+	if zero.Engine() != nil || c.Snapshot().Engine() != c.Engine() {
+		t.Error("Snapshot.Engine")
+	}
+	ev := events(func(ctx context.Context) {
+		if a, e := zero.Evaluate(ctx, "rec-model", "user-1", nil); e != client.ErrorProviderNotReady || a.Variant != "" || a.Reason != assign.ReasonFallback {
+			t.Errorf("zero Snapshot: %+v, %q", a, e)
+		}
+	})
+	if ev["rec-model"]["error.type"] != "provider_not_ready" {
+		t.Errorf("zero Snapshot recorded %v", ev)
+	}
+}

@@ -28,6 +28,7 @@ type config struct {
 	logger     *slog.Logger
 	attrs      func(context.Context) map[string]string
 	routing    bool
+	hooks      []func(WatchEvent)
 }
 
 // WithService names the service the Client works for: the change service
@@ -87,6 +88,24 @@ func WithAttributes(f func(ctx context.Context) map[string]string) Option {
 // by default.
 func WithRoutingHeaders(on bool) Option {
 	return optionFunc(func(c *config) { c.routing = on })
+}
+
+// WithWatchHook adds a function called on every WatchEvent of a Client
+// made by New: each stream's first snapshot (WatchConnected), each
+// snapshot installed (WatchInstalled), each stream that breaks after
+// delivering snapshots (WatchDisconnected). Hooks given in several options
+// are all called, in order. They run on the Client's watch goroutine, one
+// event at a time and in order, so they see every transition; they must
+// return quickly (a slow hook delays the next snapshot) and must not call
+// Close. NewStatic never calls them: its Client is ready when NewStatic
+// returns. The OpenFeature provider (assign/openfeature) turns these
+// events into provider events.
+func WithWatchHook(f func(WatchEvent)) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.hooks = append(c.hooks, f)
+		}
+	})
 }
 
 func buildConfig(opts []Option) (config, error) {

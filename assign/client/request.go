@@ -168,14 +168,52 @@ func (c *Client) Variant(ctx context.Context, testID string) string {
 		recordOne(ctx, r.unit, a, errType)
 		return a.Variant
 	}
-	unit := c.incomingUnit(ctx)
+	a, _ := c.Snapshot().Evaluate(ctx, testID, c.incomingUnit(ctx), c.attributes(ctx))
+	return a.Variant
+}
+
+// Snapshot is the configuration a Client evaluated at one moment, for
+// adapters that evaluate one test at a time for a unit they carry
+// themselves (the OpenFeature provider): Engine to inspect a test,
+// Evaluate to evaluate and record it, both on the same configuration.
+// The zero Snapshot is the state before the first configuration: it knows
+// no test.
+type Snapshot struct{ v *view }
+
+// Snapshot returns the configuration in use now.
+func (c *Client) Snapshot() Snapshot { return Snapshot{c.view.Load()} }
+
+// Engine returns the snapshot's compiled configuration; nil (an empty
+// configuration) before the first. It must not be modified.
+func (s Snapshot) Engine() *assign.Engine {
+	if s.v == nil {
+		return nil
+	}
+	return s.v.eng
+}
+
+// Evaluate evaluates test testID for unit with attrs (nil for none) and
+// records the result on ctx's current span, exactly as Variant does for a
+// context without an evaluated request: one EventName event, with the
+// error.type of a fallback, and no UnitKey on the span. It never fails.
+//
+// It returns the assignment and, for reason assign.ReasonFallback, the
+// error.type recorded (ErrorProviderNotReady: s is the zero Snapshot;
+// ErrorFlagNotFound: no such test, the assignment has no variant;
+// ErrorTargetingKeyMissing: unit is empty; ErrorInvalidContext: unit is
+// over assign.MaxUnitLen bytes, recorded without it, or attrs fail
+// assign.ValidateAttributes); "" otherwise. Without a valid unit a
+// running test gives its control with the fallback, a paused or draft one
+// its control (assign.ReasonPaused) and a concluded one its winner
+// (assign.ReasonWinner), with no error.
+func (s Snapshot) Evaluate(ctx context.Context, testID, unit string, attrs map[string]string) (assign.Assignment, string) {
 	bad := unitError(unit)
 	if bad != "" {
 		unit = ""
 	}
-	a, errType := evalOne(c.view.Load(), unit, bad, c.attributes(ctx), testID)
+	a, errType := evalOne(s.v, unit, bad, attrs, testID)
 	recordOne(ctx, unit, a, errType)
-	return a.Variant
+	return a, errType
 }
 
 // Assignments returns a copy of the assignments evaluated so far for the
