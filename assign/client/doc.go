@@ -80,6 +80,13 @@
 // hash only: the SDK has no access to abmeshd's store of first
 // assignments.
 //
+// # Adapters
+//
+// Snapshot.Evaluate evaluates one test for a unit the caller carries and
+// records it as Variant does; WithWatchHook reports connections, installed
+// snapshots and disconnections as they happen. The OpenFeature provider,
+// assign/openfeature, is built on these two.
+//
 // # What is recorded
 //
 // On the server span, the attribute abmesh.unit (UnitKey) once, and for

@@ -11,6 +11,8 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/testkit"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 )
 
 func TestMain(m *testing.M) {
@@ -34,16 +36,9 @@ func newExp(id, service string, variants ...assign.Variant) *assign.Experiment {
 	}
 }
 
-// createStarted creates and starts x in r.
+// createStarted is daemontest.CreateStarted.
 func createStarted(t testing.TB, r *assign.Registry, x *assign.Experiment) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := r.Create(ctx, x); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Start(ctx, x.ID); err != nil {
-		t.Fatal(err)
-	}
+	daemontest.CreateStarted(t, r, x)
 }
 
 // shopConfig is a configuration of the demo shop: two tests on the
@@ -68,14 +63,5 @@ func shopConfig(t testing.TB) assign.Config {
 	return r.Snapshot().Config()
 }
 
-// eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually is testkit.Eventually.
+func eventually(t *testing.T, what string, cond func() bool) { testkit.Eventually(t, what, cond) }

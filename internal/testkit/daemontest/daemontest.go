@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/daemon"
 )
 
@@ -83,4 +84,18 @@ func Dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// CreateStarted creates experiment x in r (a daemon's Registry, or any
+// other) and starts it; a failure ends the test. Creating and starting
+// are two changes: a Watch client may see the draft first.
+func CreateStarted(t testing.TB, r *assign.Registry, x *assign.Experiment) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := r.Create(ctx, x); err != nil {
+		t.Fatalf("create %s: %v", x.ID, err)
+	}
+	if _, err := r.Start(ctx, x.ID); err != nil {
+		t.Fatalf("start %s: %v", x.ID, err)
+	}
 }
