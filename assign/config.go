@@ -23,13 +23,23 @@ type Config struct {
 	Overrides   []Override
 }
 
+// ConfigField is the field a *FieldError names when the whole
+// configuration is at fault (its total size), not one of its entities.
+const ConfigField = "config"
+
 // Validate checks a whole configuration: every experiment, layer and
 // override on its own, unique ids, experiments' layers exist, salts are
 // unique and no layer id, active (running or paused) experiments of a layer
 // own disjoint slices, overrides name an existing experiment and variant
-// and are unique per (experiment, unit). Errors are *FieldError with paths
-// like `experiments["checkout"].variants[1].weight` or `overrides[3].variant`.
+// and are unique per (experiment, unit), and the whole encodes to at most
+// MaxConfigBytes (EncodedSize; the error's field is ConfigField). Errors
+// are *FieldError with paths like `experiments["checkout"].variants[1].weight`
+// or `overrides[3].variant`. It takes time linear in the configuration's
+// size (n log n in the number of experiments).
 func (c *Config) Validate() error {
+	if n := c.EncodedSize(); n > MaxConfigBytes {
+		return fieldErr(ConfigField, "%d bytes encoded, over the limit of %d (assign.MaxConfigBytes): remove experiments, variants, targeting values or overrides", n, MaxConfigBytes)
+	}
 	layers := make(map[string]bool, len(c.Layers))
 	for i := range c.Layers {
 		l := &c.Layers[i]
@@ -56,8 +66,9 @@ func (c *Config) Validate() error {
 		exps[e.ID] = e
 		all[i] = e
 	}
+	idx := newConflictIndex(all)
 	for i, e := range all {
-		if err := conflicts(e, all, layers); err != nil {
+		if err := conflictsWith(e, layers, idx.sameSalt[e], idx.overlap[e]); err != nil {
 			return prefixField(elemPath("experiments", i, e.ID), err)
 		}
 	}

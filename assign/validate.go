@@ -1,9 +1,13 @@
 package assign
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Input limits.
@@ -14,9 +18,27 @@ const (
 	MaxAttributeValueLen = 1024 // bytes in an attribute value
 	MaxIDLen             = 63   // bytes in an experiment, layer or variant id
 
+	// MaxVariants bounds an experiment's variants (the control included).
+	MaxVariants = 100
+	// MaxInterference bounds an experiment's emits entries, and its
+	// susceptible entries.
+	MaxInterference = 64
+	// MaxRules bounds an experiment's targeting rules.
+	MaxRules = 64
+	// MaxConfigBytes bounds a whole configuration as Config.EncodedSize
+	// counts it (its encoding in the Watch stream's ConfigSnapshot), so
+	// that every configuration the Registry accepts fits in one Watch
+	// message of ConfigMessageLimit bytes with room to spare.
+	MaxConfigBytes = 2 << 20
+	// ConfigMessageLimit is the gRPC message size limit both ends of the
+	// Watch stream set explicitly: abmeshd's MaxSendMsgSize and the SDK's
+	// MaxCallRecvMsgSize. It is gRPC's default receive limit, so that any
+	// client with default options (the CLI listing experiments) also
+	// receives a configuration of MaxConfigBytes.
+	ConfigMessageLimit = 4 << 20
+
 	maxTextLen    = 4096 // description
 	maxNameLen    = 256  // owner, service names, salt, metric attribute, interference kind
-	maxRules      = 64   // targeting rules per experiment
 	maxRuleValues = 1024 // values per targeting rule
 )
 
@@ -58,6 +80,8 @@ func validateID(field, s string) error {
 	return nil
 }
 
+// validateLen checks a one-line text field: required when required, at
+// most max bytes, and checkText with no control character allowed.
 func validateLen(field, s string, max int, required bool) error {
 	if required && s == "" {
 		return fieldErr(field, "required")
@@ -65,7 +89,62 @@ func validateLen(field, s string, max int, required bool) error {
 	if len(s) > max {
 		return fieldErr(field, "%d bytes, over the limit of %d", len(s), max)
 	}
+	return checkText(field, s, false)
+}
+
+// validateDescription checks a free-text description: at most maxTextLen
+// bytes, and checkText allowing newlines and tabs.
+func validateDescription(field, s string) error {
+	if len(s) > maxTextLen {
+		return fieldErr(field, "%d bytes, over the limit of %d", len(s), maxTextLen)
+	}
+	return checkText(field, s, true)
+}
+
+// checkText refuses what a terminal or a page would act on rather than
+// show: invalid UTF-8, control characters (Unicode category Cc, C0, DEL
+// and C1; tab and newline are allowed when multiline), the bidirectional
+// formatting characters (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066
+// to U+2069), which reorder what a reader sees, and the line and
+// paragraph separators U+2028 and U+2029. The error names field, the
+// character and its byte offset.
+func checkText(field, s string, multiline bool) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return checkRunes(field, s, i, multiline)
+		}
+	}
 	return nil
+}
+
+// checkRunes is checkText's slow path, from byte start on.
+func checkRunes(field, s string, start int, multiline bool) error {
+	for i := start; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return fieldErr(field, "not valid UTF-8 at byte %d", i)
+		case multiline && (r == '\n' || r == '\t'):
+		case unsafeRune(r):
+			return fieldErr(field, "character %U at byte %d is not allowed (control and bidirectional formatting characters are refused)", r, i)
+		}
+		i += n
+	}
+	return nil
+}
+
+// unsafeRune reports whether r is a control character (Cc), a
+// bidirectional formatting character or a line or paragraph separator.
+func unsafeRune(r rune) bool {
+	switch {
+	case unicode.Is(unicode.Cc, r):
+		return true
+	case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
 }
 
 // clip shortens s for error messages.
@@ -77,25 +156,21 @@ func clip(s string) string {
 	return s[:n] + "…"
 }
 
-// ValidateUnit checks a unit id: non-empty and at most MaxUnitLen bytes.
-// The error is a *FieldError for field "unit_id".
+// ValidateUnit checks a unit id: non-empty, at most MaxUnitLen bytes,
+// valid UTF-8 without control or bidirectional formatting characters
+// (see checkText). The error is a *FieldError for field "unit_id".
 func ValidateUnit(unit string) error {
-	if unit == "" {
-		return fieldErr("unit_id", "required")
-	}
-	if len(unit) > MaxUnitLen {
-		return fieldErr("unit_id", "%d bytes, over the limit of %d", len(unit), MaxUnitLen)
-	}
-	return nil
+	return validateLen("unit_id", unit, MaxUnitLen, true)
 }
 
 // Validate checks an evaluation filter as a request carries it: Service at
-// most maxNameLen bytes (the limit of an experiment's services), every
-// Tests id a valid id. The error is a *FieldError for field "service" or
-// "test_ids[i]". The zero Filter is valid.
+// most maxNameLen bytes (the limit of an experiment's services) without
+// control characters, every Tests id a valid id. The error is a
+// *FieldError for field "service" or "test_ids[i]". The zero Filter is
+// valid.
 func (f Filter) Validate() error {
-	if len(f.Service) > maxNameLen {
-		return fieldErr("service", "%d bytes, over the limit of %d", len(f.Service), maxNameLen)
+	if err := validateLen("service", f.Service, maxNameLen, false); err != nil {
+		return err
 	}
 	for i, id := range f.Tests {
 		if !ValidID(id) {
@@ -191,8 +266,9 @@ func (i *Interference) Validate() error {
 
 // Validate checks r: a non-empty attribute of at most MaxAttributeKeyLen
 // bytes, a known operator, exactly one value for OpEq and at least one for
-// OpIn and OpNotIn, values of at most MaxAttributeValueLen bytes. Errors
-// name "attribute", "op" or "values[i]".
+// OpIn and OpNotIn, values of at most MaxAttributeValueLen bytes; no
+// control characters (see checkText). Errors name "attribute", "op" or
+// "values[i]".
 func (r *Rule) Validate() error {
 	if err := validateLen("attribute", r.Attribute, MaxAttributeKeyLen, true); err != nil {
 		return err
@@ -213,8 +289,8 @@ func (r *Rule) Validate() error {
 		return fieldErr("values", "%d values, over the limit of %d", len(r.Values), maxRuleValues)
 	}
 	for j, v := range r.Values {
-		if len(v) > MaxAttributeValueLen {
-			return fieldErr(fmt.Sprintf("values[%d]", j), "%d bytes, over the limit of %d", len(v), MaxAttributeValueLen)
+		if err := validateLen(fmt.Sprintf("values[%d]", j), v, MaxAttributeValueLen, false); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -277,7 +353,7 @@ func (e *Experiment) Validate() error {
 	if err := validateLen("owner", e.Owner, maxNameLen, false); err != nil {
 		return err
 	}
-	if err := validateLen("description", e.Description, maxTextLen, false); err != nil {
+	if err := validateDescription("description", e.Description); err != nil {
 		return err
 	}
 	if err := validateLen("change_service", e.ChangeService, maxNameLen, true); err != nil {
@@ -302,8 +378,8 @@ func (e *Experiment) Validate() error {
 	} else if e.Slice != (Slice{}) {
 		return fieldErr("slice", "set but layer is empty")
 	}
-	if len(e.Targeting) > maxRules {
-		return fieldErr("targeting", "%d rules, over the limit of %d", len(e.Targeting), maxRules)
+	if len(e.Targeting) > MaxRules {
+		return fieldErr("targeting", "%d rules, over the limit of %d", len(e.Targeting), MaxRules)
 	}
 	for i := range e.Targeting {
 		if err := e.Targeting[i].Validate(); err != nil {
@@ -313,15 +389,11 @@ func (e *Experiment) Validate() error {
 	if err := validateLen("salt", e.Salt, maxNameLen, false); err != nil {
 		return err
 	}
-	for i := range e.Emits {
-		if err := e.Emits[i].Validate(); err != nil {
-			return prefixField(fmt.Sprintf("emits[%d]", i), err)
-		}
+	if err := validateInterference("emits", e.Emits); err != nil {
+		return err
 	}
-	for i := range e.Susceptible {
-		if err := e.Susceptible[i].Validate(); err != nil {
-			return prefixField(fmt.Sprintf("susceptible[%d]", i), err)
-		}
+	if err := validateInterference("susceptible", e.Susceptible); err != nil {
+		return err
 	}
 	if err := e.Plan.Validate(); err != nil {
 		return err
@@ -329,20 +401,45 @@ func (e *Experiment) Validate() error {
 	return e.validateLifecycle()
 }
 
+// validateInterference checks the entries of list (emits or
+// susceptible): at most MaxInterference, each Interference.Validate.
+func validateInterference(list string, in []Interference) error {
+	if len(in) > MaxInterference {
+		return fieldErr(list, "%d entries, over the limit of %d", len(in), MaxInterference)
+	}
+	for i := range in {
+		if err := in[i].Validate(); err != nil {
+			return prefixField(list+"["+strconv.Itoa(i)+"]", err)
+		}
+	}
+	return nil
+}
+
+// validateVariants checks the variants: 2 to MaxVariants, valid unique
+// names, weights summing to 1..math.MaxUint32. It takes time linear in
+// len(vs) (duplicates are found with a map, not by comparing pairs).
 func validateVariants(vs []Variant) error {
 	if len(vs) < 2 {
 		return fieldErr("variants", "%d variants: an experiment needs at least 2 (the first is the control)", len(vs))
 	}
+	if len(vs) > MaxVariants {
+		return fieldErr("variants", "%d variants, over the limit of %d", len(vs), MaxVariants)
+	}
+	return checkVariants(vs)
+}
+
+// checkVariants is validateVariants without the count limits.
+func checkVariants(vs []Variant) error {
+	seen := make(map[string]int, len(vs))
 	var sum uint64
 	for i, v := range vs {
-		if err := validateID(fmt.Sprintf("variants[%d].name", i), v.Name); err != nil {
-			return err
+		if !ValidID(v.Name) { // the field name is built only for an error
+			return validateID(fmt.Sprintf("variants[%d].name", i), v.Name)
 		}
-		for j := range i {
-			if vs[j].Name == v.Name {
-				return fieldErr(fmt.Sprintf("variants[%d].name", i), "duplicate of variants[%d].name %q", j, v.Name)
-			}
+		if j, dup := seen[v.Name]; dup {
+			return fieldErr(fmt.Sprintf("variants[%d].name", i), "duplicate of variants[%d].name %q", j, v.Name)
 		}
+		seen[v.Name] = i
 		sum += uint64(v.Weight)
 		if sum > math.MaxUint32 {
 			return fieldErr(fmt.Sprintf("variants[%d].weight", i), "weights sum past %d", uint64(math.MaxUint32))
@@ -402,7 +499,7 @@ func (l *Layer) Validate() error {
 	if err := validateID("id", l.ID); err != nil {
 		return err
 	}
-	return validateLen("description", l.Description, maxTextLen, false)
+	return validateDescription("description", l.Description)
 }
 
 // Validate checks the override on its own: experiment a valid id, unit a
@@ -429,8 +526,25 @@ func (e *Experiment) active() bool {
 // configuration: e's layer exists, e's salt is no other experiment's salt
 // and no layer id (equal salts would correlate assignments), and an active
 // e's slice overlaps no other active experiment's slice in its layer.
-// Errors are *FieldError with e's own field names.
+// Errors are *FieldError with e's own field names. It takes time linear in
+// len(others); Config.Validate checks all experiments at once with
+// conflictIndex instead.
 func conflicts(e *Experiment, others []*Experiment, layers map[string]bool) error {
+	var same *Experiment
+	salt := e.EffectiveSalt()
+	for _, o := range others {
+		if o.ID != e.ID && o.EffectiveSalt() == salt {
+			same = o
+			break
+		}
+	}
+	return conflictsWith(e, layers, same, overlapping(e, others))
+}
+
+// conflictsWith is conflicts given the other experiment with e's salt
+// (sameSalt) and an active one whose slice overlaps e's (overlap), either
+// nil when there is none.
+func conflictsWith(e *Experiment, layers map[string]bool, sameSalt, overlap *Experiment) error {
 	if e.Layer != "" && !layers[e.Layer] {
 		return fieldErr("layer", "layer %q not found", e.Layer)
 	}
@@ -438,19 +552,69 @@ func conflicts(e *Experiment, others []*Experiment, layers map[string]bool) erro
 	if layers[salt] {
 		return fieldErr("salt", "salt %q is a layer id: the experiment's split would correlate with the layer's slices", salt)
 	}
-	for _, o := range others {
-		if o.ID == e.ID {
-			continue
-		}
-		if o.EffectiveSalt() == salt {
-			return fieldErr("salt", "salt %q is also experiment %q's salt: the two splits would be identical", salt, o.ID)
-		}
+	if sameSalt != nil {
+		return fieldErr("salt", "salt %q is also experiment %q's salt: the two splits would be identical", salt, sameSalt.ID)
 	}
-	if o := overlapping(e, others); o != nil {
+	if o := overlap; o != nil {
 		return fieldErr("slice", "[%d, %d) overlaps the slice [%d, %d) of %s experiment %q in layer %q",
 			e.Slice.Start, e.Slice.End, o.Slice.Start, o.Slice.End, o.Status, o.ID, e.Layer)
 	}
 	return nil
+}
+
+// conflictIndex holds, for every experiment of a configuration (ids
+// unique), the first other experiment with the same salt and an active
+// experiment of its layer whose slice overlaps its own. Building it takes
+// O(n log n) time for n experiments, where checking each against all
+// others would take O(n²).
+type conflictIndex struct {
+	sameSalt, overlap map[*Experiment]*Experiment
+}
+
+func newConflictIndex(exps []*Experiment) conflictIndex {
+	idx := conflictIndex{sameSalt: map[*Experiment]*Experiment{}, overlap: map[*Experiment]*Experiment{}}
+	bySalt := make(map[string][]*Experiment, len(exps))
+	byLayer := map[string][]*Experiment{}
+	for _, e := range exps {
+		if s := bySalt[e.EffectiveSalt()]; len(s) < 2 {
+			bySalt[e.EffectiveSalt()] = append(s, e)
+		}
+		if e.Layer != "" && e.active() {
+			byLayer[e.Layer] = append(byLayer[e.Layer], e)
+		}
+	}
+	for _, e := range exps {
+		if s := bySalt[e.EffectiveSalt()]; len(s) == 2 {
+			idx.sameSalt[e] = s[0]
+			if s[0] == e {
+				idx.sameSalt[e] = s[1]
+			}
+		}
+	}
+	for _, active := range byLayer {
+		idx.sweep(active)
+	}
+	return idx
+}
+
+// sweep finds overlapping slices among the active experiments of one
+// layer: sorted by start, an experiment overlaps an earlier one exactly
+// when the largest end before it is past its start, and a later one
+// exactly when the next start is before its end.
+func (idx conflictIndex) sweep(active []*Experiment) {
+	slices.SortStableFunc(active, func(a, b *Experiment) int { return cmp.Compare(a.Slice.Start, b.Slice.Start) })
+	var widest *Experiment // the earlier experiment with the largest end
+	for i, e := range active {
+		switch {
+		case widest != nil && widest.Slice.End > e.Slice.Start:
+			idx.overlap[e] = widest
+		case i+1 < len(active) && active[i+1].Slice.Start < e.Slice.End:
+			idx.overlap[e] = active[i+1]
+		}
+		if widest == nil || e.Slice.End > widest.Slice.End {
+			widest = e
+		}
+	}
 }
 
 // overlapping returns an active experiment of others in e's layer whose

@@ -2,7 +2,9 @@ package assign
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -89,6 +91,36 @@ func TestExperimentValidate(t *testing.T) {
 		{"running without phase", func(x *Experiment) { x.Phase, x.Phases = 0, nil }, "phase"},
 		{"phases length", func(x *Experiment) { x.Phases = nil }, "phases"},
 		{"phase numbering", func(x *Experiment) { x.Phases[0].Number = 2 }, "phases[0].number"},
+
+		// Limits that protect the control plane.
+		{"valid max variants", func(x *Experiment) { x.Variants = weights(make([]uint32, MaxVariants)...); x.Variants[0].Weight = 1 }, ""},
+		{"too many variants", func(x *Experiment) { x.Variants = weights(make([]uint32, MaxVariants+1)...); x.Variants[0].Weight = 1 }, "variants"},
+		{"valid max emits", func(x *Experiment) { x.Emits = interference(MaxInterference) }, ""},
+		{"too many emits", func(x *Experiment) { x.Emits = interference(MaxInterference + 1) }, "emits"},
+		{"too many susceptible", func(x *Experiment) { x.Susceptible = interference(MaxInterference + 1) }, "susceptible"},
+		{"duplicate variant far apart", func(x *Experiment) {
+			x.Variants = weights(make([]uint32, MaxVariants)...)
+			x.Variants[0].Weight, x.Variants[MaxVariants-1].Name = 1, "v3"
+		}, fmt.Sprintf("variants[%d].name", MaxVariants-1)},
+
+		// Text a terminal or a page would act on.
+		{"escape in owner", func(x *Experiment) { x.Owner = "team\x1b[2J" }, "owner"},
+		{"newline in owner", func(x *Experiment) { x.Owner = "team\nfake: line" }, "owner"},
+		{"invalid UTF-8 in owner", func(x *Experiment) { x.Owner = "team\xff" }, "owner"},
+		{"valid non-ASCII owner", func(x *Experiment) { x.Owner = "équipe 支付 👩‍👩‍👧" }, ""},
+		{"valid multi-line description", func(x *Experiment) { x.Description = "line one\n\tline two" }, ""},
+		{"bell in description", func(x *Experiment) { x.Description = "ok\a" }, "description"},
+		{"C1 control in description", func(x *Experiment) { x.Description = "ok\u009b31m" }, "description"},
+		{"bidi override in description", func(x *Experiment) { x.Description = "price \u202e001$" }, "description"},
+		{"bidi isolate in description", func(x *Experiment) { x.Description = "a\u2067b" }, "description"},
+		{"line separator in description", func(x *Experiment) { x.Description = "a\u2028b" }, "description"},
+		{"NUL in change service", func(x *Experiment) { x.ChangeService = "svc\x00" }, "change_service"},
+		{"DEL in measure service", func(x *Experiment) { x.MeasureService = "svc\x7f" }, "measure_service"},
+		{"control in salt", func(x *Experiment) { x.Salt = "s\r" }, "salt"},
+		{"control in metric attribute", func(x *Experiment) { x.Metric = Metric{Kind: MetricAttribute, Attribute: "a\tb"} }, "metric.attribute"},
+		{"control in rule attribute", func(x *Experiment) { x.Targeting = []Rule{{"a\x1b", OpEq, []string{"x"}}} }, "targeting[0].attribute"},
+		{"control in rule value", func(x *Experiment) { x.Targeting = []Rule{{"a", OpIn, []string{"x", "y\x07"}}} }, "targeting[0].values[1]"},
+		{"control in interference kind", func(x *Experiment) { x.Emits = []Interference{{"lat\x1bency", ScopeAll}} }, "emits[0].kind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,10 +177,78 @@ func TestLayerAndOverrideValidate(t *testing.T) {
 	checkFieldErr(t, (&Layer{ID: "homepage"}).Validate(), "")
 	checkFieldErr(t, (&Layer{ID: "Home"}).Validate(), "id")
 	checkFieldErr(t, (&Layer{ID: "h", Description: strings.Repeat("d", 5000)}).Validate(), "description")
+	checkFieldErr(t, (&Layer{ID: "h", Description: "home\x1b]0;pwned\x07"}).Validate(), "description")
 	checkFieldErr(t, (&Override{"exp", "u", "control"}).Validate(), "")
+	checkFieldErr(t, (&Override{"exp", "u\x1b[1m", "control"}).Validate(), "unit_id")
 	checkFieldErr(t, (&Override{"", "u", "control"}).Validate(), "experiment")
 	checkFieldErr(t, (&Override{"exp", "", "control"}).Validate(), "unit_id")
 	checkFieldErr(t, (&Override{"exp", "u", ""}).Validate(), "variant")
+}
+
+// TestUnitAndFilterText checks that unit ids and a request's service
+// refuse control and bidirectional formatting characters and keep the
+// rest.
+func TestUnitAndFilterText(t *testing.T) {
+	for _, u := range []string{"user-1", "Ülrich@example.com", "ユーザー", strings.Repeat("u", MaxUnitLen)} {
+		checkFieldErr(t, ValidateUnit(u), "")
+	}
+	for _, u := range []string{"", "u\n", "u\x1b[0m", "\u202eu", "u\u0085", "u\xc3", strings.Repeat("u", MaxUnitLen+1)} {
+		checkFieldErr(t, ValidateUnit(u), "unit_id")
+	}
+	checkFieldErr(t, Filter{Service: "checkout"}.Validate(), "")
+	checkFieldErr(t, Filter{Service: "check\x00out"}.Validate(), "service")
+}
+
+// TestConfigSizeLimit checks that a configuration past MaxConfigBytes is
+// refused naming ConfigField, and one just under it is not.
+func TestConfigSizeLimit(t *testing.T) {
+	cfg := Config{Experiments: []Experiment{testExp("a")}}
+	for n, i := cfg.EncodedSize(), 0; n <= MaxConfigBytes; i++ {
+		o := Override{"a", fmt.Sprintf("user-%07d", i), "control"}
+		cfg.Overrides = append(cfg.Overrides, o)
+		n += messageSize(stringSize(o.Experiment) + stringSize(o.Unit) + stringSize(o.Variant))
+	}
+	checkFieldErr(t, cfg.Validate(), ConfigField)
+	cfg.Overrides = cfg.Overrides[:len(cfg.Overrides)-1]
+	if n := cfg.EncodedSize(); n > MaxConfigBytes || n < MaxConfigBytes-100 {
+		t.Fatalf("EncodedSize %d, want just under %d", n, MaxConfigBytes)
+	}
+	checkFieldErr(t, cfg.Validate(), "")
+}
+
+// TestOverlapIndex compares Config.Validate's sorted sweep for
+// overlapping slices with the pairwise check on random layers.
+func TestOverlapIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 500 {
+		var exps []*Experiment
+		for i := range 1 + rng.IntN(8) {
+			x := testExp(fmt.Sprintf("e%d", i))
+			start := uint32(rng.IntN(100))
+			x.Layer, x.Slice = "l", Slice{start, start + 1 + uint32(rng.IntN(30))}
+			if rng.IntN(4) == 0 {
+				x.Status, x.Phase, x.Phases = StatusDraft, 0, nil
+			}
+			exps = append(exps, &x)
+		}
+		idx := newConflictIndex(exps)
+		for _, e := range exps {
+			want := overlapping(e, exps)
+			got := idx.overlap[e]
+			if (got == nil) != (want == nil) || (got != nil && (got == e || !got.active() || !got.Slice.Overlaps(e.Slice))) {
+				t.Fatalf("trial %d: %s %v: sweep gives %v, pairwise %v", trial, e.ID, e.Slice, got, want)
+			}
+		}
+	}
+}
+
+// interference returns n distinct valid entries.
+func interference(n int) []Interference {
+	out := make([]Interference, n)
+	for i := range out {
+		out[i] = Interference{Kind: fmt.Sprintf("kind-%d", i), Scope: ScopeAll}
+	}
+	return out
 }
 
 // TestConfigValidate checks the cross-entity rules and the field paths.
@@ -189,6 +289,9 @@ func TestConfigValidate(t *testing.T) {
 			layered("a", Slice{0, 5000}, StatusRunning), layered("b", Slice{0, 5000}, StatusDraft)}}, ""},
 		{"concluded may overlap", Config{Layers: l, Experiments: []Experiment{
 			layered("a", Slice{0, 5000}, StatusRunning), layered("b", Slice{0, 5000}, StatusConcluded)}}, ""},
+		{"slice inside an earlier one", Config{Layers: l, Experiments: []Experiment{
+			layered("a", Slice{0, 5000}, StatusRunning), layered("b", Slice{5000, 6000}, StatusRunning), layered("c", Slice{100, 200}, StatusRunning)}},
+			`experiments["a"].slice`},
 		{"shared salt", Config{Experiments: []Experiment{testExp("a"), func() Experiment { x := testExp("b"); x.Salt = "a"; return x }()}},
 			`experiments["a"].salt`},
 		{"salt is a layer id", Config{Layers: l, Experiments: []Experiment{func() Experiment { x := testExp("b"); x.Salt = "l"; return x }()}},

@@ -110,6 +110,9 @@ func New(target string, opts ...Option) (*Client, error) {
 	b := cfg.backoff
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The limit abmeshd sends Watch snapshots with; every configuration
+		// it accepts (assign.MaxConfigBytes) fits.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(assign.ConfigMessageLimit)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: b.Initial, Multiplier: b.Multiplier, Jitter: b.Jitter, MaxDelay: b.Max},
 			MinConnectTimeout: 5 * time.Second,

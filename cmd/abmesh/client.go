@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -149,6 +152,69 @@ func printPlainJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func table(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// table returns a tabwriter over w for the CLI's tables. Everything
+// written to it passes through appendEscaped first, so that what a server
+// stored or saw in spans (names, unit ids, service names) cannot act on
+// the terminal.
+func table(w io.Writer) *tableWriter {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	return &tableWriter{escapeWriter: escapeWriter{w: tw}, tw: tw}
+}
+
+// tableWriter is a tabwriter whose input is escaped.
+type tableWriter struct {
+	escapeWriter
+	tw *tabwriter.Writer
+}
+
+// Flush writes the table out.
+func (t *tableWriter) Flush() error { return t.tw.Flush() }
+
+// escaped returns w behind an escapeWriter, for text printed outside
+// tables. Escaping is idempotent: its output passes unchanged.
+func escaped(w io.Writer) io.Writer { return &escapeWriter{w: w} }
+
+// escapeWriter writes what it is given through appendEscaped. Each Write
+// must hold whole characters (fmt.Fprintf writes once per call).
+type escapeWriter struct {
+	w   io.Writer
+	buf []byte
+}
+
+// Write escapes p and writes it; n is len(p) on success.
+func (e *escapeWriter) Write(p []byte) (int, error) {
+	e.buf = appendEscaped(e.buf[:0], p)
+	if _, err := e.w.Write(e.buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// appendEscaped appends p to dst with every character a terminal would
+// act on instead of show written as a Go escape: control characters other
+// than the table's own tab and newline, format characters such as the
+// bidirectional overrides, unassigned and private-use code points as
+// \xNN, \uNNNN or \UNNNNNNNN, and invalid UTF-8 bytes as \xNN.
+// Printable text, spaces included, passes unchanged.
+func appendEscaped(dst, p []byte) []byte {
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c >= 0x20 && c < 0x7f || c == '\t' || c == '\n' {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(p[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			dst = fmt.Appendf(dst, `\x%02x`, c)
+		case unicode.IsGraphic(r):
+			dst = append(dst, p[i:i+n]...)
+		default:
+			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\u202e'
+			dst = append(dst, q[1:len(q)-1]...)
+		}
+		i += n
+	}
+	return dst
 }

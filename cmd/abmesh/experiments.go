@@ -403,7 +403,7 @@ func assignCmd(fs *flag.FlagSet) body {
 		if *out == "json" {
 			return printJSON(r.stdout, resp)
 		}
-		fmt.Fprintf(r.stdout, "unit %s (config version %d)\n", resp.GetUnitId(), resp.GetConfigVersion())
+		fmt.Fprintf(escaped(r.stdout), "unit %s (config version %d)\n", resp.GetUnitId(), resp.GetConfigVersion())
 		tw := table(r.stdout)
 		fmt.Fprintln(tw, "TEST\tVARIANT\tREASON\tPHASE\tHEADER")
 		for _, a := range resp.GetAssignments() {

@@ -138,6 +138,7 @@ func tracesPrintJSON(w io.Writer, obs []*tracing.Observation) error {
 }
 
 func tracesPrintText(w io.Writer, path string, format files.Format, obs []*tracing.Observation, c tracing.AssemblyStats) error {
+	w = escaped(w) // units, services and attributes come from the file
 	tw := table(w)
 	for i, o := range obs {
 		if i > 0 {

@@ -261,7 +261,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// Stream workers reuse goroutines across RPCs instead of starting one
 	// per call: measurably more Assign/s on small machines.
-	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
+	// MaxSendMsgSize: the limit SDKs receive Watch snapshots with.
+	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
+		grpc.MaxSendMsgSize(assign.ConfigMessageLimit))
 	assignment := grpcapi.NewAssignment(d.life, d.registry)
 	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))

@@ -58,13 +58,17 @@ func invalid(field, format string, args ...any) error {
 
 // prefixed returns err with the field path of a *FieldError renamed to
 // the API's (see protoField) and prefixed by prefix (e.g. "experiment."),
-// so the message names the request field.
+// so the message names the request field. An error about the whole
+// configuration (field assign.ConfigField) keeps its name.
 func prefixed(prefix string, err error) error {
 	var fe *assign.FieldError
-	if errors.As(err, &fe) {
-		return &assign.FieldError{Field: prefix + protoField(fe.Field), Msg: fe.Msg}
+	switch {
+	case !errors.As(err, &fe):
+		return err
+	case fe.Field == assign.ConfigField:
+		return fe
 	}
-	return err
+	return &assign.FieldError{Field: prefix + protoField(fe.Field), Msg: fe.Msg}
 }
 
 // protoField maps a domain field path to the abmesh.v1 message's where

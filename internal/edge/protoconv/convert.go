@@ -173,8 +173,8 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 
 // ExperimentFromProto maps an API experiment to the domain type. It fails
 // only on values the domain cannot represent (an unknown metric name,
-// aggregate or targeting operator), naming the field; everything else is
-// left to assign's validation.
+// direction, aggregate or targeting operator), naming the field;
+// everything else is left to assign's validation.
 func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 	e := assign.Experiment{
 		ID:             p.GetId(),
@@ -204,7 +204,13 @@ func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 			return e, &assign.FieldError{Field: "metric.name", Msg: err.Error()}
 		}
 	}
-	m.HigherIsBetter = p.GetMetric().GetDirection() == pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER
+	switch d := p.GetMetric().GetDirection(); d {
+	case pb.MetricDirection_METRIC_DIRECTION_HIGHER_IS_BETTER:
+		m.HigherIsBetter = true
+	case pb.MetricDirection_METRIC_DIRECTION_UNSPECIFIED, pb.MetricDirection_METRIC_DIRECTION_LOWER_IS_BETTER:
+	default:
+		return e, &assign.FieldError{Field: "metric.direction", Msg: fmt.Sprintf("unknown direction %d (want HIGHER_IS_BETTER or LOWER_IS_BETTER)", int32(d))}
+	}
 	agg, err := AggregateFromProto(p.GetMetric().GetAggregate())
 	if err != nil {
 		return e, err
