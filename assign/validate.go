@@ -125,8 +125,10 @@ func checkRunes(field, s string, start int, multiline bool) error {
 		case r == utf8.RuneError && n == 1:
 			return fieldErr(field, "not valid UTF-8 at byte %d", i)
 		case multiline && (r == '\n' || r == '\t'):
+		case unicode.Is(unicode.Cc, r):
+			return fieldErr(field, "control character %s at byte %d", strconv.QuoteRune(r), i)
 		case unsafeRune(r):
-			return fieldErr(field, "character %U at byte %d is not allowed (control and bidirectional formatting characters are refused)", r, i)
+			return fieldErr(field, "formatting character %s at byte %d (bidirectional controls and line separators are refused)", strconv.QuoteRuneToASCII(r), i)
 		}
 		i += n
 	}

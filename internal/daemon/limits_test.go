@@ -60,25 +60,25 @@ func TestAPILimits(t *testing.T) {
 		})},
 		{"unknown direction", "experiment.metric.direction", "99", create(func(e *pb.Experiment) { e.Metric.Direction = 99 })},
 		{"unknown aggregate", "experiment.metric.aggregate", "99", create(func(e *pb.Experiment) { e.Metric.Aggregate = 99 })},
-		{"escape in owner", "experiment.owner", "U+001B", create(func(e *pb.Experiment) { e.Owner = "team\x1b[2J" })},
-		{"bidi override in description", "experiment.description", "U+202E", create(func(e *pb.Experiment) { e.Description = "costs \u202e001$" })},
-		{"C1 control in service", "experiment.change_service", "U+009B", create(func(e *pb.Experiment) { e.ChangeService = "svc\u009b" })},
-		{"control in rule value", "experiment.targeting[0].values[0]", "U+0007", create(func(e *pb.Experiment) {
+		{"escape in owner", "experiment.owner", `'\x1b'`, create(func(e *pb.Experiment) { e.Owner = "team\x1b[2J" })},
+		{"bidi override in description", "experiment.description", `'\u202e'`, create(func(e *pb.Experiment) { e.Description = "costs \u202e001$" })},
+		{"C1 control in service", "experiment.change_service", `'\u009b'`, create(func(e *pb.Experiment) { e.ChangeService = "svc\u009b" })},
+		{"control in rule value", "experiment.targeting[0].values[0]", `'\a'`, create(func(e *pb.Experiment) {
 			e.Targeting = []*pb.TargetingRule{{Attribute: "a", Operator: pb.TargetingOperator_TARGETING_OPERATOR_EQ, Values: []string{"\a"}}}
 		})},
-		{"control in layer description", "layer.description", "U+001B", func() error {
+		{"control in layer description", "layer.description", `'\x1b'`, func() error {
 			_, err := ec.CreateLayer(ctx, &pb.CreateLayerRequest{Layer: &pb.Layer{Id: "l", Description: "\x1b]0;x\a"}})
 			return err
 		}},
-		{"control in override unit", "override.unit_id", "U+000A", func() error {
+		{"control in override unit", "override.unit_id", `'\n'`, func() error {
 			_, err := ec.SetOverride(ctx, &pb.SetOverrideRequest{Override: &pb.Override{ExperimentId: "base", UnitId: "u\nfake", Variant: "control"}})
 			return err
 		}},
-		{"control in Assign unit", "unit_id", "U+001B", func() error {
+		{"control in Assign unit", "unit_id", `'\x1b'`, func() error {
 			_, err := ac.Assign(ctx, &pb.AssignRequest{UnitId: "user\x1b[1m"})
 			return err
 		}},
-		{"bidi in Assign unit", "unit_id", "U+2066", func() error {
+		{"bidi in Assign unit", "unit_id", `'\u2066'`, func() error {
 			_, err := ac.Assign(ctx, &pb.AssignRequest{UnitId: "\u2066user"})
 			return err
 		}},
