@@ -45,6 +45,7 @@ import (
 	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	evalpb "github.com/abmesh/abmesh/proto/flagd/evaluation/v1"
+	evalv2 "github.com/abmesh/abmesh/proto/flagd/evaluation/v2"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
 	"github.com/abmesh/abmesh/tracing/jaeger"
@@ -268,11 +269,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
-	// OpenFeature's flagd evaluation API, for flagd providers in RPC mode:
-	// gRPC, and Connect over HTTP/1.1 on the same port (OpenFeature's Go
-	// flagd provider speaks Connect).
+	// OpenFeature's flagd evaluation API (versions 1 and 2), for flagd
+	// providers in RPC mode: gRPC, and Connect over HTTP/1.1 on the same
+	// port (OpenFeature's Go flagd provider speaks Connect).
 	flagdSvc := flagd.New(d.life, d.registry)
 	evalpb.RegisterServiceServer(d.grpc, flagdSvc)
+	evalv2.RegisterServiceServer(d.grpc, flagd.NewV2(flagdSvc))
 	d.connect = &http.Server{Handler: flagd.ConnectHandler(flagdSvc), ReadHeaderTimeout: 5 * time.Second}
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)

@@ -15,6 +15,7 @@ import (
 	"github.com/abmesh/abmesh/internal/edge/flagd"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	evalpb "github.com/abmesh/abmesh/proto/flagd/evaluation/v1"
+	evalv2 "github.com/abmesh/abmesh/proto/flagd/evaluation/v2"
 )
 
 // connectClient is a connect-go client of one method on abmeshd's gRPC
@@ -63,6 +64,19 @@ func TestConnectProtocol(t *testing.T) {
 	_, err = in.CallUnary(ctx, connect.NewRequest(&evalpb.ResolveIntRequest{FlagKey: checkout, Context: unitContext(t, "u-1", "de", 1, true)}))
 	if connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("ResolveInt over Connect: %v, want invalid_argument (TYPE_MISMATCH)", err)
+	}
+	v2 := connect.NewClient[evalv2.ResolveBooleanRequest, evalv2.ResolveBooleanResponse](&http.Client{Transport: &http.Transport{}},
+		"http://"+d.Addr()+"/flagd.evaluation.v2.Service/ResolveBoolean")
+	for i := range 20 {
+		c := unitContext(t, fmt.Sprintf("u-%d", i), "de", 1, true)
+		want, err := grpcClient.ResolveBoolean(ctx, &evalpb.ResolveBooleanRequest{FlagKey: banner, Context: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v2.CallUnary(ctx, connect.NewRequest(&evalv2.ResolveBooleanRequest{FlagKey: banner, Context: c}))
+		if err != nil || got.Msg.Value == nil || got.Msg.GetValue() != want.GetValue() || got.Msg.GetVariant() != want.GetVariant() {
+			t.Fatalf("version 2 over Connect: %v, %v; gRPC version 1: %v", got, err, want)
+		}
 	}
 	stream := connectEvents(t, d.Addr(), d.Registry())
 	defer stream.Close()
