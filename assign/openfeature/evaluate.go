@@ -62,7 +62,7 @@ func (p *Provider) StringEvaluation(ctx context.Context, flag string, defaultVal
 // tests answer TYPE_MISMATCH with defaultValue and record nothing.
 func (p *Provider) BooleanEvaluation(ctx context.Context, flag string, defaultValue bool, flatCtx of.FlattenedContext) of.BoolResolutionDetail {
 	snap := p.c.Snapshot()
-	if x, ok := snap.Engine().Experiment(flag); ok && !boolean(x) {
+	if x, ok := snap.Engine().Experiment(flag); ok && !assign.IsBoolean(x) {
 		return of.BoolResolutionDetail{Value: defaultValue, ProviderResolutionDetail: mismatch(
 			fmt.Sprintf("test %q has variants %s, not on/off or true/false", flag, variantNames(x)))}
 	}
@@ -70,7 +70,7 @@ func (p *Provider) BooleanEvaluation(ctx context.Context, flag string, defaultVa
 	if d.Error() != nil {
 		return of.BoolResolutionDetail{Value: defaultValue, ProviderResolutionDetail: d}
 	}
-	return of.BoolResolutionDetail{Value: variant == "on" || variant == "true", ProviderResolutionDetail: d}
+	return of.BoolResolutionDetail{Value: assign.BoolValue(variant), ProviderResolutionDetail: d}
 }
 
 // FloatEvaluation implements of.FeatureProvider: abmesh variants are
@@ -147,19 +147,6 @@ func (p *Provider) unsupported(flag, kind string) of.ProviderResolutionDetail {
 
 func mismatch(msg string) of.ProviderResolutionDetail {
 	return of.ProviderResolutionDetail{Reason: of.ErrorReason, ResolutionError: of.NewTypeMismatchResolutionError(msg)}
-}
-
-// boolean reports whether x can be evaluated as a boolean flag: exactly
-// two variants, named on and off or true and false.
-func boolean(x *assign.Experiment) bool {
-	if len(x.Variants) != 2 {
-		return false
-	}
-	a, b := x.Variants[0].Name, x.Variants[1].Name
-	if a > b {
-		a, b = b, a
-	}
-	return a == "off" && b == "on" || a == "false" && b == "true"
 }
 
 func variantNames(x *assign.Experiment) string {

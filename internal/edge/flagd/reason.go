@@ -53,19 +53,3 @@ func metadata(a assign.Assignment, version uint64) *structpb.Struct {
 		"configVersion": structpb.NewNumberValue(float64(version)),
 	}}
 }
-
-// boolVariants reports whether x is a boolean flag: exactly two variants,
-// named on and off or true and false (in either order).
-func boolVariants(x *assign.Experiment) bool {
-	if len(x.Variants) != 2 {
-		return false
-	}
-	a, b := x.Variants[0].Name, x.Variants[1].Name
-	if a > b {
-		a, b = b, a
-	}
-	return (a == "off" && b == "on") || (a == "false" && b == "true")
-}
-
-// boolValue is the boolean value of a boolean flag's variant.
-func boolValue(variant string) bool { return variant == "on" || variant == "true" }

@@ -127,7 +127,7 @@ func (s *Service) evaluate(flagKey string, c *structpb.Struct, checkType func(*a
 
 // checkBool refuses a test that is not a boolean flag.
 func checkBool(x *assign.Experiment) error {
-	if boolVariants(x) {
+	if assign.IsBoolean(x) {
 		return nil
 	}
 	names := make([]string, len(x.Variants))
@@ -161,7 +161,7 @@ func (s *Service) ResolveBoolean(_ context.Context, req *evalpb.ResolveBooleanRe
 	if err != nil {
 		return nil, err
 	}
-	return &evalpb.ResolveBooleanResponse{Value: boolValue(r.a.Variant), Reason: r.reason(), Variant: r.a.Variant, Metadata: r.metadata()}, nil
+	return &evalpb.ResolveBooleanResponse{Value: assign.BoolValue(r.a.Variant), Reason: r.reason(), Variant: r.a.Variant, Metadata: r.metadata()}, nil
 }
 
 // ResolveFloat is TYPE_MISMATCH for every test (FLAG_NOT_FOUND for an
@@ -202,8 +202,8 @@ func (s *Service) ResolveAll(_ context.Context, req *evalpb.ResolveAllRequest) (
 	}
 	for _, a := range as {
 		f := &evalpb.AnyFlag{Reason: Reason(a.Reason), Variant: a.Variant, Metadata: metadata(a, eng.Version())}
-		if x, _ := eng.Experiment(a.Test); x != nil && boolVariants(x) {
-			f.Value = &evalpb.AnyFlag_BoolValue{BoolValue: boolValue(a.Variant)}
+		if x, _ := eng.Experiment(a.Test); x != nil && assign.IsBoolean(x) {
+			f.Value = &evalpb.AnyFlag_BoolValue{BoolValue: assign.BoolValue(a.Variant)}
 		} else {
 			f.Value = &evalpb.AnyFlag_StringValue{StringValue: a.Variant}
 		}
