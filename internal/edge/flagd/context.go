@@ -3,7 +3,6 @@ package flagd
 import (
 	"errors"
 	"strconv"
-	"unicode"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -22,7 +21,7 @@ type evalContext struct {
 // parseContext reads the unit and the targeting attributes from an
 // OpenFeature evaluation context (see the package doc for the value
 // conversions). Errors are InvalidArgument statuses naming the field:
-// targetingKey (missing, not a string, too long, control characters) or
+// targetingKey (missing, not a string, or refused by validUnit) or
 // context["key"] (attribute limits, assign.ValidateAttributes).
 func parseContext(c *structpb.Struct) (evalContext, error) {
 	var ec evalContext
@@ -75,21 +74,15 @@ func attribute(v *structpb.Value) (string, bool) {
 	return "", false
 }
 
-// validUnit checks a unit id as Assign does (assign.ValidateUnit) and
-// also refuses control characters, which cannot be carried in a header
-// or logged safely.
+// validUnit checks a unit id exactly as Assign does (assign.ValidateUnit:
+// required, at most assign.MaxUnitLen bytes, valid UTF-8, no control or
+// bidirectional formatting characters); the error is the reason alone,
+// for the caller to name the field.
 func validUnit(unit string) error {
-	if err := assign.ValidateUnit(unit); err != nil {
-		var fe *assign.FieldError
-		if errors.As(err, &fe) {
-			return errors.New(fe.Msg)
-		}
-		return err
+	err := assign.ValidateUnit(unit)
+	var fe *assign.FieldError
+	if errors.As(err, &fe) {
+		return errors.New(fe.Msg)
 	}
-	for i, r := range unit {
-		if unicode.IsControl(r) {
-			return errors.New("control character " + strconv.QuoteRune(r) + " at byte " + strconv.Itoa(i))
-		}
-	}
-	return nil
+	return err
 }

@@ -6,7 +6,7 @@
 // The mapping:
 //
 //	flag key                     → test (experiment) id
-//	context "targetingKey"       → unit (required; ≤ assign.MaxUnitLen bytes, no control characters)
+//	context "targetingKey"       → unit (required; checked as Assign checks unit_id)
 //	other context fields         → targeting attributes: strings as they are, booleans
 //	                               "true"/"false", numbers in shortest decimal form
 //	                               (3 → "3", 2.5 → "2.5"); null, lists and structs are

@@ -225,6 +225,7 @@ func TestBadContext(t *testing.T) {
 		{"newline", map[string]any{"targetingKey": "u\n1"}, `targetingKey: control character '\n' at byte 1`},
 		{"NUL", map[string]any{"targetingKey": "u\x00"}, `targetingKey: control character '\x00' at byte 1`},
 		{"C1 control", map[string]any{"targetingKey": "u\u0085"}, `targetingKey: control character '\u0085' at byte 1`},
+		{"bidi override", map[string]any{"targetingKey": "u\u202e1"}, `targetingKey: formatting character '\u202e' at byte 1`},
 		{"long attribute", map[string]any{"targetingKey": "u-1", "big": strings.Repeat("x", assign.MaxAttributeValueLen+1)}, `context["big"]: value is 1025 bytes`},
 		{"too many attributes", many, "context: 65 attributes, over the limit of 64"},
 	}
