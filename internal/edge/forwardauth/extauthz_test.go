@@ -47,7 +47,7 @@ func okHeaders(t *testing.T, resp *authv3.CheckResponse) map[string]string {
 // Authorization/Check over real gRPC with go-control-plane's client.
 func TestExtAuthzOverGRPC(t *testing.T) {
 	d := daemontest.Start(t)
-	startCheckout(t, d)
+	startTest(t, d, edgeTest{id: "checkout", service: "shop", other: "treatment"})
 	c := authv3.NewAuthorizationClient(daemontest.Dial(t, d.Addr()))
 	ctx := t.Context()
 	eng := d.Registry().Snapshot()
