@@ -1,9 +1,9 @@
 package forwardauth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/abmesh/abmesh/assign"
 )
@@ -120,21 +120,19 @@ func (a *Auth) unit(req *Request) (Result, error) {
 	return Result{Unit: assign.MintUnit(), Minted: true}, nil
 }
 
-// checkUnit refuses a unit that is over assign.MaxUnitLen bytes, holds a
-// control character or is not UTF-8.
+// checkUnit refuses a unit that assign.ValidateUnit refuses (over
+// assign.MaxUnitLen bytes, a control or bidirectional formatting
+// character, not UTF-8), naming where it came from.
 func checkUnit(where, unit string) error {
-	if len(unit) > assign.MaxUnitLen {
-		return &BadInput{Reason: fmt.Sprintf("unit in %s: %d bytes, over the limit of %d", where, len(unit), assign.MaxUnitLen)}
+	err := assign.ValidateUnit(unit)
+	if err == nil {
+		return nil
 	}
-	for i := 0; i < len(unit); i++ {
-		if c := unit[i]; c < 0x20 || c == 0x7f {
-			return &BadInput{Reason: fmt.Sprintf("unit in %s: control character %#02x at byte %d", where, c, i)}
-		}
+	msg := err.Error()
+	if fe := (*assign.FieldError)(nil); errors.As(err, &fe) {
+		msg = fe.Msg
 	}
-	if !utf8.ValidString(unit) {
-		return &BadInput{Reason: fmt.Sprintf("unit in %s: not valid UTF-8", where)}
-	}
-	return nil
+	return &BadInput{Reason: "unit in " + where + ": " + msg}
 }
 
 // cookieValue returns the value of the first cookie called name in the

@@ -146,9 +146,10 @@ func TestTrust(t *testing.T) {
 	}
 }
 
-// TestBadInput: a unit over the limit, with a control character or not
-// UTF-8, from the header or the cookie, and a service over the limit, are
-// 400 with the reason, and nothing is routed on them.
+// TestBadInput: a unit over the limit, with a control or bidirectional
+// formatting character or not UTF-8, from the header or the cookie, and a
+// service over the limit, are 400 with the reason, and nothing is routed
+// on them.
 func TestBadInput(t *testing.T) {
 	h := NewHandler(newFixture(t, Config{UnitHeader: "x-user"}).auth)
 	long := strings.Repeat("a", assign.MaxUnitLen+1)
@@ -160,11 +161,12 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"long header unit", map[string]string{"X-User": long}, "/", "unit in header x-user: 257 bytes, over the limit of 256"},
 		{"long cookie unit", map[string]string{"Cookie": "abmesh_unit=" + long}, "/", "unit in cookie abmesh_unit: 257 bytes, over the limit of 256"},
-		{"tab in header unit", map[string]string{"X-User": "a\tb"}, "/", "unit in header x-user: control character 0x09 at byte 1"},
-		{"newline in header unit", map[string]string{"X-User": "a\nb"}, "/", "control character 0x0a at byte 1"},
-		{"DEL in cookie unit", map[string]string{"Cookie": "abmesh_unit=ab\x7f"}, "/", "unit in cookie abmesh_unit: control character 0x7f at byte 2"},
-		{"NUL in cookie unit", map[string]string{"Cookie": "x=1; abmesh_unit=\x00"}, "/", "control character 0x00 at byte 0"},
-		{"not UTF-8", map[string]string{"X-User": "caf\xe9"}, "/", "unit in header x-user: not valid UTF-8"},
+		{"tab in header unit", map[string]string{"X-User": "a\tb"}, "/", "unit in header x-user: control character '\\t' at byte 1"},
+		{"newline in header unit", map[string]string{"X-User": "a\nb"}, "/", "control character '\\n' at byte 1"},
+		{"DEL in cookie unit", map[string]string{"Cookie": "abmesh_unit=ab\x7f"}, "/", "unit in cookie abmesh_unit: control character '\\x7f' at byte 2"},
+		{"NUL in cookie unit", map[string]string{"Cookie": "x=1; abmesh_unit=\x00"}, "/", "control character '\\x00' at byte 0"},
+		{"not UTF-8", map[string]string{"X-User": "caf\xe9"}, "/", "unit in header x-user: not valid UTF-8 at byte 3"},
+		{"bidi override in header unit", map[string]string{"X-User": "a\u202eb"}, "/", "unit in header x-user: formatting character"},
 		{"long service", nil, "/?service=" + strings.Repeat("s", 257), "service: 257 bytes, over the limit of 256"},
 	} {
 		w := get(h, tt.target, tt.header)

@@ -32,8 +32,9 @@
 // arrive in the trusted header, which the proxy must set itself (and strip
 // from the client's request).
 //
-// Bad input — a unit over assign.MaxUnitLen bytes, or with a control
-// character or invalid UTF-8, in the header or the cookie — is answered
+// Bad input — a unit in the header or the cookie that assign.ValidateUnit
+// refuses (over assign.MaxUnitLen bytes, a control or bidirectional
+// formatting character, invalid UTF-8) — is answered
 // 400 with the reason (gRPC: a denied CheckResponse with HTTP status 400
 // and INVALID_ARGUMENT), never a 5xx, and nothing is routed on it.
 package forwardauth
