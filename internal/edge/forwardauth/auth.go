@@ -34,10 +34,6 @@ func New(cfg Config, eval Evaluator) *Auth {
 	return &Auth{cfg: cfg.withDefaults(), eval: eval}
 }
 
-// Config returns the configuration in force, defaults filled and header
-// names lowercase.
-func (a *Auth) Config() Config { return a.cfg }
-
 // Request is what forward-auth reads of one proxied request, whichever
 // proxy and protocol brought it.
 type Request struct {
