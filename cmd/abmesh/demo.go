@@ -20,6 +20,7 @@ func demoCmd(fs *flag.FlagSet) body {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "abmeshd gRPC address")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", "127.0.0.1:0", "abmeshd OTLP receiver address")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:0", "abmeshd report pages address")
+	fs.StringVar(&cfg.EdgeListen, "edge-listen", "127.0.0.1:0", "abmeshd forward-auth endpoint address, which the users' requests pass before the frontend")
 	fs.StringVar(&cfg.JaegerOTLP, "jaeger-otlp", "", "send the services' spans to this Jaeger OTLP gRPC address instead of abmeshd")
 	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "have abmeshd read the spans back from this Jaeger query gRPC address")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the simulated users and outcomes")

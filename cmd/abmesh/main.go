@@ -46,7 +46,7 @@ var commandGroups = []group{
 		{"traces inspect", "FILE [-o table|json]", "show the requests of a Jaeger JSON or OTLP JSON trace file (offline)", offline(tracesInspectCmd)},
 	}},
 	{"Demo, evaluation and load", []command{
-		{"demo", "[--duration D] [--rate R] [--serve] [--data-dir DIR] [--jaeger-otlp HOST:PORT --jaeger-query HOST:PORT]", "run abmeshd, a ten-service shop mesh, the shop's experiments and simulated users end to end", offline(demoCmd)},
+		{"demo", "[--duration D] [--rate R] [--serve] [--data-dir DIR] [--jaeger-otlp HOST:PORT --jaeger-query HOST:PORT]", "run abmeshd, a ten-service shop mesh (its tests served by the SDK, OpenFeature and forward-auth at the edge), the shop's experiments and simulated users end to end", offline(demoCmd)},
 		{"evaluate", "[--reps N] [--seed S] [--scenario shop|large|repeat|all] [--windows N] [--requests-per-unit M] [--within-unit-corr R] [--out FILE] [-o markdown|json] [--workers W]", "compare abmesh with the alternatives, and request-level with unit-level analysis, on simulated traffic with known truth (writes docs/evaluation.md)", offline(evaluateCmd)},
 		{"bench assign", "[--duration D] [--concurrency N] [--conns N] [--units N] [--service S] [-o json]", "load abmeshd's Assign RPC from this process and report RPC/s and latency percentiles", rpc(benchAssignCmd)},
 		{"bench edge", "[--url URL] [--rate R] [--duration D] [--concurrency N] [--units N] [--fresh F] [--cookie NAME] [-o json]", "load abmeshd's forward-auth endpoint (or a proxy in front of it) at a paced rate from this process and report latency percentiles", offline(benchEdgeCmd)},

@@ -2,7 +2,11 @@
 // mesh of about ten services shaped like an online shop (each instrumented
 // with otelgrpc and the abmesh SDK, exporting spans over OTLP), the shop's
 // experiments, and simulated users whose outcomes follow a configured
-// ground truth, all from internal/tool/shop. It shows progress per subset, stops when every
+// ground truth, all from internal/tool/shop. The users' requests pass
+// abmeshd's forward-auth endpoint, as behind a proxy, and the services get
+// their variants in the three ways abmesh offers (Way, DefaultWays): the
+// frontend from the edge's headers, the ad service through OpenFeature,
+// the others through the SDK. It shows progress per subset, stops when every
 // report is COMPLETE or the time budget runs out, and compares each
 // report's estimates with the truth.
 package demo
@@ -24,6 +28,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/internal/tool/shop"
 	"github.com/abmesh/abmesh/internal/tool/truth"
@@ -53,9 +58,10 @@ type Config struct {
 	Warmup time.Duration
 	// DataDir keeps abmeshd's store; empty means a temporary directory.
 	DataDir string
-	// Listen, OTLPListen and HTTPListen are abmeshd's addresses (default
-	// 127.0.0.1 with a free port each).
-	Listen, OTLPListen, HTTPListen string
+	// Listen, OTLPListen, HTTPListen and EdgeListen (the forward-auth
+	// endpoint the users' requests pass through) are abmeshd's addresses
+	// (default 127.0.0.1 with a free port each).
+	Listen, OTLPListen, HTTPListen, EdgeListen string
 	// JaegerOTLP, when set, is where the services export their spans
 	// instead of abmeshd (a Jaeger collector's OTLP gRPC port), and
 	// JaegerQuery is the Jaeger query gRPC address abmeshd reads them
@@ -115,7 +121,7 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(c.Progress, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	for _, a := range []*string{&c.Listen, &c.OTLPListen, &c.HTTPListen} {
+	for _, a := range []*string{&c.Listen, &c.OTLPListen, &c.HTTPListen, &c.EdgeListen} {
 		if *a == "" {
 			*a = "127.0.0.1:0"
 		}
@@ -162,10 +168,15 @@ type Result struct {
 	// SpansAcked are the spans the services' exporters got acknowledged
 	// (OTLP mode); SpansFailed the ones they gave up on.
 	SpansAcked, SpansFailed int64
-	Counters                tracing.AssemblyStats
-	Rows                    []Row
+	// Ways is how each test was served: its change service's way
+	// (DefaultWays). Evaluations counts the evaluations each way served
+	// (indexed by Way).
+	Ways        map[string]Way
+	Evaluations [numWays]int64
+	Counters    tracing.AssemblyStats
+	Rows        []Row
 	// Daemon addresses while it ran.
-	Addr, HTTPAddr string
+	Addr, HTTPAddr, EdgeAddr string
 }
 
 // Run runs the demo. With serve, it leaves abmeshd (and its pages) up
@@ -178,6 +189,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 
 	dcfg := daemon.Config{
 		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
+		EdgeListen: cfg.EdgeListen, Edge: forwardauth.Config{UnitHeader: edgeUnitHeader},
 		Assembly:     tracing.Config{IdleTimeout: time.Second},
 		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
 	}
@@ -193,8 +205,8 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if otlp == "" {
 		otlp = d.OTLPAddr()
 	}
-	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), Reports: map[string]*report.Report{}}
-	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/", d.Addr(), otlp, d.HTTPAddr())
+	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), EdgeAddr: d.EdgeAddr(), Reports: map[string]*report.Report{}}
+	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/, forward-auth http://%s/", d.Addr(), otlp, d.HTTPAddr(), d.EdgeAddr())
 
 	exps, err := applyShop(ctx, d.Registry())
 	if err != nil {
@@ -202,13 +214,16 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
 
+	ways := DefaultWays()
 	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed,
-		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger})
+		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger, Ways: ways, Edge: d.EdgeAddr(), Conns: cfg.Workers})
 	if err != nil {
 		return nil, err
 	}
 	defer mesh.Stop(context.Background())
-	say("mesh: %d services on loopback, each with otelgrpc and the abmesh SDK", len(Topology))
+	res.Ways = testWays(d.Registry().Snapshot(), ways)
+	say("mesh: %d services on loopback, each with otelgrpc and the abmesh SDK; the users' requests pass forward-auth (as behind nginx auth_request) to the frontend, which serves its tests from the edge's headers; the ad service evaluates through OpenFeature",
+		len(Topology))
 
 	drv := &driver{mesh: mesh, cfg: &cfg, attrs: shop.Attributes()}
 	// Warm-up: the service graph must be known before the subsets are.
@@ -238,6 +253,9 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	res.Users, res.Requests, res.Errors = drv.users.Load(), drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
+	for w := range res.Evaluations {
+		res.Evaluations[w] = mesh.Evaluations[w].Load()
+	}
 	res.Counters = d.Assembler().Stats()
 	res.Complete = true
 	for _, id := range exps {
@@ -450,14 +468,15 @@ func WriteSummary(w io.Writer, res *Result) {
 	fmt.Fprintf(w, "\n%d users made %d requests in %s (%d failed); spans acknowledged %d, received by abmeshd %d, accepted %d, late %d, malformed %d\n",
 		res.Users, res.Requests, res.Elapsed.Round(time.Second), res.Errors, res.SpansAcked, res.Counters.SpansReceived,
 		res.Counters.SpansAccepted, res.Counters.SpansLate, res.Counters.MalformedTotal())
+	fmt.Fprintf(w, "evaluations served: sdk %d, openfeature %d, edge %d\n", res.Evaluations[WaySDK], res.Evaluations[WayOpenFeature], res.Evaluations[WayEdge])
 	for _, id := range ids {
 		r := res.Reports[id]
 		var members []string
 		for _, m := range r.Window.Members {
 			members = append(members, m.Test)
 		}
-		fmt.Fprintf(w, "\n%s  [%s]  subset {%s}  metric %s (%s per user)  users %d  requests %d  cells %d/%d at ≥%d users\n", id, r.Status,
-			strings.Join(members, ", "), r.Metric, r.Window.Aggregate, r.Table.N(), windowRequests(r.Window), r.Progress.CellsReady,
+		fmt.Fprintf(w, "\n%s  [%s]  served by %s  subset {%s}  metric %s (%s per user)  users %d  requests %d  cells %d/%d at ≥%d users\n", id, r.Status,
+			res.Ways[id], strings.Join(members, ", "), r.Metric, r.Window.Aggregate, r.Table.N(), windowRequests(r.Window), r.Progress.CellsReady,
 			r.Progress.CellsTotal, r.Progress.NeededPerCell)
 		for _, row := range res.Rows {
 			if row.Report != id {

@@ -47,6 +47,42 @@ func TestDemoEndToEnd(t *testing.T) {
 	checkTruth(t, res)
 	checkUnits(t, res)
 	checkSpans(t, res)
+	checkServedWays(t, res)
+}
+
+// checkServedWays: all three ways of getting a variant served evaluations —
+// the SDK, OpenFeature and the edge's forward-auth headers — and the
+// reports of the tests each served counted units with no served variant
+// the consumer disagreed with (a variant not the hash's, another phase, a
+// fallback, two variants in one request).
+func checkServedWays(t *testing.T, res *Result) {
+	t.Helper()
+	for w := range numWays {
+		if res.Evaluations[w] == 0 {
+			t.Errorf("no evaluation served by %s", w)
+		}
+		var tests []string
+		for id, tw := range res.Ways {
+			if tw == w {
+				tests = append(tests, id)
+			}
+		}
+		if len(tests) == 0 {
+			t.Errorf("no test served by %s", w)
+		}
+		for _, id := range tests {
+			r := res.Reports[id]
+			if r == nil {
+				t.Errorf("%s (%s): no report", id, w)
+				continue
+			}
+			q := r.Window.Quality
+			if r.Table.N() == 0 || q.Mismatch+q.StalePhase+q.Fallback+q.Conflict != 0 {
+				t.Errorf("%s (%s): %d units; mismatch %d, stale phase %d, fallback %d, conflict %d", id, w, r.Table.N(),
+					q.Mismatch, q.StalePhase, q.Fallback, q.Conflict)
+			}
+		}
+	}
 }
 
 // checkSubsets: the interacting pair is together, the lone test alone.

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	of "github.com/open-feature/go-sdk/openfeature"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -25,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
@@ -37,6 +40,26 @@ import (
 // services it calls. frontend calls checkout only for requests whose
 // action is "checkout".
 var Topology = shop.Calls()
+
+// entryService is the service the users' requests enter the mesh by.
+const entryService = "frontend"
+
+// checkWays checks cfg.Ways: services of Topology, known ways, and the
+// edge only at the entry service, with an endpoint to call.
+func checkWays(cfg MeshConfig) error {
+	for svc, w := range cfg.Ways {
+		_, known := Topology[svc]
+		switch {
+		case !known:
+			return fmt.Errorf("ways: no service %s in the mesh", svc)
+		case w < 0 || w >= numWays:
+			return fmt.Errorf("ways: %s: unknown way %d", svc, int(w))
+		case w == WayEdge && (svc != entryService || cfg.Edge == ""):
+			return fmt.Errorf("ways: %s: the edge serves only %s, and needs the forward-auth endpoint", svc, entryService)
+		}
+	}
+	return nil
+}
 
 // gradeKey is the baggage member carrying the user's grade, which
 // targeting rules read.
@@ -85,6 +108,9 @@ type node struct {
 	seed     uint64
 	icc      float64 // within-unit correlation of the outcomes
 	useSDK   bool
+	way      Way
+	flags    *of.Client             // the OpenFeature client (WayOpenFeature)
+	evals    *[numWays]atomic.Int64 // the mesh's evaluation counters
 }
 
 // Mesh is the running shop.
@@ -92,6 +118,10 @@ type Mesh struct {
 	nodes     map[string]*node
 	entry     demov1.ShopServiceClient
 	entryConn *grpc.ClientConn
+	edge      *edgeCaller // nil without MeshConfig.Edge
+	// Evaluations counts the evaluations of the services' tests by the
+	// way they were served (indexed by Way).
+	Evaluations [numWays]atomic.Int64
 	// SpansAcked counts spans the services' exporters got acknowledged by
 	// the receiver; SpansFailed those they gave up on.
 	SpansAcked, SpansFailed atomic.Int64
@@ -115,8 +145,20 @@ type MeshConfig struct {
 	// Logger receives the SDKs' logs.
 	Logger *slog.Logger
 	// NoSDK leaves the abmesh SDK out (tracing stays on): for measuring
-	// the SDK's share of a request's latency.
+	// the SDK's share of a request's latency. Ways is then ignored.
 	NoSDK bool
+	// Ways says how each service gets its tests' variants (Way); a service
+	// not named uses the SDK. A WayEdge service must be the frontend (the
+	// service Request calls) and needs Edge.
+	Ways map[string]Way
+	// Edge is abmeshd's forward-auth endpoint (--edge-listen), which
+	// Request calls before each request as a proxy in front of the
+	// frontend would, passing the headers it answers on; it must read the
+	// unit from the trusted header edgeUnitHeader (--edge-unit-header).
+	// Empty: no edge.
+	Edge string
+	// Conns is the connections kept open to Edge (default 32).
+	Conns int
 }
 
 // StartMesh starts every service of Topology on loopback and waits until
@@ -124,6 +166,9 @@ type MeshConfig struct {
 func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	outcomes, err := outcomesByService(cfg.Truth)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkWays(cfg); err != nil {
 		return nil, err
 	}
 	m := &Mesh{nodes: map[string]*node{}}
@@ -140,7 +185,10 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 			return nil, err
 		}
 		m.nodes[name] = &node{name: name, calls: calls, lis: lis, outcomes: outcomes[name], needs: termTests(outcomes[name]),
-			conns: map[string]demov1.ShopServiceClient{}, icc: cfg.WithinUnitCorr}
+			conns: map[string]demov1.ShopServiceClient{}, icc: cfg.WithinUnitCorr, way: cfg.Ways[name], evals: &m.Evaluations}
+		if cfg.NoSDK {
+			m.nodes[name].way = WaySDK
+		}
 	}
 	for _, n := range m.nodes {
 		if err := m.startNode(ctx, n, cfg, cfg.Seed); err != nil {
@@ -157,7 +205,7 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	}
 	// The traffic driver calls the frontend like a browser would: no
 	// spans of its own, but baggage (unit, grade) injected.
-	conn, err := grpc.NewClient(m.nodes["frontend"].lis.Addr().String(),
+	conn, err := grpc.NewClient(m.nodes[entryService].lis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(noop.NewTracerProvider()),
 			otelgrpc.WithPropagators(client.Propagator()))))
@@ -165,6 +213,9 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		return nil, err
 	}
 	m.entryConn, m.entry = conn, demov1.NewShopServiceClient(conn)
+	if cfg.Edge != "" {
+		m.edge = newEdgeCaller(cfg.Edge, entryService, cmp.Or(cfg.Conns, 32))
+	}
 	ok = true
 	return m, nil
 }
@@ -179,16 +230,24 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 			sdktrace.WithBatchTimeout(200*time.Millisecond), sdktrace.WithMaxQueueSize(65536), sdktrace.WithMaxExportBatchSize(2048)),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
 	)
-	n.sdk, err = client.New(cfg.Abmeshd, client.WithService(n.name), client.WithLogger(cfg.Logger),
-		client.WithAttributes(unitAttributes))
+	opts := []client.Option{client.WithLogger(cfg.Logger), client.WithAttributes(unitAttributes)}
+	if n.way == WayOpenFeature {
+		err = n.startOpenFeature(ctx, cfg.Abmeshd, opts...)
+	} else {
+		n.sdk, err = client.New(cfg.Abmeshd, append(opts, client.WithService(n.name))...)
+		if err == nil {
+			n.closers = append(n.closers, n.sdk.Close)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	n.closers = append(n.closers, n.sdk.Close)
 	var clientIcs []grpc.UnaryClientInterceptor
 	var serverIcs []grpc.UnaryServerInterceptor
 	if !cfg.NoSDK {
 		clientIcs = append(clientIcs, n.sdk.UnaryClientInterceptor())
+	}
+	if !cfg.NoSDK && n.way == WaySDK { // the other ways serve the service's tests themselves
 		serverIcs = append(serverIcs, n.sdk.UnaryServerInterceptor())
 	}
 	n.useSDK = !cfg.NoSDK
@@ -255,12 +314,10 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 	// variants are the ones served on this hop and below it, which the
 	// caller learns from the response.
 	variants := map[string]string{}
-	if n.useSDK {
-		for _, a := range n.sdk.Assignments(ctx) {
-			variants[a.Test] = a.Variant
-		}
-	}
 	unit, _ := n.sdk.UnitFromContext(ctx)
+	for _, a := range n.evaluate(ctx, unit) {
+		variants[a.Test] = a.Variant
+	}
 	z := n.draws(unit, req.GetVisit())
 	for i, o := range n.outcomes {
 		if o.metric.Kind == assign.MetricLatencyMS {
@@ -287,6 +344,23 @@ func (h *handler) Handle(ctx context.Context, req *demov1.HandleRequest) (*demov
 		}
 	}
 	return &demov1.HandleResponse{Service: n.name, Variants: variants}, nil
+}
+
+// evaluate returns the variants of the service's tests for the request in
+// ctx, served by the service's way; each was recorded on ctx's span and
+// counted in n.evals.
+func (n *node) evaluate(ctx context.Context, unit string) []assign.Assignment {
+	switch {
+	case !n.useSDK:
+		return nil
+	case n.way == WayEdge:
+		return n.fromEdge(ctx, unit)
+	case n.way == WayOpenFeature:
+		return n.viaOpenFeature(ctx, unit)
+	}
+	as := n.sdk.Assignments(ctx) // the server interceptor's
+	n.evals[WaySDK].Add(int64(len(as)))
+	return as
 }
 
 // draws returns the standard normal draw behind each of the service's
@@ -352,7 +426,8 @@ func termTests(outcomes []outcome) []string {
 	return tests
 }
 
-// Request sends the user's request number visit (from 0) to the frontend.
+// Request sends the user's request number visit (from 0) to the frontend,
+// through the edge when the mesh has one.
 func (m *Mesh) Request(ctx context.Context, unit, grade, action string, visit uint32) error {
 	ctx = client.WithUnit(ctx, unit)
 	if grade != "" {
@@ -365,6 +440,13 @@ func (m *Mesh) Request(ctx context.Context, unit, grade, action string, visit ui
 			return err
 		}
 		ctx = baggage.ContextWithBaggage(ctx, b)
+	}
+	if m.edge != nil {
+		kv, err := m.edge.headers(ctx, unit)
+		if err != nil {
+			return err
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	}
 	_, err := m.entry.Handle(ctx, &demov1.HandleRequest{Action: action, Visit: visit})
 	return err
@@ -383,6 +465,9 @@ func (m *Mesh) Flush(ctx context.Context) error {
 func (m *Mesh) Stop(ctx context.Context) {
 	if m.entryConn != nil {
 		m.entryConn.Close()
+	}
+	if m.edge != nil {
+		m.edge.close()
 	}
 	for _, n := range m.nodes {
 		if n.srv != nil {
