@@ -173,8 +173,11 @@ type Result struct {
 	// (indexed by Way).
 	Ways        map[string]Way
 	Evaluations [numWays]int64
-	Counters    tracing.AssemblyStats
-	Rows        []Row
+	// FlagEvents counts the feature-flag evaluation events on the spans
+	// abmeshd acknowledged, by test.
+	FlagEvents map[string]int64
+	Counters   tracing.AssemblyStats
+	Rows       []Row
 	// Daemon addresses while it ran.
 	Addr, HTTPAddr, EdgeAddr string
 }
@@ -256,6 +259,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	for w := range res.Evaluations {
 		res.Evaluations[w] = mesh.Evaluations[w].Load()
 	}
+	res.FlagEvents = mesh.FlagEvents()
 	res.Counters = d.Assembler().Stats()
 	res.Complete = true
 	for _, id := range exps {

@@ -51,7 +51,8 @@ func TestDemoEndToEnd(t *testing.T) {
 }
 
 // checkServedWays: all three ways of getting a variant served evaluations —
-// the SDK, OpenFeature and the edge's forward-auth headers — and the
+// the SDK, OpenFeature and the edge's forward-auth headers —, each one
+// reached abmeshd as a feature-flag event on an acknowledged span, and the
 // reports of the tests each served counted units with no served variant
 // the consumer disagreed with (a variant not the hash's, another phase, a
 // fallback, two variants in one request).
@@ -69,6 +70,13 @@ func checkServedWays(t *testing.T, res *Result) {
 		}
 		if len(tests) == 0 {
 			t.Errorf("no test served by %s", w)
+		}
+		var events int64
+		for _, id := range tests {
+			events += res.FlagEvents[id]
+		}
+		if events != res.Evaluations[w] {
+			t.Errorf("%s served %d evaluations of %v; abmeshd acknowledged spans with %d evaluation events of them", w, res.Evaluations[w], tests, events)
 		}
 		for _, id := range tests {
 			r := res.Reports[id]

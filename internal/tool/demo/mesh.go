@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,10 +75,12 @@ func unitAttributes(ctx context.Context) map[string]string {
 	return nil
 }
 
-// countingExporter counts the spans its exporter acknowledged.
+// countingExporter counts the spans its exporter acknowledged, and the
+// feature-flag evaluation events on them by test.
 type countingExporter struct {
 	sdktrace.SpanExporter
 	acked, failed *atomic.Int64
+	events        *flagEvents
 }
 
 // ExportSpans exports and counts the outcome.
@@ -85,10 +88,36 @@ func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 	err := e.SpanExporter.ExportSpans(ctx, spans)
 	if err != nil {
 		e.failed.Add(int64(len(spans)))
-	} else {
-		e.acked.Add(int64(len(spans)))
+		return err
 	}
-	return err
+	e.acked.Add(int64(len(spans)))
+	e.events.count(spans)
+	return nil
+}
+
+// flagEvents counts the client.EventName events of exported spans by
+// their feature_flag.key: what the trace consumer received, whichever way
+// the variant was served.
+type flagEvents struct {
+	mu     sync.Mutex
+	byTest map[string]int64
+}
+
+func (f *flagEvents) count(spans []sdktrace.ReadOnlySpan) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, sp := range spans {
+		for _, ev := range sp.Events() {
+			if ev.Name != client.EventName {
+				continue
+			}
+			for _, kv := range ev.Attributes {
+				if kv.Key == semconv.FeatureFlagKeyKey {
+					f.byTest[kv.Value.AsString()]++
+				}
+			}
+		}
+	}
 }
 
 // node is one service of the mesh: a real gRPC server on loopback,
@@ -125,6 +154,7 @@ type Mesh struct {
 	// SpansAcked counts spans the services' exporters got acknowledged by
 	// the receiver; SpansFailed those they gave up on.
 	SpansAcked, SpansFailed atomic.Int64
+	events                  flagEvents
 }
 
 // MeshConfig says where the mesh's services find abmeshd.
@@ -171,7 +201,7 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	if err := checkWays(cfg); err != nil {
 		return nil, err
 	}
-	m := &Mesh{nodes: map[string]*node{}}
+	m := &Mesh{nodes: map[string]*node{}, events: flagEvents{byTest: map[string]int64{}}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -226,7 +256,7 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 		return err
 	}
 	n.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(countingExporter{exp, &m.SpansAcked, &m.SpansFailed},
+		sdktrace.WithBatcher(countingExporter{exp, &m.SpansAcked, &m.SpansFailed, &m.events},
 			sdktrace.WithBatchTimeout(200*time.Millisecond), sdktrace.WithMaxQueueSize(65536), sdktrace.WithMaxExportBatchSize(2048)),
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
 	)
@@ -450,6 +480,14 @@ func (m *Mesh) Request(ctx context.Context, unit, grade, action string, visit ui
 	}
 	_, err := m.entry.Handle(ctx, &demov1.HandleRequest{Action: action, Visit: visit})
 	return err
+}
+
+// FlagEvents returns the feature-flag evaluation events on the spans
+// acknowledged so far, by test.
+func (m *Mesh) FlagEvents() map[string]int64 {
+	m.events.mu.Lock()
+	defer m.events.mu.Unlock()
+	return maps.Clone(m.events.byTest)
 }
 
 // Flush exports every span the services have ended.
