@@ -50,7 +50,10 @@ type SliceChecker interface {
 //     on the path, its first exposure's reason is checked — "override",
 //     "not_targeted", "not_in_slice", "paused"/"disabled", "winner",
 //     "fallback"/"error" are not randomized and counted in the field of
-//     that name; any other reason ("", "hash", "sticky", …) passes —
+//     that name, as are OpenFeature's "targeting_match" (Override),
+//     "static" (Winner) and "default" (NotTargeted), which a flagd or
+//     OpenFeature client records when it has no abmesh reason; any other
+//     reason ("", "hash", "sticky", "split", "cached", …) passes —
 //     then StalePhase (exposure phase ≠ 0 and ≠ the member's phase),
 //     then Mismatch (the served variant is not one of the member's
 //     variants, or — unless the member is Sticky — the hash gives a
@@ -411,6 +414,12 @@ var notRandomized = []struct {
 	{"winner", qWinner},
 	{"fallback", qFallback},
 	{"error", qFallback},
+	// OpenFeature's reasons, as a flagd or OpenFeature client records them
+	// without abmesh.reason (abmesh maps OVERRIDE to TARGETING_MATCH,
+	// WINNER to STATIC, and NOT_TARGETED and NOT_IN_SLICE to DEFAULT).
+	{"targeting_match", qOverride},
+	{"static", qWinner},
+	{"default", qNotTargeted},
 }
 
 // reasonExclusion maps an exposure reason that was not randomized to its

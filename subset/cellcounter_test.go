@@ -254,9 +254,15 @@ func TestCounterSlicesAndReasonCase(t *testing.T) {
 	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("HASH").latency("Svc2", 2).build())
 	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("OVERRIDE").latency("Svc2", 3).build())
 	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("Sticky").latency("Svc2", 4).build())
+	// OpenFeature's reasons from a flagd client: SPLIT is randomized; an
+	// override, a winner and a default are not.
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason("SPLIT").latency("Svc2", 3).build())
+	for _, r := range []string{"TARGETING_MATCH", "STATIC", "DEFAULT"} {
+		c.ConsumeObservation(newObs("u2", time.Minute).serve("t2", "treatment", "Svc2").reason(r).latency("Svc2", 99).build())
+	}
 	w, _ := s.Current("t2")
-	checkCells(t, w, []wantCell{{[]string{"treatment", "b"}, 1, 3, 2}})
-	if q := w.Quality; q.NotInSlice != 1 || q.Override != 1 || q.Counted != 2 {
+	checkCells(t, w, []wantCell{{[]string{"treatment", "b"}, 1, 3, 3}})
+	if q := w.Quality; q.NotInSlice != 1 || q.Override != 2 || q.Winner != 1 || q.NotTargeted != 1 || q.Counted != 3 {
 		t.Errorf("quality %+v", q)
 	}
 }
