@@ -32,15 +32,7 @@ func BenchmarkMeshRequest(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			d := daemontest.Start(b, daemontest.OTLP(), func(c *daemon.Config) { c.Assembly = tracing.Config{IdleTimeout: time.Second} })
-			ids, err := applyShop(ctx, d.Registry())
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, id := range ids {
-				if _, err := d.Registry().Start(ctx, id); err != nil {
-					b.Fatal(err)
-				}
-			}
+			startShop(b, d.Registry())
 			var truths []truth.Model
 			for _, o := range shop.Truths() {
 				if m, _ := assign.ParseMetric(o.Metric); m.Kind != assign.MetricLatencyMS { // no simulated work (sleep) in the catalog

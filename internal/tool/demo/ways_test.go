@@ -19,15 +19,7 @@ import (
 func TestMeshWays(t *testing.T) {
 	ctx := context.Background()
 	d := daemontest.Start(t, daemontest.OTLP(), daemontest.Edge(), func(c *daemon.Config) { c.Edge.UnitHeader = edgeUnitHeader })
-	ids, err := applyShop(ctx, d.Registry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		if _, err := d.Registry().Start(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startShop(t, d.Registry())
 	m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: shop.Truths(), Seed: 1,
 		Logger: slog.New(slog.DiscardHandler), Ways: DefaultWays(), Edge: d.EdgeAddr()})
 	if err != nil {
@@ -61,6 +53,21 @@ func TestMeshWays(t *testing.T) {
 	}
 	if got := m.Evaluations[WayEdge].Load(); got != n {
 		t.Errorf("edge served %d evaluations of ui-layout, want one per request (%d)", got, n)
+	}
+}
+
+// startShop applies the shop's manifests to reg and starts every test.
+func startShop(tb testing.TB, reg *assign.Registry) {
+	tb.Helper()
+	ctx := context.Background()
+	ids, err := applyShop(ctx, reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := reg.Start(ctx, id); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
 
