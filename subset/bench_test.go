@@ -331,11 +331,18 @@ func millionUnits(b *testing.B, units int) (stack, *CellCounter, func(i int) *tr
 	return s, NewCellCounter(s.Windows, h), obs
 }
 
-// BenchmarkCountMillionUnits: observations of units already seen, into
-// seven viewpoint windows that each hold a million units. B/unit-window
-// is the heap the units took, per (unit, window).
-func BenchmarkCountMillionUnits(b *testing.B) {
-	const units = 1_000_000
+// BenchmarkCountSevenViewpoints: observations of units already seen,
+// each counted in seven viewpoint windows of seven members, with a
+// thousand and a million units in every window (the cost of the units
+// falling out of the CPU caches). B/unit-window is the heap the units
+// took, per (unit, window).
+func BenchmarkCountSevenViewpoints(b *testing.B) {
+	for _, units := range []int{1_000, 1_000_000} {
+		b.Run(fmt.Sprint("units=", units), func(b *testing.B) { benchSeenUnits(b, units) })
+	}
+}
+
+func benchSeenUnits(b *testing.B, units int) {
 	s, c, obs := millionUnits(b, units)
 	pre := make([]*tracing.Observation, 4096)
 	for i := range pre {
@@ -362,9 +369,9 @@ func BenchmarkCountMillionUnits(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*vps), "ns/viewpoint")
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(units*vps), "B/unit-window")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(float64(units)*vps), "B/unit-window")
 	checkBenchCounted(b, s)
-	if w, _ := s.Current("t3"); w.Cells[0].Stats.N+w.Cells[1].Stats.N != units {
+	if w, _ := s.Current("t3"); w.Cells[0].Stats.N+w.Cells[1].Stats.N != int64(units) {
 		b.Fatalf("t3 has %d+%d units, want %d", w.Cells[0].Stats.N, w.Cells[1].Stats.N, units)
 	}
 }
