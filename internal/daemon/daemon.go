@@ -203,6 +203,7 @@ type Daemon struct {
 	// has returned.
 	jaegerCancel context.CancelFunc
 	jaegerStop   chan struct{}
+	metrics      *metrics // served at /metrics on the HTTP listener
 
 	grpc     *grpc.Server
 	otlp     *grpc.Server
@@ -229,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	cfg.defaults()
 	d := &Daemon{cfg: cfg, log: cfg.Logger}
 	d.life, d.cancel = context.WithCancel(context.Background())
+	d.metrics = newMetrics(d)
 	ok := false
 	defer func() {
 		if !ok {
@@ -263,8 +265,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	// Stream workers reuse goroutines across RPCs instead of starting one
 	// per call: measurably more Assign/s on small machines.
 	// MaxSendMsgSize: the limit SDKs receive Watch snapshots with.
-	d.grpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
-		grpc.MaxSendMsgSize(assign.ConfigMessageLimit))
+	d.grpc = grpc.NewServer(append(d.metrics.serverOptions(), grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
+		grpc.MaxSendMsgSize(assign.ConfigMessageLimit))...)
 	assignment := grpcapi.NewAssignment(d.life, d.registry)
 	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
@@ -285,7 +287,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		if d.otlpLis, err = net.Listen("tcp", cfg.OTLPListen); err != nil {
 			return nil, fmt.Errorf("listen on %s (--otlp-listen): %w", cfg.OTLPListen, err)
 		}
-		d.otlp = grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+		d.otlp = grpc.NewServer(append(d.metrics.serverOptions(), grpc.MaxRecvMsgSize(16<<20))...)
 		d.receiver = otlpreceiver.Register(d.otlp, d.assembler)
 		d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
 	}
@@ -295,7 +297,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		if d.httpLis, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
 			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
 		}
-		d.http = &http.Server{Handler: web.New(d.reports, d.subsetter), ReadHeaderTimeout: 5 * time.Second}
+		d.http = &http.Server{Handler: d.metrics.handler(web.New(d.reports, d.subsetter)), ReadHeaderTimeout: 5 * time.Second}
 		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
 	}
 
@@ -378,18 +380,22 @@ func (d *Daemon) refreshGraph() {
 	}
 }
 
-// flush writes changed windows and the graph to the store.
+// flush writes changed windows and the graph to the store, and counts it
+// in the metrics.
 func (d *Daemon) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := d.windows.Flush(ctx, d.db.Windows()); err != nil {
+	err := d.windows.Flush(ctx, countingStore{d.db.Windows(), d.metrics.windowsSaved})
+	if err != nil {
 		d.log.Error("flush cells", "err", err)
 	}
-	if b, err := d.graph.MarshalJSON(); err == nil {
-		if err := d.db.PutBlob(graphBlob, b); err != nil {
-			d.log.Error("flush service graph", "err", err)
+	if b, gerr := d.graph.MarshalJSON(); gerr == nil {
+		if gerr = d.db.PutBlob(graphBlob, b); gerr != nil {
+			d.log.Error("flush service graph", "err", gerr)
+			err = errors.Join(err, gerr)
 		}
 	}
+	d.metrics.flushed(err)
 }
 
 func (d *Daemon) startJaeger() error {

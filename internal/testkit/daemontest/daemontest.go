@@ -9,6 +9,7 @@ package daemontest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -98,4 +99,17 @@ func CreateStarted(t testing.TB, r *assign.Registry, x *assign.Experiment) {
 	if _, err := r.Start(ctx, x.ID); err != nil {
 		t.Fatalf("start %s: %v", x.ID, err)
 	}
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago,
+// for a program the test starts that cannot listen on port 0 and say
+// where it is.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", Loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

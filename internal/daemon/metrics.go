@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/abmesh/abmesh/subset"
+)
+
+// metrics is abmeshd's Prometheus registry, served at /metrics on the
+// HTTP listener (docs/operations.md lists every series). The trace
+// consumer's counters are not duplicated: a collector reads them from
+// Counts at each scrape, so /metrics and GetStatus cannot disagree. What
+// only the daemon sees is counted here: gRPC calls (by interceptors on
+// both gRPC servers) and flushes.
+type metrics struct {
+	reg *prometheus.Registry
+
+	started  *prometheus.CounterVec   // grpc_server_started_total
+	handled  *prometheus.CounterVec   // grpc_server_handled_total
+	seconds  *prometheus.HistogramVec // grpc_server_handling_seconds
+	inFlight *prometheus.GaugeVec     // abmesh_grpc_server_in_flight
+
+	flushes      *prometheus.CounterVec // abmesh_flushes_total{result}
+	windowsSaved prometheus.Counter     // abmesh_windows_saved_total
+	lastFlush    prometheus.Gauge       // abmesh_last_flush_timestamp_seconds
+}
+
+// rpcLabels are a gRPC call's labels, as go-grpc-middleware's Prometheus
+// provider names them, so that existing gRPC dashboards work.
+var rpcLabels = []string{"grpc_type", "grpc_service", "grpc_method"}
+
+// newMetrics registers the daemon's metrics, the Go runtime's and the
+// process's (RSS, open files) in a registry of its own (several daemons
+// may run in one test process).
+func newMetrics(d *Daemon) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_started_total", Help: "gRPC calls started on the API and OTLP ports.",
+		}, rpcLabels),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total", Help: "gRPC calls completed, by status code.",
+		}, append(rpcLabels, "grpc_code")),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "grpc_server_handling_seconds", Help: "Time from a gRPC call's start to its end (streams: the stream's life).",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 300},
+		}, rpcLabels),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "abmesh_grpc_server_in_flight", Help: "gRPC calls and streams open now (Watch streams: grpc_method=\"Watch\").",
+		}, rpcLabels),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abmesh_flushes_total", Help: "Flushes of the cells and the service graph to the store, by result (ok, error).",
+		}, []string{"result"}),
+		windowsSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "abmesh_windows_saved_total", Help: "Analysis windows (their cells and changed units) written to the store by flushes.",
+		}),
+		lastFlush: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "abmesh_last_flush_timestamp_seconds", Help: "Unix time of the last flush that saved everything (0: none yet).",
+		}),
+	}
+	m.reg.MustRegister(m.started, m.handled, m.seconds, m.inFlight, m.flushes, m.windowsSaved, m.lastFlush,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "abmesh_config_version", Help: "Version of the experiment configuration served (Watch snapshots carry it).",
+		}, func() float64 { return float64(d.registry.Version()) }),
+		countsCollector{d},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"ok", "error"} {
+		m.flushes.WithLabelValues(r)
+	}
+	return m
+}
+
+// handler serves /metrics and hands every other path to next.
+func (m *metrics) handler(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	mux.Handle("/", next)
+	return mux
+}
+
+// serverOptions instrument a gRPC server's calls.
+func (m *metrics) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(m.unary), grpc.ChainStreamInterceptor(m.stream)}
+}
+
+func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	done := m.begin("unary", info.FullMethod)
+	resp, err := h(ctx, req)
+	done(err)
+	return resp, err
+}
+
+func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	typ := "bidi_stream"
+	switch {
+	case info.IsClientStream && !info.IsServerStream:
+		typ = "client_stream"
+	case info.IsServerStream && !info.IsClientStream:
+		typ = "server_stream"
+	}
+	done := m.begin(typ, info.FullMethod)
+	err := h(srv, ss)
+	done(err)
+	return err
+}
+
+// begin counts a call to fullMethod ("/package.Service/Method") starting;
+// the function it returns counts its end with the call's error.
+func (m *metrics) begin(typ, fullMethod string) func(error) {
+	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	m.started.WithLabelValues(typ, service, method).Inc()
+	open := m.inFlight.WithLabelValues(typ, service, method)
+	open.Inc()
+	t0 := time.Now()
+	return func(err error) {
+		open.Dec()
+		m.seconds.WithLabelValues(typ, service, method).Observe(time.Since(t0).Seconds())
+		m.handled.WithLabelValues(typ, service, method, status.Code(err).String()).Inc()
+	}
+}
+
+// flushed records a flush's outcome.
+func (m *metrics) flushed(err error) {
+	if err != nil {
+		m.flushes.WithLabelValues("error").Inc()
+		return
+	}
+	m.flushes.WithLabelValues("ok").Inc()
+	m.lastFlush.SetToCurrentTime()
+}
+
+// countingStore counts the windows a flush saves.
+type countingStore struct {
+	subset.Store
+	saved prometheus.Counter
+}
+
+// SaveWindow saves w and counts it once saved.
+func (s countingStore) SaveWindow(ctx context.Context, w subset.WindowCells, units subset.UnitChanges) error {
+	err := s.Store.SaveWindow(ctx, w, units)
+	if err == nil {
+		s.saved.Inc()
+	}
+	return err
+}
+
+// countsCollector exports Daemon.Counts at each scrape: "a.b" becomes
+// abmesh_a_b_total (a counter), except the gauges (in flight, units held,
+// the cells' data-quality totals over the windows held, which fall as
+// windows are pruned) and malformed spans, which are one counter with a
+// reason label.
+type countsCollector struct{ d *Daemon }
+
+// Describe sends nothing: the series follow Counts (a malformed reason
+// appears once seen), so the collector is unchecked.
+func (countsCollector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends every count of Counts.
+func (c countsCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, v := range c.d.Counts() {
+		ch <- countMetric(name, float64(v))
+	}
+}
+
+const malformedPrefix = "spans.malformed."
+
+// countMetric turns the count called name (Daemon.Counts) into its
+// Prometheus metric.
+func countMetric(name string, v float64) prometheus.Metric {
+	help := "abmeshd's " + name + " count, as abmesh status shows it (docs/operations.md, Metrics)."
+	if reason, ok := strings.CutPrefix(name, malformedPrefix); ok {
+		desc := prometheus.NewDesc("abmesh_spans_malformed_total", "Spans refused as malformed, by reason.", []string{"reason"}, nil)
+		return prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, reason)
+	}
+	metric := "abmesh_" + strings.ReplaceAll(name, ".", "_")
+	if isGauge(name) {
+		return prometheus.MustNewConstMetric(prometheus.NewDesc(metric, help, nil, nil), prometheus.GaugeValue, v)
+	}
+	return prometheus.MustNewConstMetric(prometheus.NewDesc(metric+"_total", help, nil, nil), prometheus.CounterValue, v)
+}
+
+// isGauge says whether the count called name can fall.
+func isGauge(name string) bool {
+	return strings.HasSuffix(name, ".in_flight") || strings.HasPrefix(name, "units.") || strings.HasPrefix(name, "cells.")
+}
