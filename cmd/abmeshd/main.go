@@ -68,7 +68,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)
-	fs.StringVar(&cfg.HTTPListen, "http-listen", def.HTTPListen, `report web pages address, or "off"`)
+	fs.StringVar(&cfg.HTTPListen, "http-listen", def.HTTPListen, `report web pages and Prometheus /metrics address, or "off"`)
 	fs.StringVar(&cfg.EdgeListen, "edge-listen", def.EdgeListen, `forward-auth HTTP endpoint address for proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP), or "off"; Envoy's gRPC ext_authz is on --listen`)
 	fs.StringVar(&cfg.Edge.UnitCookie, "edge-unit-cookie", def.Edge.UnitCookie, "forward-auth: cookie holding the unit, minted when absent")
 	fs.StringVar(&cfg.Edge.UnitHeader, "edge-unit-header", def.Edge.UnitHeader, "forward-auth: request header with a trusted unit (an authenticated user id the proxy sets); wins over the cookie")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,7 @@ func TestMetrics(t *testing.T) {
 		{"abmesh_spans_accepted_total", nil, 3},
 		{"abmesh_spans_malformed_total", []string{"reason", "invalid_trace_id"}, 1},
 		{"abmesh_spans_late_total", nil, 0},
+		{"abmesh_spans_rejected_too_large_total", nil, 0},
 		{"abmesh_traces_in_flight", nil, 0},
 		{"abmesh_cells_counted", nil, 3},
 		{"abmesh_units_held", nil, 3},
@@ -191,6 +193,7 @@ func TestMetrics(t *testing.T) {
 	if v := value(fams, "abmesh_units_bytes"); v <= 0 {
 		t.Errorf("abmesh_units_bytes = %v", v)
 	}
+	documented(t, fams)
 	if value(fams, "process_resident_memory_bytes") <= 0 || value(fams, "go_goroutines") <= 0 {
 		t.Errorf("no process or Go runtime metrics")
 	}
@@ -301,4 +304,19 @@ func promQuery(api, query string) (float64, error) {
 		return 0, fmt.Errorf("want one series: %.300s", body)
 	}
 	return float64(r.Data.Result[0].Value.Value), nil
+}
+
+// documented checks that docs/operations.md names every abmesh and gRPC
+// metric family of fams.
+func documented(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range fams {
+		if (strings.HasPrefix(name, "abmesh_") || strings.HasPrefix(name, "grpc_")) && !bytes.Contains(doc, []byte("`"+name)) {
+			t.Errorf("docs/operations.md does not list %s", name)
+		}
+	}
 }

@@ -45,6 +45,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 	add("spans.late", int64(c.SpansLate))
 	add("spans.rejected_full", int64(c.SpansRejectedFull))
 	add("batches.rejected_full", int64(c.BatchesRejectedFull))
+	add("spans.rejected_too_large", int64(c.SpansRejectedTooLarge))
 	for _, k := range slices.Sorted(maps.Keys(c.Malformed)) {
 		add("spans.malformed."+k, int64(c.Malformed[k]))
 	}
