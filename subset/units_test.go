@@ -276,3 +276,45 @@ func TestFinalWindowDropsUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeSavesOnlyChanges: after a restart the next flush saves only
+// the units counted since, not every unit loaded from the store.
+func TestResumeSavesOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	h := hashTable{"t5/u1": "on", "t5/u2": "off", "t5/u3": "on"}
+	first, c, _ := newWorked(t, h)
+	c.ConsumeObservation(newObs("u1", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 3).build())
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t5", "off", "Svc5").latency("Svc5", 3).build())
+	st := NewMemStore()
+	if err := first.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	second, c2, _ := newWorked(t, h)
+	if err := second.Restore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	c2.ConsumeObservation(newObs("u3", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 3).build())
+	rec := &recordingStore{MemStore: st}
+	if err := second.Flush(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.put) != 1 || rec.put[0].Key != UnitKey("u3") {
+		t.Errorf("saved units %+v, want only u3", rec.put)
+	}
+	n := 0
+	_ = st.LoadUnits(ctx, "t5", 1, func(UnitState) error { n++; return nil })
+	if n != 3 {
+		t.Errorf("stored units %d, want 3", n)
+	}
+}
+
+// recordingStore records the units each save puts.
+type recordingStore struct {
+	*MemStore
+	put []UnitState
+}
+
+func (r *recordingStore) SaveWindow(ctx context.Context, w WindowCells, units UnitChanges) error {
+	r.put = append(r.put, units.Put...)
+	return r.MemStore.SaveWindow(ctx, w, units)
+}

@@ -533,7 +533,8 @@ func (w *window) close(now time.Time) {
 
 // resume takes a stored snapshot of the same signature, and its units,
 // into w, which takes its Seq, Start and (when set) Opened. Units already
-// counted into w since it opened are added to.
+// counted into w since it opened are added to (a unit keeps the cell it
+// was first counted in).
 func (w *window) resume(wc WindowCells, units []UnitState) {
 	w.addCounters(wc.Quality)
 	w.mu.Lock()
@@ -545,7 +546,8 @@ func (w *window) resume(wc WindowCells, units []UnitState) {
 	if !wc.Opened.IsZero() {
 		w.opened = wc.Opened
 	}
-	w.resaveUnits = true
+	// The loaded units are stored already; only those counted since w
+	// opened (and merged with them) are dirty and saved at the next flush.
 }
 
 // finalFromCells rebuilds a final window from a snapshot: its cells are
