@@ -150,9 +150,12 @@ func (e *Experiment) Clone() *Experiment {
 // (experiment ID, layer ID, override (Experiment, Unit)); deletes of absent
 // keys are no-ops. Deleting an experiment lists its overrides in
 // DeleteOverrides explicitly. Version is the configuration version after
-// the change, to be stored with it.
+// the change, to be stored with it. Audit, when not nil, is the change's
+// audit log entry, to be appended (with the next Seq) in the same atomic
+// write.
 type Change struct {
 	Version           uint64
+	Audit             *AuditEntry
 	PutExperiments    []Experiment
 	DeleteExperiments []string
 	PutLayers         []Layer
@@ -169,8 +172,12 @@ type Store interface {
 	// An empty store returns a zero Config and no error.
 	Load(ctx context.Context) (Config, error)
 	// Apply persists ch atomically (all of it or nothing) and records
-	// ch.Version as the stored version. Idempotent.
+	// ch.Version as the stored version, appending ch.Audit (if any) to
+	// the audit log with the next sequence number. Idempotent but for the
+	// audit entry.
 	Apply(ctx context.Context, ch Change) error
+	// Changes returns the audit log entries q selects, newest first.
+	Changes(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }
 
 // MemStore is an in-memory Store for tests and for running without
@@ -181,6 +188,7 @@ type MemStore struct {
 	exps      map[string]Experiment
 	layers    map[string]Layer
 	overrides map[[2]string]Override
+	audit     []AuditEntry
 }
 
 var _ Store = (*MemStore)(nil)
@@ -231,7 +239,25 @@ func (s *MemStore) Apply(_ context.Context, ch Change) error {
 		s.overrides[[2]string{o.Experiment, o.Unit}] = o
 	}
 	s.version = ch.Version
+	if ch.Audit != nil {
+		e := *ch.Audit
+		e.Seq = uint64(len(s.audit)) + 1
+		s.audit = append(s.audit, e)
+	}
 	return nil
+}
+
+// Changes implements Store.
+func (s *MemStore) Changes(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []AuditEntry
+	for i := len(s.audit) - 1; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
+		if e := &s.audit[i]; (q.Before == 0 || e.Seq < q.Before) && q.Match(e) {
+			out = append(out, *e)
+		}
+	}
+	return out, nil
 }
 
 // StickyStore remembers the first randomized assignment of a unit in a

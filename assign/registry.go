@@ -165,11 +165,14 @@ func (r *Registry) publish(eng *Engine) {
 	}
 }
 
-// commit persists ch, installs next and publishes its Engine. Called with
-// r.mu held; on error nothing changes.
+// commit persists ch with its audit entry, installs next and publishes its
+// Engine. Called with r.mu held; on error nothing changes.
 func (r *Registry) commit(ctx context.Context, next state, ch Change) error {
 	next.version = r.st.version + 1
 	ch.Version = next.version
+	if ch.Audit != nil {
+		ch.Audit.Version = ch.Version
+	}
 	eng, err := Compile(next.config(), WithSticky(r.sticky))
 	if err != nil {
 		return err
@@ -263,7 +266,8 @@ func (r *Registry) Create(ctx context.Context, in *Experiment) (*Experiment, err
 	}
 	next := r.st.clone()
 	next.exps[x.ID] = x
-	if err := r.commit(ctx, next, Change{PutExperiments: []Experiment{*x}}); err != nil {
+	ch := Change{PutExperiments: []Experiment{*x}, Audit: auditEntry(ctx, x.CreatedAt, "create", AuditExperiment, x.ID, nil, x)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return nil, fmt.Errorf("create experiment %q: %w", x.ID, err)
 	}
 	return x.Clone(), nil
@@ -274,8 +278,9 @@ func (r *Registry) Create(ctx context.Context, in *Experiment) (*Experiment, err
 // registry's). For a running or paused experiment, a change of variants
 // (names or weights), layer, slice or targeting opens a new phase with the
 // new weights; the salt cannot change once the experiment has started.
-// Overrides pinned to a variant that no longer exists are deleted.
-// Errors: ErrNotFound, ErrFailedPrecondition (concluded), *FieldError as
+// Overrides pinned to a variant that no longer exists are deleted. An
+// update that changes nothing but UpdatedAt is a no-op (no new version, no
+// audit entry) returning the stored copy. Errors: ErrNotFound, ErrFailedPrecondition (concluded), *FieldError as
 // for Create, or on "salt" for a salt change after start, or on "slice"
 // for a slice overlapping another active experiment's in the layer.
 func (r *Registry) Update(ctx context.Context, in *Experiment) (*Experiment, error) {
@@ -308,9 +313,12 @@ func (r *Registry) Update(ctx context.Context, in *Experiment) (*Experiment, err
 	if err := conflicts(x, r.st.experiments(), r.st.layerSet()); err != nil {
 		return nil, err
 	}
+	if unchanged(old, x) {
+		return old.Clone(), nil
+	}
 	next := r.st.clone()
 	next.exps[x.ID] = x
-	ch := Change{PutExperiments: []Experiment{*x}}
+	ch := Change{PutExperiments: []Experiment{*x}, Audit: auditEntry(ctx, x.UpdatedAt, "update", AuditExperiment, x.ID, old, x)}
 	for k, o := range r.st.overrides {
 		if o.Experiment == x.ID && x.variantIndex(o.Variant) < 0 {
 			delete(next.overrides, k)
@@ -321,6 +329,14 @@ func (r *Registry) Update(ctx context.Context, in *Experiment) (*Experiment, err
 		return nil, fmt.Errorf("update experiment %q: %w", x.ID, err)
 	}
 	return x.Clone(), nil
+}
+
+// unchanged reports whether x, an update of old, differs from it in
+// nothing but UpdatedAt.
+func unchanged(old, x *Experiment) bool {
+	y := *x
+	y.UpdatedAt = old.UpdatedAt
+	return sameJSON(old, &y)
 }
 
 // assignmentChanged reports whether b assigns units differently from a.
@@ -354,7 +370,7 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	}
 	next := r.st.clone()
 	delete(next.exps, id)
-	ch := Change{DeleteExperiments: []string{id}}
+	ch := Change{DeleteExperiments: []string{id}, Audit: auditEntry(ctx, r.now(), "delete", AuditExperiment, id, old, nil)}
 	for k, o := range r.st.overrides {
 		if o.Experiment == id {
 			delete(next.overrides, k)
@@ -376,7 +392,7 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 // ErrFailedPrecondition for a concluded experiment, or when the slice
 // overlaps that of another running or paused experiment of the layer.
 func (r *Registry) Start(ctx context.Context, id string) (*Experiment, error) {
-	return r.transition(ctx, id, func(x *Experiment, now time.Time) (bool, error) {
+	return r.transition(ctx, id, "start", func(x *Experiment, now time.Time) (bool, error) {
 		switch x.Status {
 		case StatusRunning:
 			return false, nil
@@ -400,7 +416,7 @@ func (r *Registry) Start(ctx context.Context, id string) (*Experiment, error) {
 // no-op. Errors: ErrNotFound; ErrFailedPrecondition for a draft or a
 // concluded experiment.
 func (r *Registry) Pause(ctx context.Context, id string) (*Experiment, error) {
-	return r.transition(ctx, id, func(x *Experiment, _ time.Time) (bool, error) {
+	return r.transition(ctx, id, "pause", func(x *Experiment, _ time.Time) (bool, error) {
 		switch x.Status {
 		case StatusPaused:
 			return false, nil
@@ -422,7 +438,7 @@ func (r *Registry) Conclude(ctx context.Context, id, winner string) (*Experiment
 	if winner == "" {
 		return nil, fieldErr("winner", "required")
 	}
-	return r.transition(ctx, id, func(x *Experiment, _ time.Time) (bool, error) {
+	return r.transition(ctx, id, "conclude", func(x *Experiment, _ time.Time) (bool, error) {
 		switch x.Status {
 		case StatusDraft:
 			return false, precondition("experiment %q is a draft: start it before concluding it", id)
@@ -441,8 +457,8 @@ func (r *Registry) Conclude(ctx context.Context, id, winner string) (*Experiment
 }
 
 // transition applies f to a copy of experiment id and commits it when f
-// reports a change.
-func (r *Registry) transition(ctx context.Context, id string, f func(x *Experiment, now time.Time) (bool, error)) (*Experiment, error) {
+// reports a change, audited as "experiment."+verb.
+func (r *Registry) transition(ctx context.Context, id, verb string, f func(x *Experiment, now time.Time) (bool, error)) (*Experiment, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old, ok := r.st.exps[id]
@@ -458,14 +474,16 @@ func (r *Registry) transition(ctx context.Context, id string, f func(x *Experime
 	x.UpdatedAt = now
 	next := r.st.clone()
 	next.exps[id] = x
-	if err := r.commit(ctx, next, Change{PutExperiments: []Experiment{*x}}); err != nil {
+	ch := Change{PutExperiments: []Experiment{*x}, Audit: auditEntry(ctx, now, verb, AuditExperiment, id, old, x)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return nil, fmt.Errorf("experiment %q: %w", id, err)
 	}
 	return x.Clone(), nil
 }
 
 // SetOverride pins a unit to a variant of an experiment, replacing any
-// earlier override of that unit. Errors: *FieldError ("experiment",
+// earlier override of that unit (setting the same override again is a
+// no-op). Errors: *FieldError ("experiment",
 // "unit_id", "variant"), ErrNotFound for an unknown experiment,
 // ErrFailedPrecondition for a concluded one. A minted-form unit (Minted)
 // is refused: a minted id is an anonymous client's claim, never a trusted
@@ -489,9 +507,18 @@ func (r *Registry) SetOverride(ctx context.Context, o Override) error {
 	if x.variantIndex(o.Variant) < 0 {
 		return fieldErr("variant", "%q is not a variant of experiment %q", o.Variant, o.Experiment)
 	}
+	k := [2]string{o.Experiment, o.Unit}
+	var before any
+	if old, ok := r.st.overrides[k]; ok {
+		if old == o {
+			return nil
+		}
+		before = old
+	}
 	next := r.st.clone()
-	next.overrides[[2]string{o.Experiment, o.Unit}] = o
-	if err := r.commit(ctx, next, Change{PutOverrides: []Override{o}}); err != nil {
+	next.overrides[k] = o
+	ch := Change{PutOverrides: []Override{o}, Audit: auditEntry(ctx, r.now(), "set", AuditOverride, overrideName(o), before, o)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return fmt.Errorf("set override: %w", err)
 	}
 	return nil
@@ -509,7 +536,8 @@ func (r *Registry) DeleteOverride(ctx context.Context, experiment, unit string) 
 	}
 	next := r.st.clone()
 	delete(next.overrides, k)
-	if err := r.commit(ctx, next, Change{DeleteOverrides: []Override{o}}); err != nil {
+	ch := Change{DeleteOverrides: []Override{o}, Audit: auditEntry(ctx, r.now(), "delete", AuditOverride, overrideName(o), o, nil)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return fmt.Errorf("delete override: %w", err)
 	}
 	return nil
@@ -536,14 +564,16 @@ func (r *Registry) CreateLayer(ctx context.Context, in *Layer) (*Layer, error) {
 	}
 	next := r.st.clone()
 	next.layers[l.ID] = &l
-	if err := r.commit(ctx, next, Change{PutLayers: []Layer{l}}); err != nil {
+	ch := Change{PutLayers: []Layer{l}, Audit: auditEntry(ctx, l.CreatedAt, "create", AuditLayer, l.ID, nil, l)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return nil, fmt.Errorf("create layer %q: %w", l.ID, err)
 	}
 	return &l, nil
 }
 
 // UpdateLayer replaces a layer's description (CreatedAt is kept) and
-// returns the stored copy. Errors: *FieldError, ErrNotFound.
+// returns the stored copy; an update that changes nothing is a no-op.
+// Errors: *FieldError, ErrNotFound.
 func (r *Registry) UpdateLayer(ctx context.Context, in *Layer) (*Layer, error) {
 	l := *in
 	if err := l.Validate(); err != nil {
@@ -556,9 +586,13 @@ func (r *Registry) UpdateLayer(ctx context.Context, in *Layer) (*Layer, error) {
 		return nil, notFound("layer", l.ID)
 	}
 	l.CreatedAt = old.CreatedAt
+	if sameJSON(old, &l) {
+		return &l, nil
+	}
 	next := r.st.clone()
 	next.layers[l.ID] = &l
-	if err := r.commit(ctx, next, Change{PutLayers: []Layer{l}}); err != nil {
+	ch := Change{PutLayers: []Layer{l}, Audit: auditEntry(ctx, r.now(), "update", AuditLayer, l.ID, old, l)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return nil, fmt.Errorf("update layer %q: %w", l.ID, err)
 	}
 	return &l, nil
@@ -569,7 +603,8 @@ func (r *Registry) UpdateLayer(ctx context.Context, in *Layer) (*Layer, error) {
 func (r *Registry) DeleteLayer(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.st.layers[id]; !ok {
+	old, ok := r.st.layers[id]
+	if !ok {
 		return notFound("layer", id)
 	}
 	var users []string
@@ -584,7 +619,8 @@ func (r *Registry) DeleteLayer(ctx context.Context, id string) error {
 	}
 	next := r.st.clone()
 	delete(next.layers, id)
-	if err := r.commit(ctx, next, Change{DeleteLayers: []string{id}}); err != nil {
+	ch := Change{DeleteLayers: []string{id}, Audit: auditEntry(ctx, r.now(), "delete", AuditLayer, id, old, nil)}
+	if err := r.commit(ctx, next, ch); err != nil {
 		return fmt.Errorf("delete layer %q: %w", id, err)
 	}
 	return nil

@@ -1,7 +1,7 @@
 // Package bolt is abmeshd's embedded store: one bbolt file under the data
 // directory holding experiments, layers, overrides, sticky assignments,
-// phase history (inside experiments), the service graph and the cells of
-// every analysis window. No server to install; the file survives restarts.
+// phase history (inside experiments), the audit log of admin changes, the
+// service graph and the cells of every analysis window. No server to install; the file survives restarts.
 //
 // Values are JSON of the domain types, so the file can be read with any
 // bbolt tool and a field added to a domain type needs no migration.
@@ -33,6 +33,7 @@ var (
 	bucketOverrides   = []byte("overrides")
 	bucketSticky      = []byte("sticky")
 	bucketBlobs       = []byte("blobs")
+	bucketAudit       = []byte("audit") // seq (8 bytes big-endian) → assign.AuditEntry
 	keyVersion        = []byte("config_version")
 )
 
@@ -81,7 +82,7 @@ func Open(dir string) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketExperiments, bucketLayers, bucketOverrides, bucketSticky, bucketBlobs} {
+		for _, name := range [][]byte{bucketMeta, bucketExperiments, bucketLayers, bucketOverrides, bucketSticky, bucketBlobs, bucketAudit} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -161,8 +162,8 @@ func overrideKey(test, unit string) []byte {
 	return []byte(test + "\x00" + unit)
 }
 
-// Apply implements assign.Store: one bbolt transaction, so all of ch or
-// nothing. Idempotent.
+// Apply implements assign.Store: one bbolt transaction, so all of ch
+// (with its audit entry) or nothing. Idempotent but for the audit entry.
 func (d *DB) Apply(_ context.Context, ch assign.Change) error {
 	return d.db.Update(func(tx *bbolt.Tx) error {
 		exps, layers, ovs := tx.Bucket(bucketExperiments), tx.Bucket(bucketLayers), tx.Bucket(bucketOverrides)
@@ -197,10 +198,61 @@ func (d *DB) Apply(_ context.Context, ch assign.Change) error {
 				return err
 			}
 		}
+		if err := appendAudit(tx.Bucket(bucketAudit), ch.Audit); err != nil {
+			return err
+		}
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], ch.Version)
 		return tx.Bucket(bucketMeta).Put(keyVersion, v[:])
 	})
+}
+
+// appendAudit stores e, if not nil, under the bucket's next sequence.
+func appendAudit(b *bbolt.Bucket, e *assign.AuditEntry) error {
+	if e == nil {
+		return nil
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	rec := *e
+	rec.Seq = seq
+	return putJSON(b, binary.BigEndian.AppendUint64(nil, seq), &rec)
+}
+
+// Changes implements assign.Store: it walks the audit log from the newest
+// entry (or from q.Before) backwards, so a filtered query reads entries
+// until it has q.Limit matches.
+func (d *DB) Changes(_ context.Context, q assign.AuditQuery) ([]assign.AuditEntry, error) {
+	var out []assign.AuditEntry
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		k, v := c.Last()
+		if q.Before != 0 {
+			k, v = c.Seek(binary.BigEndian.AppendUint64(nil, q.Before))
+			if k == nil {
+				k, v = c.Last()
+			}
+		}
+		for ; k != nil && (q.Limit <= 0 || len(out) < q.Limit); k, v = c.Prev() {
+			if q.Before != 0 && binary.BigEndian.Uint64(k) >= q.Before {
+				continue
+			}
+			var e assign.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("audit entry %x: %w", k, err)
+			}
+			if q.Match(&e) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit log from %s: %w", d.db.Path(), err)
+	}
+	return out, nil
 }
 
 func putJSON(b *bbolt.Bucket, key []byte, v any) error {

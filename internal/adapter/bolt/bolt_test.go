@@ -188,3 +188,81 @@ func BenchmarkSaveMillionUnits(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(units)), "ns/unit")
 }
+
+// TestAuditLogSurvivesReopen: the audit entries the Registry writes with
+// its changes are read back, newest first and paged, after the store is
+// closed and opened again, and numbering continues from there.
+func TestAuditLogSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := assign.WithActor(context.Background(), assign.Actor{Kind: assign.ActorDeclared, Name: "alice", Peer: "127.0.0.1:1"})
+	exp := &assign.Experiment{ID: "rec-model", ChangeService: "s", MeasureService: "s",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "ml", Weight: 1}}, Plan: assign.Plan{MDE: 1}}
+	reg := func(d *DB) *assign.Registry {
+		r, err := assign.NewRegistry(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reg(d)
+	if _, err := r.Create(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Start(ctx, "rec-model"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetOverride(ctx, assign.Override{Experiment: "rec-model", Unit: "u1", Variant: "ml"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if d, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r = reg(d)
+	if _, err := r.Pause(ctx, "rec-model"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := r.Changes(ctx, assign.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range all {
+		got = append(got, fmt.Sprintf("%d %s %s v%d %s", e.Seq, e.Action, e.Name, e.Version, e.Actor))
+	}
+	want := "[4 experiment.pause rec-model v4 alice@127.0.0.1:1 3 override.set rec-model/u1 v3 alice@127.0.0.1:1 " +
+		"2 experiment.start rec-model v2 alice@127.0.0.1:1 1 experiment.create rec-model v1 alice@127.0.0.1:1]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("log after reopen:\n%v\nwant\n%s", got, want)
+	}
+	if string(all[3].Before) != "" || !strings.Contains(string(all[3].After), `"ID":"rec-model"`) {
+		t.Errorf("create entry: before %s, after %s", all[3].Before, all[3].After)
+	}
+	for _, c := range []struct {
+		q    assign.AuditQuery
+		want []uint64
+	}{
+		{assign.AuditQuery{Before: 4, Limit: 2}, []uint64{3, 2}},
+		{assign.AuditQuery{Before: 2}, []uint64{1}},
+		{assign.AuditQuery{Before: 99, Limit: 1}, []uint64{4}},
+		{assign.AuditQuery{Kind: assign.AuditOverride}, []uint64{3}},
+		{assign.AuditQuery{Name: "rec-model", Kind: assign.AuditExperiment, Before: 4}, []uint64{2, 1}},
+	} {
+		es, err := d.Changes(ctx, c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, e := range es {
+			seqs = append(seqs, e.Seq)
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(c.want) {
+			t.Errorf("%+v: seqs %v, want %v", c.q, seqs, c.want)
+		}
+	}
+}

@@ -10,7 +10,9 @@ import (
 
 // Experiments implements abmesh.v1.ExperimentService over an
 // *assign.Registry. Every method validates its input; errors are mapped by
-// toStatus, with field paths prefixed by the request field.
+// toStatus, with field paths prefixed by the request field. Every
+// mutating method passes the call's actor (withActor) to the Registry,
+// which records the change in its audit log (ListChanges).
 type Experiments struct {
 	pb.UnimplementedExperimentServiceServer
 	reg *assign.Registry
@@ -51,6 +53,10 @@ func expResp(x *assign.Experiment, err error) (*pb.Experiment, error) {
 
 // CreateExperiment registers a DRAFT experiment.
 func (s *Experiments) CreateExperiment(ctx context.Context, req *pb.CreateExperimentRequest) (*pb.CreateExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	e, err := s.experimentArg(req.GetExperiment())
 	if err != nil {
 		return nil, err
@@ -85,6 +91,10 @@ func (s *Experiments) ListExperiments(context.Context, *pb.ListExperimentsReques
 
 // UpdateExperiment replaces an experiment's definition.
 func (s *Experiments) UpdateExperiment(ctx context.Context, req *pb.UpdateExperimentRequest) (*pb.UpdateExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	e, err := s.experimentArg(req.GetExperiment())
 	if err != nil {
 		return nil, err
@@ -98,6 +108,10 @@ func (s *Experiments) UpdateExperiment(ctx context.Context, req *pb.UpdateExperi
 
 // DeleteExperiment deletes an experiment and its overrides.
 func (s *Experiments) DeleteExperiment(ctx context.Context, req *pb.DeleteExperimentRequest) (*pb.DeleteExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("id", req.GetId()); err != nil {
 		return nil, err
 	}
@@ -109,6 +123,10 @@ func (s *Experiments) DeleteExperiment(ctx context.Context, req *pb.DeleteExperi
 
 // StartExperiment moves a DRAFT or PAUSED experiment to RUNNING.
 func (s *Experiments) StartExperiment(ctx context.Context, req *pb.StartExperimentRequest) (*pb.StartExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("id", req.GetId()); err != nil {
 		return nil, err
 	}
@@ -121,6 +139,10 @@ func (s *Experiments) StartExperiment(ctx context.Context, req *pb.StartExperime
 
 // PauseExperiment moves a RUNNING experiment to PAUSED.
 func (s *Experiments) PauseExperiment(ctx context.Context, req *pb.PauseExperimentRequest) (*pb.PauseExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("id", req.GetId()); err != nil {
 		return nil, err
 	}
@@ -133,6 +155,10 @@ func (s *Experiments) PauseExperiment(ctx context.Context, req *pb.PauseExperime
 
 // ConcludeExperiment concludes an experiment with a winner.
 func (s *Experiments) ConcludeExperiment(ctx context.Context, req *pb.ConcludeExperimentRequest) (*pb.ConcludeExperimentResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("id", req.GetId()); err != nil {
 		return nil, err
 	}
@@ -148,6 +174,10 @@ func (s *Experiments) ConcludeExperiment(ctx context.Context, req *pb.ConcludeEx
 
 // SetOverride pins a unit to a variant.
 func (s *Experiments) SetOverride(ctx context.Context, req *pb.SetOverrideRequest) (*pb.SetOverrideResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetOverride() == nil {
 		return nil, invalid("override", "is required")
 	}
@@ -159,6 +189,10 @@ func (s *Experiments) SetOverride(ctx context.Context, req *pb.SetOverrideReques
 
 // DeleteOverride removes a unit's override.
 func (s *Experiments) DeleteOverride(ctx context.Context, req *pb.DeleteOverrideRequest) (*pb.DeleteOverrideResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("experiment_id", req.GetExperimentId()); err != nil {
 		return nil, err
 	}
@@ -191,6 +225,10 @@ func (s *Experiments) ListOverrides(_ context.Context, req *pb.ListOverridesRequ
 
 // CreateLayer registers a layer.
 func (s *Experiments) CreateLayer(ctx context.Context, req *pb.CreateLayerRequest) (*pb.CreateLayerResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetLayer() == nil {
 		return nil, invalid("layer", "is required")
 	}
@@ -225,6 +263,10 @@ func (s *Experiments) ListLayers(context.Context, *pb.ListLayersRequest) (*pb.Li
 
 // UpdateLayer replaces a layer's description.
 func (s *Experiments) UpdateLayer(ctx context.Context, req *pb.UpdateLayerRequest) (*pb.UpdateLayerResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetLayer() == nil {
 		return nil, invalid("layer", "is required")
 	}
@@ -238,6 +280,10 @@ func (s *Experiments) UpdateLayer(ctx context.Context, req *pb.UpdateLayerReques
 
 // DeleteLayer deletes a layer no experiment uses.
 func (s *Experiments) DeleteLayer(ctx context.Context, req *pb.DeleteLayerRequest) (*pb.DeleteLayerResponse, error) {
+	ctx, err := withActor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := idArg("id", req.GetId()); err != nil {
 		return nil, err
 	}

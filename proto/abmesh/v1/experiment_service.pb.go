@@ -9,6 +9,7 @@ package abmeshv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1399,11 +1400,326 @@ func (*DeleteLayerResponse) Descriptor() ([]byte, []int) {
 	return file_abmesh_v1_experiment_service_proto_rawDescGZIP(), []int{31}
 }
 
+type ListChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name, when set, keeps the changes of that experiment (with its
+	// overrides) or layer.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// kind, when set, keeps the changes of one kind: "experiment", "layer"
+	// or "override".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// page_size is the most changes returned, 1 to 1000; 0 means 100.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChangesRequest) Reset() {
+	*x = ListChangesRequest{}
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChangesRequest) ProtoMessage() {}
+
+func (x *ListChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListChangesRequest) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListChangesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListChangesRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListChangesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListChangesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListChangesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// changes are newest first.
+	Changes []*Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// next_page_token fetches the next (older) page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChangesResponse) Reset() {
+	*x = ListChangesResponse{}
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChangesResponse) ProtoMessage() {}
+
+func (x *ListChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListChangesResponse) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListChangesResponse) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ListChangesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Change is one admin change of the audit log.
+type Change struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq numbers the changes from 1 in commit order.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// config_version is the configuration version the change produced.
+	ConfigVersion uint64                 `protobuf:"varint,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	Actor         *Actor                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// action is kind and verb: "experiment.create", "experiment.update",
+	// "experiment.delete", "experiment.start", "experiment.pause",
+	// "experiment.conclude", "layer.create", "layer.update", "layer.delete",
+	// "override.set", "override.delete".
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// kind is "experiment", "layer" or "override".
+	Kind string `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`
+	// name is the experiment or layer id; for an override,
+	// "experiment_id/unit_id".
+	Name string `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	// before_json and after_json are the object (Experiment, Layer or
+	// Override, in this API's JSON form) before and after the change; empty
+	// for the missing side of a create or a delete.
+	BeforeJson    string `protobuf:"bytes,8,opt,name=before_json,json=beforeJson,proto3" json:"before_json,omitempty"`
+	AfterJson     string `protobuf:"bytes,9,opt,name=after_json,json=afterJson,proto3" json:"after_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Change) Reset() {
+	*x = Change{}
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Change) ProtoMessage() {}
+
+func (x *Change) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Change.ProtoReflect.Descriptor instead.
+func (*Change) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Change) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Change) GetConfigVersion() uint64 {
+	if x != nil {
+		return x.ConfigVersion
+	}
+	return 0
+}
+
+func (x *Change) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Change) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *Change) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Change) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Change) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Change) GetBeforeJson() string {
+	if x != nil {
+		return x.BeforeJson
+	}
+	return ""
+}
+
+func (x *Change) GetAfterJson() string {
+	if x != nil {
+		return x.AfterJson
+	}
+	return ""
+}
+
+// Actor is who made a change. Until abmeshd authenticates callers, name
+// is self-declared (the x-abmesh-actor request metadata) and only peer is
+// observed.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind says how name was established: "declared", "anonymous" or
+	// "system" (a change made inside abmeshd).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// peer is the caller's network address.
+	Peer          string `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_experiment_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Actor) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Actor) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Actor) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
 var File_abmesh_v1_experiment_service_proto protoreflect.FileDescriptor
 
 const file_abmesh_v1_experiment_service_proto_rawDesc = "" +
 	"\n" +
-	"\"abmesh/v1/experiment_service.proto\x12\tabmesh.v1\x1a\x1aabmesh/v1/experiment.proto\"P\n" +
+	"\"abmesh/v1/experiment_service.proto\x12\tabmesh.v1\x1a\x1aabmesh/v1/experiment.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n" +
 	"\x17CreateExperimentRequest\x125\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x15.abmesh.v1.ExperimentR\n" +
@@ -1479,8 +1795,32 @@ const file_abmesh_v1_experiment_service_proto_rawDesc = "" +
 	"\x05layer\x18\x01 \x01(\v2\x10.abmesh.v1.LayerR\x05layer\"$\n" +
 	"\x12DeleteLayerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
-	"\x13DeleteLayerResponse2\xe2\n" +
+	"\x13DeleteLayerResponse\"x\n" +
+	"\x12ListChangesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
+	"\x13ListChangesResponse\x12+\n" +
+	"\achanges\x18\x01 \x03(\v2\x11.abmesh.v1.ChangeR\achanges\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x99\x02\n" +
+	"\x06Change\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12%\n" +
+	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12&\n" +
+	"\x05actor\x18\x04 \x01(\v2\x10.abmesh.v1.ActorR\x05actor\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\a \x01(\tR\x04name\x12\x1f\n" +
+	"\vbefore_json\x18\b \x01(\tR\n" +
+	"beforeJson\x12\x1d\n" +
+	"\n" +
+	"after_json\x18\t \x01(\tR\tafterJson\"C\n" +
+	"\x05Actor\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04peer\x18\x03 \x01(\tR\x04peer2\xb0\v\n" +
 	"\x11ExperimentService\x12[\n" +
 	"\x10CreateExperiment\x12\".abmesh.v1.CreateExperimentRequest\x1a#.abmesh.v1.CreateExperimentResponse\x12R\n" +
 	"\rGetExperiment\x12\x1f.abmesh.v1.GetExperimentRequest\x1a .abmesh.v1.GetExperimentResponse\x12X\n" +
@@ -1498,7 +1838,8 @@ const file_abmesh_v1_experiment_service_proto_rawDesc = "" +
 	"\n" +
 	"ListLayers\x12\x1c.abmesh.v1.ListLayersRequest\x1a\x1d.abmesh.v1.ListLayersResponse\x12L\n" +
 	"\vUpdateLayer\x12\x1d.abmesh.v1.UpdateLayerRequest\x1a\x1e.abmesh.v1.UpdateLayerResponse\x12L\n" +
-	"\vDeleteLayer\x12\x1d.abmesh.v1.DeleteLayerRequest\x1a\x1e.abmesh.v1.DeleteLayerResponseB\x9f\x01\n" +
+	"\vDeleteLayer\x12\x1d.abmesh.v1.DeleteLayerRequest\x1a\x1e.abmesh.v1.DeleteLayerResponse\x12L\n" +
+	"\vListChanges\x12\x1d.abmesh.v1.ListChangesRequest\x1a\x1e.abmesh.v1.ListChangesResponseB\x9f\x01\n" +
 	"\rcom.abmesh.v1B\x16ExperimentServiceProtoP\x01Z1github.com/abmesh/abmesh/proto/abmesh/v1;abmeshv1\xa2\x02\x03AXX\xaa\x02\tAbmesh.V1\xca\x02\tAbmesh\\V1\xe2\x02\x15Abmesh\\V1\\GPBMetadata\xea\x02\n" +
 	"Abmesh::V1b\x06proto3"
 
@@ -1514,7 +1855,7 @@ func file_abmesh_v1_experiment_service_proto_rawDescGZIP() []byte {
 	return file_abmesh_v1_experiment_service_proto_rawDescData
 }
 
-var file_abmesh_v1_experiment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_abmesh_v1_experiment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_abmesh_v1_experiment_service_proto_goTypes = []any{
 	(*CreateExperimentRequest)(nil),    // 0: abmesh.v1.CreateExperimentRequest
 	(*CreateExperimentResponse)(nil),   // 1: abmesh.v1.CreateExperimentResponse
@@ -1548,65 +1889,75 @@ var file_abmesh_v1_experiment_service_proto_goTypes = []any{
 	(*UpdateLayerResponse)(nil),        // 29: abmesh.v1.UpdateLayerResponse
 	(*DeleteLayerRequest)(nil),         // 30: abmesh.v1.DeleteLayerRequest
 	(*DeleteLayerResponse)(nil),        // 31: abmesh.v1.DeleteLayerResponse
-	(*Experiment)(nil),                 // 32: abmesh.v1.Experiment
-	(*Override)(nil),                   // 33: abmesh.v1.Override
-	(*Layer)(nil),                      // 34: abmesh.v1.Layer
+	(*ListChangesRequest)(nil),         // 32: abmesh.v1.ListChangesRequest
+	(*ListChangesResponse)(nil),        // 33: abmesh.v1.ListChangesResponse
+	(*Change)(nil),                     // 34: abmesh.v1.Change
+	(*Actor)(nil),                      // 35: abmesh.v1.Actor
+	(*Experiment)(nil),                 // 36: abmesh.v1.Experiment
+	(*Override)(nil),                   // 37: abmesh.v1.Override
+	(*Layer)(nil),                      // 38: abmesh.v1.Layer
+	(*timestamppb.Timestamp)(nil),      // 39: google.protobuf.Timestamp
 }
 var file_abmesh_v1_experiment_service_proto_depIdxs = []int32{
-	32, // 0: abmesh.v1.CreateExperimentRequest.experiment:type_name -> abmesh.v1.Experiment
-	32, // 1: abmesh.v1.CreateExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	32, // 2: abmesh.v1.GetExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	32, // 3: abmesh.v1.ListExperimentsResponse.experiments:type_name -> abmesh.v1.Experiment
-	32, // 4: abmesh.v1.UpdateExperimentRequest.experiment:type_name -> abmesh.v1.Experiment
-	32, // 5: abmesh.v1.UpdateExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	32, // 6: abmesh.v1.StartExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	32, // 7: abmesh.v1.PauseExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	32, // 8: abmesh.v1.ConcludeExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
-	33, // 9: abmesh.v1.SetOverrideRequest.override:type_name -> abmesh.v1.Override
-	33, // 10: abmesh.v1.ListOverridesResponse.overrides:type_name -> abmesh.v1.Override
-	34, // 11: abmesh.v1.CreateLayerRequest.layer:type_name -> abmesh.v1.Layer
-	34, // 12: abmesh.v1.CreateLayerResponse.layer:type_name -> abmesh.v1.Layer
-	34, // 13: abmesh.v1.GetLayerResponse.layer:type_name -> abmesh.v1.Layer
-	34, // 14: abmesh.v1.ListLayersResponse.layers:type_name -> abmesh.v1.Layer
-	34, // 15: abmesh.v1.UpdateLayerRequest.layer:type_name -> abmesh.v1.Layer
-	34, // 16: abmesh.v1.UpdateLayerResponse.layer:type_name -> abmesh.v1.Layer
-	0,  // 17: abmesh.v1.ExperimentService.CreateExperiment:input_type -> abmesh.v1.CreateExperimentRequest
-	2,  // 18: abmesh.v1.ExperimentService.GetExperiment:input_type -> abmesh.v1.GetExperimentRequest
-	4,  // 19: abmesh.v1.ExperimentService.ListExperiments:input_type -> abmesh.v1.ListExperimentsRequest
-	6,  // 20: abmesh.v1.ExperimentService.UpdateExperiment:input_type -> abmesh.v1.UpdateExperimentRequest
-	8,  // 21: abmesh.v1.ExperimentService.DeleteExperiment:input_type -> abmesh.v1.DeleteExperimentRequest
-	10, // 22: abmesh.v1.ExperimentService.StartExperiment:input_type -> abmesh.v1.StartExperimentRequest
-	12, // 23: abmesh.v1.ExperimentService.PauseExperiment:input_type -> abmesh.v1.PauseExperimentRequest
-	14, // 24: abmesh.v1.ExperimentService.ConcludeExperiment:input_type -> abmesh.v1.ConcludeExperimentRequest
-	16, // 25: abmesh.v1.ExperimentService.SetOverride:input_type -> abmesh.v1.SetOverrideRequest
-	18, // 26: abmesh.v1.ExperimentService.DeleteOverride:input_type -> abmesh.v1.DeleteOverrideRequest
-	20, // 27: abmesh.v1.ExperimentService.ListOverrides:input_type -> abmesh.v1.ListOverridesRequest
-	22, // 28: abmesh.v1.ExperimentService.CreateLayer:input_type -> abmesh.v1.CreateLayerRequest
-	24, // 29: abmesh.v1.ExperimentService.GetLayer:input_type -> abmesh.v1.GetLayerRequest
-	26, // 30: abmesh.v1.ExperimentService.ListLayers:input_type -> abmesh.v1.ListLayersRequest
-	28, // 31: abmesh.v1.ExperimentService.UpdateLayer:input_type -> abmesh.v1.UpdateLayerRequest
-	30, // 32: abmesh.v1.ExperimentService.DeleteLayer:input_type -> abmesh.v1.DeleteLayerRequest
-	1,  // 33: abmesh.v1.ExperimentService.CreateExperiment:output_type -> abmesh.v1.CreateExperimentResponse
-	3,  // 34: abmesh.v1.ExperimentService.GetExperiment:output_type -> abmesh.v1.GetExperimentResponse
-	5,  // 35: abmesh.v1.ExperimentService.ListExperiments:output_type -> abmesh.v1.ListExperimentsResponse
-	7,  // 36: abmesh.v1.ExperimentService.UpdateExperiment:output_type -> abmesh.v1.UpdateExperimentResponse
-	9,  // 37: abmesh.v1.ExperimentService.DeleteExperiment:output_type -> abmesh.v1.DeleteExperimentResponse
-	11, // 38: abmesh.v1.ExperimentService.StartExperiment:output_type -> abmesh.v1.StartExperimentResponse
-	13, // 39: abmesh.v1.ExperimentService.PauseExperiment:output_type -> abmesh.v1.PauseExperimentResponse
-	15, // 40: abmesh.v1.ExperimentService.ConcludeExperiment:output_type -> abmesh.v1.ConcludeExperimentResponse
-	17, // 41: abmesh.v1.ExperimentService.SetOverride:output_type -> abmesh.v1.SetOverrideResponse
-	19, // 42: abmesh.v1.ExperimentService.DeleteOverride:output_type -> abmesh.v1.DeleteOverrideResponse
-	21, // 43: abmesh.v1.ExperimentService.ListOverrides:output_type -> abmesh.v1.ListOverridesResponse
-	23, // 44: abmesh.v1.ExperimentService.CreateLayer:output_type -> abmesh.v1.CreateLayerResponse
-	25, // 45: abmesh.v1.ExperimentService.GetLayer:output_type -> abmesh.v1.GetLayerResponse
-	27, // 46: abmesh.v1.ExperimentService.ListLayers:output_type -> abmesh.v1.ListLayersResponse
-	29, // 47: abmesh.v1.ExperimentService.UpdateLayer:output_type -> abmesh.v1.UpdateLayerResponse
-	31, // 48: abmesh.v1.ExperimentService.DeleteLayer:output_type -> abmesh.v1.DeleteLayerResponse
-	33, // [33:49] is the sub-list for method output_type
-	17, // [17:33] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	36, // 0: abmesh.v1.CreateExperimentRequest.experiment:type_name -> abmesh.v1.Experiment
+	36, // 1: abmesh.v1.CreateExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	36, // 2: abmesh.v1.GetExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	36, // 3: abmesh.v1.ListExperimentsResponse.experiments:type_name -> abmesh.v1.Experiment
+	36, // 4: abmesh.v1.UpdateExperimentRequest.experiment:type_name -> abmesh.v1.Experiment
+	36, // 5: abmesh.v1.UpdateExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	36, // 6: abmesh.v1.StartExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	36, // 7: abmesh.v1.PauseExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	36, // 8: abmesh.v1.ConcludeExperimentResponse.experiment:type_name -> abmesh.v1.Experiment
+	37, // 9: abmesh.v1.SetOverrideRequest.override:type_name -> abmesh.v1.Override
+	37, // 10: abmesh.v1.ListOverridesResponse.overrides:type_name -> abmesh.v1.Override
+	38, // 11: abmesh.v1.CreateLayerRequest.layer:type_name -> abmesh.v1.Layer
+	38, // 12: abmesh.v1.CreateLayerResponse.layer:type_name -> abmesh.v1.Layer
+	38, // 13: abmesh.v1.GetLayerResponse.layer:type_name -> abmesh.v1.Layer
+	38, // 14: abmesh.v1.ListLayersResponse.layers:type_name -> abmesh.v1.Layer
+	38, // 15: abmesh.v1.UpdateLayerRequest.layer:type_name -> abmesh.v1.Layer
+	38, // 16: abmesh.v1.UpdateLayerResponse.layer:type_name -> abmesh.v1.Layer
+	34, // 17: abmesh.v1.ListChangesResponse.changes:type_name -> abmesh.v1.Change
+	39, // 18: abmesh.v1.Change.time:type_name -> google.protobuf.Timestamp
+	35, // 19: abmesh.v1.Change.actor:type_name -> abmesh.v1.Actor
+	0,  // 20: abmesh.v1.ExperimentService.CreateExperiment:input_type -> abmesh.v1.CreateExperimentRequest
+	2,  // 21: abmesh.v1.ExperimentService.GetExperiment:input_type -> abmesh.v1.GetExperimentRequest
+	4,  // 22: abmesh.v1.ExperimentService.ListExperiments:input_type -> abmesh.v1.ListExperimentsRequest
+	6,  // 23: abmesh.v1.ExperimentService.UpdateExperiment:input_type -> abmesh.v1.UpdateExperimentRequest
+	8,  // 24: abmesh.v1.ExperimentService.DeleteExperiment:input_type -> abmesh.v1.DeleteExperimentRequest
+	10, // 25: abmesh.v1.ExperimentService.StartExperiment:input_type -> abmesh.v1.StartExperimentRequest
+	12, // 26: abmesh.v1.ExperimentService.PauseExperiment:input_type -> abmesh.v1.PauseExperimentRequest
+	14, // 27: abmesh.v1.ExperimentService.ConcludeExperiment:input_type -> abmesh.v1.ConcludeExperimentRequest
+	16, // 28: abmesh.v1.ExperimentService.SetOverride:input_type -> abmesh.v1.SetOverrideRequest
+	18, // 29: abmesh.v1.ExperimentService.DeleteOverride:input_type -> abmesh.v1.DeleteOverrideRequest
+	20, // 30: abmesh.v1.ExperimentService.ListOverrides:input_type -> abmesh.v1.ListOverridesRequest
+	22, // 31: abmesh.v1.ExperimentService.CreateLayer:input_type -> abmesh.v1.CreateLayerRequest
+	24, // 32: abmesh.v1.ExperimentService.GetLayer:input_type -> abmesh.v1.GetLayerRequest
+	26, // 33: abmesh.v1.ExperimentService.ListLayers:input_type -> abmesh.v1.ListLayersRequest
+	28, // 34: abmesh.v1.ExperimentService.UpdateLayer:input_type -> abmesh.v1.UpdateLayerRequest
+	30, // 35: abmesh.v1.ExperimentService.DeleteLayer:input_type -> abmesh.v1.DeleteLayerRequest
+	32, // 36: abmesh.v1.ExperimentService.ListChanges:input_type -> abmesh.v1.ListChangesRequest
+	1,  // 37: abmesh.v1.ExperimentService.CreateExperiment:output_type -> abmesh.v1.CreateExperimentResponse
+	3,  // 38: abmesh.v1.ExperimentService.GetExperiment:output_type -> abmesh.v1.GetExperimentResponse
+	5,  // 39: abmesh.v1.ExperimentService.ListExperiments:output_type -> abmesh.v1.ListExperimentsResponse
+	7,  // 40: abmesh.v1.ExperimentService.UpdateExperiment:output_type -> abmesh.v1.UpdateExperimentResponse
+	9,  // 41: abmesh.v1.ExperimentService.DeleteExperiment:output_type -> abmesh.v1.DeleteExperimentResponse
+	11, // 42: abmesh.v1.ExperimentService.StartExperiment:output_type -> abmesh.v1.StartExperimentResponse
+	13, // 43: abmesh.v1.ExperimentService.PauseExperiment:output_type -> abmesh.v1.PauseExperimentResponse
+	15, // 44: abmesh.v1.ExperimentService.ConcludeExperiment:output_type -> abmesh.v1.ConcludeExperimentResponse
+	17, // 45: abmesh.v1.ExperimentService.SetOverride:output_type -> abmesh.v1.SetOverrideResponse
+	19, // 46: abmesh.v1.ExperimentService.DeleteOverride:output_type -> abmesh.v1.DeleteOverrideResponse
+	21, // 47: abmesh.v1.ExperimentService.ListOverrides:output_type -> abmesh.v1.ListOverridesResponse
+	23, // 48: abmesh.v1.ExperimentService.CreateLayer:output_type -> abmesh.v1.CreateLayerResponse
+	25, // 49: abmesh.v1.ExperimentService.GetLayer:output_type -> abmesh.v1.GetLayerResponse
+	27, // 50: abmesh.v1.ExperimentService.ListLayers:output_type -> abmesh.v1.ListLayersResponse
+	29, // 51: abmesh.v1.ExperimentService.UpdateLayer:output_type -> abmesh.v1.UpdateLayerResponse
+	31, // 52: abmesh.v1.ExperimentService.DeleteLayer:output_type -> abmesh.v1.DeleteLayerResponse
+	33, // 53: abmesh.v1.ExperimentService.ListChanges:output_type -> abmesh.v1.ListChangesResponse
+	37, // [37:54] is the sub-list for method output_type
+	20, // [20:37] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_experiment_service_proto_init() }
@@ -1621,7 +1972,7 @@ func file_abmesh_v1_experiment_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_experiment_service_proto_rawDesc), len(file_abmesh_v1_experiment_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	ExperimentService_ListLayers_FullMethodName         = "/abmesh.v1.ExperimentService/ListLayers"
 	ExperimentService_UpdateLayer_FullMethodName        = "/abmesh.v1.ExperimentService/UpdateLayer"
 	ExperimentService_DeleteLayer_FullMethodName        = "/abmesh.v1.ExperimentService/DeleteLayer"
+	ExperimentService_ListChanges_FullMethodName        = "/abmesh.v1.ExperimentService/ListChanges"
 )
 
 // ExperimentServiceClient is the client API for ExperimentService service.
@@ -61,6 +62,8 @@ type ExperimentServiceClient interface {
 	ListLayers(ctx context.Context, in *ListLayersRequest, opts ...grpc.CallOption) (*ListLayersResponse, error)
 	UpdateLayer(ctx context.Context, in *UpdateLayerRequest, opts ...grpc.CallOption) (*UpdateLayerResponse, error)
 	DeleteLayer(ctx context.Context, in *DeleteLayerRequest, opts ...grpc.CallOption) (*DeleteLayerResponse, error)
+	// ListChanges returns the audit log of admin changes, newest first.
+	ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error)
 }
 
 type experimentServiceClient struct {
@@ -231,6 +234,16 @@ func (c *experimentServiceClient) DeleteLayer(ctx context.Context, in *DeleteLay
 	return out, nil
 }
 
+func (c *experimentServiceClient) ListChanges(ctx context.Context, in *ListChangesRequest, opts ...grpc.CallOption) (*ListChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListChangesResponse)
+	err := c.cc.Invoke(ctx, ExperimentService_ListChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExperimentServiceServer is the server API for ExperimentService service.
 // All implementations must embed UnimplementedExperimentServiceServer
 // for forward compatibility.
@@ -255,6 +268,8 @@ type ExperimentServiceServer interface {
 	ListLayers(context.Context, *ListLayersRequest) (*ListLayersResponse, error)
 	UpdateLayer(context.Context, *UpdateLayerRequest) (*UpdateLayerResponse, error)
 	DeleteLayer(context.Context, *DeleteLayerRequest) (*DeleteLayerResponse, error)
+	// ListChanges returns the audit log of admin changes, newest first.
+	ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error)
 	mustEmbedUnimplementedExperimentServiceServer()
 }
 
@@ -312,6 +327,9 @@ func (UnimplementedExperimentServiceServer) UpdateLayer(context.Context, *Update
 }
 func (UnimplementedExperimentServiceServer) DeleteLayer(context.Context, *DeleteLayerRequest) (*DeleteLayerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteLayer not implemented")
+}
+func (UnimplementedExperimentServiceServer) ListChanges(context.Context, *ListChangesRequest) (*ListChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListChanges not implemented")
 }
 func (UnimplementedExperimentServiceServer) mustEmbedUnimplementedExperimentServiceServer() {}
 func (UnimplementedExperimentServiceServer) testEmbeddedByValue()                           {}
@@ -622,6 +640,24 @@ func _ExperimentService_DeleteLayer_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ExperimentService_ListChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExperimentServiceServer).ListChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ExperimentService_ListChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExperimentServiceServer).ListChanges(ctx, req.(*ListChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ExperimentService_ServiceDesc is the grpc.ServiceDesc for ExperimentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -692,6 +728,10 @@ var ExperimentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteLayer",
 			Handler:    _ExperimentService_DeleteLayer_Handler,
+		},
+		{
+			MethodName: "ListChanges",
+			Handler:    _ExperimentService_ListChanges_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
