@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +19,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/abmesh/abmesh/internal/edge/grpcapi"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
@@ -35,7 +39,10 @@ type clients struct {
 // show on the first call, naming the server. Each call made without a
 // deadline of its own gets rpcTimeout.
 func (e *env) dial() (*clients, error) {
-	conn, err := dialPlain(e.server, grpc.WithUnaryInterceptor(callDeadline))
+	if err := checkActor(e.actor); err != nil {
+		return nil, err
+	}
+	conn, err := dialPlain(e.server, grpc.WithChainUnaryInterceptor(callDeadline, actorHeader(e.actor)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to abmeshd at %s: %w", e.server, err)
 	}
@@ -65,6 +72,38 @@ func callDeadline(ctx context.Context, method string, req, reply any, cc *grpc.C
 		defer cancel()
 	}
 	return invoke(ctx, method, req, reply, cc, opts...)
+}
+
+// defaultActor is the actor when --actor is not given: $ABMESH_ACTOR, else
+// the OS user name, else none (the audit log then says anonymous).
+func defaultActor() string {
+	if a := os.Getenv("ABMESH_ACTOR"); a != "" {
+		return a
+	}
+	if u, err := user.Current(); err == nil && checkActor(u.Username) == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// checkActor accepts what gRPC metadata carries: printable ASCII, at most
+// 128 bytes (abmeshd's limit).
+func checkActor(a string) error {
+	if len(a) > 128 || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return fmt.Errorf("--actor %q: want printable ASCII of at most 128 bytes", a)
+	}
+	return nil
+}
+
+// actorHeader sends actor, when not empty, in every call's metadata
+// (grpcapi.ActorHeader), for abmeshd's audit log.
+func actorHeader(actor string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if actor != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, grpcapi.ActorHeader, actor)
+		}
+		return invoke(ctx, method, req, reply, cc, opts...)
+	}
 }
 
 // newFlags returns a flag set that reports errors instead of exiting and

@@ -19,7 +19,8 @@ func cliDoc(t *testing.T) []byte {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "Generated from the commands' usage (`ABMESH_UPDATE_GOLDEN=1 go test ./cmd/abmesh -run TestCLIDocs`).")
 	fmt.Fprintf(&b, "Every command that talks to abmeshd takes `--server HOST:PORT` (default `%s`, or `$ABMESH_SERVER`);\n", defaultServer)
-	fmt.Fprintln(&b, "read commands take `-o json` for scripts.")
+	fmt.Fprintln(&b, "read commands take `-o json` for scripts. `--actor NAME` (before the command; or `$ABMESH_ACTOR`, default the OS user")
+	fmt.Fprintln(&b, "name) is who abmeshd's audit log (`abmesh history`) records for admin changes: self-declared until abmeshd authenticates callers.")
 	for _, g := range commandGroups {
 		fmt.Fprintf(&b, "\n## %s\n", g.title)
 		for _, c := range g.commands {

@@ -31,6 +31,7 @@ var commandGroups = []group{
 		{"conclude", "NAME --winner VARIANT", "conclude an experiment: everyone gets the winner", rpc(concludeCmd)},
 		{"delete", "experiment|layer NAME", "delete an experiment or a layer", rpc(deleteCmd)},
 		{"override", "NAME --unit U --variant V [--delete]", "pin a unit to a variant (excluded from analysis)", rpc(overrideCmd)},
+		{"history", "[NAME] [--kind experiment|layer|override] [--limit N] [-o table|json]", "show the audit log of admin changes (who, when, what), newest first", rpc(historyCmd)},
 		{"assign", "--unit U [--service S] [--test T...] [--attr k=v...] [--mint] [-o json]", "show a unit's assignments", rpc(assignCmd)},
 	}},
 	{"Subsets and reports", []command{
@@ -164,6 +165,7 @@ func main() {
 // env is what every command gets: the global flags and the output streams.
 type env struct {
 	server string
+	actor  string // who the audit log records as making admin changes
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -173,7 +175,7 @@ type env struct {
 var defaultServer = daemon.DefaultConfig().Listen
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	e := &env{server: defaultServer, stdout: stdout, stderr: stderr}
+	e := &env{server: defaultServer, actor: defaultActor(), stdout: stdout, stderr: stderr}
 	if s := os.Getenv("ABMESH_SERVER"); s != "" {
 		e.server = s
 	}
@@ -188,6 +190,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			e.server, args = args[1], args[2:]
 		case strings.HasPrefix(a, "--server="):
 			e.server, args = strings.TrimPrefix(a, "--server="), args[1:]
+		case a == "--actor" || a == "-actor":
+			if len(args) < 2 {
+				return errors.New("--actor needs a NAME")
+			}
+			e.actor, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--actor="):
+			e.actor, args = strings.TrimPrefix(a, "--actor="), args[1:]
 		case a == "-h" || a == "--help" || a == "-help":
 			usage(stdout)
 			return nil
@@ -273,7 +282,9 @@ func equalWords(a, b []string) bool {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "abmesh — A/B tests on a microservice mesh, analysed per interference subset")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Usage: abmesh [--server HOST:PORT] COMMAND [ARGS]   (default server %s, or $ABMESH_SERVER)\n", defaultServer)
+	fmt.Fprintf(w, "Usage: abmesh [--server HOST:PORT] [--actor NAME] COMMAND [ARGS]   (default server %s, or $ABMESH_SERVER)\n", defaultServer)
+	fmt.Fprintln(w, "--actor (or $ABMESH_ACTOR; default the OS user name) is who the audit log records for admin changes:")
+	fmt.Fprintln(w, "self-declared until abmeshd authenticates callers.")
 	for _, g := range commandGroups {
 		fmt.Fprintf(w, "\n%s:\n", g.title)
 		for _, c := range g.commands {

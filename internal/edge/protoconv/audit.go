@@ -20,7 +20,8 @@ func ActorToProto(a assign.Actor) *pb.Actor {
 // AuditEntryToProto converts an audit log entry. Its before and after
 // sides, stored as the JSON of the domain object, become the JSON of the
 // API's message for it (pb.Experiment, pb.Layer or pb.Override: enum names,
-// the API's field names), so a client reads the same shape as from Get.
+// the .proto field names), so a client reads the shape "abmesh get -o
+// json" prints.
 func AuditEntryToProto(e *assign.AuditEntry) (*pb.Change, error) {
 	before, err := sideJSON(e.Kind, e.Before)
 	if err != nil {
@@ -63,7 +64,7 @@ func sideJSON(kind string, raw json.RawMessage) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := protojson.Marshal(m)
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 	if err != nil {
 		return "", err
 	}
