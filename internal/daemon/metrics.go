@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // metrics is abmeshd's Prometheus registry, served at /metrics on the
@@ -189,14 +190,25 @@ func (s countingStore) SaveWindow(ctx context.Context, w subset.WindowCells, uni
 // reason label.
 type countsCollector struct{ d *Daemon }
 
-// Describe sends nothing: the series follow Counts (a malformed reason
-// appears once seen), so the collector is unchecked.
+// Describe sends nothing: the series follow Counts (the Jaeger reader's
+// only with --jaeger-query), so the collector is unchecked.
 func (countsCollector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect sends every count of Counts.
+// Collect sends every count of Counts, and a zero for each malformed
+// reason Counts leaves out (it has only those seen), so that rate() sees
+// a reason's first span.
 func (c countsCollector) Collect(ch chan<- prometheus.Metric) {
+	var seen [tracing.NumReasons]bool
 	for name, v := range c.d.Counts() {
+		for r := range tracing.NumReasons {
+			seen[r] = seen[r] || name == malformedPrefix+r.String()
+		}
 		ch <- countMetric(name, float64(v))
+	}
+	for r := range tracing.NumReasons {
+		if !seen[r] {
+			ch <- countMetric(malformedPrefix+r.String(), 0)
+		}
 	}
 }
 

@@ -172,6 +172,7 @@ func TestMetrics(t *testing.T) {
 		{"abmesh_spans_received_total", nil, 4},
 		{"abmesh_spans_accepted_total", nil, 3},
 		{"abmesh_spans_malformed_total", []string{"reason", "invalid_trace_id"}, 1},
+		{"abmesh_spans_malformed_total", []string{"reason", "missing_service"}, 0},
 		{"abmesh_spans_late_total", nil, 0},
 		{"abmesh_spans_rejected_too_large_total", nil, 0},
 		{"abmesh_traces_in_flight", nil, 0},
