@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/abmesh/abmesh/internal/daemon"
@@ -68,6 +69,15 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory of the embedded store (one file)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)
+	fs.IntVar(&cfg.OTLP.MaxMessageBytes, "otlp-max-message-bytes", def.OTLP.MaxMessageBytes, "largest OTLP request accepted")
+	fs.Int64Var(&cfg.OTLP.MaxInflightBytes, "otlp-max-inflight-bytes", def.OTLP.MaxInflightBytes,
+		"bytes of OTLP requests being read and decoded at once (a request counts the largest message while it is read, then its size plus 640 bytes a span); past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo before reading")
+	cfg.OTLP.MaxStreams = def.OTLP.MaxStreams
+	fs.Func("otlp-max-streams", fmt.Sprintf("concurrent OTLP Export calls per connection (default %d)", def.OTLP.MaxStreams), func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 32)
+		cfg.OTLP.MaxStreams = uint32(n)
+		return err
+	})
 	fs.StringVar(&cfg.HTTPListen, "http-listen", def.HTTPListen, `report web pages and Prometheus /metrics address, or "off"`)
 	fs.StringVar(&cfg.EdgeListen, "edge-listen", def.EdgeListen, `forward-auth HTTP endpoint address for proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz HTTP), or "off"; Envoy's gRPC ext_authz is on --listen`)
 	fs.StringVar(&cfg.Edge.UnitCookie, "edge-unit-cookie", def.Edge.UnitCookie, "forward-auth: cookie holding the unit, minted when absent")

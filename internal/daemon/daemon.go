@@ -60,6 +60,10 @@ type Config struct {
 	// OTLPListen is the OTLP/gRPC trace receiver's address; "off" disables
 	// it.
 	OTLPListen string
+	// OTLP bounds the receiver's requests in flight (their bytes, their
+	// size, the streams of a connection); zero fields take
+	// otlpreceiver.DefaultLimits.
+	OTLP otlpreceiver.Limits
 	// HTTPListen is the report web pages' address; "off" disables them.
 	HTTPListen string
 	// EdgeListen is the forward-auth HTTP endpoint's address, for proxies
@@ -105,6 +109,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:        "127.0.0.1:7070",
 		OTLPListen:    "127.0.0.1:4317",
+		OTLP:          otlpreceiver.DefaultLimits(),
 		HTTPListen:    "127.0.0.1:7080",
 		EdgeListen:    "off",
 		Edge:          forwardauth.DefaultConfig(),
@@ -152,6 +157,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
 	}
 	errs = append(errs, c.Edge.Validate())
+	if err := c.OTLP.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--otlp-max-message-bytes, --otlp-max-inflight-bytes: %w", err))
+	}
 	if err := c.Assembly.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("trace assembly: %w", err))
 	}
@@ -163,6 +171,9 @@ func (c *Config) defaults() {
 	d := DefaultConfig()
 	orDefault(&c.Listen, d.Listen)
 	orDefault(&c.OTLPListen, d.OTLPListen)
+	orDefault(&c.OTLP.MaxMessageBytes, d.OTLP.MaxMessageBytes)
+	orDefault(&c.OTLP.MaxInflightBytes, d.OTLP.MaxInflightBytes)
+	orDefault(&c.OTLP.MaxStreams, d.OTLP.MaxStreams)
 	orDefault(&c.HTTPListen, d.HTTPListen)
 	orDefault(&c.EdgeListen, d.EdgeListen)
 	orDefault(&c.Edge.UnitCookie, d.Edge.UnitCookie)
@@ -287,8 +298,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		if d.otlpLis, err = net.Listen("tcp", cfg.OTLPListen); err != nil {
 			return nil, fmt.Errorf("listen on %s (--otlp-listen): %w", cfg.OTLPListen, err)
 		}
-		d.otlp = grpc.NewServer(append(d.metrics.serverOptions(), grpc.MaxRecvMsgSize(16<<20))...)
-		d.receiver = otlpreceiver.Register(d.otlp, d.assembler)
+		d.otlp = grpc.NewServer(append(d.metrics.serverOptions(), cfg.OTLP.ServerOptions()...)...)
+		d.receiver = otlpreceiver.Register(d.otlp, d.assembler, otlpreceiver.WithLimits(cfg.OTLP))
 		d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
 	}
 
@@ -356,6 +367,8 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	})
 	d.every(d.cfg.GraphRefresh, d.refreshGraph)
 	d.every(d.cfg.FlushInterval, d.flush)
+	mem := newMemoryReturner()
+	d.every(memoryCheck, func() { mem.check() })
 	return nil
 }
 

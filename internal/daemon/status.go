@@ -28,6 +28,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 		st := d.receiver.Stats()
 		add("otlp.requests", int64(st.Requests))
 		add("otlp.requests_refused", int64(st.Refused))
+		add("otlp.requests_refused_inflight", int64(st.RefusedInflight))
 		add("otlp.spans", int64(st.Spans))
 	}
 	if d.jaeger != nil {

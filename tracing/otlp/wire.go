@@ -40,6 +40,43 @@ func DecodeProto(data []byte, b *tracing.Batch) error {
 	return nil
 }
 
+// CountProtoSpans counts the spans of the protobuf encoding of an
+// ExportTraceServiceRequest (or TracesData) without decoding them: it
+// reads only the tags and lengths of resource_spans, scope_spans and
+// spans, and allocates nothing, so that a receiver can size a request's
+// decoding before doing it. The error is non-nil when those levels are not
+// valid wire format (DecodeProto checks the rest).
+func CountProtoSpans(data []byte) (int, error) {
+	n := 0
+	err := forEachBytes(data, 1, func(rs []byte) error { // resource_spans
+		return forEachBytes(rs, 2, func(ss []byte) error { // scope_spans
+			return forEachBytes(ss, 2, func([]byte) error { n++; return nil }) // spans
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("otlp: decode request: %w", err)
+	}
+	return n, nil
+}
+
+// forEachBytes calls f with the payload of every length-delimited field
+// number fn of the message data, in order.
+func forEachBytes(data []byte, fn protowire.Number, f func([]byte) error) error {
+	for len(data) > 0 {
+		num, wt, v, _, n := field(data)
+		if n < 0 {
+			return errWire
+		}
+		data = data[n:]
+		if num == fn && wt == protowire.BytesType {
+			if err := f(v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 var decoderPool = sync.Pool{New: func() any { return &decoder{intern: make(map[string]string)} }}
 
 var errWire = errors.New("invalid wire format")

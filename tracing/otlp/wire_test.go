@@ -29,6 +29,7 @@ func checkSame(t *testing.T, data []byte) {
 	before := fast
 	before.Spans = append([]tracing.Span(nil), fast.Spans...)
 	ferr := DecodeProto(data, &fast)
+	checkCount(t, data, ferr, len(fast.Spans)-len(before.Spans)+fast.Malformed.Total()-before.Malformed.Total())
 
 	var req collectortrace.ExportTraceServiceRequest
 	if err := proto.Unmarshal(data, &req); err != nil {
@@ -45,6 +46,21 @@ func checkSame(t *testing.T, data []byte) {
 	Convert(req.ResourceSpans, &slow)
 	if !reflect.DeepEqual(fast.Spans, slow.Spans) || fast.Malformed != slow.Malformed || fast.Detail != slow.Detail {
 		t.Fatalf("DecodeProto differs from Unmarshal+Convert:\nfast %+v %v\nslow %+v %v", fast.Spans, fast.Malformed, slow.Spans, slow.Malformed)
+	}
+}
+
+// checkCount checks CountProtoSpans against DecodeProto's outcome on
+// data: where DecodeProto succeeded (ferr nil, decoded spans converted or
+// rejected), the same count; where CountProtoSpans fails, DecodeProto
+// failed too (it reads the same levels the same way).
+func checkCount(t *testing.T, data []byte, ferr error, decoded int) {
+	t.Helper()
+	n, err := CountProtoSpans(data)
+	switch {
+	case err != nil && ferr == nil:
+		t.Fatalf("CountProtoSpans failed (%v) where DecodeProto succeeded", err)
+	case ferr == nil && n != decoded:
+		t.Fatalf("CountProtoSpans = %d, DecodeProto decoded %d", n, decoded)
 	}
 }
 

@@ -79,6 +79,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// perRequest is the spans of one request: RequestSpans rounded down to
+// whole traces.
+func (c Config) perRequest() int { return c.RequestSpans / c.TraceSize * c.TraceSize }
+
 // Validate reports the first problems with c, after defaults.
 func (c Config) Validate() error {
 	c.setDefaults()
@@ -144,18 +148,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer closeAll(conns)
 
+	// The workers' requests are built before the clock starts: large ones
+	// take seconds.
+	gens := make([]*generator, cfg.Concurrency)
+	var wg sync.WaitGroup
+	for w := range gens {
+		wg.Go(func() { gens[w] = newGenerator(cfg, cfg.perRequest(), uint64(w)) })
+	}
+	wg.Wait()
 	// runCtx ends the run; calls in flight then finish under ctx (bounded
 	// by callTimeout) so that what the receiver took is counted.
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	r := newLoadRun(ctx, runCtx, cfg)
-	var wg sync.WaitGroup
-	for w := range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.work(w, conns[w%len(conns)])
-		}()
+	for w, g := range gens {
+		wg.Go(func() { r.work(g, conns[w%len(conns)]) })
 	}
 	wg.Wait()
 	return r.result()
@@ -210,7 +217,7 @@ type loadRun struct {
 // starts now: requests carry whole traces, paced to cfg.Rate when set.
 func newLoadRun(ctx, runCtx context.Context, cfg Config) *loadRun {
 	r := &loadRun{ctx: ctx, runCtx: runCtx, cfg: cfg}
-	r.perReq = cfg.RequestSpans / cfg.TraceSize * cfg.TraceSize
+	r.perReq = cfg.perRequest()
 	r.start = time.Now()
 	if cfg.Rate > 0 {
 		r.interval = time.Duration(float64(r.perReq) / float64(cfg.Rate) * float64(time.Second))
@@ -218,11 +225,9 @@ func newLoadRun(ctx, runCtx context.Context, cfg Config) *loadRun {
 	return r
 }
 
-// work is worker w: it sends requests on conn until the run ends, the
-// span budget is spent or the caller gives up, then adds its counts to
-// the run's totals.
-func (r *loadRun) work(w int, conn *grpc.ClientConn) {
-	g := newGenerator(r.cfg, r.perReq, uint64(w))
+// work sends g's requests on conn until the run ends, the span budget is
+// spent or the caller gives up, then adds its counts to the run's totals.
+func (r *loadRun) work(g *generator, conn *grpc.ClientConn) {
 	var local Result
 	defer r.add(&local)
 	for r.runCtx.Err() == nil {
@@ -579,15 +584,17 @@ func (tb *template) patches(tpl []byte) []tracePatch {
 			tp.spans[i].dur = time.Duration(tb.size-i) * 3 * time.Millisecond
 		}
 	}
+	// Units occur in several places of a trace's spans: one pass over the
+	// template finds them all (searching the template once per trace is
+	// quadratic in the request's size).
+	units := make(map[string]int, len(tb.traces))
 	for t := range tb.traces {
-		u := []byte(tb.traces[t].unit)
-		for off := 0; ; {
-			i := bytes.Index(tpl[off:], u)
-			if i < 0 {
-				break
-			}
-			out[t].units = append(out[t].units, off+i)
-			off += i + len(u)
+		units[tb.traces[t].unit] = t
+	}
+	for i := 0; i+unitWidth <= len(tpl); i++ {
+		if t, ok := units[string(tpl[i:i+unitWidth])]; ok {
+			out[t].units = append(out[t].units, i)
+			i += unitWidth - 1
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package otlpreceiver
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,9 +14,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 // Sink takes converted batches; *tracing.Assembler is one. Add must follow
@@ -40,14 +41,28 @@ func WithRetryDelay(d time.Duration) Option {
 }
 
 // Receiver implements the OTLP TraceService. It is safe for concurrent use.
+//
+// Registered with Register, it admits a request before reading it: the
+// request reserves Limits.MaxMessageBytes of the Limits.MaxInflightBytes
+// budget, waiting at most 100ms, or is refused (RESOURCE_EXHAUSTED with
+// RetryInfo) without its bytes being read; once read, its reservation becomes its
+// charge — its wire bytes plus DecodedSpanBytes for each span, counted
+// from the wire before anything is decoded — and it is decoded only if
+// that fits (a request whose charge alone exceeds the budget is
+// INVALID_ARGUMENT). The budget is returned when the request is answered.
+// So the memory of requests being read and decoded stays near the budget,
+// whatever the concurrency; requests waiting for admission hold at most
+// the stream window of Limits.ServerOptions each.
 type Receiver struct {
 	collectortrace.UnimplementedTraceServiceServer
 
 	sink       Sink
 	retryDelay time.Duration
+	limits     Limits
+	adm        *admission
 	batches    sync.Pool
 
-	requests, refused, spans atomic.Uint64
+	requests, refused, refusedInflight, spans atomic.Uint64
 }
 
 var _ collectortrace.TraceServiceServer = (*Receiver)(nil)
@@ -58,19 +73,21 @@ func New(sink Sink, opts ...Option) *Receiver {
 	for _, o := range opts {
 		o.apply(r)
 	}
+	r.limits.defaults()
+	r.adm = newAdmission(r.limits)
 	r.batches.New = func() any { return new(tracing.Batch) }
 	return r
 }
 
 // Register registers a new Receiver for sink on s as the OTLP
-// TraceService and returns it.
+// TraceService and returns it. Build s with the options of the same
+// Limits' ServerOptions (WithLimits; the defaults otherwise).
 //
-// The registered handler decodes requests with otlp.DecodeProto, straight
-// from the wire bytes, about four times faster than generated messages;
-// the results are the same as Export's. For that, gRPC decodes each
-// request into an emptypb.Empty, which keeps the whole request as its
-// unknown fields: a unary server interceptor on s sees that Empty as the
-// request, not an ExportTraceServiceRequest.
+// The registered handler admits each request before reading it (see
+// Receiver) and decodes it with otlp.DecodeProto, straight from the wire
+// bytes, about four times faster than generated messages; the results are
+// the same as Export's. A unary server interceptor on s sees the request
+// as a message that is not an ExportTraceServiceRequest.
 func Register(s *grpc.Server, sink Sink, opts ...Option) *Receiver {
 	r := New(sink, opts...)
 	s.RegisterService(&rawServiceDesc, r)
@@ -79,7 +96,8 @@ func Register(s *grpc.Server, sink Sink, opts ...Option) *Receiver {
 
 // RegisterTyped registers r on s through the generated service
 // description, so that interceptors see ExportTraceServiceRequest
-// messages; decoding is slower than with Register.
+// messages; decoding is slower than with Register, and gRPC decodes each
+// request before the receiver sees it: it has no admission.
 func RegisterTyped(s *grpc.Server, sink Sink, opts ...Option) *Receiver {
 	r := New(sink, opts...)
 	collectortrace.RegisterTraceServiceServer(s, r)
@@ -97,37 +115,100 @@ var rawServiceDesc = grpc.ServiceDesc{
 }
 
 type rawExporter interface {
-	exportRaw(ctx context.Context, req *emptypb.Empty) (*collectortrace.ExportTraceServiceResponse, error)
+	admit(ctx context.Context) (int64, error)
+	exportRaw(ctx context.Context, req *rawRequest, held int64) (*collectortrace.ExportTraceServiceResponse, error)
+	release(held int64)
 }
 
+// rawExportHandler admits the request before gRPC reads it (dec), then
+// exports it; the reservation is returned however the call ends. A call
+// refused before it is read still passes through the interceptor (with
+// an empty request), so that what observes calls sees it.
 func rawExportHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(emptypb.Empty)
-	if err := dec(in); err != nil {
-		return nil, err
+	x := srv.(rawExporter)
+	in := new(rawRequest)
+	held, err := x.admit(ctx)
+	if err == nil {
+		if err = dec(in); err != nil {
+			x.release(held)
+		}
+	}
+	taken := false // exportRaw took the reservation and the request
+	defer func() {
+		if err == nil && !taken {
+			in.free()
+			x.release(held)
+		}
+	}()
+	handler := func(ctx context.Context, req any) (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		taken = true
+		return x.exportRaw(ctx, req.(*rawRequest), held)
 	}
 	if interceptor == nil {
-		return srv.(rawExporter).exportRaw(ctx, in)
+		return handler(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: collectortrace.TraceService_Export_FullMethodName}
-	handler := func(ctx context.Context, req any) (any, error) {
-		return srv.(rawExporter).exportRaw(ctx, req.(*emptypb.Empty))
-	}
 	return interceptor(ctx, in, info, handler)
 }
 
-// exportRaw is Export for a request held as the unknown fields of an
-// Empty (all of ExportTraceServiceRequest's fields are unknown to Empty).
-func (r *Receiver) exportRaw(ctx context.Context, req *emptypb.Empty) (*collectortrace.ExportTraceServiceResponse, error) {
+// admit reserves the budget of a request about to be read.
+func (r *Receiver) admit(ctx context.Context) (int64, error) {
 	r.requests.Add(1)
+	held, err := r.adm.reserve(ctx)
+	if err != nil {
+		r.refusedInflight.Add(1)
+		return 0, r.exhausted("abmesh OTLP receiver: " + err.Error() + "; retry later")
+	}
+	return held, nil
+}
+
+func (r *Receiver) release(held int64) { r.adm.release(held) }
+
+// exportRaw is Export for a request as received (rawRequest), holding a
+// reservation of held bytes, which it resizes to the request's charge
+// before decoding and returns when done.
+func (r *Receiver) exportRaw(ctx context.Context, req *rawRequest, held int64) (*collectortrace.ExportTraceServiceResponse, error) {
+	defer req.free()
+	wire := req.len()
+	data, pooled := req.takeBytes(mem.DefaultBufferPool())
+	if pooled {
+		defer mem.DefaultBufferPool().Put(data)
+	}
+	n, err := otlp.CountProtoSpans(*data)
+	if err != nil {
+		r.adm.release(held)
+		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
+	}
+	need := int64(wire) + int64(n)*DecodedSpanBytes
+	if held, err = r.adm.resize(ctx, held, need); err != nil {
+		if errors.Is(err, errTooBig) {
+			return nil, status.Errorf(codes.InvalidArgument, "request of %d bytes and %d spans needs %d bytes to decode, over the receiver's in-flight limit of %d; send smaller batches",
+				wire, n, need, r.limits.MaxInflightBytes)
+		}
+		r.refusedInflight.Add(1)
+		return nil, r.exhausted("abmesh OTLP receiver: " + err.Error() + "; retry later")
+	}
+	defer r.adm.release(held)
 	b := r.batches.Get().(*tracing.Batch)
 	defer r.putBatch(b)
-	if err := otlp.DecodeProto(req.ProtoReflect().GetUnknown(), b); err != nil {
+	b.Spans = slices.Grow(b.Spans, n)
+	if err := otlp.DecodeProto(*data, b); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
 	return r.add(b)
 }
 
+// maxPooledSpans is the largest batch kept for reuse; larger ones, from
+// rare large requests, are left to the garbage collector.
+const maxPooledSpans = 8192
+
 func (r *Receiver) putBatch(b *tracing.Batch) {
+	if cap(b.Spans) > maxPooledSpans {
+		return
+	}
 	b.Reset()
 	r.batches.Put(b)
 }
@@ -136,12 +217,16 @@ func (r *Receiver) putBatch(b *tracing.Batch) {
 type Stats struct {
 	Requests uint64 // Export calls
 	Refused  uint64 // Export calls answered RESOURCE_EXHAUSTED or UNAVAILABLE
-	Spans    uint64 // spans in requests that were not refused
+	// RefusedInflight counts the Refused calls refused for
+	// Limits.MaxInflightBytes (the others, for a full sink or shutdown).
+	RefusedInflight uint64
+	Spans           uint64 // spans in requests that were not refused
 }
 
 // Stats returns the request counts so far.
 func (r *Receiver) Stats() Stats {
-	return Stats{Requests: r.requests.Load(), Refused: r.refused.Load(), Spans: r.spans.Load()}
+	return Stats{Requests: r.requests.Load(), Refused: r.refused.Load() + r.refusedInflight.Load(),
+		RefusedInflight: r.refusedInflight.Load(), Spans: r.spans.Load()}
 }
 
 // Export converts the request's spans and adds them to the sink, all or
@@ -168,11 +253,7 @@ func (r *Receiver) add(b *tracing.Batch) (*collectortrace.ExportTraceServiceResp
 	switch {
 	case errors.Is(err, tracing.ErrFull):
 		r.refused.Add(1)
-		st := status.New(codes.ResourceExhausted, "abmesh trace assembler is full; retry later")
-		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.retryDelay)}); derr == nil {
-			st = d
-		}
-		return nil, st.Err()
+		return nil, r.exhausted("abmesh trace assembler is full; retry later")
 	case errors.Is(err, tracing.ErrTooLarge):
 		return nil, status.Errorf(codes.InvalidArgument, "request of %d spans exceeds the trace assembler's limits; send smaller batches", n)
 	case errors.Is(err, tracing.ErrClosed):
@@ -190,4 +271,14 @@ func (r *Receiver) add(b *tracing.Batch) (*collectortrace.ExportTraceServiceResp
 		}
 	}
 	return resp, nil
+}
+
+// exhausted returns RESOURCE_EXHAUSTED with msg and a RetryInfo of the
+// receiver's retry delay.
+func (r *Receiver) exhausted(msg string) error {
+	st := status.New(codes.ResourceExhausted, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.retryDelay)}); err == nil {
+		st = d
+	}
+	return st.Err()
 }

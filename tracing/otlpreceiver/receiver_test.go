@@ -53,7 +53,7 @@ func serveWith(t *testing.T, register func(*grpc.Server, Sink, ...Option) *Recei
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(Limits{}.ServerOptions()...)
 	register(s, asm, opts...)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
@@ -318,7 +318,7 @@ func TestExportMalformedWire(t *testing.T) {
 		req  []byte
 		code grpccodes.Code
 	}{
-		{[]byte{0x0a, 100, 1, 2}, grpccodes.Internal},                           // gRPC's own decode fails first
+		{[]byte{0x0a, 100, 1, 2}, grpccodes.InvalidArgument},                    // resource_spans length beyond the request
 		{[]byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x08}, grpccodes.InvalidArgument}, // span length beyond its scope
 	} {
 		resp := new(collectortrace.ExportTraceServiceResponse)
