@@ -72,7 +72,9 @@ func TestDemoThroughJaeger(t *testing.T) {
 	if testing.Verbose() {
 		progress = os.Stderr
 	}
-	res, err := Run(ctx, Config{Duration: 2 * time.Minute, Rate: 100, Warmup: 2 * time.Second, Seed: 3,
+	// 25 users a second make about 100 requests a second (sessions of 4),
+	// what abmeshd's Jaeger reader has been sized and tested for.
+	res, err := Run(ctx, Config{Duration: 2 * time.Minute, Rate: 25, Warmup: 2 * time.Second, Seed: 3,
 		JaegerOTLP: otlp, JaegerQuery: query, Progress: progress, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, false)
 	if err != nil {
 		t.Fatal(err)
