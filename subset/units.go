@@ -105,23 +105,6 @@ func (t *unitTable) find(key uint64) (s *unitSlot, inserted bool) {
 	}
 }
 
-// get returns the slot of key, or nil.
-func (t *unitTable) get(key uint64) *unitSlot {
-	if t.n == 0 {
-		return nil
-	}
-	mask := uint64(len(t.slots) - 1)
-	for i := key & mask; ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		switch s.key {
-		case key:
-			return s
-		case 0:
-			return nil
-		}
-	}
-}
-
 func (t *unitTable) grow() {
 	old := t.slots
 	t.slots = make([]unitSlot, max(minUnitSlots, 2*len(old)))

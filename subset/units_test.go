@@ -31,13 +31,18 @@ func TestUnitTableAgainstMap(t *testing.T) {
 	if tab.n != len(want) {
 		t.Fatalf("n = %d, want %d", tab.n, len(want))
 	}
-	for k, v := range want {
-		if s := tab.get(k); s == nil || s.sum != v {
-			t.Fatalf("get(%x) = %+v, want sum %v", k, s, v)
-		}
+	got := map[uint64]float64{}
+	tab.all(func(s *unitSlot) { got[s.key] += s.sum })
+	if len(got) != len(want) {
+		t.Fatalf("%d keys in the table, want %d", len(got), len(want))
 	}
-	if s := tab.get(3); s != nil && want[3] == 0 {
-		t.Fatalf("get of an absent key = %+v", s)
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("key %x: sum %v, want %v", k, got[k], v)
+		}
+		if s, inserted := tab.find(k); inserted || s.sum != v {
+			t.Fatalf("find(%x) = %+v (inserted %v), want the existing slot", k, s, inserted)
+		}
 	}
 	if load := float64(tab.n) / float64(len(tab.slots)); load > 13.0/16 || load < 13.0/32 {
 		t.Errorf("load %.2f outside [13/32, 13/16]", load)

@@ -2,7 +2,6 @@ package otlpload
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
-	"github.com/abmesh/abmesh/tracing/otlp"
 )
 
 // sevenTests is a HashAssigner for seven two-variant tests that all
@@ -59,8 +57,8 @@ func unitsCounter(b *testing.B) (*subset.Windows, tracing.Consumer) {
 	})
 }
 
-// BenchmarkReceiverPathUnits is BenchmarkReceiverPath with the cells
-// behind it: every completed trace is counted into seven viewpoint
+// BenchmarkReceiverPathUnits is BenchmarkReceiverPath (the same loop)
+// with the cells behind it: every completed trace is counted into seven viewpoint
 // windows that already hold a million distinct units (the generator's
 // unit ids, counted once each before the timer starts).
 func BenchmarkReceiverPathUnits(b *testing.B) {
@@ -73,27 +71,12 @@ func BenchmarkReceiverPathUnits(b *testing.B) {
 			Metrics: []tracing.ServiceMetrics{{Service: "checkout", LatencyMS: 1}}})
 	}
 	g := newGenerator(cfg, 500, 0)
-	var seq atomic.Uint64
 	asm, err := tracing.NewAssembler(tracing.Config{TickInterval: -1}, consume)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer asm.Close()
-	var batch tracing.Batch
-	b.ReportAllocs()
-	spans := 0
-	for b.Loop() {
-		batch.Reset()
-		if err := otlp.DecodeProto(g.next(&seq), &batch); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := asm.Add(&batch); err != nil {
-			b.Fatal(err)
-		}
-		asm.Flush()
-		spans += 500
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(spans), "ns/span")
+	spans := receiveLoop(b, g, asm)
 	b.ReportMetric(float64(spans)/b.Elapsed().Seconds(), "spans/s")
 	w, _ := ws.Current("t0")
 	var n int64
