@@ -2,6 +2,8 @@
 // packages: a settable clock and a way to run a child process in its own
 // process group. It is imported only by tests.
 //
+// Subpackage pgtest starts a real PostgreSQL server for a test.
+//
 // Helpers that start abmeshd are in the daemontest subpackage, so that the
 // packages abmeshd is built from can use this one in their tests without an
 // import cycle.
