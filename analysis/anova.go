@@ -812,6 +812,22 @@ func (w *wald) rows(mask uint64) ([]float64, int) {
 // quadratic form β_T' (L_T P⁻¹ L_T')⁻¹ β_T with P = diag(prec). The df is
 // 0 when L_T P⁻¹ L_T' is singular.
 func (w *wald) ss(mask uint64) (int, float64) {
+	f := w.forms(mask, w.prec)[0]
+	return f.df, f.q
+}
+
+// form is one term's quadratic form under one precision vector P:
+// df rows of L_T, q = β_T' V⁻¹ β_T and logDet = log det V with
+// V = L_T P⁻¹ L_T'. df is 0 when V is singular (q and logDet are then 0).
+type form struct {
+	df     int
+	q      float64
+	logDet float64
+}
+
+// forms returns term mask's quadratic form (see form) under each of
+// precs, building L_T and β_T once.
+func (w *wald) forms(mask uint64, precs ...[]float64) []form {
 	d := w.d
 	L, nr := w.rows(mask)
 	nc := len(d.mean)
@@ -823,22 +839,32 @@ func (w *wald) ss(mask uint64) (int, float64) {
 	for i := range beta {
 		beta[i] = floats.Dot(L[i*nc:(i+1)*nc], y)
 	}
+	out := make([]form, len(precs))
+	for p, prec := range precs {
+		out[p] = quadForm(L, nr, nc, beta, prec)
+	}
+	return out
+}
+
+// quadForm computes the form of β under V = L P⁻¹ L' (L is nr × nc,
+// row-major).
+func quadForm(L []float64, nr, nc int, beta, prec []float64) form {
 	if nr == 1 {
 		var v float64
 		for c, l := range L {
-			v += l * l / w.prec[c]
+			v += l * l / prec[c]
 		}
-		if v == 0 {
-			return 0, 0
+		if !(v > 0) || math.IsInf(v, 0) {
+			return form{}
 		}
-		return 1, beta[0] * beta[0] / v
+		return form{df: 1, q: beta[0] * beta[0] / v, logDet: math.Log(v)}
 	}
 	V := mat.NewSymDense(nr, nil)
 	tmp := make([]float64, nc)
 	for i := 0; i < nr; i++ {
 		li := L[i*nc : (i+1)*nc]
 		for c := range tmp {
-			tmp[c] = li[c] / w.prec[c]
+			tmp[c] = li[c] / prec[c]
 		}
 		for j := i; j < nr; j++ {
 			V.SetSym(i, j, floats.Dot(tmp, L[j*nc:(j+1)*nc]))
@@ -846,12 +872,12 @@ func (w *wald) ss(mask uint64) (int, float64) {
 	}
 	var ch mat.Cholesky
 	if !ch.Factorize(V) {
-		return 0, 0
+		return form{}
 	}
 	var x mat.VecDense
 	bv := mat.NewVecDense(nr, beta)
 	if err := ch.SolveVecTo(&x, bv); err != nil {
-		return 0, 0
+		return form{}
 	}
-	return nr, mat.Dot(bv, &x)
+	return form{df: nr, q: mat.Dot(bv, &x), logDet: ch.LogDet()}
 }

@@ -59,3 +59,18 @@ func BenchmarkSampleSizeTerm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAnytimeValid: the anytime-valid tests and confidence sequences
+// of a 2^6 (64 cells) and a 2^10 (1,024 cells) design.
+func BenchmarkAnytimeValid(b *testing.B) {
+	for _, k := range []int{6, 10} {
+		tab := benchTable(k)
+		b.Run(fmt.Sprintf("cells=%d", len(tab.Cells)), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := AnytimeValid(tab, AnytimeOptions{Alpha: 0.05, Phi: 12}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

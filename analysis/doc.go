@@ -22,6 +22,11 @@
 //     size from the noncentral F (the t test as F with one numerator df),
 //     matching R's pwr package, and SampleSizeTerm for the per-cell n of one
 //     term of a factorial design.
+//   - AnytimeValid: anytime-valid p-values of every term and confidence
+//     sequences of every effect and interaction contrast (Lindon et al.'s
+//     sequential F- and t-tests; a robust z version for binary and ratio
+//     metrics), valid whenever they are read; MixturePhi tunes the mixture
+//     to the plan's horizon.
 //   - SRM: the chi-square sample-ratio-mismatch check.
 //   - WriteAnova, WriteEstimates and InteractionPlot: aligned text tables
 //     and an SVG interaction plot for people.
