@@ -253,7 +253,41 @@ type UnitChanges struct {
 // Flush are lost on a crash. On a save error Flush stops and returns it
 // wrapped; the windows not saved stay pending for the next Flush.
 func (ws *Windows) Flush(ctx context.Context, st Store) error {
+	p := ws.TakePending()
+	for i, s := range p.Saves {
+		if err := st.SaveWindow(ctx, s.Cells, s.Units); err != nil {
+			p.failed(i)
+			return fmt.Errorf("save window %s#%d: %w", s.Cells.Viewpoint, s.Cells.Seq, err)
+		}
+	}
+	return nil
+}
+
+// WindowSave is what a Store saves of one window: its snapshot and the
+// changes to its units (see Store.SaveWindow).
+type WindowSave struct {
+	Cells WindowCells
+	Units UnitChanges
+}
+
+// Pending is the state of the windows that changed since their last
+// save, taken by TakePending for the caller to save.
+type Pending struct {
+	// Saves are the windows to save, by viewpoint then seq.
+	Saves   []WindowSave
+	windows []*window
+}
+
+// TakePending does what Flush does before saving: it fixes the cells of
+// windows closed for pruneGrace and takes the save state of every window
+// changed since its last save (clearing it), leaving out windows that
+// never saw an observation. The caller saves p.Saves (e.g. in one
+// transaction with other state) and calls p.Failed if it could not.
+// Called while no observation is being counted, the saves are exactly the
+// observations counted so far.
+func (ws *Windows) TakePending() *Pending {
 	now := ws.clock()
+	p := &Pending{}
 	for _, w := range ws.all() {
 		w.finalize(now)
 		if !w.dirty.Swap(false) {
@@ -263,12 +297,20 @@ func (ws *Windows) Flush(ctx context.Context, st Store) error {
 		if wc.Quality.Seen == 0 {
 			continue
 		}
-		if err := st.SaveWindow(ctx, wc, units); err != nil {
-			w.saveFailed(units)
-			return fmt.Errorf("save window %s#%d: %w", wc.Viewpoint, wc.Seq, err)
-		}
+		p.Saves = append(p.Saves, WindowSave{Cells: wc, Units: units})
+		p.windows = append(p.windows, w)
 	}
-	return nil
+	return p
+}
+
+// Failed puts every window of p back as pending for the next save.
+func (p *Pending) Failed() { p.failed(0) }
+
+// failed puts the windows of p from i on back as pending.
+func (p *Pending) failed(i int) {
+	for j := i; j < len(p.Saves); j++ {
+		p.windows[j].saveFailed(p.Saves[j].Units)
+	}
 }
 
 // ErrRestored is returned by a second call to Restore.

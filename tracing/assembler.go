@@ -45,6 +45,7 @@ type Assembler struct {
 	newIDs  map[TraceID]struct{}
 	verdict []int8
 	c       counters
+	j       journal
 
 	emitMu  sync.Mutex // serializes building and consuming
 	builder builder
@@ -59,6 +60,8 @@ type pending struct {
 	spans       []Span
 	ids         map[SpanID]struct{} // built when the trace outgrows linear search
 	first, last time.Time           // arrival of the first and latest span
+	seqLo       uint64              // lowest and highest Batch.Seq of its spans (0: none)
+	seqHi       uint64
 	idlePrev    *pending
 	idleNext    *pending
 	agePrev     *pending
@@ -138,7 +141,7 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 			continue
 		}
 		if _, ok := a.traces[s.TraceID]; !ok {
-			if a.recent.has(s.TraceID) {
+			if a.recent.has(s.TraceID) || a.j.counted(s.TraceID) {
 				a.verdict[i] = verdictLate
 				continue
 			}
@@ -166,6 +169,7 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 		switch v := a.verdict[i]; v {
 		case verdictLate:
 			res.Late++
+			a.j.late(s.TraceID, b.Seq)
 			continue
 		case verdictAccept:
 		default:
@@ -189,6 +193,7 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 		}
 		a.sanitize(s)
 		p.add(s)
+		p.join(b.Seq)
 		a.spans++
 		res.Accepted++
 		if p.last != now {
@@ -381,6 +386,7 @@ func (a *Assembler) remove(p *pending) *pending {
 	a.age.remove(p)
 	a.spans -= len(p.spans)
 	a.recent.add(p.id)
+	a.j.removed(p)
 	return p
 }
 
@@ -414,11 +420,12 @@ func (a *Assembler) emit(done []*pending) {
 			}
 		}
 	}
-	a.emitMu.Unlock()
 
+	// emitMu is held until done are counted in the journal (Checkpoint).
 	a.mu.Lock()
 	a.c.merge(&c)
 	for _, p := range done {
+		a.j.consumed(p)
 		clear(p.spans)
 		if cap(p.spans) > 1024 {
 			p.spans = nil
@@ -429,6 +436,7 @@ func (a *Assembler) emit(done []*pending) {
 		}
 	}
 	a.mu.Unlock()
+	a.emitMu.Unlock()
 }
 
 // plist is an intrusive doubly linked list of pending traces.

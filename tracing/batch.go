@@ -76,6 +76,10 @@ type Batch struct {
 	// Detail describes the first span the converter rejected ("" when none),
 	// e.g. `resource 0 span 3: span_id has 4 bytes, want 8`.
 	Detail string
+	// Seq is the write-ahead log record the batch was decoded from, 0
+	// when none: the Assembler tracks which records its traces hold (see
+	// Assembler.Checkpoint).
+	Seq uint64
 }
 
 // Reject counts one span the converter rejected for reason; detail (which
@@ -93,6 +97,7 @@ func (b *Batch) Reset() {
 	b.Spans = b.Spans[:0]
 	b.Malformed = RejectCounts{}
 	b.Detail = ""
+	b.Seq = 0
 }
 
 // Len returns the number of spans the batch stands for, converted or not.

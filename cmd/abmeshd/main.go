@@ -90,7 +90,9 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", asm.MaxSpans, "spans in flight before the receiver answers RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.GraphWindow, "graph-window", def.GraphWindow, "sliding window of the service dependency graph")
 	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", def.GraphRefresh, "how often subsets see a new service graph")
-	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells are written to the store (the most a crash loses)")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells and the graph are written to the store (and the write-ahead log truncated); with --wal a crash loses no acknowledged span, without it a crash loses the spans in flight and what was counted since the last flush")
+	walOn := fs.Bool("wal", !def.WAL.Off, "write-ahead log of accepted OTLP requests in DATA-DIR/wal: an Export is acknowledged once fsynced, replayed on start, truncated once flushed")
+	fs.Int64Var(&cfg.WAL.MaxBytes, "wal-max-bytes", def.WAL.MaxBytes, "disk bound of the write-ahead log; past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo until a flush frees segments")
 	fs.IntVar(&cfg.SubsetCap, "subset-cap", def.SubsetCap, "largest subset, viewpoint included")
 	fs.IntVar(&cfg.MinEdgeCalls, "min-edge-calls", def.MinEdgeCalls, "calls an edge needs in the graph window before subsets use it")
 	fs.Usage = func() {
@@ -103,6 +105,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	cfg.WAL.Off = !*walOn
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("--log-level: %w", err)

@@ -43,6 +43,7 @@ import (
 	"github.com/abmesh/abmesh/internal/edge/portshare"
 	"github.com/abmesh/abmesh/internal/edge/web"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/wal"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	evalpb "github.com/abmesh/abmesh/proto/flagd/evaluation/v1"
 	evalv2 "github.com/abmesh/abmesh/proto/flagd/evaluation/v2"
@@ -89,8 +90,12 @@ type Config struct {
 	// GraphRefresh is how often the subsetter takes a new service graph.
 	GraphRefresh time.Duration
 	// FlushInterval is how often cells and the graph are written to the
-	// store: the most an unclean crash can lose.
+	// store. With the write-ahead log on, a crash loses nothing
+	// acknowledged (the log is replayed on start); without it, a crash
+	// loses the spans in flight and what was counted since the last flush.
 	FlushInterval time.Duration
+	// WAL configures the write-ahead log of accepted OTLP requests.
+	WAL WALConfig
 	// SubsetCap is the largest subset, viewpoint included.
 	SubsetCap int
 	// MinEdgeCalls is how many calls a caller → callee edge must carry in
@@ -117,6 +122,7 @@ func DefaultConfig() Config {
 		GraphWindow:   time.Hour,
 		GraphRefresh:  10 * time.Second,
 		FlushInterval: 5 * time.Second,
+		WAL:           WALConfig{MaxBytes: DefaultWALMaxBytes},
 		SubsetCap:     subset.DefaultCap,
 		MinEdgeCalls:  subset.DefaultMinEdgeCalls,
 		Logger:        slog.Default(),
@@ -156,6 +162,7 @@ func (c *Config) Validate() error {
 	if c.SubsetCap < 0 {
 		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
 	}
+	errs = append(errs, c.WAL.validate(c.OTLP.MaxMessageBytes))
 	errs = append(errs, c.Edge.Validate())
 	if err := c.OTLP.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--otlp-max-message-bytes, --otlp-max-inflight-bytes: %w", err))
@@ -182,6 +189,7 @@ func (c *Config) defaults() {
 	orDefault(&c.GraphWindow, d.GraphWindow)
 	orDefault(&c.GraphRefresh, d.GraphRefresh)
 	orDefault(&c.FlushInterval, d.FlushInterval)
+	orDefault(&c.WAL.MaxBytes, d.WAL.MaxBytes)
 	orDefault(&c.SubsetCap, d.SubsetCap)
 	orDefault(&c.MinEdgeCalls, d.MinEdgeCalls)
 	orDefault(&c.Logger, d.Logger)
@@ -208,6 +216,7 @@ type Daemon struct {
 	reports   *report.Reader
 	assembler *tracing.Assembler
 	receiver  *otlpreceiver.Receiver
+	wal       *wal.Log // nil when off
 	jaeger    *jaeger.Reader
 	jaegerCC  *grpc.ClientConn
 	// jaegerCancel ends the Jaeger reader; jaegerStop is closed once it
@@ -268,6 +277,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
+		if err := d.openWAL(dir); err != nil {
+			return nil, err
+		}
+	}
 
 	// gRPC API.
 	if d.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -299,7 +313,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("listen on %s (--otlp-listen): %w", cfg.OTLPListen, err)
 		}
 		d.otlp = grpc.NewServer(append(d.metrics.serverOptions(), cfg.OTLP.ServerOptions()...)...)
-		d.receiver = otlpreceiver.Register(d.otlp, d.assembler, otlpreceiver.WithLimits(cfg.OTLP))
+		opts := []otlpreceiver.Option{otlpreceiver.WithLimits(cfg.OTLP)}
+		if d.wal != nil {
+			opts = append(opts, otlpreceiver.WithJournal(d.wal, func(err error) bool { return errors.Is(err, wal.ErrFull) }))
+		}
+		d.receiver = otlpreceiver.Register(d.otlp, d.assembler, opts...)
 		d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
 	}
 
@@ -394,10 +412,15 @@ func (d *Daemon) refreshGraph() {
 }
 
 // flush writes changed windows and the graph to the store, and counts it
-// in the metrics.
+// in the metrics. With the write-ahead log on, it writes them with the
+// log's checkpoint in one transaction (flushCheckpoint).
 func (d *Daemon) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if d.wal != nil {
+		d.metrics.flushed(d.flushCheckpoint(ctx))
+		return
+	}
 	err := d.windows.Flush(ctx, countingStore{d.db.Windows(), d.metrics.windowsSaved})
 	if err != nil {
 		d.log.Error("flush cells", "err", err)
@@ -583,6 +606,11 @@ func (d *Daemon) Stop() {
 		}
 		if d.windows != nil && d.db != nil {
 			d.flush()
+		}
+		if d.wal != nil {
+			if err := d.wal.Close(); err != nil {
+				d.log.Error("close write-ahead log", "err", err)
+			}
 		}
 		if d.db != nil {
 			if err := d.db.Close(); err != nil {

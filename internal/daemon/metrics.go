@@ -186,7 +186,7 @@ func (s countingStore) SaveWindow(ctx context.Context, w subset.WindowCells, uni
 // countsCollector exports Daemon.Counts at each scrape: "a.b" becomes
 // abmesh_a_b_total (a counter), except the gauges (in flight, units held,
 // the cells' data-quality totals over the windows held, which fall as
-// windows are pruned) and malformed spans, which are one counter with a
+// windows are pruned, the write-ahead log's size and lag) and malformed spans, which are one counter with a
 // reason label.
 type countsCollector struct{ d *Daemon }
 
@@ -231,5 +231,9 @@ func countMetric(name string, v float64) prometheus.Metric {
 
 // isGauge says whether the count called name can fall.
 func isGauge(name string) bool {
+	switch name {
+	case "wal.bytes", "wal.segments", "wal.unflushed_records":
+		return true
+	}
 	return strings.HasSuffix(name, ".in_flight") || strings.HasPrefix(name, "units.") || strings.HasPrefix(name, "cells.")
 }

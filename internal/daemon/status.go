@@ -29,7 +29,15 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 		add("otlp.requests", int64(st.Requests))
 		add("otlp.requests_refused", int64(st.Refused))
 		add("otlp.requests_refused_inflight", int64(st.RefusedInflight))
+		add("otlp.requests_refused_wal", int64(st.RefusedJournal))
 		add("otlp.spans", int64(st.Spans))
+	}
+	if d.wal != nil {
+		w := d.wal.Stats()
+		add("wal.bytes", w.Bytes)
+		add("wal.segments", int64(w.Segments))
+		add("wal.unflushed_records", int64(w.Lag()))
+		add("wal.syncs", int64(w.Syncs))
 	}
 	if d.jaeger != nil {
 		t := d.jaeger.Totals()

@@ -3,6 +3,7 @@ package otlpreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,28 @@ func WithRetryDelay(d time.Duration) Option {
 	return optionFunc(func(r *Receiver) { r.retryDelay = d })
 }
 
+// Journal makes accepted requests durable before they are
+// acknowledged; *wal.Log (internal/wal) is one. Append copies a request's
+// wire bytes and returns its record's seq (an error refuses the
+// request); Done or Abort follow once the sink took the batch or refused
+// it; Wait returns once the record is durable.
+type Journal interface {
+	Append(data []byte) (uint64, error)
+	Done(seq uint64)
+	Abort(seq uint64)
+	Wait(ctx context.Context, seq uint64) error
+}
+
+// WithJournal makes the receiver append each request's bytes to j before
+// handing its spans to the sink (Batch.Seq is the record's seq), and
+// acknowledge it only once j says it is durable. An Append error that
+// full reports true is answered RESOURCE_EXHAUSTED with RetryInfo
+// (nothing of the request taken); any other journal error UNAVAILABLE.
+// Only the handler of Register journals; Export (RegisterTyped) does not.
+func WithJournal(j Journal, full func(error) bool) Option {
+	return optionFunc(func(r *Receiver) { r.journal, r.journalFull = j, full })
+}
+
 // Receiver implements the OTLP TraceService. It is safe for concurrent use.
 //
 // Registered with Register, it admits a request before reading it: the
@@ -62,7 +85,10 @@ type Receiver struct {
 	adm        *admission
 	batches    sync.Pool
 
-	requests, refused, refusedInflight, spans atomic.Uint64
+	journal     Journal
+	journalFull func(error) bool
+
+	requests, refused, refusedInflight, journalRefused, spans atomic.Uint64
 }
 
 var _ collectortrace.TraceServiceServer = (*Receiver)(nil)
@@ -198,7 +224,60 @@ func (r *Receiver) exportRaw(ctx context.Context, req *rawRequest, held int64) (
 	if err := otlp.DecodeProto(*data, b); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
-	return r.add(b)
+	if r.journal == nil {
+		return r.add(b)
+	}
+	return r.addJournaled(ctx, *data, b)
+}
+
+// addJournaled appends the request's bytes to the journal, hands the
+// batch to the sink, and answers once the record is durable. A batch the
+// sink refuses is aborted in the journal: it is never replayed.
+func (r *Receiver) addJournaled(ctx context.Context, data []byte, b *tracing.Batch) (*collectortrace.ExportTraceServiceResponse, error) {
+	seq, err := r.journal.Append(data)
+	if err != nil {
+		r.refused.Add(1)
+		if r.journalFull != nil && r.journalFull(err) {
+			r.journalRefused.Add(1)
+			return nil, r.exhausted("abmesh write-ahead log is full (--wal-max-bytes); retry later")
+		}
+		return nil, status.Errorf(codes.Unavailable, "write-ahead log: %v", err)
+	}
+	b.Seq = seq
+	resp, err := r.add(b)
+	if err != nil {
+		r.journal.Abort(seq)
+		return nil, err
+	}
+	r.journal.Done(seq)
+	if err := r.journal.Wait(ctx, seq); err != nil {
+		// The spans are in the assembler and the record may be durable:
+		// the exporter's retry is recognized as duplicate or late spans.
+		return nil, status.Errorf(codes.Unavailable, "write-ahead log: %v", err)
+	}
+	return resp, nil
+}
+
+// Replay decodes a request read back from the journal (record seq) with
+// the same decoder as a received one and hands it to the sink. When the
+// sink is full it flushes flush (completing the traces in flight; may be
+// nil) and retries once. It counts nothing in Stats.
+func (r *Receiver) Replay(seq uint64, data []byte, flush func()) error {
+	b := r.batches.Get().(*tracing.Batch)
+	defer r.putBatch(b)
+	if err := otlp.DecodeProto(data, b); err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	b.Seq = seq
+	_, err := r.sink.Add(b)
+	if errors.Is(err, tracing.ErrFull) && flush != nil {
+		flush()
+		_, err = r.sink.Add(b)
+	}
+	if err != nil && !errors.Is(err, tracing.ErrTooLarge) {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	return nil
 }
 
 // maxPooledSpans is the largest batch kept for reuse; larger ones, from
@@ -220,13 +299,16 @@ type Stats struct {
 	// RefusedInflight counts the Refused calls refused for
 	// Limits.MaxInflightBytes (the others, for a full sink or shutdown).
 	RefusedInflight uint64
-	Spans           uint64 // spans in requests that were not refused
+	// RefusedJournal counts the Refused calls refused because the
+	// journal was full.
+	RefusedJournal uint64
+	Spans          uint64 // spans in requests that were not refused
 }
 
 // Stats returns the request counts so far.
 func (r *Receiver) Stats() Stats {
 	return Stats{Requests: r.requests.Load(), Refused: r.refused.Load() + r.refusedInflight.Load(),
-		RefusedInflight: r.refusedInflight.Load(), Spans: r.spans.Load()}
+		RefusedInflight: r.refusedInflight.Load(), RefusedJournal: r.journalRefused.Load(), Spans: r.spans.Load()}
 }
 
 // Export converts the request's spans and adds them to the sink, all or

@@ -37,18 +37,39 @@ const unitRecordLen = 8 + 8 + 4 + 1
 // SaveWindow implements subset.Store: the snapshot and the unit changes in
 // one transaction. Units are written in key order, which keeps bbolt's
 // pages full. Idempotent.
-func (s Windows) SaveWindow(_ context.Context, w subset.WindowCells, units subset.UnitChanges) error {
-	b, err := json.Marshal(w)
-	if err != nil {
-		return err
-	}
-	name := windowName(w.Viewpoint, w.Seq)
-	slices.SortFunc(units.Put, func(a, b subset.UnitState) int { return cmp.Compare(a.Key, b.Key) })
-	return s.db.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketBlobs).Put([]byte(windowPrefix+name), b); err != nil {
+func (s Windows) SaveWindow(ctx context.Context, w subset.WindowCells, units subset.UnitChanges) error {
+	return s.SaveWindows(ctx, []subset.WindowSave{{Cells: w, Units: units}}, nil)
+}
+
+// SaveWindows saves each window as SaveWindow does, and puts blobs (name →
+// value, as DB.PutBlob), all in one transaction: after a crash either all
+// of it is stored or none. Idempotent.
+func (s Windows) SaveWindows(_ context.Context, saves []subset.WindowSave, blobs map[string][]byte) error {
+	encoded := make([][]byte, len(saves))
+	for i, w := range saves {
+		b, err := json.Marshal(w.Cells)
+		if err != nil {
 			return err
 		}
-		return putUnits(tx, name, units)
+		encoded[i] = b
+		slices.SortFunc(w.Units.Put, func(a, b subset.UnitState) int { return cmp.Compare(a.Key, b.Key) })
+	}
+	return s.db.db.Update(func(tx *bbolt.Tx) error {
+		for i, w := range saves {
+			name := windowName(w.Cells.Viewpoint, w.Cells.Seq)
+			if err := tx.Bucket(bucketBlobs).Put([]byte(windowPrefix+name), encoded[i]); err != nil {
+				return err
+			}
+			if err := putUnits(tx, name, w.Units); err != nil {
+				return err
+			}
+		}
+		for name, v := range blobs {
+			if err := tx.Bucket(bucketBlobs).Put([]byte(name), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
