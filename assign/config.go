@@ -138,6 +138,7 @@ func (e *Experiment) Clone() *Experiment {
 	}
 	c.Emits = slices.Clone(e.Emits)
 	c.Susceptible = slices.Clone(e.Susceptible)
+	c.Plan.Interactions = slices.Clone(e.Plan.Interactions)
 	c.Phases = slices.Clone(e.Phases)
 	for i := range c.Phases {
 		c.Phases[i].Weights = slices.Clone(c.Phases[i].Weights)

@@ -128,6 +128,22 @@ type Plan struct {
 	// SD is the metric's assumed standard deviation, used for the sample
 	// size until enough data gives an observed one. Zero means unknown.
 	SD float64
+	// Interactions are the interactions of this test with others that
+	// matter to its owner: the per-cell sample size also powers each (when
+	// the other test is in the subset), and the anytime-valid stopping
+	// rule (DECIDED) waits for each to be decided.
+	Interactions []PlannedInteraction
+}
+
+// PlannedInteraction names one interaction a test's owner cares about.
+type PlannedInteraction struct {
+	// With is the other test's id.
+	With string
+	// MDE is the minimum detectable interaction, on the scale the report
+	// shows it: the difference of differences (the test's effect where
+	// With runs its variant minus its effect where With runs control),
+	// absolute, on the metric's scale.
+	MDE float64
 }
 
 // Phase is one period of an experiment during which its weights did not

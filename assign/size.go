@@ -58,7 +58,11 @@ func (e *Experiment) encodedSize() int {
 			n += messageSize(stringSize(x.Kind) + stringSize(x.Scope))
 		}
 	}
-	n += messageSize(4 * doubleField)                   // plan
+	plan := 4 * doubleField
+	for _, x := range e.Plan.Interactions {
+		plan += messageSize(stringSize(x.With) + doubleField)
+	}
+	n += messageSize(plan)
 	n += 2*enumField + intSize(uint64(max(e.Phase, 0))) // sticky, status, phase
 	n += timeSize(e.CreatedAt.IsZero()) + timeSize(e.UpdatedAt.IsZero())
 	for _, p := range e.Phases {

@@ -23,6 +23,8 @@ const (
 	// MaxInterference bounds an experiment's emits entries, and its
 	// susceptible entries.
 	MaxInterference = 64
+	// MaxPlannedInteractions bounds an experiment's plan.interactions.
+	MaxPlannedInteractions = 32
 	// MaxRules bounds an experiment's targeting rules.
 	MaxRules = 64
 	// MaxConfigBytes bounds a whole configuration as Config.EncodedSize
@@ -217,7 +219,10 @@ func (p *Plan) Defaults() {
 }
 
 // Validate checks p as is (call Defaults first): Alpha and Power in (0, 1),
-// MDE finite and > 0, SD finite and >= 0. Errors name "plan.<field>".
+// MDE finite and > 0, SD finite and >= 0, at most MaxPlannedInteractions
+// interactions, each naming a valid id once with a finite MDE > 0 (that
+// the id is an experiment is checked by the Registry). Errors name
+// "plan.<field>", e.g. "plan.interactions[0].with".
 func (p *Plan) Validate() error {
 	switch {
 	case !(p.Alpha > 0 && p.Alpha < 1):
@@ -228,6 +233,46 @@ func (p *Plan) Validate() error {
 		return fieldErr("plan.mde", "%v: the minimum detectable effect must be a positive number", p.MDE)
 	case !(p.SD >= 0) || math.IsInf(p.SD, 0):
 		return fieldErr("plan.sd", "%v: the standard deviation must be a non-negative number (0 = unknown)", p.SD)
+	case len(p.Interactions) > MaxPlannedInteractions:
+		return fieldErr("plan.interactions", "%d entries, over the limit of %d", len(p.Interactions), MaxPlannedInteractions)
+	}
+	seen := make(map[string]int, len(p.Interactions))
+	for i, x := range p.Interactions {
+		f := "plan.interactions[" + strconv.Itoa(i) + "]"
+		if err := validateID(f+".with", x.With); err != nil {
+			return err
+		}
+		if j, dup := seen[x.With]; dup {
+			return fieldErr(f+".with", "duplicate of plan.interactions[%d].with %q", j, x.With)
+		}
+		seen[x.With] = i
+		if !(x.MDE > 0) || math.IsInf(x.MDE, 0) {
+			return fieldErr(f+".mde", "%v: the minimum detectable interaction must be a positive number", x.MDE)
+		}
+	}
+	return nil
+}
+
+// plannedTests checks that every test e's plan.interactions names is an
+// experiment of others other than e itself. Only the Registry's create
+// and update check it: a stored configuration whose named test was
+// deleted since stays valid (the report warns instead).
+func plannedTests(e *Experiment, others []*Experiment) error {
+	if len(e.Plan.Interactions) == 0 {
+		return nil
+	}
+	ids := make(map[string]bool, len(others))
+	for _, o := range others {
+		ids[o.ID] = true
+	}
+	for i, x := range e.Plan.Interactions {
+		f := "plan.interactions[" + strconv.Itoa(i) + "].with"
+		if x.With == e.ID {
+			return fieldErr(f, "%q is the experiment itself: name another test", x.With)
+		}
+		if !ids[x.With] {
+			return fieldErr(f, "experiment %q not found", x.With)
+		}
 	}
 	return nil
 }
@@ -540,7 +585,10 @@ func conflicts(e *Experiment, others []*Experiment, layers map[string]bool) erro
 			break
 		}
 	}
-	return conflictsWith(e, layers, same, overlapping(e, others))
+	if err := conflictsWith(e, layers, same, overlapping(e, others)); err != nil {
+		return err
+	}
+	return plannedTests(e, others)
 }
 
 // conflictsWith is conflicts given the other experiment with e's salt

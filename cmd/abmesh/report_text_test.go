@@ -123,3 +123,51 @@ func TestWriteReportRatio(t *testing.T) {
 		t.Errorf("ratio report shows sums of squares:\n%s", out)
 	}
 }
+
+// TestWriteReportAnytime: the text report marks the fixed-horizon tables
+// as valid only at the planned sample size, prints the status line, the
+// needs of each planned term, the stopping rule's verdicts and the
+// anytime-valid confidence sequences.
+func TestWriteReportAnytime(t *testing.T) {
+	exps := map[string]*assign.Experiment{
+		"vp": {ID: "vp", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}},
+			Plan: assign.Plan{MDE: 1, SD: 3, Interactions: []assign.PlannedInteraction{{With: "mem", MDE: 10}}}},
+		"mem": {ID: "mem", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}}},
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 2, Start: time.Unix(0, 0), Metric: "latency_ms",
+		Members: []subset.WindowMember{{Test: "vp", Variants: []string{"c", "t"}}, {Test: "mem", Variants: []string{"c", "t"}}}}
+	for i := range 4 {
+		w.Cells = append(w.Cells, subset.Cell{Variants: []int{i / 2, i % 2}, Stats: analysis.CellStats{N: 20, Mean: float64(5 * (i / 2)), M2: 9 * 19}, Requests: 20})
+	}
+	for _, plan := range []assign.Plan{exps["vp"].Plan, {MDE: 1}} {
+		vp := *exps["vp"]
+		vp.Plan = plan
+		r := report.Build(w, func(id string) (*assign.Experiment, bool) {
+			if id == "vp" {
+				return &vp, true
+			}
+			x, ok := exps[id]
+			return x, ok
+		}, report.Options{Now: time.Unix(3600, 0)})
+		var b bytes.Buffer
+		if err := writeReport(&b, protoconv.ReportToProto(r)); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		wants := []string{"EFFECTS (fixed horizon, valid only at the planned sample size of ", "ANOVA (fixed horizon, valid only at"}
+		if plan.SD > 0 {
+			wants = append(wants, "REPORT vp  [DECIDED]", "status: DECIDED (anytime-valid", "units per cell needed by term: vp (MDE 1) ", "vp:mem (MDE 10)",
+				"ANYTIME-VALID (valid whenever read;", "PLANNED TERM", "significant", "futile", "95% CONFIDENCE SEQUENCE", "vp=t ", "term vp:mem (1 df)")
+		} else {
+			wants = append(wants, "[COLLECTING]", "no anytime-valid results", "plan.sd")
+		}
+		for _, want := range wants {
+			if !strings.Contains(out, want) {
+				t.Errorf("plan %+v: report lacks %q:\n%s", plan, want, out)
+			}
+		}
+		if plan.SD == 0 && strings.Contains(out, "ANYTIME-VALID") {
+			t.Errorf("anytime section without anytime-valid results:\n%s", out)
+		}
+	}
+}

@@ -135,6 +135,7 @@ func writeReport(w io.Writer, r *pb.Report) error {
 	writeSubset(w, r)
 	fmt.Fprintln(w, "\nCELLS (n counts units)")
 	writeCells(w, r)
+	writeAnytime(w, r)
 	writeEffects(w, r)
 	writeAnova(w, r)
 	writeSampleRatio(w, r)
@@ -163,6 +164,16 @@ func writeReportHead(w io.Writer, r *pb.Report) {
 	}
 	fmt.Fprintf(w, "progress %.1f%%: %d/%d cells have ≥ %d units (smallest cell %d units), ETA %s\n",
 		100*p.GetFraction(), p.GetCellsReady(), p.GetCellsTotal(), p.GetNeededPerCell(), p.GetMinCellN(), eta)
+	if needs := p.GetNeeds(); len(needs) > 1 {
+		var parts []string
+		for _, n := range needs {
+			parts = append(parts, fmt.Sprintf("%s (MDE %s) %d", n.GetTerm(), g4(n.GetMde()), n.GetNeededPerCell()))
+		}
+		fmt.Fprintf(w, "units per cell needed by term: %s\n", strings.Join(parts, ", "))
+	}
+	if l := r.GetStatusLine(); l != "" {
+		fmt.Fprintln(w, "status:", l)
+	}
 	if r.GetSampleRatioMismatch() {
 		fmt.Fprintln(w, "WARNING: sample ratio mismatch (p < 0.001): check assignment before reading the estimates")
 	}
@@ -201,7 +212,7 @@ func writeSubset(w io.Writer, r *pb.Report) {
 // writeEffects prints the main effects and the interaction contrasts.
 func writeEffects(w io.Writer, r *pb.Report) {
 	if len(r.GetEstimates()) > 0 {
-		fmt.Fprintf(w, "\nEFFECTS (variant vs. control, marginal means, 95%% CI%s)\n", testSuffix(r.GetEstimateTest()))
+		fmt.Fprintf(w, "\nEFFECTS (fixed horizon%s: variant vs. control, marginal means, 95%% CI%s)\n", fixedHorizon(r), testSuffix(r.GetEstimateTest()))
 		tw := table(w)
 		fmt.Fprintln(tw, "TEST\tVARIANT\tCONTROL\tVARIANT MEAN\tDIFF\t95% CI\tRELATIVE\tp")
 		for _, x := range r.GetEstimates() {
@@ -211,7 +222,7 @@ func writeEffects(w io.Writer, r *pb.Report) {
 		tw.Flush()
 	}
 	if len(r.GetInteractions()) > 0 {
-		fmt.Fprintf(w, "\nINTERACTIONS (difference of differences, 95%% CI%s)\n", testSuffix(r.GetEstimateTest()))
+		fmt.Fprintf(w, "\nINTERACTIONS (fixed horizon%s: difference of differences, 95%% CI%s)\n", fixedHorizon(r), testSuffix(r.GetEstimateTest()))
 		tw := table(w)
 		fmt.Fprintln(tw, "TERM\tESTIMATE\t95% CI\tp")
 		for _, x := range r.GetInteractions() {
@@ -219,6 +230,60 @@ func writeEffects(w io.Writer, r *pb.Report) {
 		}
 		tw.Flush()
 	}
+}
+
+// fixedHorizon marks the fixed-horizon results: valid only when read at
+// the planned sample size.
+func fixedHorizon(r *pb.Report) string {
+	if r.GetFixedHorizonReached() {
+		return ", planned sample size reached"
+	}
+	if n := r.GetProgress().GetNeededPerCell(); n > 0 {
+		return fmt.Sprintf(", valid only at the planned sample size of %d units per cell", n)
+	}
+	return ", valid only at the planned sample size"
+}
+
+// writeAnytime prints the anytime-valid results (valid whenever read):
+// the stopping rule's verdict on each planned term, every term's test and
+// every effect's and interaction's confidence sequence.
+func writeAnytime(w io.Writer, r *pb.Report) {
+	a := r.GetAnytime()
+	if a == nil {
+		return
+	}
+	level := 100 * (1 - a.GetAlpha())
+	fmt.Fprintf(w, "\nANYTIME-VALID (valid whenever read; %s, φ₀ = %s units per cell)\n", a.GetMethod(), g4(a.GetPhi()))
+	if d := r.GetDecision(); len(d.GetTerms()) > 0 {
+		tw := table(w)
+		fmt.Fprintln(tw, "PLANNED TERM\tMDE\tp (anytime)\tVERDICT\tNOTE")
+		for _, t := range d.GetTerms() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.GetTerm(), g4(t.GetMde()), pv(t.GetP()), t.GetVerdict(), t.GetNote())
+		}
+		tw.Flush()
+	}
+	tw := table(w)
+	fmt.Fprintf(tw, "EFFECT\tESTIMATE\t%.0f%% CONFIDENCE SEQUENCE\tp (anytime)\n", level)
+	seqs := append(append([]*pb.ConfidenceSequence(nil), a.GetEffects()...), a.GetInteractions()...)
+	for _, e := range seqs {
+		name := e.GetTerm()
+		if name == "" {
+			name = e.GetTestId() + "=" + e.GetVariant()
+		}
+		cs := "unbounded yet"
+		if e.GetBounded() {
+			cs = fmt.Sprintf("[%s, %s]", g4(e.GetCsLow()), g4(e.GetCsHigh()))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, g4(e.GetEstimate()), cs, pv(e.GetP()))
+	}
+	for _, t := range a.GetTerms() {
+		if t.GetTested() {
+			fmt.Fprintf(tw, "term %s (%d df)\t\t\t%s\n", t.GetTerm(), t.GetDf(), pv(t.GetP()))
+		} else {
+			fmt.Fprintf(tw, "term %s\t\t%s\t\n", t.GetTerm(), t.GetNote())
+		}
+	}
+	tw.Flush()
 }
 
 // writeAnova prints the ANOVA table: F tests, or for a ratio metric the
@@ -229,7 +294,7 @@ func writeAnova(w io.Writer, r *pb.Report) {
 		return
 	}
 	if a.GetTest() == analysis.TestWald {
-		fmt.Fprintf(w, "\nANOVA (Type %d, %s tests)\n", a.GetType(), a.GetTest())
+		fmt.Fprintf(w, "\nANOVA (fixed horizon%s; Type %d, %s tests)\n", fixedHorizon(r), a.GetType(), a.GetTest())
 		tw := table(w)
 		fmt.Fprintln(tw, "TERM\tDF\tχ²\tp")
 		for _, t := range a.GetTerms() {
@@ -242,7 +307,7 @@ func writeAnova(w io.Writer, r *pb.Report) {
 		tw.Flush()
 		return
 	}
-	fmt.Fprintf(w, "\nANOVA (Type %d sums of squares)\n", a.GetType())
+	fmt.Fprintf(w, "\nANOVA (fixed horizon%s; Type %d sums of squares)\n", fixedHorizon(r), a.GetType())
 	tw := table(w)
 	fmt.Fprintln(tw, "TERM\tDF\tSS\tMS\tF\tp\tPARTIAL η²")
 	for _, t := range a.GetTerms() {

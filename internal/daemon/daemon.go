@@ -385,6 +385,9 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	})
 	d.every(d.cfg.GraphRefresh, d.refreshGraph)
 	d.every(d.cfg.FlushInterval, d.flush)
+	// One look per flush interval at every running test's confidence
+	// sequences, for the report pages' plots (report.History).
+	d.every(d.cfg.FlushInterval, func() { d.reports.LookAll(time.Now()) })
 	mem := newMemoryReturner()
 	d.every(memoryCheck, func() { mem.check() })
 	return nil

@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/subset"
@@ -48,15 +49,35 @@ type Windows interface {
 	List(viewpoint string) []subset.WindowCells
 }
 
-// Reader builds reports of live windows with the live configuration. It
-// is safe for concurrent use when its sources are.
+// Reader builds reports of live windows with the live configuration, and
+// keeps the History of their looks: every report of a viewpoint's current
+// window (and every LookAll) records one. It is safe for concurrent use
+// when its sources are.
 type Reader struct {
-	cfg Configs
-	ws  Windows
+	cfg  Configs
+	ws   Windows
+	hist *History
 }
 
 // NewReader returns a Reader over cfg and ws.
-func NewReader(cfg Configs, ws Windows) *Reader { return &Reader{cfg: cfg, ws: ws} }
+func NewReader(cfg Configs, ws Windows) *Reader {
+	return &Reader{cfg: cfg, ws: ws, hist: NewHistory()}
+}
+
+// LookAll builds the report of every running experiment's current window
+// and records its look, so the History has one look per call (the
+// daemon calls it at every flush) even when nobody reads the reports.
+func (r *Reader) LookAll(now time.Time) {
+	eng := r.cfg.Snapshot()
+	for _, x := range eng.Config().Experiments {
+		if x.Status != assign.StatusRunning {
+			continue
+		}
+		if w, ok := r.ws.Current(x.ID); ok {
+			r.hist.Record(Build(w, eng.Experiment, Options{Now: now}))
+		}
+	}
+}
 
 // Report returns the report of test's window: window 0 is the current
 // one or, for a test no longer running (paused, concluded, deleted), its
@@ -78,6 +99,11 @@ func (r *Reader) Report(test string, window int, opt Options) (*Report, error) {
 	rep := Build(w, eng.Experiment, opt)
 	if last {
 		rep.note("%s is not running: this is its last window (%d), frozen", test, w.Seq)
+	}
+	if cur, ok := r.ws.Current(test); ok && cur.Seq == w.Seq {
+		r.hist.Record(rep)
+	} else {
+		rep.Looks = r.hist.Looks(test, w.Seq)
 	}
 	return rep, nil
 }

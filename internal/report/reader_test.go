@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/subset"
 )
@@ -83,5 +84,45 @@ func TestReaderPicksWindows(t *testing.T) {
 		if r.Window.Seq != tc.wantSeq || froze != tc.wantFroze {
 			t.Errorf("%s window %d: got window %d (frozen note %v), want %d (%v)", tc.test, tc.window, r.Window.Seq, froze, tc.wantSeq, tc.wantFroze)
 		}
+	}
+}
+
+// TestReaderLooks: reports of a running test's current window, and
+// LookAll, record looks that later reports carry; an older window's
+// report has none.
+func TestReaderLooks(t *testing.T) {
+	ctx := context.Background()
+	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treat", Weight: 1}}, Plan: assign.Plan{MDE: 5, SD: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Start(ctx, "vp"); err != nil {
+		t.Fatal(err)
+	}
+	cur := window(func(i, j int) analysis.CellStats { return exact(20, 100, 10) })
+	cur.Seq = 2
+	old := cur
+	old.Seq, old.End = 1, now
+	ws := storedWindows{list: map[string][]subset.WindowCells{"vp": {old, cur}}, active: map[string]subset.WindowCells{"vp": cur}}
+	rd := NewReader(reg, ws)
+	rd.LookAll(now)
+	cur.Cells[0].Stats = exact(30, 100, 10)
+	ws.active["vp"] = cur
+	rep, err := rd.Report("vp", 0, Options{Now: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Looks) != 2 || rep.Looks[0].Units != 80 || rep.Looks[1].Units != 90 {
+		t.Fatalf("looks %+v, want the LookAll one at 80 units and this one at 90", rep.Looks)
+	}
+	if rep, err := rd.Report("vp", 1, Options{}); err != nil || rep.Looks != nil {
+		t.Errorf("old window: looks %v, err %v; want none", rep.Looks, err)
+	}
+	if rep, err := rd.Report("vp", 2, Options{}); err != nil || len(rep.Looks) != 2 {
+		t.Errorf("current window by number: %d looks, err %v; want 2 (same units: no new look)", len(rep.Looks), err)
 	}
 }

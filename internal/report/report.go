@@ -1,9 +1,12 @@
 // Package report builds a viewpoint test's factorial report from one
 // analysis window: the subset and why each member is in it, the cell
-// table, the ANOVA table, effect estimates, the sample-ratio check, the
-// data-quality counters and the status (COLLECTING with progress and ETA,
-// or COMPLETE). It only combines: the statistics are analysis's, the
-// windows subset's, the plans assign's.
+// table, the ANOVA table and effect estimates (fixed-horizon: valid only
+// at the planned sample size), the anytime-valid tests and confidence
+// sequences (valid whenever read) with their history of looks, the
+// sample-ratio check, the data-quality counters and the status
+// (COLLECTING with progress and ETA, DECIDED by the anytime-valid
+// stopping rule, or COMPLETE at the fixed horizon). It only combines: the
+// statistics are analysis's, the windows subset's, the plans assign's.
 package report
 
 import (
@@ -19,19 +22,26 @@ import (
 )
 
 // Status says whether every cell has the samples the viewpoint's plan
-// needs.
+// needs (COMPLETE, the fixed-horizon rule), or the anytime-valid stopping
+// rule has decided every planned term before that (DECIDED).
 type Status int
 
 // Report statuses.
 const (
 	Collecting Status = iota + 1
 	Complete
+	// Decided: not Complete, but every planned term (Report.Decision) is
+	// anytime-valid significant or futile.
+	Decided
 )
 
-// String returns "COLLECTING" or "COMPLETE".
+// String returns "COLLECTING", "COMPLETE" or "DECIDED".
 func (s Status) String() string {
-	if s == Complete {
+	switch s {
+	case Complete:
 		return "COMPLETE"
+	case Decided:
+		return "DECIDED"
 	}
 	return "COLLECTING"
 }
@@ -39,10 +49,12 @@ func (s Status) String() string {
 // Progress is how far the window is from the per-cell sample size. Every
 // n counts units (the unit of analysis), not requests.
 type Progress struct {
-	// NeededPerCell is the per-cell units the plan's power needs for the
-	// viewpoint's main effect; 0 when it cannot be computed (Notes says
-	// why).
+	// NeededPerCell is the per-cell units the plan's power needs: the
+	// largest of Needs; 0 when it cannot be computed (Notes says why).
 	NeededPerCell int64
+	// Needs are the planned terms (the viewpoint's main effect, then each
+	// plan.interactions term in the subset) with each one's per-cell units.
+	Needs []PlannedTerm
 	// MinCellN is the units of the smallest cell.
 	MinCellN   int64
 	CellsReady int
@@ -116,9 +128,21 @@ type Report struct {
 	HigherIsBetter bool
 	Window         subset.WindowCells
 	Table          *analysis.CellTable
-	Anova          *analysis.AnovaTable // nil when it could not be computed
-	Estimates      *analysis.Estimates  // nil when they could not be computed
-	SRM            []SRMCheck
+	// Anova and Estimates are the fixed-horizon results: valid when read
+	// once, at the planned sample size (Progress.NeededPerCell); nil when
+	// they could not be computed.
+	Anova     *analysis.AnovaTable
+	Estimates *analysis.Estimates
+	// Anytime are the anytime-valid results, valid whenever read; nil when
+	// they could not be computed (Notes says why).
+	Anytime *analysis.AnytimeResults
+	// Decision is the stopping rule over the planned terms (zero when
+	// Anytime is nil).
+	Decision Decision
+	// Looks are earlier readings of this window's confidence sequences,
+	// oldest first, as a Reader's History keeps them; nil from Build.
+	Looks []Look
+	SRM   []SRMCheck
 	// JointSRM is nil when the subset is the viewpoint alone (its check is
 	// then SRM[0]).
 	JointSRM *JointSRMCheck
@@ -199,6 +223,9 @@ func Build(w subset.WindowCells, exps Lookup, opt Options) *Report {
 	r.analyse(t, counts, opt)
 	r.srm(w, counts, exps)
 	r.progress(w, counts, vp, vpOK, opt.Now)
+	if r.Status != Complete && r.Decision.Decided {
+		r.Status = Decided
+	}
 	return r
 }
 
@@ -441,8 +468,9 @@ func phaseWeights(x *assign.Experiment, phase int) []uint32 {
 	return out
 }
 
-// progress computes the per-cell sample size (in units) of the
-// viewpoint's main effect and how far the cells' units are from it.
+// progress computes the per-cell sample size (in units) of the planned
+// terms, how far the cells' units are from the largest, and the
+// anytime-valid results (whose mixture the plan fixes).
 func (r *Report) progress(w subset.WindowCells, counts cellCounts, vp *assign.Experiment, vpOK bool, now time.Time) {
 	p := &r.Progress
 	p.CellsTotal = len(counts.units)
@@ -460,21 +488,25 @@ func (r *Report) progress(w subset.WindowCells, counts cellCounts, vp *assign.Ex
 	}
 	plan := vp.Plan
 	plan.Defaults()
+	p.Needs = r.plannedTerms(w, plan)
+	r.anytime(plan, p.Needs)
 	p.SD = plan.SD
 	if r.Anova != nil && r.Anova.Residual.DF >= MinResidualDF && r.Anova.Residual.MS > 0 {
 		p.SD = math.Sqrt(r.Anova.Residual.MS)
 	}
-	u := len(w.Members[0].Variants) - 1
 	if !(plan.MDE > 0) || !(p.SD > 0) {
 		r.note("sample size: the plan needs a minimum detectable effect and a standard deviation (or %d residual df of data)", MinResidualDF)
 		return
 	}
-	n, err := analysis.SampleSizeTerm(u, p.CellsTotal, plan.MDE, p.SD, plan.Alpha, plan.Power)
-	if err != nil {
-		r.note("sample size: %v", err)
-		return
+	for i := range p.Needs {
+		n, err := termSampleSize(r.Table, p.Needs[i], p.SD, plan)
+		if err != nil {
+			r.note("sample size of %s: %v", p.Needs[i].Name, err)
+			return
+		}
+		p.Needs[i].NeededPerCell = n
+		p.NeededPerCell = max(p.NeededPerCell, n)
 	}
-	p.NeededPerCell = int64(math.Ceil(n))
 	var have float64
 	for _, n := range counts.units {
 		have += float64(min(n, p.NeededPerCell))

@@ -14,7 +14,8 @@
 //	  interference:
 //	    emits: [{kind: latency, scope: change_downstream}]
 //	    susceptible: [{kind: user_experience, scope: measure}]
-//	  plan: {alpha: 0.05, power: 0.8, mde: 2.5, sd: 20}
+//	  plan: {alpha: 0.05, power: 0.8, mde: 2.5, sd: 20,
+//	         interactions: [{with: search-ranker, mde: 4}]}
 //
 // Parsing is strict: unknown fields (keys match case-sensitively; a
 // Layer's spec takes only description), wrong types and invalid values are
@@ -132,10 +133,18 @@ type kindScope struct {
 }
 
 type plan struct {
-	Alpha float64 `json:"alpha,omitempty"`
-	Power float64 `json:"power,omitempty"`
-	MDE   float64 `json:"mde,omitempty"`
-	SD    float64 `json:"sd,omitempty"`
+	Alpha        float64              `json:"alpha,omitempty"`
+	Power        float64              `json:"power,omitempty"`
+	MDE          float64              `json:"mde,omitempty"`
+	SD           float64              `json:"sd,omitempty"`
+	Interactions []plannedInteraction `json:"interactions,omitempty"`
+}
+
+// plannedInteraction is one entry of plan.interactions: the other test
+// and the minimum detectable difference of differences.
+type plannedInteraction struct {
+	With string  `json:"with"`
+	MDE  float64 `json:"mde"`
 }
 
 // Merge appends o's layers and experiments to s.
@@ -340,6 +349,9 @@ func (d *document) experiment() (assign.Experiment, string, error) {
 	}
 	if p := s.Plan; p != nil {
 		e.Plan = assign.Plan{Alpha: p.Alpha, Power: p.Power, MDE: p.MDE, SD: p.SD}
+		for _, x := range p.Interactions {
+			e.Plan.Interactions = append(e.Plan.Interactions, assign.PlannedInteraction{With: x.With, MDE: x.MDE})
+		}
 	}
 	return e, "", nil
 }

@@ -202,7 +202,13 @@ func TestParseDefaultsAndSpellings(t *testing.T) {
 		check          func(assign.Experiment) bool
 	}{
 		{"plan defaults", "plan: {alpha: 0.05, power: 0.8, mde: 1, sd: 2}", "plan: {mde: 1}",
-			func(e assign.Experiment) bool { return e.Plan == assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 1} }},
+			func(e assign.Experiment) bool {
+				return reflect.DeepEqual(e.Plan, assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 1})
+			}},
+		{"plan interactions", "plan: {alpha: 0.05, power: 0.8, mde: 1, sd: 2}", "plan: {mde: 1, interactions: [{with: other, mde: 3}]}",
+			func(e assign.Experiment) bool {
+				return reflect.DeepEqual(e.Plan.Interactions, []assign.PlannedInteraction{{With: "other", MDE: 3}})
+			}},
 		{"direction higher_is_better", "direction: lower", "direction: higher_is_better",
 			func(e assign.Experiment) bool { return e.Metric.HigherIsBetter }},
 		{"direction up", "direction: lower", "direction: UP",
@@ -369,6 +375,10 @@ func TestParseErrors(t *testing.T) {
 			field: "spec.plan.mde", msg: "positive"},
 		{name: "negative sd", old: "sd: 2", new: "sd: -2",
 			field: "spec.plan.sd", msg: "non-negative"},
+		{name: "interaction without mde", old: "sd: 2", new: "sd: 2, interactions: [{with: other}]",
+			field: "spec.plan.interactions[0].mde", msg: "positive"},
+		{name: "interaction with a bad id", old: "sd: 2", new: "sd: 2, interactions: [{with: Other, mde: 1}]",
+			field: "spec.plan.interactions[0].with", msg: "Other"},
 		{name: "plan not a mapping", old: "plan: {alpha: 0.05, power: 0.8, mde: 1, sd: 2}", new: "plan: fast",
 			field: "spec.plan", msg: "string"},
 		{name: "sticky not a bool", old: "  owner: team-a\n", new: "  owner: team-a\n  sticky: [true]\n",

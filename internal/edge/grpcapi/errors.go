@@ -84,6 +84,9 @@ func protoField(f string) string {
 	case "experiment": // of an override
 		return "experiment_id"
 	}
+	if strings.HasPrefix(f, "plan.interactions[") && strings.HasSuffix(f, ".mde") {
+		return strings.TrimSuffix(f, ".mde") + ".minimum_detectable_effect"
+	}
 	if strings.HasPrefix(f, "targeting[") && strings.HasSuffix(f, ".op") {
 		return strings.TrimSuffix(f, ".op") + ".operator"
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
@@ -177,6 +178,26 @@ func TestInvalidArgumentNamesProtoField(t *testing.T) {
 			_, err := s.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp(func(e *pb.Experiment) { e.Plan.StandardDeviation = -1 })})
 			return err
 		}, "experiment.plan.standard_deviation"},
+		{"interaction with an unknown test", func() error {
+			_, err := s.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp(func(e *pb.Experiment) {
+				e.Plan.Interactions = []*pb.PlannedInteraction{{With: "base", MinimumDetectableEffect: 1}, {With: "nobody", MinimumDetectableEffect: 1}}
+			})})
+			return err
+		}, "experiment.plan.interactions[1].with"},
+		{"interaction without mde", func() error {
+			_, err := s.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp(func(e *pb.Experiment) {
+				e.Plan.Interactions = []*pb.PlannedInteraction{{With: "base"}}
+			})})
+			return err
+		}, "experiment.plan.interactions[0].minimum_detectable_effect"},
+		{"interaction with itself", func() error {
+			_, err := s.UpdateExperiment(ctx, &pb.UpdateExperimentRequest{Experiment: func() *pb.Experiment {
+				e := protoconv.ExperimentToProto(testExperiment("base"))
+				e.Plan.Interactions = []*pb.PlannedInteraction{{With: "base", MinimumDetectableEffect: 1}}
+				return e
+			}()})
+			return err
+		}, "experiment.plan.interactions[0].with"},
 		{"override experiment", func() error {
 			_, err := s.SetOverride(ctx, &pb.SetOverrideRequest{Override: &pb.Override{ExperimentId: "Bad_Id", UnitId: "u", Variant: "control"}})
 			return err

@@ -149,6 +149,7 @@ func ExperimentToProto(e *assign.Experiment) *pb.Experiment {
 		Plan: &pb.AnalysisPlan{
 			Alpha: e.Plan.Alpha, Power: e.Plan.Power,
 			MinimumDetectableEffect: e.Plan.MDE, StandardDeviation: e.Plan.SD,
+			Interactions: plannedToProto(e.Plan.Interactions),
 		},
 		Status:     StatusToProto(e.Status),
 		Winner:     e.Winner,
@@ -190,6 +191,7 @@ func ExperimentFromProto(p *pb.Experiment) (assign.Experiment, error) {
 		Plan: assign.Plan{
 			Alpha: p.GetPlan().GetAlpha(), Power: p.GetPlan().GetPower(),
 			MDE: p.GetPlan().GetMinimumDetectableEffect(), SD: p.GetPlan().GetStandardDeviation(),
+			Interactions: plannedFromProto(p.GetPlan().GetInteractions()),
 		},
 		Status:    StatusFromProto(p.GetStatus()),
 		Winner:    p.GetWinner(),
@@ -295,4 +297,20 @@ func SnapshotFromProto(p *pb.ConfigSnapshot) (assign.Config, error) {
 		c.Overrides = append(c.Overrides, OverrideFromProto(o))
 	}
 	return c, nil
+}
+
+func plannedToProto(in []assign.PlannedInteraction) []*pb.PlannedInteraction {
+	var out []*pb.PlannedInteraction
+	for _, x := range in {
+		out = append(out, &pb.PlannedInteraction{With: x.With, MinimumDetectableEffect: x.MDE})
+	}
+	return out
+}
+
+func plannedFromProto(in []*pb.PlannedInteraction) []assign.PlannedInteraction {
+	var out []assign.PlannedInteraction
+	for _, x := range in {
+		out = append(out, assign.PlannedInteraction{With: x.GetWith(), MDE: x.GetMinimumDetectableEffect()})
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/internal/report"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/subset"
@@ -88,9 +89,14 @@ func ReportToProto(r *report.Report) *pb.Report {
 		Subset:              &pb.Subset{Viewpoint: r.Test, Window: int32(r.Window.Seq), WindowStart: timestamppb.New(r.Window.Start)},
 		SampleRatioMismatch: r.SRMFlagged,
 		Aggregate:           AggregateToProto(r.Aggregate),
+		StatusLine:          r.StatusLine(),
 	}
-	if r.Status == report.Complete {
+	switch r.Status {
+	case report.Complete:
 		out.Status = pb.ReportStatus_REPORT_STATUS_COMPLETE
+		out.FixedHorizonReached = true
+	case report.Decided:
+		out.Status = pb.ReportStatus_REPORT_STATUS_DECIDED
 	}
 	for _, m := range r.Window.Members {
 		out.Factors = append(out.Factors, m.Test)
@@ -144,6 +150,42 @@ func ReportToProto(r *report.Report) *pb.Report {
 		CellsTotal: int32(p.CellsTotal), Fraction: finite(p.Fraction), EtaSeconds: -1}
 	if p.ETA >= 0 {
 		out.Progress.EtaSeconds = p.ETA.Round(time.Second).Seconds()
+	}
+	for _, n := range p.Needs {
+		out.Progress.Needs = append(out.Progress.Needs, &pb.TermNeed{Term: n.Name, Mde: finite(n.MDE), NeededPerCell: n.NeededPerCell})
+	}
+	if r.Anytime != nil {
+		out.Anytime = anytimeToProto(r.Anytime)
+		out.Decision = &pb.Decision{Decided: r.Decision.Decided}
+		for _, d := range r.Decision.Terms {
+			out.Decision.Terms = append(out.Decision.Terms, &pb.TermDecision{Term: d.Term, Mde: finite(d.MDE), P: finite(d.P), Verdict: d.Verdict, Note: d.Note})
+		}
+	}
+	for _, l := range r.Looks {
+		look := &pb.Look{Time: timestamppb.New(l.Time), Units: l.Units, MinCellN: l.MinCellN}
+		for _, x := range l.Intervals {
+			look.Intervals = append(look.Intervals, &pb.LookInterval{Name: x.Name, Estimate: finite(x.Estimate), CsLow: finite(x.Lo), CsHigh: finite(x.Hi), Bounded: x.Bounded})
+		}
+		out.Looks = append(out.Looks, look)
+	}
+	return out
+}
+
+// anytimeToProto maps the anytime-valid results.
+func anytimeToProto(a *analysis.AnytimeResults) *pb.AnytimeResults {
+	out := &pb.AnytimeResults{Method: a.Method, Alpha: a.Alpha, Phi: finite(a.Phi)}
+	for _, t := range a.Terms {
+		out.Terms = append(out.Terms, &pb.AnytimeTerm{Term: t.Name, Df: int32(t.DF), P: finite(t.P), LogE: finite(t.LogE), Tested: t.Tested, Note: t.Note})
+	}
+	cs := func(e analysis.AnytimeEstimate) *pb.ConfidenceSequence {
+		return &pb.ConfidenceSequence{TestId: e.Factor, Variant: e.Variant, Control: e.Control, Term: e.Term, Estimate: finite(e.Estimate),
+			CsLow: finite(e.CS.Lo), CsHigh: finite(e.CS.Hi), Bounded: e.Bounded, P: finite(e.P), Note: e.Note}
+	}
+	for _, e := range a.Effects {
+		out.Effects = append(out.Effects, cs(e))
+	}
+	for _, e := range a.Interactions {
+		out.Interactions = append(out.Interactions, cs(e))
 	}
 	return out
 }

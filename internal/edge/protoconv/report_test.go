@@ -67,3 +67,47 @@ func TestReportToProtoUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestReportToProtoAnytime: the API report carries the anytime-valid
+// results, the decision, DECIDED, the needs and the looks as the report
+// has them.
+func TestReportToProtoAnytime(t *testing.T) {
+	exps := map[string]*assign.Experiment{
+		"vp": {ID: "vp", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}},
+			Plan: assign.Plan{MDE: 1, SD: 3, Alpha: 0.05, Power: 0.8, Interactions: []assign.PlannedInteraction{{With: "mem", MDE: 10}}}},
+		"mem": {ID: "mem", Variants: []assign.Variant{{Name: "c", Weight: 1}, {Name: "t", Weight: 1}}},
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 3, Start: time.Unix(0, 0),
+		Members: []subset.WindowMember{{Test: "vp", Phase: 0, Variants: []string{"c", "t"}}, {Test: "mem", Phase: 0, Variants: []string{"c", "t"}}}}
+	for i := range 2 {
+		for j := range 2 {
+			// A large vp effect and an interaction of exactly 0.
+			w.Cells = append(w.Cells, subset.Cell{Variants: []int{i, j}, Stats: analysis.CellStats{N: 20, Mean: 5 * float64(i), M2: 9 * 19}})
+		}
+	}
+	r := report.Build(w, func(id string) (*assign.Experiment, bool) { x, ok := exps[id]; return x, ok }, report.Options{Now: time.Unix(3600, 0)})
+	h := report.NewHistory()
+	h.Record(r)
+	p := ReportToProto(r)
+	a := p.GetAnytime()
+	if a == nil || a.GetPhi() != r.Anytime.Phi || len(a.GetTerms()) != 3 || len(a.GetEffects()) != 2 || len(a.GetInteractions()) != 1 {
+		t.Fatalf("anytime %v, want the report's %+v", a, r.Anytime)
+	}
+	if e := a.GetEffects()[0]; e.GetTestId() != "vp" || e.GetVariant() != "t" || e.GetCsLow() != r.Anytime.Effects[0].CS.Lo || !e.GetBounded() {
+		t.Errorf("effect %v, want %+v", e, r.Anytime.Effects[0])
+	}
+	if a.GetTerms()[0].GetP() != r.Anytime.Terms[0].P || a.GetInteractions()[0].GetTerm() != "vp:mem" {
+		t.Errorf("terms %v interactions %v", a.GetTerms(), a.GetInteractions())
+	}
+	if p.GetStatus() != pb.ReportStatus_REPORT_STATUS_DECIDED || p.GetFixedHorizonReached() || !p.GetDecision().GetDecided() ||
+		len(p.GetDecision().GetTerms()) != 2 || p.GetDecision().GetTerms()[1].GetVerdict() != report.Futile {
+		t.Errorf("status %v reached %v decision %v; want DECIDED with vp significant and vp:mem futile (report %+v)", p.GetStatus(),
+			p.GetFixedHorizonReached(), p.GetDecision(), r.Decision)
+	}
+	if n := p.GetProgress().GetNeeds(); len(n) != 2 || n[1].GetTerm() != "vp:mem" || n[1].GetMde() != 10 || n[1].GetNeededPerCell() != r.Progress.Needs[1].NeededPerCell {
+		t.Errorf("needs %v", n)
+	}
+	if l := p.GetLooks(); len(l) != 1 || l[0].GetUnits() != 80 || len(l[0].GetIntervals()) != 3 || l[0].GetIntervals()[2].GetName() != "vp:mem" {
+		t.Errorf("looks %v", l)
+	}
+}

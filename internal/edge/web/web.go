@@ -1,8 +1,12 @@
 // Package web serves the reports as pages people read in a browser: an
 // index of every running test's subset and status at "/", and one page per
-// test at "/reports/TEST" with the subset, the cell table, the ANOVA table,
-// the estimates, the sample-ratio check, the data-quality counters and an
-// interaction plot (SVG, drawn with gonum/plot) at "/reports/TEST/plot.svg".
+// test at "/reports/TEST" with the subset, the cell table, the
+// fixed-horizon ANOVA table and estimates (marked valid only at the
+// planned sample size), the anytime-valid results with the stopping rule
+// and each confidence sequence plotted over the window's looks at
+// "/reports/TEST/sequence.svg?i=N", the sample-ratio check, the
+// data-quality counters and an interaction plot (SVG, drawn with
+// gonum/plot) at "/reports/TEST/plot.svg".
 package web
 
 import (
@@ -66,12 +70,15 @@ func New(reports Reports, subsets Subsets) *Handler {
 			return n
 		},
 		"quality": qualityRows,
+		"sub1":    func(x float64) float64 { return 1 - x },
+		"minus1":  func(n int) int { return n - 1 },
 	}
 	h := &Handler{reports: reports, subsets: subsets, mux: http.NewServeMux(),
 		tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))}
 	h.mux.HandleFunc("GET /{$}", h.index)
 	h.mux.HandleFunc("GET /reports/{test}", h.report)
 	h.mux.HandleFunc("GET /reports/{test}/plot.svg", h.plot)
+	h.mux.HandleFunc("GET /reports/{test}/sequence.svg", h.sequence)
 	return h
 }
 
@@ -150,6 +157,34 @@ func (h *Handler) plot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svg, err := Plot(rep.Table)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(svg)
+}
+
+// sequence serves the plot of one confidence sequence over the window's
+// looks: query "i" indexes the report's look intervals (effects, then
+// interactions), "window" as for the report.
+func (h *Handler) sequence(w http.ResponseWriter, r *http.Request) {
+	i, err := strconv.Atoi(r.URL.Query().Get("i"))
+	if err != nil || i < 0 {
+		http.Error(w, fmt.Sprintf("i %q: want the index of an effect's sequence", r.URL.Query().Get("i")), http.StatusBadRequest)
+		return
+	}
+	rep, _ := h.load(w, r)
+	if rep == nil {
+		return
+	}
+	if len(rep.Looks) == 0 || i >= len(rep.Looks[len(rep.Looks)-1].Intervals) {
+		http.Error(w, "no such sequence in this window's looks", http.StatusNotFound)
+		return
+	}
+	last := rep.Looks[len(rep.Looks)-1].Intervals[i]
+	svg, err := SequencePlot(rep.Looks, i, intervalMDE(rep, last.Name))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return

@@ -42,8 +42,9 @@ var experiments = map[string]*assign.Experiment{
 		ID: "rec-model", ChangeService: "recommendation", MeasureService: "frontend",
 		Metric:   assign.Metric{Kind: assign.MetricAttribute, Attribute: "shop.order.value", HigherIsBetter: true},
 		Variants: []assign.Variant{{Name: "control", Weight: 50}, {Name: "ml-v2", Weight: 50}},
-		Plan:     assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 6, SD: 20},
-		Status:   assign.StatusRunning, Phase: 1,
+		Plan: assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 6, SD: 20,
+			Interactions: []assign.PlannedInteraction{{With: "ui-layout", MDE: 6}}},
+		Status: assign.StatusRunning, Phase: 1,
 	},
 	"ui-layout": {
 		ID: "ui-layout", ChangeService: "frontend", MeasureService: "frontend",
@@ -68,7 +69,11 @@ func lookup(id string) (*assign.Experiment, bool) {
 // recModelWindow is rec-model's window 1, with ui-layout in its subset:
 // order values with known effects (ml-v2 +8, two-column −4, together +6
 // more), every cell below the plan's n so the report is still collecting.
-func recModelWindow() subset.WindowCells {
+func recModelWindow() subset.WindowCells { return recModelWindowN(60) }
+
+// recModelWindowN is recModelWindow with n units per cell (the first n of
+// the same draws).
+func recModelWindowN(n int) subset.WindowCells {
 	w := subset.WindowCells{
 		Viewpoint: "rec-model", Seq: 1, Start: now.Add(-2 * time.Hour),
 		MeasureService: "frontend", Metric: "attribute:shop.order.value",
@@ -83,12 +88,11 @@ func recModelWindow() subset.WindowCells {
 		Quality:     subset.Quality{MissingUnit: 3, Conflict: 1, Mismatch: 2, StalePhase: 1, NotAssigned: 5, MissingMetric: 4, UnitTooLong: 6, CellChanged: 7},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	n := [2][2]int{{60, 60}, {60, 60}}
 	for i := range 2 {
 		for j := range 2 {
 			var s analysis.CellStats
 			mean := 60 + 8*float64(i) - 4*float64(j) + 6*float64(i*j)
-			for range n[i][j] {
+			for range n {
 				s.Add(mean + 20*rng.NormFloat64())
 			}
 			// Units of rec-model's control make 2 requests each, of ml-v2 3.
@@ -150,7 +154,13 @@ func (f *fakeSource) lastWindow() int {
 }
 
 func newFakeSource() *fakeSource {
+	// Three looks at rec-model's window: 20, 40 and 60 units per cell.
+	h := report.NewHistory()
+	for _, n := range []int{20, 40} {
+		h.Record(report.Build(recModelWindowN(n), lookup, report.Options{Now: now}))
+	}
 	rec := report.Build(recModelWindow(), lookup, report.Options{Now: now})
+	h.Record(rec)
 	rec.Notes = append(rec.Notes, `<script>alert("x")</script> is text`)
 	return &fakeSource{
 		reports: map[string]*report.Report{
@@ -456,6 +466,8 @@ func TestReportPage(t *testing.T) {
 				t.Errorf("plot image %v, want <img id=plot src=%q alt=…>", img, wantSrc)
 			}
 
+			checkAnytimeSections(t, doc, rec, path)
+
 			// Notes are text, never markup.
 			if strings.Contains(res.body, `<script>alert`) || !strings.Contains(res.body, "&lt;script&gt;") {
 				t.Error("a note was not escaped")
@@ -467,6 +479,94 @@ func TestReportPage(t *testing.T) {
 	}
 	if got := src.lastWindow(); got != 1 {
 		t.Errorf("Report called with window %d for ?window=1", got)
+	}
+}
+
+// checkAnytimeSections checks the status line, the anytime-valid tables
+// (decision over the planned terms, sequences, terms), one sequence plot
+// per effect and interaction, and the fixed-horizon marking.
+func checkAnytimeSections(t *testing.T, doc *html.Node, rec *report.Report, path string) {
+	t.Helper()
+	if l := byID(doc, "status-line"); l == nil || !strings.HasPrefix(text(l), "COLLECTING (anytime-valid results are valid now; the fixed-horizon results are valid only at ") {
+		t.Errorf("status line %v", l)
+	}
+	dec := rows(t, doc, "decision")
+	if len(dec) != 3 || dec[1][0] != "rec-model" || dec[2][0] != "rec-model:ui-layout" || dec[2][3] != "open" {
+		t.Errorf("decision table %q, want rec-model and rec-model:ui-layout, the interaction open", dec)
+	}
+	seq := rows(t, doc, "sequences")
+	e := rec.Anytime.Effect("rec-model", "ml-v2")
+	if len(seq) != 4 || seq[1][0] != "rec-model=ml-v2" || seq[1][2] != fmt.Sprintf("[%s, %s]", num(e.CS.Lo), num(e.CS.Hi)) || seq[3][0] != "rec-model:ui-layout" {
+		t.Errorf("sequences table %q, want the report's %+v first", seq, e)
+	}
+	if at := rows(t, doc, "anytime-terms"); len(at) != 4 || at[1][2] != pval(rec.Anytime.Terms[0].P) {
+		t.Errorf("anytime terms %q", at)
+	}
+	imgs := findAll(doc, "img")
+	var seqs []string
+	for _, img := range imgs {
+		if attr(img, "class") == "sequence" {
+			seqs = append(seqs, attr(img, "src"))
+		}
+	}
+	suffix := ""
+	if strings.Contains(path, "window=1") {
+		suffix = "&window=1"
+	}
+	if want := []string{"/reports/rec-model/sequence.svg?i=0" + suffix, "/reports/rec-model/sequence.svg?i=1" + suffix,
+		"/reports/rec-model/sequence.svg?i=2" + suffix}; !slices.Equal(seqs, want) {
+		t.Errorf("sequence plots %q, want %q", seqs, want)
+	}
+	if !strings.Contains(text(doc), "Fixed-horizon results: valid only when read once, at the planned sample size") {
+		t.Error("page does not mark the fixed-horizon results")
+	}
+}
+
+// TestSequenceSVG: each effect's confidence sequence over the looks is an
+// SVG naming it; a bad or missing index is 400 or 404.
+func TestSequenceSVG(t *testing.T) {
+	ts := newServer(t, newFakeSource())
+	for i, name := range []string{"rec-model=ml-v2", "ui-layout=two-column", "rec-model:ui-layout"} {
+		path := fmt.Sprintf("/reports/rec-model/sequence.svg?i=%d", i)
+		res := get(t, ts, path)
+		if res.code != http.StatusOK || res.ct != "image/svg+xml" {
+			t.Fatalf("GET %s = %d %q\n%.300s", path, res.code, res.ct, res.body)
+		}
+		_, texts := parseSVG(t, res.body)
+		if all := strings.Join(texts, " "); !strings.Contains(all, name+": confidence sequence") || !strings.Contains(all, "units in the window") {
+			t.Errorf("%s: SVG text %q", path, all)
+		}
+	}
+	for path, code := range map[string]int{"/reports/rec-model/sequence.svg?i=3": 404, "/reports/rec-model/sequence.svg?i=x": 400,
+		"/reports/rec-model/sequence.svg": 400, "/reports/catalog-cache/sequence.svg?i=0": 404, "/reports/nope/sequence.svg?i=0": 404} {
+		if res := get(t, ts, path); res.code != code {
+			t.Errorf("GET %s = %d, want %d", path, res.code, code)
+		}
+	}
+}
+
+// TestSequencePlotBounds: the band covers each bounded look, and ±MDE
+// lines (red) are drawn only with an MDE.
+func TestSequencePlotBounds(t *testing.T) {
+	looks := []report.Look{
+		{Units: 10, Intervals: []report.LookInterval{{Name: "a=b", Estimate: 1}}},
+		{Units: 20, Intervals: []report.LookInterval{{Name: "a=b", Estimate: 2, Lo: -3, Hi: 7, Bounded: true}}},
+		{Units: 40, Intervals: []report.LookInterval{{Name: "a=b", Estimate: 2.5, Lo: 0, Hi: 5, Bounded: true}}},
+	}
+	with, err := SequencePlot(looks, 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := SequencePlot(looks, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const red = "stroke:#C82828"
+	if n, m := strings.Count(string(with), red), strings.Count(string(without), red); n != 2 || m != 0 {
+		t.Errorf("%d red lines with an MDE, %d without: want 2 (±MDE) and 0", n, m)
+	}
+	if _, err := SequencePlot(looks, 1, 0); err == nil {
+		t.Error("an interval no look has: no error")
 	}
 }
 

@@ -482,6 +482,7 @@ func WriteSummary(w io.Writer, res *Result) {
 		fmt.Fprintf(w, "\n%s  [%s]  served by %s  subset {%s}  metric %s (%s per user)  users %d  requests %d  cells %d/%d at ≥%d users\n", id, r.Status,
 			res.Ways[id], strings.Join(members, ", "), r.Metric, r.Window.Aggregate, r.Table.N(), windowRequests(r.Window), r.Progress.CellsReady,
 			r.Progress.CellsTotal, r.Progress.NeededPerCell)
+		fmt.Fprintf(w, "  status: %s\n", r.StatusLine())
 		for _, row := range res.Rows {
 			if row.Report != id {
 				continue

@@ -553,8 +553,13 @@ type AnalysisPlan struct {
 	// standard_deviation is the metric's assumed standard deviation until
 	// data gives one; 0 means unknown.
 	StandardDeviation float64 `protobuf:"fixed64,4,opt,name=standard_deviation,json=standardDeviation,proto3" json:"standard_deviation,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// interactions are the interactions with other tests that matter to the
+	// owner: the per-cell sample size also powers each (when the other test
+	// is in the subset), and the report is DECIDED only once each is. At
+	// most 32; each names an existing experiment other than this one.
+	Interactions  []*PlannedInteraction `protobuf:"bytes,5,rep,name=interactions,proto3" json:"interactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AnalysisPlan) Reset() {
@@ -615,6 +620,70 @@ func (x *AnalysisPlan) GetStandardDeviation() float64 {
 	return 0
 }
 
+func (x *AnalysisPlan) GetInteractions() []*PlannedInteraction {
+	if x != nil {
+		return x.Interactions
+	}
+	return nil
+}
+
+// PlannedInteraction is one interaction the test's owner cares about.
+type PlannedInteraction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// with is the other test's id (plan.interactions[i].with).
+	With string `protobuf:"bytes,1,opt,name=with,proto3" json:"with,omitempty"`
+	// minimum_detectable_effect is the smallest interaction that matters, as
+	// a difference of differences on the metric's scale (this test's effect
+	// where `with` runs its variant minus its effect under `with`'s control).
+	MinimumDetectableEffect float64 `protobuf:"fixed64,2,opt,name=minimum_detectable_effect,json=minimumDetectableEffect,proto3" json:"minimum_detectable_effect,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *PlannedInteraction) Reset() {
+	*x = PlannedInteraction{}
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedInteraction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedInteraction) ProtoMessage() {}
+
+func (x *PlannedInteraction) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedInteraction.ProtoReflect.Descriptor instead.
+func (*PlannedInteraction) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PlannedInteraction) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *PlannedInteraction) GetMinimumDetectableEffect() float64 {
+	if x != nil {
+		return x.MinimumDetectableEffect
+	}
+	return 0
+}
+
 // Phase is one period with unchanged weights.
 type Phase struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -627,7 +696,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[6]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +708,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[6]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +721,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{6}
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Phase) GetNumber() int32 {
@@ -708,7 +777,7 @@ type Experiment struct {
 
 func (x *Experiment) Reset() {
 	*x = Experiment{}
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[7]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +789,7 @@ func (x *Experiment) String() string {
 func (*Experiment) ProtoMessage() {}
 
 func (x *Experiment) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[7]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +802,7 @@ func (x *Experiment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Experiment.ProtoReflect.Descriptor instead.
 func (*Experiment) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{7}
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Experiment) GetId() string {
@@ -895,7 +964,7 @@ type Layer struct {
 
 func (x *Layer) Reset() {
 	*x = Layer{}
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[8]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +976,7 @@ func (x *Layer) String() string {
 func (*Layer) ProtoMessage() {}
 
 func (x *Layer) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[8]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +989,7 @@ func (x *Layer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Layer.ProtoReflect.Descriptor instead.
 func (*Layer) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{8}
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Layer) GetId() string {
@@ -956,7 +1025,7 @@ type Override struct {
 
 func (x *Override) Reset() {
 	*x = Override{}
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[9]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1037,7 @@ func (x *Override) String() string {
 func (*Override) ProtoMessage() {}
 
 func (x *Override) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_experiment_proto_msgTypes[9]
+	mi := &file_abmesh_v1_experiment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1050,7 @@ func (x *Override) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Override.ProtoReflect.Descriptor instead.
 func (*Override) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{9}
+	return file_abmesh_v1_experiment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Override) GetExperimentId() string {
@@ -1026,12 +1095,16 @@ const file_abmesh_v1_experiment_proto_rawDesc = "" +
 	"\x06Metric\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x1a.abmesh.v1.MetricDirectionR\tdirection\x128\n" +
-	"\taggregate\x18\x03 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\"\xa5\x01\n" +
+	"\taggregate\x18\x03 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\"\xe8\x01\n" +
 	"\fAnalysisPlan\x12\x14\n" +
 	"\x05alpha\x18\x01 \x01(\x01R\x05alpha\x12\x14\n" +
 	"\x05power\x18\x02 \x01(\x01R\x05power\x12:\n" +
 	"\x19minimum_detectable_effect\x18\x03 \x01(\x01R\x17minimumDetectableEffect\x12-\n" +
-	"\x12standard_deviation\x18\x04 \x01(\x01R\x11standardDeviation\"t\n" +
+	"\x12standard_deviation\x18\x04 \x01(\x01R\x11standardDeviation\x12A\n" +
+	"\finteractions\x18\x05 \x03(\v2\x1d.abmesh.v1.PlannedInteractionR\finteractions\"d\n" +
+	"\x12PlannedInteraction\x12\x12\n" +
+	"\x04with\x18\x01 \x01(\tR\x04with\x12:\n" +
+	"\x19minimum_detectable_effect\x18\x02 \x01(\x01R\x17minimumDetectableEffect\"t\n" +
 	"\x05Phase\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x18\n" +
 	"\aweights\x18\x02 \x03(\rR\aweights\x129\n" +
@@ -1110,7 +1183,7 @@ func file_abmesh_v1_experiment_proto_rawDescGZIP() []byte {
 }
 
 var file_abmesh_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_abmesh_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_abmesh_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_abmesh_v1_experiment_proto_goTypes = []any{
 	(ExperimentStatus)(0),         // 0: abmesh.v1.ExperimentStatus
 	(TargetingOperator)(0),        // 1: abmesh.v1.TargetingOperator
@@ -1122,34 +1195,36 @@ var file_abmesh_v1_experiment_proto_goTypes = []any{
 	(*Interference)(nil),          // 7: abmesh.v1.Interference
 	(*Metric)(nil),                // 8: abmesh.v1.Metric
 	(*AnalysisPlan)(nil),          // 9: abmesh.v1.AnalysisPlan
-	(*Phase)(nil),                 // 10: abmesh.v1.Phase
-	(*Experiment)(nil),            // 11: abmesh.v1.Experiment
-	(*Layer)(nil),                 // 12: abmesh.v1.Layer
-	(*Override)(nil),              // 13: abmesh.v1.Override
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*PlannedInteraction)(nil),    // 10: abmesh.v1.PlannedInteraction
+	(*Phase)(nil),                 // 11: abmesh.v1.Phase
+	(*Experiment)(nil),            // 12: abmesh.v1.Experiment
+	(*Layer)(nil),                 // 13: abmesh.v1.Layer
+	(*Override)(nil),              // 14: abmesh.v1.Override
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_abmesh_v1_experiment_proto_depIdxs = []int32{
 	1,  // 0: abmesh.v1.TargetingRule.operator:type_name -> abmesh.v1.TargetingOperator
 	2,  // 1: abmesh.v1.Metric.direction:type_name -> abmesh.v1.MetricDirection
 	3,  // 2: abmesh.v1.Metric.aggregate:type_name -> abmesh.v1.MetricAggregate
-	14, // 3: abmesh.v1.Phase.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 4: abmesh.v1.Experiment.metric:type_name -> abmesh.v1.Metric
-	4,  // 5: abmesh.v1.Experiment.variants:type_name -> abmesh.v1.Variant
-	6,  // 6: abmesh.v1.Experiment.slice:type_name -> abmesh.v1.Slice
-	5,  // 7: abmesh.v1.Experiment.targeting:type_name -> abmesh.v1.TargetingRule
-	7,  // 8: abmesh.v1.Experiment.emits:type_name -> abmesh.v1.Interference
-	7,  // 9: abmesh.v1.Experiment.susceptible:type_name -> abmesh.v1.Interference
-	9,  // 10: abmesh.v1.Experiment.plan:type_name -> abmesh.v1.AnalysisPlan
-	0,  // 11: abmesh.v1.Experiment.status:type_name -> abmesh.v1.ExperimentStatus
-	10, // 12: abmesh.v1.Experiment.phases:type_name -> abmesh.v1.Phase
-	14, // 13: abmesh.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
-	14, // 14: abmesh.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
-	14, // 15: abmesh.v1.Layer.create_time:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	10, // 3: abmesh.v1.AnalysisPlan.interactions:type_name -> abmesh.v1.PlannedInteraction
+	15, // 4: abmesh.v1.Phase.started_at:type_name -> google.protobuf.Timestamp
+	8,  // 5: abmesh.v1.Experiment.metric:type_name -> abmesh.v1.Metric
+	4,  // 6: abmesh.v1.Experiment.variants:type_name -> abmesh.v1.Variant
+	6,  // 7: abmesh.v1.Experiment.slice:type_name -> abmesh.v1.Slice
+	5,  // 8: abmesh.v1.Experiment.targeting:type_name -> abmesh.v1.TargetingRule
+	7,  // 9: abmesh.v1.Experiment.emits:type_name -> abmesh.v1.Interference
+	7,  // 10: abmesh.v1.Experiment.susceptible:type_name -> abmesh.v1.Interference
+	9,  // 11: abmesh.v1.Experiment.plan:type_name -> abmesh.v1.AnalysisPlan
+	0,  // 12: abmesh.v1.Experiment.status:type_name -> abmesh.v1.ExperimentStatus
+	11, // 13: abmesh.v1.Experiment.phases:type_name -> abmesh.v1.Phase
+	15, // 14: abmesh.v1.Experiment.create_time:type_name -> google.protobuf.Timestamp
+	15, // 15: abmesh.v1.Experiment.update_time:type_name -> google.protobuf.Timestamp
+	15, // 16: abmesh.v1.Layer.create_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_experiment_proto_init() }
@@ -1163,7 +1238,7 @@ func file_abmesh_v1_experiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_experiment_proto_rawDesc), len(file_abmesh_v1_experiment_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

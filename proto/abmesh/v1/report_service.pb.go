@@ -28,7 +28,14 @@ type ReportStatus int32
 const (
 	ReportStatus_REPORT_STATUS_UNSPECIFIED ReportStatus = 0
 	ReportStatus_REPORT_STATUS_COLLECTING  ReportStatus = 1
-	ReportStatus_REPORT_STATUS_COMPLETE    ReportStatus = 2
+	// COMPLETE: every cell has the units the plan needs (the fixed-horizon
+	// rule); the fixed-horizon p-values and intervals are valid from here.
+	ReportStatus_REPORT_STATUS_COMPLETE ReportStatus = 2
+	// DECIDED: before the fixed horizon, every term the owner cares about
+	// (the test's main effect and its plan.interactions in the subset) is
+	// anytime-valid significant or its confidence sequence lies within ± its
+	// minimum detectable effect (futility). The test may stop now.
+	ReportStatus_REPORT_STATUS_DECIDED ReportStatus = 3
 )
 
 // Enum value maps for ReportStatus.
@@ -37,11 +44,13 @@ var (
 		0: "REPORT_STATUS_UNSPECIFIED",
 		1: "REPORT_STATUS_COLLECTING",
 		2: "REPORT_STATUS_COMPLETE",
+		3: "REPORT_STATUS_DECIDED",
 	}
 	ReportStatus_value = map[string]int32{
 		"REPORT_STATUS_UNSPECIFIED": 0,
 		"REPORT_STATUS_COLLECTING":  1,
 		"REPORT_STATUS_COMPLETE":    2,
+		"REPORT_STATUS_DECIDED":     3,
 	}
 )
 
@@ -411,6 +420,650 @@ func (x *GetReportResponse) GetReport() *Report {
 	return nil
 }
 
+// AnytimeTerm is one ANOVA term's anytime-valid test (valid whenever read).
+type AnytimeTerm struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Term  string                 `protobuf:"bytes,1,opt,name=term,proto3" json:"term,omitempty"`
+	Df    int32                  `protobuf:"varint,2,opt,name=df,proto3" json:"df,omitempty"`
+	// p = min(1, 1/E), E the mixture likelihood ratio (an e-value).
+	P    float64 `protobuf:"fixed64,3,opt,name=p,proto3" json:"p,omitempty"`
+	LogE float64 `protobuf:"fixed64,4,opt,name=log_e,json=logE,proto3" json:"log_e,omitempty"`
+	// tested is false when the test could not be computed; note says why.
+	Tested        bool   `protobuf:"varint,5,opt,name=tested,proto3" json:"tested,omitempty"`
+	Note          string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnytimeTerm) Reset() {
+	*x = AnytimeTerm{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnytimeTerm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnytimeTerm) ProtoMessage() {}
+
+func (x *AnytimeTerm) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnytimeTerm.ProtoReflect.Descriptor instead.
+func (*AnytimeTerm) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AnytimeTerm) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *AnytimeTerm) GetDf() int32 {
+	if x != nil {
+		return x.Df
+	}
+	return 0
+}
+
+func (x *AnytimeTerm) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *AnytimeTerm) GetLogE() float64 {
+	if x != nil {
+		return x.LogE
+	}
+	return 0
+}
+
+func (x *AnytimeTerm) GetTested() bool {
+	if x != nil {
+		return x.Tested
+	}
+	return false
+}
+
+func (x *AnytimeTerm) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// ConfidenceSequence is an anytime-valid interval of an effect (test_id,
+// variant, control) or of an interaction contrast (term): it covers the
+// truth at every look at once with probability 1 − alpha.
+type ConfidenceSequence struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TestId   string                 `protobuf:"bytes,1,opt,name=test_id,json=testId,proto3" json:"test_id,omitempty"`
+	Variant  string                 `protobuf:"bytes,2,opt,name=variant,proto3" json:"variant,omitempty"`
+	Control  string                 `protobuf:"bytes,3,opt,name=control,proto3" json:"control,omitempty"`
+	Term     string                 `protobuf:"bytes,4,opt,name=term,proto3" json:"term,omitempty"`
+	Estimate float64                `protobuf:"fixed64,5,opt,name=estimate,proto3" json:"estimate,omitempty"`
+	CsLow    float64                `protobuf:"fixed64,6,opt,name=cs_low,json=csLow,proto3" json:"cs_low,omitempty"`
+	CsHigh   float64                `protobuf:"fixed64,7,opt,name=cs_high,json=csHigh,proto3" json:"cs_high,omitempty"`
+	// bounded is false while the sequence is still the whole line (too few
+	// data for the level); cs_low and cs_high are then 0 and note says so.
+	Bounded       bool    `protobuf:"varint,8,opt,name=bounded,proto3" json:"bounded,omitempty"`
+	P             float64 `protobuf:"fixed64,9,opt,name=p,proto3" json:"p,omitempty"`
+	Note          string  `protobuf:"bytes,10,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfidenceSequence) Reset() {
+	*x = ConfidenceSequence{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfidenceSequence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfidenceSequence) ProtoMessage() {}
+
+func (x *ConfidenceSequence) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfidenceSequence.ProtoReflect.Descriptor instead.
+func (*ConfidenceSequence) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ConfidenceSequence) GetTestId() string {
+	if x != nil {
+		return x.TestId
+	}
+	return ""
+}
+
+func (x *ConfidenceSequence) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+func (x *ConfidenceSequence) GetControl() string {
+	if x != nil {
+		return x.Control
+	}
+	return ""
+}
+
+func (x *ConfidenceSequence) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *ConfidenceSequence) GetEstimate() float64 {
+	if x != nil {
+		return x.Estimate
+	}
+	return 0
+}
+
+func (x *ConfidenceSequence) GetCsLow() float64 {
+	if x != nil {
+		return x.CsLow
+	}
+	return 0
+}
+
+func (x *ConfidenceSequence) GetCsHigh() float64 {
+	if x != nil {
+		return x.CsHigh
+	}
+	return 0
+}
+
+func (x *ConfidenceSequence) GetBounded() bool {
+	if x != nil {
+		return x.Bounded
+	}
+	return false
+}
+
+func (x *ConfidenceSequence) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *ConfidenceSequence) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// AnytimeResults are the report's anytime-valid results.
+type AnytimeResults struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// method: the exact sequential t/F (pooled variance) or the asymptotic
+	// z/χ² version (each cell's own variance: any and ratio metrics).
+	Method string  `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Alpha  float64 `protobuf:"fixed64,2,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// phi is the mixture precision φ₀ in units per cell, fixed from the plan.
+	Phi           float64               `protobuf:"fixed64,3,opt,name=phi,proto3" json:"phi,omitempty"`
+	Terms         []*AnytimeTerm        `protobuf:"bytes,4,rep,name=terms,proto3" json:"terms,omitempty"`
+	Effects       []*ConfidenceSequence `protobuf:"bytes,5,rep,name=effects,proto3" json:"effects,omitempty"`
+	Interactions  []*ConfidenceSequence `protobuf:"bytes,6,rep,name=interactions,proto3" json:"interactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnytimeResults) Reset() {
+	*x = AnytimeResults{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnytimeResults) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnytimeResults) ProtoMessage() {}
+
+func (x *AnytimeResults) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnytimeResults.ProtoReflect.Descriptor instead.
+func (*AnytimeResults) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AnytimeResults) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AnytimeResults) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *AnytimeResults) GetPhi() float64 {
+	if x != nil {
+		return x.Phi
+	}
+	return 0
+}
+
+func (x *AnytimeResults) GetTerms() []*AnytimeTerm {
+	if x != nil {
+		return x.Terms
+	}
+	return nil
+}
+
+func (x *AnytimeResults) GetEffects() []*ConfidenceSequence {
+	if x != nil {
+		return x.Effects
+	}
+	return nil
+}
+
+func (x *AnytimeResults) GetInteractions() []*ConfidenceSequence {
+	if x != nil {
+		return x.Interactions
+	}
+	return nil
+}
+
+// TermDecision is the stopping rule's verdict on one term the owner cares
+// about.
+type TermDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// term is the viewpoint's main effect ("checkout") or an interaction
+	// ("checkout:banner").
+	Term string `protobuf:"bytes,1,opt,name=term,proto3" json:"term,omitempty"`
+	// mde is the minimum detectable effect the futility rule uses, on the
+	// scale of the term's confidence sequences.
+	Mde float64 `protobuf:"fixed64,2,opt,name=mde,proto3" json:"mde,omitempty"`
+	// p is the term's anytime-valid p-value.
+	P float64 `protobuf:"fixed64,3,opt,name=p,proto3" json:"p,omitempty"`
+	// verdict is "significant", "futile" or "open".
+	Verdict       string `protobuf:"bytes,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TermDecision) Reset() {
+	*x = TermDecision{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TermDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TermDecision) ProtoMessage() {}
+
+func (x *TermDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TermDecision.ProtoReflect.Descriptor instead.
+func (*TermDecision) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TermDecision) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *TermDecision) GetMde() float64 {
+	if x != nil {
+		return x.Mde
+	}
+	return 0
+}
+
+func (x *TermDecision) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *TermDecision) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TermDecision) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// Decision is the anytime-valid stopping rule over the owner's terms.
+type Decision struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decided       bool                   `protobuf:"varint,1,opt,name=decided,proto3" json:"decided,omitempty"`
+	Terms         []*TermDecision        `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decision) Reset() {
+	*x = Decision{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decision) ProtoMessage() {}
+
+func (x *Decision) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decision.ProtoReflect.Descriptor instead.
+func (*Decision) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Decision) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+func (x *Decision) GetTerms() []*TermDecision {
+	if x != nil {
+		return x.Terms
+	}
+	return nil
+}
+
+// LookInterval is one confidence sequence at one look.
+type LookInterval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is "test_id=variant" for an effect, the term for an interaction.
+	Name          string  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Estimate      float64 `protobuf:"fixed64,2,opt,name=estimate,proto3" json:"estimate,omitempty"`
+	CsLow         float64 `protobuf:"fixed64,3,opt,name=cs_low,json=csLow,proto3" json:"cs_low,omitempty"`
+	CsHigh        float64 `protobuf:"fixed64,4,opt,name=cs_high,json=csHigh,proto3" json:"cs_high,omitempty"`
+	Bounded       bool    `protobuf:"varint,5,opt,name=bounded,proto3" json:"bounded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookInterval) Reset() {
+	*x = LookInterval{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookInterval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookInterval) ProtoMessage() {}
+
+func (x *LookInterval) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookInterval.ProtoReflect.Descriptor instead.
+func (*LookInterval) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LookInterval) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LookInterval) GetEstimate() float64 {
+	if x != nil {
+		return x.Estimate
+	}
+	return 0
+}
+
+func (x *LookInterval) GetCsLow() float64 {
+	if x != nil {
+		return x.CsLow
+	}
+	return 0
+}
+
+func (x *LookInterval) GetCsHigh() float64 {
+	if x != nil {
+		return x.CsHigh
+	}
+	return 0
+}
+
+func (x *LookInterval) GetBounded() bool {
+	if x != nil {
+		return x.Bounded
+	}
+	return false
+}
+
+// Look is the anytime-valid results at one earlier reading of the window.
+type Look struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// units is the window's units, min_cell_n its smallest cell's.
+	Units         int64           `protobuf:"varint,2,opt,name=units,proto3" json:"units,omitempty"`
+	MinCellN      int64           `protobuf:"varint,3,opt,name=min_cell_n,json=minCellN,proto3" json:"min_cell_n,omitempty"`
+	Intervals     []*LookInterval `protobuf:"bytes,4,rep,name=intervals,proto3" json:"intervals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Look) Reset() {
+	*x = Look{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Look) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Look) ProtoMessage() {}
+
+func (x *Look) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Look.ProtoReflect.Descriptor instead.
+func (*Look) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Look) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Look) GetUnits() int64 {
+	if x != nil {
+		return x.Units
+	}
+	return 0
+}
+
+func (x *Look) GetMinCellN() int64 {
+	if x != nil {
+		return x.MinCellN
+	}
+	return 0
+}
+
+func (x *Look) GetIntervals() []*LookInterval {
+	if x != nil {
+		return x.Intervals
+	}
+	return nil
+}
+
+// TermNeed is the per-cell units one powered term needs.
+type TermNeed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Term  string                 `protobuf:"bytes,1,opt,name=term,proto3" json:"term,omitempty"`
+	// mde as the plan gives it (a difference of differences for an
+	// interaction).
+	Mde           float64 `protobuf:"fixed64,2,opt,name=mde,proto3" json:"mde,omitempty"`
+	NeededPerCell int64   `protobuf:"varint,3,opt,name=needed_per_cell,json=neededPerCell,proto3" json:"needed_per_cell,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TermNeed) Reset() {
+	*x = TermNeed{}
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TermNeed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TermNeed) ProtoMessage() {}
+
+func (x *TermNeed) ProtoReflect() protoreflect.Message {
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TermNeed.ProtoReflect.Descriptor instead.
+func (*TermNeed) Descriptor() ([]byte, []int) {
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TermNeed) GetTerm() string {
+	if x != nil {
+		return x.Term
+	}
+	return ""
+}
+
+func (x *TermNeed) GetMde() float64 {
+	if x != nil {
+		return x.Mde
+	}
+	return 0
+}
+
+func (x *TermNeed) GetNeededPerCell() int64 {
+	if x != nil {
+		return x.NeededPerCell
+	}
+	return 0
+}
+
 // Cell is one factorial cell: one variant per subset member.
 type Cell struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -434,7 +1087,7 @@ type Cell struct {
 
 func (x *Cell) Reset() {
 	*x = Cell{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +1099,7 @@ func (x *Cell) String() string {
 func (*Cell) ProtoMessage() {}
 
 func (x *Cell) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[5]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +1112,7 @@ func (x *Cell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cell.ProtoReflect.Descriptor instead.
 func (*Cell) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{5}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cell) GetVariants() []string {
@@ -535,7 +1188,7 @@ type AnovaTerm struct {
 
 func (x *AnovaTerm) Reset() {
 	*x = AnovaTerm{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +1200,7 @@ func (x *AnovaTerm) String() string {
 func (*AnovaTerm) ProtoMessage() {}
 
 func (x *AnovaTerm) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[6]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +1213,7 @@ func (x *AnovaTerm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnovaTerm.ProtoReflect.Descriptor instead.
 func (*AnovaTerm) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{6}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AnovaTerm) GetTerm() string {
@@ -650,7 +1303,7 @@ type AnovaTable struct {
 
 func (x *AnovaTable) Reset() {
 	*x = AnovaTable{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1315,7 @@ func (x *AnovaTable) String() string {
 func (*AnovaTable) ProtoMessage() {}
 
 func (x *AnovaTable) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[7]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1328,7 @@ func (x *AnovaTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnovaTable.ProtoReflect.Descriptor instead.
 func (*AnovaTable) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{7}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AnovaTable) GetType() int32 {
@@ -734,7 +1387,7 @@ type Estimate struct {
 
 func (x *Estimate) Reset() {
 	*x = Estimate{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1399,7 @@ func (x *Estimate) String() string {
 func (*Estimate) ProtoMessage() {}
 
 func (x *Estimate) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[8]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1412,7 @@ func (x *Estimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Estimate.ProtoReflect.Descriptor instead.
 func (*Estimate) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{8}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Estimate) GetTestId() string {
@@ -861,7 +1514,7 @@ type InteractionContrast struct {
 
 func (x *InteractionContrast) Reset() {
 	*x = InteractionContrast{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1526,7 @@ func (x *InteractionContrast) String() string {
 func (*InteractionContrast) ProtoMessage() {}
 
 func (x *InteractionContrast) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[9]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1539,7 @@ func (x *InteractionContrast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionContrast.ProtoReflect.Descriptor instead.
 func (*InteractionContrast) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{9}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InteractionContrast) GetTerm() string {
@@ -946,7 +1599,7 @@ type SampleRatioCheck struct {
 
 func (x *SampleRatioCheck) Reset() {
 	*x = SampleRatioCheck{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1611,7 @@ func (x *SampleRatioCheck) String() string {
 func (*SampleRatioCheck) ProtoMessage() {}
 
 func (x *SampleRatioCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[10]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1624,7 @@ func (x *SampleRatioCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleRatioCheck.ProtoReflect.Descriptor instead.
 func (*SampleRatioCheck) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{10}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SampleRatioCheck) GetTestId() string {
@@ -1048,7 +1701,7 @@ type JointSampleRatioCell struct {
 
 func (x *JointSampleRatioCell) Reset() {
 	*x = JointSampleRatioCell{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1713,7 @@ func (x *JointSampleRatioCell) String() string {
 func (*JointSampleRatioCell) ProtoMessage() {}
 
 func (x *JointSampleRatioCell) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[11]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1726,7 @@ func (x *JointSampleRatioCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JointSampleRatioCell.ProtoReflect.Descriptor instead.
 func (*JointSampleRatioCell) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{11}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JointSampleRatioCell) GetVariants() []string {
@@ -1124,7 +1777,7 @@ type JointSampleRatioCheck struct {
 
 func (x *JointSampleRatioCheck) Reset() {
 	*x = JointSampleRatioCheck{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1789,7 @@ func (x *JointSampleRatioCheck) String() string {
 func (*JointSampleRatioCheck) ProtoMessage() {}
 
 func (x *JointSampleRatioCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[12]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1802,7 @@ func (x *JointSampleRatioCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JointSampleRatioCheck.ProtoReflect.Descriptor instead.
 func (*JointSampleRatioCheck) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{12}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JointSampleRatioCheck) GetCells() []*JointSampleRatioCell {
@@ -1205,7 +1858,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1870,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[13]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1883,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{13}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Counter) GetName() string {
@@ -1259,14 +1912,18 @@ type Progress struct {
 	Fraction   float64 `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"`
 	// eta_seconds is the estimated time to COMPLETE at the observed rate;
 	// negative when unknown.
-	EtaSeconds    float64 `protobuf:"fixed64,6,opt,name=eta_seconds,json=etaSeconds,proto3" json:"eta_seconds,omitempty"`
+	EtaSeconds float64 `protobuf:"fixed64,6,opt,name=eta_seconds,json=etaSeconds,proto3" json:"eta_seconds,omitempty"`
+	// needs are the per-cell units of each powered term: the viewpoint's
+	// main effect and each plan.interactions term in the subset;
+	// needed_per_cell is the largest.
+	Needs         []*TermNeed `protobuf:"bytes,7,rep,name=needs,proto3" json:"needs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1935,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[14]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1948,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{14}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Progress) GetNeededPerCell() int64 {
@@ -1336,6 +1993,13 @@ func (x *Progress) GetEtaSeconds() float64 {
 	return 0
 }
 
+func (x *Progress) GetNeeds() []*TermNeed {
+	if x != nil {
+		return x.Needs
+	}
+	return nil
+}
+
 // Report is a viewpoint test's factorial analysis.
 type Report struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1371,14 +2035,31 @@ type Report struct {
 	// estimate_test says how the estimates' intervals and p-values are
 	// computed: "t" (pooled within-cell variance) or "z (delta method)"
 	// (the RATIO aggregate).
-	EstimateTest  string `protobuf:"bytes,18,opt,name=estimate_test,json=estimateTest,proto3" json:"estimate_test,omitempty"`
+	EstimateTest string `protobuf:"bytes,18,opt,name=estimate_test,json=estimateTest,proto3" json:"estimate_test,omitempty"`
+	// anova, estimates and interactions above are fixed-horizon results:
+	// valid only when read once, at the planned sample size
+	// (progress.needed_per_cell); fixed_horizon_reached says whether every
+	// cell is there. Read repeatedly while collecting, use anytime instead.
+	FixedHorizonReached bool `protobuf:"varint,19,opt,name=fixed_horizon_reached,json=fixedHorizonReached,proto3" json:"fixed_horizon_reached,omitempty"`
+	// anytime are the anytime-valid results, valid whenever read; absent
+	// when they could not be computed (notes say why).
+	Anytime *AnytimeResults `protobuf:"bytes,20,opt,name=anytime,proto3" json:"anytime,omitempty"`
+	// decision is the anytime-valid stopping rule (status DECIDED).
+	Decision *Decision `protobuf:"bytes,21,opt,name=decision,proto3" json:"decision,omitempty"`
+	// looks are earlier readings of this window's confidence sequences,
+	// oldest first (at most 200; thinned evenly when full).
+	Looks []*Look `protobuf:"bytes,22,rep,name=looks,proto3" json:"looks,omitempty"`
+	// status_line says which rule the status follows (COMPLETE: the fixed
+	// horizon; DECIDED: the anytime-valid stopping rule) and how the results
+	// may be read now, for people.
+	StatusLine    string `protobuf:"bytes,23,opt,name=status_line,json=statusLine,proto3" json:"status_line,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +2071,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[15]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +2084,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{15}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Report) GetTestId() string {
@@ -1532,6 +2213,41 @@ func (x *Report) GetEstimateTest() string {
 	return ""
 }
 
+func (x *Report) GetFixedHorizonReached() bool {
+	if x != nil {
+		return x.FixedHorizonReached
+	}
+	return false
+}
+
+func (x *Report) GetAnytime() *AnytimeResults {
+	if x != nil {
+		return x.Anytime
+	}
+	return nil
+}
+
+func (x *Report) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+func (x *Report) GetLooks() []*Look {
+	if x != nil {
+		return x.Looks
+	}
+	return nil
+}
+
+func (x *Report) GetStatusLine() string {
+	if x != nil {
+		return x.StatusLine
+	}
+	return ""
+}
+
 type ListSubsetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1540,7 +2256,7 @@ type ListSubsetsRequest struct {
 
 func (x *ListSubsetsRequest) Reset() {
 	*x = ListSubsetsRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +2268,7 @@ func (x *ListSubsetsRequest) String() string {
 func (*ListSubsetsRequest) ProtoMessage() {}
 
 func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[16]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +2281,7 @@ func (x *ListSubsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubsetsRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{16}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{24}
 }
 
 type ListSubsetsResponse struct {
@@ -1577,7 +2293,7 @@ type ListSubsetsResponse struct {
 
 func (x *ListSubsetsResponse) Reset() {
 	*x = ListSubsetsResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +2305,7 @@ func (x *ListSubsetsResponse) String() string {
 func (*ListSubsetsResponse) ProtoMessage() {}
 
 func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[17]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +2318,7 @@ func (x *ListSubsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubsetsResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{17}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListSubsetsResponse) GetSubsets() []*Subset {
@@ -1621,7 +2337,7 @@ type GetSubsetRequest struct {
 
 func (x *GetSubsetRequest) Reset() {
 	*x = GetSubsetRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +2349,7 @@ func (x *GetSubsetRequest) String() string {
 func (*GetSubsetRequest) ProtoMessage() {}
 
 func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[18]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +2362,7 @@ func (x *GetSubsetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetRequest.ProtoReflect.Descriptor instead.
 func (*GetSubsetRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{18}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSubsetRequest) GetTestId() string {
@@ -1665,7 +2381,7 @@ type GetSubsetResponse struct {
 
 func (x *GetSubsetResponse) Reset() {
 	*x = GetSubsetResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +2393,7 @@ func (x *GetSubsetResponse) String() string {
 func (*GetSubsetResponse) ProtoMessage() {}
 
 func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[19]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +2406,7 @@ func (x *GetSubsetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubsetResponse.ProtoReflect.Descriptor instead.
 func (*GetSubsetResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{19}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetSubsetResponse) GetSubset() *Subset {
@@ -1708,7 +2424,7 @@ type GetServiceGraphRequest struct {
 
 func (x *GetServiceGraphRequest) Reset() {
 	*x = GetServiceGraphRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +2436,7 @@ func (x *GetServiceGraphRequest) String() string {
 func (*GetServiceGraphRequest) ProtoMessage() {}
 
 func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[20]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +2449,7 @@ func (x *GetServiceGraphRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{20}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{28}
 }
 
 // ServiceEdge is caller → callee with its call count in the window.
@@ -1748,7 +2464,7 @@ type ServiceEdge struct {
 
 func (x *ServiceEdge) Reset() {
 	*x = ServiceEdge{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +2476,7 @@ func (x *ServiceEdge) String() string {
 func (*ServiceEdge) ProtoMessage() {}
 
 func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[21]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +2489,7 @@ func (x *ServiceEdge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEdge.ProtoReflect.Descriptor instead.
 func (*ServiceEdge) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{21}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ServiceEdge) GetCaller() string {
@@ -1807,7 +2523,7 @@ type GetServiceGraphResponse struct {
 
 func (x *GetServiceGraphResponse) Reset() {
 	*x = GetServiceGraphResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2535,7 @@ func (x *GetServiceGraphResponse) String() string {
 func (*GetServiceGraphResponse) ProtoMessage() {}
 
 func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[22]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2548,7 @@ func (x *GetServiceGraphResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceGraphResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceGraphResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{22}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetServiceGraphResponse) GetServices() []string {
@@ -1857,7 +2573,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +2585,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[23]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2598,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{23}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{31}
 }
 
 type GetStatusResponse struct {
@@ -1895,7 +2611,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2623,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abmesh_v1_report_service_proto_msgTypes[24]
+	mi := &file_abmesh_v1_report_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2636,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{24}
+	return file_abmesh_v1_report_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetStatusResponse) GetCounters() []*Counter {
@@ -1966,7 +2682,58 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\n" +
 	"anova_type\x18\x03 \x01(\x05R\tanovaType\">\n" +
 	"\x11GetReportResponse\x12)\n" +
-	"\x06report\x18\x01 \x01(\v2\x11.abmesh.v1.ReportR\x06report\"\xa0\x01\n" +
+	"\x06report\x18\x01 \x01(\v2\x11.abmesh.v1.ReportR\x06report\"\x80\x01\n" +
+	"\vAnytimeTerm\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\tR\x04term\x12\x0e\n" +
+	"\x02df\x18\x02 \x01(\x05R\x02df\x12\f\n" +
+	"\x01p\x18\x03 \x01(\x01R\x01p\x12\x13\n" +
+	"\x05log_e\x18\x04 \x01(\x01R\x04logE\x12\x16\n" +
+	"\x06tested\x18\x05 \x01(\bR\x06tested\x12\x12\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\"\xfd\x01\n" +
+	"\x12ConfidenceSequence\x12\x17\n" +
+	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x18\n" +
+	"\avariant\x18\x02 \x01(\tR\avariant\x12\x18\n" +
+	"\acontrol\x18\x03 \x01(\tR\acontrol\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\tR\x04term\x12\x1a\n" +
+	"\bestimate\x18\x05 \x01(\x01R\bestimate\x12\x15\n" +
+	"\x06cs_low\x18\x06 \x01(\x01R\x05csLow\x12\x17\n" +
+	"\acs_high\x18\a \x01(\x01R\x06csHigh\x12\x18\n" +
+	"\abounded\x18\b \x01(\bR\abounded\x12\f\n" +
+	"\x01p\x18\t \x01(\x01R\x01p\x12\x12\n" +
+	"\x04note\x18\n" +
+	" \x01(\tR\x04note\"\xfa\x01\n" +
+	"\x0eAnytimeResults\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x14\n" +
+	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\x10\n" +
+	"\x03phi\x18\x03 \x01(\x01R\x03phi\x12,\n" +
+	"\x05terms\x18\x04 \x03(\v2\x16.abmesh.v1.AnytimeTermR\x05terms\x127\n" +
+	"\aeffects\x18\x05 \x03(\v2\x1d.abmesh.v1.ConfidenceSequenceR\aeffects\x12A\n" +
+	"\finteractions\x18\x06 \x03(\v2\x1d.abmesh.v1.ConfidenceSequenceR\finteractions\"p\n" +
+	"\fTermDecision\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\tR\x04term\x12\x10\n" +
+	"\x03mde\x18\x02 \x01(\x01R\x03mde\x12\f\n" +
+	"\x01p\x18\x03 \x01(\x01R\x01p\x12\x18\n" +
+	"\averdict\x18\x04 \x01(\tR\averdict\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"S\n" +
+	"\bDecision\x12\x18\n" +
+	"\adecided\x18\x01 \x01(\bR\adecided\x12-\n" +
+	"\x05terms\x18\x02 \x03(\v2\x17.abmesh.v1.TermDecisionR\x05terms\"\x88\x01\n" +
+	"\fLookInterval\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bestimate\x18\x02 \x01(\x01R\bestimate\x12\x15\n" +
+	"\x06cs_low\x18\x03 \x01(\x01R\x05csLow\x12\x17\n" +
+	"\acs_high\x18\x04 \x01(\x01R\x06csHigh\x12\x18\n" +
+	"\abounded\x18\x05 \x01(\bR\abounded\"\xa1\x01\n" +
+	"\x04Look\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05units\x18\x02 \x01(\x03R\x05units\x12\x1c\n" +
+	"\n" +
+	"min_cell_n\x18\x03 \x01(\x03R\bminCellN\x125\n" +
+	"\tintervals\x18\x04 \x03(\v2\x17.abmesh.v1.LookIntervalR\tintervals\"X\n" +
+	"\bTermNeed\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\tR\x04term\x12\x10\n" +
+	"\x03mde\x18\x02 \x01(\x01R\x03mde\x12&\n" +
+	"\x0fneeded_per_cell\x18\x03 \x01(\x03R\rneededPerCell\"\xa0\x01\n" +
 	"\x04Cell\x12\x1a\n" +
 	"\bvariants\x18\x01 \x03(\tR\bvariants\x12\f\n" +
 	"\x01n\x18\x02 \x01(\x03R\x01n\x12\x12\n" +
@@ -2044,7 +2811,7 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x04note\x18\x06 \x01(\tR\x04note\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value\"\xcf\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\xfa\x01\n" +
 	"\bProgress\x12&\n" +
 	"\x0fneeded_per_cell\x18\x01 \x01(\x03R\rneededPerCell\x12\x1c\n" +
 	"\n" +
@@ -2055,7 +2822,8 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"cellsTotal\x12\x1a\n" +
 	"\bfraction\x18\x05 \x01(\x01R\bfraction\x12\x1f\n" +
 	"\veta_seconds\x18\x06 \x01(\x01R\n" +
-	"etaSeconds\"\xdc\x06\n" +
+	"etaSeconds\x12)\n" +
+	"\x05needs\x18\a \x03(\v2\x13.abmesh.v1.TermNeedR\x05needs\"\xbe\b\n" +
 	"\x06Report\x12\x17\n" +
 	"\atest_id\x18\x01 \x01(\tR\x06testId\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12/\n" +
@@ -2075,7 +2843,13 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x05notes\x18\x0f \x03(\tR\x05notes\x128\n" +
 	"\taggregate\x18\x10 \x01(\x0e2\x1a.abmesh.v1.MetricAggregateR\taggregate\x12N\n" +
 	"\x12joint_sample_ratio\x18\x11 \x01(\v2 .abmesh.v1.JointSampleRatioCheckR\x10jointSampleRatio\x12#\n" +
-	"\restimate_test\x18\x12 \x01(\tR\festimateTest\"\x14\n" +
+	"\restimate_test\x18\x12 \x01(\tR\festimateTest\x122\n" +
+	"\x15fixed_horizon_reached\x18\x13 \x01(\bR\x13fixedHorizonReached\x123\n" +
+	"\aanytime\x18\x14 \x01(\v2\x19.abmesh.v1.AnytimeResultsR\aanytime\x12/\n" +
+	"\bdecision\x18\x15 \x01(\v2\x13.abmesh.v1.DecisionR\bdecision\x12%\n" +
+	"\x05looks\x18\x16 \x03(\v2\x0f.abmesh.v1.LookR\x05looks\x12\x1f\n" +
+	"\vstatus_line\x18\x17 \x01(\tR\n" +
+	"statusLine\"\x14\n" +
 	"\x12ListSubsetsRequest\"B\n" +
 	"\x13ListSubsetsResponse\x12+\n" +
 	"\asubsets\x18\x01 \x03(\v2\x11.abmesh.v1.SubsetR\asubsets\"+\n" +
@@ -2094,11 +2868,12 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x10GetStatusRequest\"j\n" +
 	"\x11GetStatusResponse\x12.\n" +
 	"\bcounters\x18\x01 \x03(\v2\x12.abmesh.v1.CounterR\bcounters\x12%\n" +
-	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion*g\n" +
+	"\x0econfig_version\x18\x02 \x01(\x04R\rconfigVersion*\x82\x01\n" +
 	"\fReportStatus\x12\x1d\n" +
 	"\x19REPORT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REPORT_STATUS_COLLECTING\x10\x01\x12\x1a\n" +
-	"\x16REPORT_STATUS_COMPLETE\x10\x022\x8f\x03\n" +
+	"\x16REPORT_STATUS_COMPLETE\x10\x02\x12\x19\n" +
+	"\x15REPORT_STATUS_DECIDED\x10\x032\x8f\x03\n" +
 	"\rReportService\x12F\n" +
 	"\tGetReport\x12\x1b.abmesh.v1.GetReportRequest\x1a\x1c.abmesh.v1.GetReportResponse\x12L\n" +
 	"\vListSubsets\x12\x1d.abmesh.v1.ListSubsetsRequest\x1a\x1e.abmesh.v1.ListSubsetsResponse\x12F\n" +
@@ -2121,7 +2896,7 @@ func file_abmesh_v1_report_service_proto_rawDescGZIP() []byte {
 }
 
 var file_abmesh_v1_report_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_abmesh_v1_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_abmesh_v1_report_service_proto_goTypes = []any{
 	(ReportStatus)(0),               // 0: abmesh.v1.ReportStatus
 	(*SubsetReason)(nil),            // 1: abmesh.v1.SubsetReason
@@ -2129,68 +2904,86 @@ var file_abmesh_v1_report_service_proto_goTypes = []any{
 	(*Subset)(nil),                  // 3: abmesh.v1.Subset
 	(*GetReportRequest)(nil),        // 4: abmesh.v1.GetReportRequest
 	(*GetReportResponse)(nil),       // 5: abmesh.v1.GetReportResponse
-	(*Cell)(nil),                    // 6: abmesh.v1.Cell
-	(*AnovaTerm)(nil),               // 7: abmesh.v1.AnovaTerm
-	(*AnovaTable)(nil),              // 8: abmesh.v1.AnovaTable
-	(*Estimate)(nil),                // 9: abmesh.v1.Estimate
-	(*InteractionContrast)(nil),     // 10: abmesh.v1.InteractionContrast
-	(*SampleRatioCheck)(nil),        // 11: abmesh.v1.SampleRatioCheck
-	(*JointSampleRatioCell)(nil),    // 12: abmesh.v1.JointSampleRatioCell
-	(*JointSampleRatioCheck)(nil),   // 13: abmesh.v1.JointSampleRatioCheck
-	(*Counter)(nil),                 // 14: abmesh.v1.Counter
-	(*Progress)(nil),                // 15: abmesh.v1.Progress
-	(*Report)(nil),                  // 16: abmesh.v1.Report
-	(*ListSubsetsRequest)(nil),      // 17: abmesh.v1.ListSubsetsRequest
-	(*ListSubsetsResponse)(nil),     // 18: abmesh.v1.ListSubsetsResponse
-	(*GetSubsetRequest)(nil),        // 19: abmesh.v1.GetSubsetRequest
-	(*GetSubsetResponse)(nil),       // 20: abmesh.v1.GetSubsetResponse
-	(*GetServiceGraphRequest)(nil),  // 21: abmesh.v1.GetServiceGraphRequest
-	(*ServiceEdge)(nil),             // 22: abmesh.v1.ServiceEdge
-	(*GetServiceGraphResponse)(nil), // 23: abmesh.v1.GetServiceGraphResponse
-	(*GetStatusRequest)(nil),        // 24: abmesh.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),       // 25: abmesh.v1.GetStatusResponse
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
-	(MetricAggregate)(0),            // 27: abmesh.v1.MetricAggregate
+	(*AnytimeTerm)(nil),             // 6: abmesh.v1.AnytimeTerm
+	(*ConfidenceSequence)(nil),      // 7: abmesh.v1.ConfidenceSequence
+	(*AnytimeResults)(nil),          // 8: abmesh.v1.AnytimeResults
+	(*TermDecision)(nil),            // 9: abmesh.v1.TermDecision
+	(*Decision)(nil),                // 10: abmesh.v1.Decision
+	(*LookInterval)(nil),            // 11: abmesh.v1.LookInterval
+	(*Look)(nil),                    // 12: abmesh.v1.Look
+	(*TermNeed)(nil),                // 13: abmesh.v1.TermNeed
+	(*Cell)(nil),                    // 14: abmesh.v1.Cell
+	(*AnovaTerm)(nil),               // 15: abmesh.v1.AnovaTerm
+	(*AnovaTable)(nil),              // 16: abmesh.v1.AnovaTable
+	(*Estimate)(nil),                // 17: abmesh.v1.Estimate
+	(*InteractionContrast)(nil),     // 18: abmesh.v1.InteractionContrast
+	(*SampleRatioCheck)(nil),        // 19: abmesh.v1.SampleRatioCheck
+	(*JointSampleRatioCell)(nil),    // 20: abmesh.v1.JointSampleRatioCell
+	(*JointSampleRatioCheck)(nil),   // 21: abmesh.v1.JointSampleRatioCheck
+	(*Counter)(nil),                 // 22: abmesh.v1.Counter
+	(*Progress)(nil),                // 23: abmesh.v1.Progress
+	(*Report)(nil),                  // 24: abmesh.v1.Report
+	(*ListSubsetsRequest)(nil),      // 25: abmesh.v1.ListSubsetsRequest
+	(*ListSubsetsResponse)(nil),     // 26: abmesh.v1.ListSubsetsResponse
+	(*GetSubsetRequest)(nil),        // 27: abmesh.v1.GetSubsetRequest
+	(*GetSubsetResponse)(nil),       // 28: abmesh.v1.GetSubsetResponse
+	(*GetServiceGraphRequest)(nil),  // 29: abmesh.v1.GetServiceGraphRequest
+	(*ServiceEdge)(nil),             // 30: abmesh.v1.ServiceEdge
+	(*GetServiceGraphResponse)(nil), // 31: abmesh.v1.GetServiceGraphResponse
+	(*GetStatusRequest)(nil),        // 32: abmesh.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),       // 33: abmesh.v1.GetStatusResponse
+	(*timestamppb.Timestamp)(nil),   // 34: google.protobuf.Timestamp
+	(MetricAggregate)(0),            // 35: abmesh.v1.MetricAggregate
 }
 var file_abmesh_v1_report_service_proto_depIdxs = []int32{
 	1,  // 0: abmesh.v1.SubsetMember.reasons:type_name -> abmesh.v1.SubsetReason
 	2,  // 1: abmesh.v1.Subset.members:type_name -> abmesh.v1.SubsetMember
 	2,  // 2: abmesh.v1.Subset.not_modelled:type_name -> abmesh.v1.SubsetMember
-	26, // 3: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
-	16, // 4: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
-	7,  // 5: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
-	12, // 6: abmesh.v1.JointSampleRatioCheck.cells:type_name -> abmesh.v1.JointSampleRatioCell
-	0,  // 7: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
-	3,  // 8: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
-	6,  // 9: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
-	8,  // 10: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
-	9,  // 11: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
-	10, // 12: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
-	11, // 13: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
-	14, // 14: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
-	15, // 15: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
-	26, // 16: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
-	27, // 17: abmesh.v1.Report.aggregate:type_name -> abmesh.v1.MetricAggregate
-	13, // 18: abmesh.v1.Report.joint_sample_ratio:type_name -> abmesh.v1.JointSampleRatioCheck
-	3,  // 19: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
-	3,  // 20: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
-	22, // 21: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
-	14, // 22: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
-	4,  // 23: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
-	17, // 24: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
-	19, // 25: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
-	21, // 26: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
-	24, // 27: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
-	5,  // 28: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
-	18, // 29: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
-	20, // 30: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
-	23, // 31: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
-	25, // 32: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
-	28, // [28:33] is the sub-list for method output_type
-	23, // [23:28] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	34, // 3: abmesh.v1.Subset.window_start:type_name -> google.protobuf.Timestamp
+	24, // 4: abmesh.v1.GetReportResponse.report:type_name -> abmesh.v1.Report
+	6,  // 5: abmesh.v1.AnytimeResults.terms:type_name -> abmesh.v1.AnytimeTerm
+	7,  // 6: abmesh.v1.AnytimeResults.effects:type_name -> abmesh.v1.ConfidenceSequence
+	7,  // 7: abmesh.v1.AnytimeResults.interactions:type_name -> abmesh.v1.ConfidenceSequence
+	9,  // 8: abmesh.v1.Decision.terms:type_name -> abmesh.v1.TermDecision
+	34, // 9: abmesh.v1.Look.time:type_name -> google.protobuf.Timestamp
+	11, // 10: abmesh.v1.Look.intervals:type_name -> abmesh.v1.LookInterval
+	15, // 11: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
+	20, // 12: abmesh.v1.JointSampleRatioCheck.cells:type_name -> abmesh.v1.JointSampleRatioCell
+	13, // 13: abmesh.v1.Progress.needs:type_name -> abmesh.v1.TermNeed
+	0,  // 14: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
+	3,  // 15: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
+	14, // 16: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
+	16, // 17: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
+	17, // 18: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
+	18, // 19: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
+	19, // 20: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
+	22, // 21: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
+	23, // 22: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
+	34, // 23: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
+	35, // 24: abmesh.v1.Report.aggregate:type_name -> abmesh.v1.MetricAggregate
+	21, // 25: abmesh.v1.Report.joint_sample_ratio:type_name -> abmesh.v1.JointSampleRatioCheck
+	8,  // 26: abmesh.v1.Report.anytime:type_name -> abmesh.v1.AnytimeResults
+	10, // 27: abmesh.v1.Report.decision:type_name -> abmesh.v1.Decision
+	12, // 28: abmesh.v1.Report.looks:type_name -> abmesh.v1.Look
+	3,  // 29: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
+	3,  // 30: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
+	30, // 31: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
+	22, // 32: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
+	4,  // 33: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
+	25, // 34: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
+	27, // 35: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
+	29, // 36: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
+	32, // 37: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
+	5,  // 38: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
+	26, // 39: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
+	28, // 40: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
+	31, // 41: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
+	33, // 42: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
+	38, // [38:43] is the sub-list for method output_type
+	33, // [33:38] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_report_service_proto_init() }
@@ -2205,7 +2998,7 @@ func file_abmesh_v1_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abmesh_v1_report_service_proto_rawDesc), len(file_abmesh_v1_report_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
