@@ -32,6 +32,10 @@ const (
 // callTimeout bounds one Export call.
 const callTimeout = 10 * time.Second
 
+// maxWorkers bounds Config.Concurrency: worker numbers fit the low 20
+// bits of a trace id's high half (see Run).
+const maxWorkers = 1<<20 - 2
+
 // Config describes a load run. Endpoint and Duration are required; the
 // zero value of every other field means its default.
 type Config struct {
@@ -57,6 +61,15 @@ type Config struct {
 	Connections int
 	// Units is the number of distinct unit ids. Default 10,000.
 	Units int
+	// Retry, when positive, makes the run behave as an OpenTelemetry
+	// exporter with retries: a request that fails is sent again, the same
+	// bytes (the same trace and span ids), after the receiver's RetryInfo
+	// delay (at most 100ms) or 50ms, until it is acknowledged or Retry has
+	// passed since its first attempt. A request being retried when the run
+	// ends is still retried; one given up after an error that may have
+	// reached the receiver is counted in Result.InDoubt. 0: a failed
+	// request is counted and not sent again. At most MaxDuration.
+	Retry time.Duration
 	// DialOptions replace the default (plaintext) dial options.
 	DialOptions []grpc.DialOption
 }
@@ -93,6 +106,9 @@ func (c Config) Validate() error {
 	if c.Duration <= 0 || c.Duration > MaxDuration {
 		errs = append(errs, fmt.Errorf("Duration %v: want > 0 and ≤ %v", c.Duration, MaxDuration))
 	}
+	if c.Retry < 0 || c.Retry > MaxDuration {
+		errs = append(errs, fmt.Errorf("Retry %v: want 0 (no retries) to %v", c.Retry, MaxDuration))
+	}
 	if c.Rate < 0 || c.Rate > MaxRate {
 		errs = append(errs, fmt.Errorf("Rate %d: want 0 (unlimited) to %d spans/s", c.Rate, MaxRate))
 	}
@@ -105,8 +121,8 @@ func (c Config) Validate() error {
 	if c.RequestSpans < c.TraceSize {
 		errs = append(errs, fmt.Errorf("RequestSpans %d is below TraceSize %d", c.RequestSpans, c.TraceSize))
 	}
-	if c.Concurrency < 1 || c.Connections < 1 || c.Units < 1 || c.Units > 1e9 {
-		errs = append(errs, errors.New("Concurrency, Connections and Units must be positive (Units at most 1e9)"))
+	if c.Concurrency < 1 || c.Concurrency > maxWorkers || c.Connections < 1 || c.Units < 1 || c.Units > 1e9 {
+		errs = append(errs, fmt.Errorf("Concurrency, Connections and Units must be positive (Concurrency at most %d, Units at most 1e9)", maxWorkers))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("otlp load config: %w", errors.Join(errs...))
@@ -116,11 +132,14 @@ func (c Config) Validate() error {
 
 // Result is what a load run measured.
 type Result struct {
-	Requests       int64         `json:"requests"`         // Export calls made
-	Sent           int64         `json:"sent"`             // spans in requests the receiver answered OK
-	Rejected       int64         `json:"rejected"`         // of those, spans reported in partial_success
-	Refused        int64         `json:"refused"`          // spans in requests refused (RESOURCE_EXHAUSTED, UNAVAILABLE); not retried
-	Failed         int64         `json:"failed"`           // Export calls that failed otherwise
+	Requests       int64         `json:"requests"`           // Export calls made (retries included)
+	Sent           int64         `json:"sent"`               // spans in requests the receiver answered OK
+	Traces         int64         `json:"traces"`             // traces in requests the receiver answered OK (each request carries whole traces)
+	Rejected       int64         `json:"rejected"`           // of those spans, those reported in partial_success
+	Refused        int64         `json:"refused"`            // spans in calls refused (RESOURCE_EXHAUSTED, UNAVAILABLE)
+	Failed         int64         `json:"failed"`             // Export calls that failed otherwise
+	Retries        int64         `json:"retries,omitempty"`  // calls that resent a failed request (Config.Retry)
+	InDoubt        int64         `json:"in_doubt,omitempty"` // traces in requests given up after an error other than RESOURCE_EXHAUSTED or INVALID_ARGUMENT: the receiver may have taken them
 	Elapsed        time.Duration `json:"elapsed"`          // wall time of the run
 	SpansPerSecond float64       `json:"spans_per_second"` // (Sent - Rejected) / Elapsed
 	FirstError     string        `json:"first_error,omitempty"`
@@ -131,9 +150,11 @@ type Result struct {
 // spans, feature-flag evaluation events, unit attributes and the usual
 // HTTP/RPC attributes — to an OTLP/gRPC receiver at Rate spans per second
 // until Duration, MaxSpans or ctx ends, and reports what it measured.
-// Every trace has a fresh trace id. Refused requests are counted, not
-// retried, and the exporter waits for the receiver's RetryInfo delay (at
-// most 100ms) before sending again.
+// Every trace has a fresh trace id, unique to the run (its high 64 bits
+// are drawn at random for each run and worker). Refused requests are
+// counted and, unless Config.Retry says otherwise, not retried; the
+// exporter waits for the receiver's RetryInfo delay (at most 100ms)
+// before sending again.
 //
 // The error is non-nil for an invalid Config, or when no request at all
 // succeeded (the Result is still filled).
@@ -152,8 +173,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// take seconds.
 	gens := make([]*generator, cfg.Concurrency)
 	var wg sync.WaitGroup
+	runID := rand.Uint64() >> 20 << 20 // the low bits number the workers
 	for w := range gens {
-		wg.Go(func() { gens[w] = newGenerator(cfg, cfg.perRequest(), uint64(w)) })
+		wg.Go(func() { gens[w] = newGenerator(cfg, cfg.perRequest(), runID|uint64(w)) })
 	}
 	wg.Wait()
 	// runCtx ends the run; calls in flight then finish under ctx (bounded
@@ -234,15 +256,75 @@ func (r *loadRun) work(g *generator, conn *grpc.ClientConn) {
 		if !r.claim() {
 			return
 		}
-		err := r.export(conn, g, &local)
-		if err == nil {
-			continue
-		}
-		if r.ctx.Err() != nil {
-			local.Requests-- // the caller gave up
+		if !r.send(conn, rawRequest(g.next(&r.traceSeq)), &local) {
 			return
 		}
-		r.backoff(err, &local)
+	}
+}
+
+// send exports req on conn and, with cfg.Retry, sends it again after each
+// failure until it is acknowledged or cfg.Retry has passed since the first
+// attempt (retries go on after the run's end, under the caller's
+// context). It counts what happened in local and reports false when the
+// caller gave up.
+func (r *loadRun) send(conn *grpc.ClientConn, req rawRequest, local *Result) bool {
+	first := time.Now()
+	doubt := false // an attempt failed in a way that may have reached the receiver
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			local.Retries++
+		}
+		err := r.export(conn, req, local)
+		if err == nil {
+			return true
+		}
+		if r.ctx.Err() != nil { // the caller gave up
+			if attempt == 0 {
+				local.Requests--
+			}
+			local.InDoubt += r.tracesPerReq() // the cancelled call may have landed
+			return false
+		}
+		doubt = doubt || mayHaveLanded(err)
+		wait := r.failed(err, local)
+		if r.cfg.Retry <= 0 || time.Since(first)+wait > r.cfg.Retry {
+			if doubt {
+				local.InDoubt += r.tracesPerReq()
+			}
+			pause(r.runCtx, wait)
+			return true
+		}
+		if !pause(r.ctx, wait) {
+			local.InDoubt += r.tracesPerReq()
+			return false
+		}
+	}
+}
+
+// mayHaveLanded reports whether a failed Export may still have been
+// taken by the receiver: every error but a refusal (RESOURCE_EXHAUSTED)
+// or a rejection (INVALID_ARGUMENT), which the receiver answers without
+// keeping the request.
+func mayHaveLanded(err error) bool {
+	switch status.Code(err) {
+	case codes.ResourceExhausted, codes.InvalidArgument:
+		return false
+	}
+	return true
+}
+
+// tracesPerReq is the number of traces a request carries.
+func (r *loadRun) tracesPerReq() int64 { return int64(r.perReq / r.cfg.TraceSize) }
+
+// pause waits d or until ctx ends, and reports whether ctx is still live.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -251,6 +333,9 @@ func (r *loadRun) add(local *Result) {
 	r.mu.Lock()
 	r.res.Requests += local.Requests
 	r.res.Sent += local.Sent
+	r.res.Traces += local.Traces
+	r.res.Retries += local.Retries
+	r.res.InDoubt += local.InDoubt
 	r.res.Rejected += local.Rejected
 	r.res.Refused += local.Refused
 	r.res.Failed += local.Failed
@@ -277,12 +362,11 @@ func (r *loadRun) claim() bool {
 	return true
 }
 
-// export sends the generator's next request on conn, within callTimeout
-// under the caller's context, and counts it in local: the request always,
-// and when it succeeded its spans as sent and the receiver's partial
+// export sends req on conn, within callTimeout under the caller's
+// context, and counts it in local: the request always, and when it
+// succeeded its spans as sent, its traces, and the receiver's partial
 // success as rejected. It returns the call's error.
-func (r *loadRun) export(conn *grpc.ClientConn, g *generator, local *Result) error {
-	req := rawRequest(g.next(&r.traceSeq))
+func (r *loadRun) export(conn *grpc.ClientConn, req rawRequest, local *Result) error {
 	local.Requests++
 	resp := new(collectortrace.ExportTraceServiceResponse)
 	callCtx, callCancel := context.WithTimeout(r.ctx, callTimeout)
@@ -290,36 +374,38 @@ func (r *loadRun) export(conn *grpc.ClientConn, g *generator, local *Result) err
 	callCancel()
 	if err == nil {
 		local.Sent += int64(r.perReq)
+		local.Traces += r.tracesPerReq()
 		local.Rejected += resp.GetPartialSuccess().GetRejectedSpans()
 	}
 	return err
 }
 
-// backoff handles a failed call: it keeps the run's first error, counts
-// the request's spans as refused (RESOURCE_EXHAUSTED, UNAVAILABLE) or the
-// call as failed (otherwise) in local, and waits before the next request
-// — retryDelay for a refusal, 10ms otherwise — or until the run ends.
-func (r *loadRun) backoff(err error, local *Result) {
+// failed counts a failed call in local — the request's spans as refused
+// (RESOURCE_EXHAUSTED, UNAVAILABLE) or the call as failed (otherwise) —
+// keeps the run's first error, and returns how long to wait before the
+// next call: the RetryInfo delay of a refusal (at most 100ms), else 10ms,
+// or 50ms when the request is to be retried.
+func (r *loadRun) failed(err error, local *Result) time.Duration {
 	r.errOnce.Do(func() { r.mu.Lock(); r.res.FirstError = err.Error(); r.mu.Unlock() })
 	st := status.Convert(err)
 	wait := 10 * time.Millisecond
+	if r.cfg.Retry > 0 {
+		wait = 50 * time.Millisecond
+	}
 	switch st.Code() {
 	case codes.ResourceExhausted, codes.Unavailable:
 		local.Refused += int64(r.perReq)
-		wait = retryDelay(st)
+		wait = retryDelay(st, wait)
 	default:
 		local.Failed++
 	}
-	select {
-	case <-r.runCtx.Done():
-	case <-time.After(wait):
-	}
+	return wait
 }
 
 // retryDelay is the delay of the last RetryInfo in st's details, at most
-// 100ms; 10ms when there is none.
-func retryDelay(st *status.Status) time.Duration {
-	wait := 10 * time.Millisecond
+// 100ms; dflt when there is none.
+func retryDelay(st *status.Status, dflt time.Duration) time.Duration {
+	wait := dflt
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
 			wait = min(ri.GetRetryDelay().AsDuration(), 100*time.Millisecond)

@@ -10,14 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/abmesh/abmesh/tracing"
 	"github.com/abmesh/abmesh/tracing/otlpreceiver"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const serveEnv = "ABMESH_OTLPLOAD_SERVE"
@@ -179,5 +183,94 @@ func TestIngestAcrossProcesses(t *testing.T) {
 		c.SpansAccepted, c.MalformedTotal(), c.BatchesRejectedFull, c.TracesCompleted, rep.Observations, rep.WithExposure)
 	if uint64(res.Sent-res.Rejected) != c.SpansAccepted {
 		t.Errorf("client counted %d spans accepted, server %d", res.Sent-res.Rejected, c.SpansAccepted)
+	}
+}
+
+// flakyReceiver answers each request's first attempt (known by its first
+// trace id) with UNAVAILABLE after keeping its traces (every third
+// request: taken, the answer lost), or with RESOURCE_EXHAUSTED without
+// keeping them (every fifth), and every other attempt with OK.
+type flakyReceiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	mu       sync.Mutex
+	attempts map[string]int
+	traces   map[string]bool // trace ids kept
+	lost     int             // traces kept whose answer was UNAVAILABLE
+	fails    int             // attempts answered with an error
+}
+
+func (f *flakyReceiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				ids = append(ids, string(sp.TraceId))
+			}
+		}
+	}
+	key := ids[0]
+	n := len(f.attempts)
+	f.attempts[key]++
+	keep := func() int {
+		added := 0
+		for _, id := range ids {
+			if !f.traces[id] {
+				f.traces[id] = true
+				added++
+			}
+		}
+		return added
+	}
+	if f.attempts[key] == 1 {
+		switch {
+		case n%3 == 0:
+			f.lost += keep()
+			f.fails++
+			return nil, status.Error(codes.Unavailable, "answer lost")
+		case n%5 == 0:
+			f.fails++
+			return nil, status.Error(codes.ResourceExhausted, "full")
+		}
+	}
+	keep()
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// TestRunRetries: with Config.Retry every request is sent again after a
+// failure until acknowledged, so the client's acknowledged traces are
+// exactly the distinct traces the receiver kept; without retries the
+// requests that failed with UNAVAILABLE are counted in doubt.
+func TestRunRetries(t *testing.T) {
+	for _, retry := range []time.Duration{10 * time.Second, 0} {
+		f := &flakyReceiver{attempts: map[string]int{}, traces: map[string]bool{}}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer()
+		collectortrace.RegisterTraceServiceServer(s, f)
+		go s.Serve(lis)
+		res, err := Run(context.Background(), Config{Endpoint: lis.Addr().String(), Duration: 5 * time.Second,
+			MaxSpans: 40 * 100, RequestSpans: 100, Concurrency: 3, Retry: retry})
+		s.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		kept, requests, fails, lost := int64(len(f.traces)), int64(len(f.attempts)), int64(f.fails), int64(f.lost)
+		f.mu.Unlock()
+		if requests != 40 || fails < 10 || lost == 0 {
+			t.Fatalf("retry %v: the receiver saw %d requests, failed %d (%d traces lost): the test did not test", retry, requests, fails, lost)
+		}
+		want := Result{Requests: 40 + fails, Traces: kept, InDoubt: 0, Retries: fails}
+		if retry == 0 {
+			want = Result{Requests: 40, Traces: kept - lost, InDoubt: lost, Retries: 0}
+		}
+		got := Result{Requests: res.Requests, Traces: res.Traces, InDoubt: res.InDoubt, Retries: res.Retries}
+		if got != want || res.Sent != res.Traces*10 {
+			t.Errorf("retry %v: result %+v, want %+v (%d requests failed)", retry, res, want, fails)
+		}
 	}
 }
