@@ -33,6 +33,23 @@ race: ## Run the tests with the race detector
 bench: ## Run the Go benchmarks (BENCHTIME=1s)
 	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+# Every fuzz target, as package:Function (go test -fuzz runs one at a time).
+FUZZ_TARGETS := ./tracing/otlp:FuzzDecodeProto ./tracing/otlp:FuzzJSONRoundTrip ./tracing/files:FuzzDecode \
+	./tracing:FuzzSpanToObservation ./assign:FuzzBucket ./assign:FuzzMetricRoundTrip ./analysis:FuzzReadCSV \
+	./internal/adapter/manifest:FuzzParse
+FUZZTIME ?= 100000x
+
+.PHONY: fuzz
+fuzz: ## Run every fuzzer from its seed corpus for FUZZTIME each (default 100000x: 100k inputs; not part of make test)
+	@n=$$(grep -rhoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | wc -l); \
+	if [[ $$n -ne $(words $(FUZZ_TARGETS)) ]]; then echo "FUZZ_TARGETS lists $(words $(FUZZ_TARGETS)) fuzzers, the code has $$n: update the Makefile" >&2; exit 1; fi
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
+		go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg"; done
+
+.PHONY: fuzz-seeds
+fuzz-seeds: ## Write the fuzzers' seed corpora (testdata/fuzz) from captured real requests
+	ABMESH_WRITE_FUZZ_SEEDS=1 go test -count=1 -run '^TestWriteFuzzSeeds$$' -v ./internal/tool/demo
+
 .PHONY: reference
 reference: ## Regenerate analysis/testdata's R references (needs Rscript with car, sandwich, pwr)
 	@Rscript -e 'for (p in c("car", "sandwich", "pwr")) if (!requireNamespace(p, quietly = TRUE)) stop("R package ", p, " is missing: apt-get install -y r-base-core r-cran-car r-cran-sandwich r-cran-pwr")'

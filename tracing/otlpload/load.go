@@ -140,8 +140,8 @@ type Result struct {
 	Failed         int64         `json:"failed"`             // Export calls that failed otherwise
 	Retries        int64         `json:"retries,omitempty"`  // calls that resent a failed request (Config.Retry)
 	InDoubt        int64         `json:"in_doubt,omitempty"` // traces in requests given up after an error other than RESOURCE_EXHAUSTED or INVALID_ARGUMENT: the receiver may have taken them
-	Elapsed        time.Duration `json:"elapsed"`          // wall time of the run
-	SpansPerSecond float64       `json:"spans_per_second"` // (Sent - Rejected) / Elapsed
+	Elapsed        time.Duration `json:"elapsed"`            // wall time of the run
+	SpansPerSecond float64       `json:"spans_per_second"`   // (Sent - Rejected) / Elapsed
 	FirstError     string        `json:"first_error,omitempty"`
 }
 
