@@ -44,7 +44,7 @@ fuzz: ## Run every fuzzer from its seed corpus for FUZZTIME each (default 100000
 	@n=$$(grep -rhoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | wc -l); \
 	if [[ $$n -ne $(words $(FUZZ_TARGETS)) ]]; then echo "FUZZ_TARGETS lists $(words $(FUZZ_TARGETS)) fuzzers, the code has $$n: update the Makefile" >&2; exit 1; fi
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
-		go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg"; done
+		go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -timeout 60m "$$pkg"; done
 
 .PHONY: fuzz-seeds
 fuzz-seeds: ## Write the fuzzers' seed corpora (testdata/fuzz) from captured real requests

@@ -39,6 +39,7 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 	conc := fs.Int("concurrency", 64, "concurrent callers")
 	conns := fs.Int("conns", 4, "gRPC connections (callers are spread over them)")
 	units := fs.Int("units", 100000, "distinct unit ids (user-1 … user-N)")
+	rate := fs.Int("rate", 0, "Assign calls per second, paced (0: each caller calls again as soon as it is answered)")
 	service := fs.String("service", "", "Assign's service filter")
 	out := outputFlag(fs, "table", "json")
 	return func(ctx context.Context, r *request) error {
@@ -48,8 +49,8 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 		if *dur <= 0 || *dur > 10*time.Minute {
 			return errors.New("--duration: want between 0 and 10m")
 		}
-		if *conc < 1 || *conns < 1 || *units < 1 {
-			return errors.New("--concurrency, --conns and --units must be positive")
+		if *conc < 1 || *conns < 1 || *units < 1 || *rate < 0 || *rate > 1_000_000 {
+			return errors.New("--concurrency, --conns and --units must be positive, --rate 0 to 1,000,000")
 		}
 		// One warm-up call tells whether the server is there at all.
 		if _, err := r.api.assignment.Assign(ctx, &pb.AssignRequest{UnitId: "user-1"}); err != nil {
@@ -67,7 +68,7 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 			clients = append(clients, pb.NewAssignmentServiceClient(conn))
 		}
 		fmt.Fprintf(r.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", r.server, *dur, *conc, *conns)
-		res := runLoad(ctx, *dur, *conc, 0, func(ctx context.Context, worker int, rng *rand.Rand) error {
+		res := runLoad(ctx, *dur, *conc, *rate, func(ctx context.Context, worker int, rng *rand.Rand) error {
 			unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
 			_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
 			return err
