@@ -3,10 +3,14 @@
 # write-ahead log on), the shop's experiments running, OTLP ingest at a
 # fixed rate and Assign calls at a fixed rate, both from separate
 # processes, for DURATION (at most 10m); abmeshd's resident memory and the
-# machine's load average every 30 s.
+# machine's load average every 30 s. abmeshd runs with
+# --trace-idle-timeout 2s (its ingest ceiling, --max-spans / idle timeout,
+# is then 250k spans/s), otherwise its defaults.
 #
 # Usage: examples/soak/soak.sh BINDIR OUTDIR SPANS_PER_S ASSIGN_PER_S [DURATION]
 #   BINDIR holds abmeshd and abmesh (go build -o bin/ ./cmd/...).
+#   SPANS_PER_S 0 sends as fast as abmeshd takes them (the peak);
+#   ASSIGN_PER_S 0 sends no Assign load.
 # Output in OUTDIR: rss.tsv (seconds, RSS MB, load average), otlp.json,
 # assign.json, status.txt, abmeshd.log.
 set -eu
@@ -14,7 +18,7 @@ BIN=$1; OUT=$2; RATE=$3; ARATE=$4; DUR=${5:-10m}
 mkdir -p "$OUT"; DATA=$(mktemp -d)
 API=127.0.0.1:17370; OTLP=127.0.0.1:14617
 "$BIN/abmeshd" --data-dir "$DATA" --listen $API --otlp-listen $OTLP --http-listen off \
-  --log-level warn 2>"$OUT/abmeshd.log" &
+  --trace-idle-timeout 2s --log-level warn 2>"$OUT/abmeshd.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 sleep 2
@@ -27,10 +31,13 @@ T0=$(date +%s)
       "$(awk '/VmRSS/{printf "%.0f", $2/1024}' /proc/$PID/status)" "$(cut -d' ' -f1 /proc/loadavg)"
     sleep 30
   done ) > "$OUT/rss.tsv" &
-$A bench assign --duration "$DUR" --rate "$ARATE" --concurrency 16 --conns 2 -o json > "$OUT/assign.json" 2>/dev/null &
-APID=$!
+APID=
+if [ "$ARATE" -gt 0 ]; then
+  $A bench assign --duration "$DUR" --rate "$ARATE" --concurrency 16 --conns 2 -o json > "$OUT/assign.json" 2>/dev/null &
+  APID=$!
+fi
 "$BIN/abmesh" bench otlp --endpoint $OTLP --duration "$DUR" --rate "$RATE" --concurrency 8 -o json > "$OUT/otlp.json" 2>/dev/null
-wait $APID
+[ -z "$APID" ] || wait $APID
 sleep 5
 $A status > "$OUT/status.txt"
 printf '%s\t%s\t%s\n' $(( $(date +%s) - T0 )) \
