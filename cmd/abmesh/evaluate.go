@@ -35,15 +35,16 @@ var hashingViewpoints = map[string]string{"shop": "rec-model", "large": "hero-ba
 // Progress goes to stderr. The report names the command that reproduces
 // it, the machine and the runtime.
 func evaluateCmd(fs *flag.FlagSet) body {
-	o := evaluateOptions{repeat: sim.DefaultRepeatOptions()}
+	o := evaluateOptions{repeat: sim.DefaultRepeatOptions(), monitoring: sim.DefaultMonitoringOptions()}
 	fs.IntVar(&o.reps, "reps", 200, "replications per scenario (and of the hashing check)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the simulated traffic")
-	fs.StringVar(&o.scenario, "scenario", "all", "scenario: shop, large, repeat or all")
+	fs.StringVar(&o.scenario, "scenario", "all", "scenario: shop, large, repeat, monitoring or all")
 	fs.StringVar(&o.out, "out", "", "write the report to this file (default: stdout)")
 	output := outputFlag(fs, "markdown", "json")
 	fs.IntVar(&o.workers, "workers", 2, "replications simulated in parallel (does not change the results)")
 	fs.Float64Var(&o.repeat.Requests, "requests-per-unit", o.repeat.Requests, "repeat: mean requests per unit (geometric, ≥ 1)")
 	fs.Float64Var(&o.repeat.ICC, "within-unit-corr", o.repeat.ICC, "repeat: correlation of one unit's requests, in [0, 1)")
+	fs.IntVar(&o.monitoring.Reps, "monitoring-reps", o.monitoring.Reps, "monitoring: A/A replications read after every 1% of the horizon; a quarter as many with a real effect")
 	fs.IntVar(&o.windows, "windows", o.repeat.Windows, "repeat: coverage windows per aggregate and design; the SRM check runs 2.5× as many with a true split and a tenth with an imbalance, the units-to-decision check a quarter")
 	return func(ctx context.Context, r *request) error {
 		if err := r.noArgs(); err != nil {
@@ -59,7 +60,8 @@ type evaluateOptions struct {
 	reps, workers, windows int
 	seed                   uint64
 	scenario, out, output  string
-	repeat                 sim.RepeatOptions // --requests-per-unit, --within-unit-corr
+	repeat                 sim.RepeatOptions     // --requests-per-unit, --within-unit-corr
+	monitoring             sim.MonitoringOptions // --monitoring-reps
 }
 
 // scenarios returns the scenarios --scenario names, or an error naming
@@ -72,6 +74,8 @@ func (o *evaluateOptions) scenarios() ([]string, error) {
 		return nil, fmt.Errorf("evaluate: --workers %d: want at least 1", o.workers)
 	case o.windows < 1:
 		return nil, fmt.Errorf("evaluate: --windows %d: want at least 1", o.windows)
+	case o.monitoring.Reps < 1:
+		return nil, fmt.Errorf("evaluate: --monitoring-reps %d: want at least 1", o.monitoring.Reps)
 	case !(o.repeat.Requests >= 1) || math.IsInf(o.repeat.Requests, 0):
 		return nil, fmt.Errorf("evaluate: --requests-per-unit %v: want a number ≥ 1", o.repeat.Requests)
 	case !(o.repeat.ICC >= 0 && o.repeat.ICC < 1):
@@ -79,11 +83,11 @@ func (o *evaluateOptions) scenarios() ([]string, error) {
 	}
 	switch o.scenario {
 	case "all":
-		return []string{"shop", "large", "repeat"}, nil
-	case "shop", "large", "repeat":
+		return []string{"shop", "large", "repeat", "monitoring"}, nil
+	case "shop", "large", "repeat", "monitoring":
 		return []string{o.scenario}, nil
 	}
-	return nil, fmt.Errorf("evaluate: --scenario %q: want shop, large, repeat or all", o.scenario)
+	return nil, fmt.Errorf("evaluate: --scenario %q: want shop, large, repeat, monitoring or all", o.scenario)
 }
 
 func runEvaluate(ctx context.Context, o evaluateOptions, stdout, stderr io.Writer) error {
@@ -94,8 +98,14 @@ func runEvaluate(ctx context.Context, o evaluateOptions, stdout, stderr io.Write
 	start := time.Now()
 	rep := &sim.Report{Command: evaluateCommand(o), Machine: machine()}
 	for _, name := range names {
-		if name == "repeat" {
+		switch name {
+		case "repeat":
 			if rep.Repeat, err = runRepeat(ctx, o, stderr); err != nil {
+				return err
+			}
+			continue
+		case "monitoring":
+			if rep.Monitoring, err = runMonitoring(ctx, o, stderr); err != nil {
 				return err
 			}
 			continue
@@ -184,6 +194,35 @@ func runRepeat(ctx context.Context, o evaluateOptions, stderr io.Writer) (*sim.R
 	return res, nil
 }
 
+// runMonitoring runs the monitoring scenario: --monitoring-reps A/A
+// replications and a quarter as many with a real effect.
+func runMonitoring(ctx context.Context, o evaluateOptions, stderr io.Writer) (*sim.MonitoringResult, error) {
+	opt := o.monitoring
+	opt.DecisionReps = max(1, opt.Reps/4)
+	opt.Seed, opt.Workers = o.seed, o.workers
+	t0 := time.Now()
+	opt.Progress = func(check string, done, total int) {
+		if done%max(1, total/5) == 0 || done == total {
+			fmt.Fprintf(stderr, "evaluate monitoring: %s %d/%d replications (%s)\n", check, done, total, time.Since(t0).Round(100*time.Millisecond))
+		}
+	}
+	res, err := sim.EvaluateMonitoring(ctx, opt)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate monitoring: %w", err)
+	}
+	res.Command = fmt.Sprintf("abmesh evaluate --seed %d --scenario monitoring --monitoring-reps %d", o.seed, o.monitoring.Reps)
+	for _, c := range []struct {
+		name string
+		r    sim.TermRates
+	}{{"main effects", res.Main}, {"interactions", res.Interactions}} {
+		fmt.Fprintf(stderr, "evaluate monitoring: %s: fixed-horizon p < α at some look %.1f%% (at the horizon %.1f%%), anytime-valid %.1f%% ± %.1f%%, sequences cover at every look %.1f%%\n",
+			c.name, 100*c.r.FixedAnyLook, 100*c.r.FixedHorizon, 100*c.r.AnytimeAnyLook, 100*c.r.MCError, 100*c.r.Coverage)
+	}
+	fmt.Fprintf(stderr, "evaluate monitoring: effect of the planned size: DECIDED at a median of %.0f units (fixed horizon %d), %.1f%% decided\n",
+		res.Decision.Units.P50, res.Horizon, 100*res.Decision.Decided)
+	return res, nil
+}
+
 // writeEvaluation writes the report as markdown or JSON to --out or stdout.
 func writeEvaluation(o evaluateOptions, rep *sim.Report, stdout, stderr io.Writer) error {
 	var buf bytes.Buffer
@@ -225,12 +264,15 @@ func scenarioNamed(name string) (*sim.Scenario, error) {
 // scenario runs.
 func evaluateCommand(o evaluateOptions) string {
 	parts := []string{"abmesh evaluate"}
-	if o.scenario != "repeat" {
+	if o.scenario != "repeat" && o.scenario != "monitoring" {
 		parts = append(parts, fmt.Sprintf("--reps %d", o.reps))
 	}
 	parts = append(parts, fmt.Sprintf("--seed %d", o.seed), "--scenario "+o.scenario)
 	if o.scenario == "repeat" || o.scenario == "all" {
 		parts = append(parts, repeatFlags(o))
+	}
+	if o.scenario == "monitoring" || o.scenario == "all" {
+		parts = append(parts, fmt.Sprintf("--monitoring-reps %d", o.monitoring.Reps))
 	}
 	if o.out != "" {
 		parts = append(parts, "--out "+o.out)

@@ -151,6 +151,7 @@ func TestEvaluateFlags(t *testing.T) {
 		{"--reps", "0"},
 		{"--workers", "0"},
 		{"--windows", "0"},
+		{"--monitoring-reps", "0"},
 		{"--requests-per-unit", "0.5"},
 		{"--requests-per-unit", "NaN"},
 		{"--within-unit-corr", "1"},
@@ -165,6 +166,32 @@ func TestEvaluateFlags(t *testing.T) {
 		}
 		if strings.HasPrefix(args[0], "--") && !strings.Contains(err.Error()+errOut.String(), args[0]) {
 			t.Errorf("evaluate %v: error %q does not name the flag", args, err)
+		}
+	}
+}
+
+// The monitoring scenario: --monitoring-reps reaches the simulation and
+// the command that reproduces it; the markdown has its section.
+func TestEvaluateMonitoring(t *testing.T) {
+	rep, progress := evaluateJSON(t, "--scenario", "monitoring", "--monitoring-reps", "40", "--seed", "2")
+	m := rep.Monitoring
+	if m == nil || m.Reps != 40 || m.DecisionReps != 10 || m.Seed != 2 || m.Looks != 100 || len(rep.Scenarios) != 0 || rep.Repeat != nil {
+		t.Fatalf("monitoring %+v, scenarios %d", m, len(rep.Scenarios))
+	}
+	if m.Command != "abmesh evaluate --seed 2 --scenario monitoring --monitoring-reps 40" ||
+		rep.Command != "abmesh evaluate --seed 2 --scenario monitoring --monitoring-reps 40 -o json" {
+		t.Errorf("commands %q, %q", m.Command, rep.Command)
+	}
+	if m.Main.FixedAnyLook <= m.Main.FixedHorizon || !strings.Contains(progress, "evaluate monitoring: main effects: fixed-horizon") {
+		t.Errorf("main %+v; progress:\n%s", m.Main, progress)
+	}
+	var out, errOut bytes.Buffer
+	if err := runCmd(&out, &errOut, "evaluate", "--scenario", "monitoring", "--monitoring-reps", "8"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- **Monitoring**", "## Scenario: monitoring", "| main effects (3) |", "units to DECIDED"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("markdown lacks %q", want)
 		}
 	}
 }

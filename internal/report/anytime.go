@@ -1,6 +1,7 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -110,36 +111,46 @@ func termSampleSize(t *analysis.CellTable, term PlannedTerm, sd float64, plan as
 	return int64(math.Ceil(n)), nil
 }
 
-// anytime computes the anytime-valid results and the stopping rule. The
-// mixture is tuned to the horizon the plan gives with the plan's own SD
-// (never the observed one: it must be fixed before the data).
+// anytime computes the anytime-valid results and the stopping rule.
 func (r *Report) anytime(plan assign.Plan, terms []PlannedTerm) {
-	t := r.Table
-	if r.Anova == nil || t == nil {
+	if r.Anova == nil || r.Table == nil {
 		return
 	}
-	if !(plan.SD > 0) {
-		r.note("anytime-valid results: the plan has no standard deviation (plan.sd), which fixes the mixture before the data; none computed")
+	opt, err := AnytimeOptions(r.Table, plan, terms, r.Aggregate)
+	if err != nil {
+		r.note("anytime-valid results: %v", err)
 		return
 	}
-	var horizon int64
-	for _, term := range terms {
-		n, err := termSampleSize(t, term, plan.SD, plan)
-		if err != nil {
-			r.note("anytime-valid results: the planned horizon of %s: %v", term.Name, err)
-			return
-		}
-		horizon = max(horizon, n)
-	}
-	opt := analysis.AnytimeOptions{Alpha: plan.Alpha, Phi: analysis.MixturePhi(plan.Alpha, float64(horizon)), SD: plan.SD,
-		Robust: r.Aggregate == assign.AggregateAny}
-	av, err := analysis.AnytimeValid(t, opt)
+	av, err := analysis.AnytimeValid(r.Table, opt)
 	if err != nil {
 		r.note("anytime-valid results: %v", err)
 		return
 	}
 	r.Anytime = av
 	r.Decision = Decide(av, terms)
+}
+
+// AnytimeOptions are the options of the report's analysis.AnytimeValid
+// for table t (only its design is read) under plan (defaults applied)
+// with the planned terms: level plan.Alpha, the mixture tuned by
+// MixturePhi to the horizon n*, the largest per-cell need of the terms
+// computed with the plan's own SD (never the observed one: the mixture
+// must be fixed before the data), and the robust version for an any
+// metric (a ratio table always gets it). It fails without plan.SD.
+func AnytimeOptions(t *analysis.CellTable, plan assign.Plan, terms []PlannedTerm, agg assign.Aggregate) (analysis.AnytimeOptions, error) {
+	if !(plan.SD > 0) {
+		return analysis.AnytimeOptions{}, errors.New("the plan has no standard deviation (plan.sd), which fixes the mixture before the data; none computed")
+	}
+	var horizon int64
+	for _, term := range terms {
+		n, err := termSampleSize(t, term, plan.SD, plan)
+		if err != nil {
+			return analysis.AnytimeOptions{}, fmt.Errorf("the planned horizon of %s: %w", term.Name, err)
+		}
+		horizon = max(horizon, n)
+	}
+	return analysis.AnytimeOptions{Alpha: plan.Alpha, Phi: analysis.MixturePhi(plan.Alpha, float64(horizon)), SD: plan.SD,
+		Robust: agg == assign.AggregateAny}, nil
 }
 
 // Decide applies the stopping rule to the planned terms: a term is

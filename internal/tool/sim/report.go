@@ -23,6 +23,8 @@ type Report struct {
 	Hashing   []*HashingResult `json:"hashing"`
 	// Repeat is the repeat-traffic scenario, when it ran.
 	Repeat *RepeatResult `json:"repeat,omitempty"`
+	// Monitoring is the monitoring scenario, when it ran.
+	Monitoring *MonitoringResult `json:"monitoring,omitempty"`
 }
 
 // WriteMarkdown writes r as the markdown document docs/evaluation.md: a
@@ -45,6 +47,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if r.Repeat != nil {
 		writeRepeat(p, r.Repeat)
+	}
+	if r.Monitoring != nil {
+		writeMonitoring(p, r.Monitoring)
 	}
 	p("## Limits of this simulation\n\n")
 	p("- The truth has interactions only inside subsets (the simulator refuses a scenario whose truth has one outside): the evaluation shows what abmesh does when " +
@@ -116,6 +121,9 @@ func runWord(r *Report) string {
 	if r.Repeat != nil && len(r.Repeat.Coverage) > 0 {
 		parts = append(parts, fmt.Sprintf("%s coverage windows per aggregate and design of repeat traffic", count(float64(r.Repeat.Coverage[0].Windows))))
 	}
+	if r.Monitoring != nil {
+		parts = append(parts, fmt.Sprintf("%s A/A replications of monitoring", count(float64(r.Monitoring.Reps))))
+	}
 	if len(parts) == 0 {
 		return "no scenario"
 	}
@@ -147,13 +155,17 @@ func (r *Report) headline() string {
 	if len(r.Scenarios) > 0 {
 		parts = append(parts, r.comparisonHeadline())
 	}
+	var more []string
 	if r.Repeat != nil {
-		if len(parts) == 0 {
-			parts = append(parts, "**Headline:**\n")
-		}
-		parts = append(parts, r.Repeat.headline())
+		more = append(more, r.Repeat.headline())
 	}
-	return strings.Join(parts, "\n")
+	if r.Monitoring != nil {
+		more = append(more, r.Monitoring.headline())
+	}
+	if len(more) > 0 && len(parts) == 0 {
+		parts = append(parts, "**Headline:**\n")
+	}
+	return strings.Join(append(parts, more...), "\n")
 }
 
 // comparisonHeadline summarises the strategy comparison.
