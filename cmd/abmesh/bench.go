@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/proccpu"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/tracing/otlpload"
 )
@@ -32,6 +33,20 @@ type loadResult struct {
 	// after their scheduled time: the load client fell behind the rate.
 	Late       int64  `json:"late,omitempty"`
 	FirstError string `json:"first_error,omitempty"`
+	// ServerCPUMicrosPerCall is the server process's CPU time (user +
+	// system, read from /proc before and after the run) divided by the
+	// calls answered; set when the server's pid was given.
+	ServerCPUMicrosPerCall float64 `json:"server_cpu_us_per_call,omitempty"`
+}
+
+// loadShape is how a load run sends: Concurrency callers until Duration
+// has passed or, when Calls > 0, Calls calls have been made, whichever
+// comes first; paced at Rate calls per second when Rate > 0.
+type loadShape struct {
+	Duration    time.Duration
+	Concurrency int
+	Rate        int
+	Calls       int64
 }
 
 func benchAssignCmd(fs *flag.FlagSet) body {
@@ -41,6 +56,8 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 	units := fs.Int("units", 100000, "distinct unit ids (user-1 … user-N)")
 	rate := fs.Int("rate", 0, "Assign calls per second, paced (0: each caller calls again as soon as it is answered)")
 	service := fs.String("service", "", "Assign's service filter")
+	calls := fs.Int64("calls", 0, "stop after this many calls (0: run for --duration); with --pid, a fixed amount of work to measure")
+	pid := fs.Int("pid", 0, "abmeshd's process id on this machine: report its CPU time per call (read from /proc)")
 	out := outputFlag(fs, "table", "json")
 	return func(ctx context.Context, r *request) error {
 		if err := r.noArgs(); err != nil {
@@ -51,6 +68,9 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 		}
 		if *conc < 1 || *conns < 1 || *units < 1 || *rate < 0 || *rate > 1_000_000 {
 			return errors.New("--concurrency, --conns and --units must be positive, --rate 0 to 1,000,000")
+		}
+		if *calls < 0 || *pid < 0 {
+			return errors.New("--calls and --pid must not be negative")
 		}
 		// One warm-up call tells whether the server is there at all.
 		if _, err := r.api.assignment.Assign(ctx, &pb.AssignRequest{UnitId: "user-1"}); err != nil {
@@ -68,11 +88,14 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 			clients = append(clients, pb.NewAssignmentServiceClient(conn))
 		}
 		fmt.Fprintf(r.stderr, "sending Assign to %s for %s with %d callers over %d connections...\n", r.server, *dur, *conc, *conns)
-		res := runLoad(ctx, *dur, *conc, *rate, func(ctx context.Context, worker int, rng *rand.Rand) error {
+		res, err := runLoadMeasured(ctx, *pid, loadShape{Duration: *dur, Concurrency: *conc, Rate: *rate, Calls: *calls}, func(ctx context.Context, worker int, rng *rand.Rand) error {
 			unit := "user-" + strconv.Itoa(1+rng.IntN(*units))
 			_, err := clients[worker%len(clients)].Assign(ctx, &pb.AssignRequest{UnitId: unit, Service: *service})
 			return err
 		})
+		if err != nil {
+			return err
+		}
 		if *out == "json" {
 			return printPlainJSON(r.stdout, res)
 		}
@@ -87,20 +110,46 @@ func printLoad(w io.Writer, what string, r loadResult) {
 	if r.Late > 0 {
 		fmt.Fprintf(w, "%d requests started over 1 ms late: the load client fell behind the rate\n", r.Late)
 	}
+	if r.ServerCPUMicrosPerCall > 0 {
+		fmt.Fprintf(w, "server CPU: %.1f µs per call\n", r.ServerCPUMicrosPerCall)
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
 	}
 }
 
-// runLoad calls call from conc goroutines until dur has passed or ctx is
-// done, and measures every call's latency (from the moment it is sent).
-// With rate 0 each goroutine calls again as soon as a call returns; with
-// rate > 0 the calls are paced: call i is due at start + i/rate, taken by
-// the next free goroutine, and one that starts over a millisecond late
-// counts as Late. Calls carry no deadline of their own (a server-side
-// deadline at the end of the run would count as an error); the run stops
-// between calls.
-func runLoad(ctx context.Context, dur time.Duration, conc, rate int, call func(ctx context.Context, worker int, rng *rand.Rand) error) loadResult {
+// runLoadMeasured is runLoad that, when pid > 0, also reads that process's
+// CPU time before and after the run and reports it per answered call.
+func runLoadMeasured(ctx context.Context, pid int, shape loadShape, call func(ctx context.Context, worker int, rng *rand.Rand) error) (loadResult, error) {
+	if pid == 0 {
+		return runLoad(ctx, shape, call), nil
+	}
+	before, err := proccpu.Time(pid)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("--pid: %w", err)
+	}
+	res := runLoad(ctx, shape, call)
+	after, err := proccpu.Time(pid)
+	if err != nil {
+		return loadResult{}, fmt.Errorf("--pid: %w", err)
+	}
+	if res.Requests > 0 {
+		res.ServerCPUMicrosPerCall = float64(after-before) / float64(time.Microsecond) / float64(res.Requests)
+	}
+	return res, nil
+}
+
+// runLoad calls call from shape.Concurrency goroutines until
+// shape.Duration has passed, shape.Calls calls have been started (when
+// positive) or ctx is done, and measures every call's latency (from the
+// moment it is sent). With shape.Rate 0 each goroutine calls again as soon
+// as a call returns; with a rate the calls are paced: call i is due at
+// start + i/rate, taken by the next free goroutine, and one that starts
+// over a millisecond late counts as Late. Calls carry no deadline of their
+// own (a server-side deadline at the end of the run would count as an
+// error); the run stops between calls.
+func runLoad(ctx context.Context, shape loadShape, call func(ctx context.Context, worker int, rng *rand.Rand) error) loadResult {
+	dur, conc, rate := shape.Duration, shape.Concurrency, shape.Rate
 	var (
 		mu       sync.Mutex
 		lats     []time.Duration
@@ -114,10 +163,14 @@ func runLoad(ctx context.Context, dur time.Duration, conc, rate int, call func(c
 	end := start.Add(dur)
 	// pace waits until the next call is due; false when the run is over.
 	pace := func() bool {
+		n := ticket.Add(1)
+		if shape.Calls > 0 && n > shape.Calls {
+			return false
+		}
 		if rate <= 0 {
 			return time.Now().Before(end)
 		}
-		due := start.Add(time.Duration(ticket.Add(1)-1) * time.Second / time.Duration(rate))
+		due := start.Add(time.Duration(n-1) * time.Second / time.Duration(rate))
 		if !due.Before(end) {
 			return false
 		}

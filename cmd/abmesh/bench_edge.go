@@ -62,7 +62,7 @@ func benchEdgeCmd(fs *flag.FlagSet) body {
 			return err
 		}
 		fmt.Fprintf(r.stderr, "sending GET %s at %d/s for %s with %d callers...\n", *url, *rate, *dur, *conc)
-		res := runLoad(ctx, *dur, *conc, *rate, func(ctx context.Context, _ int, rng *rand.Rand) error { return get(ctx, rng) })
+		res := runLoad(ctx, loadShape{Duration: *dur, Concurrency: *conc, Rate: *rate}, func(ctx context.Context, _ int, rng *rand.Rand) error { return get(ctx, rng) })
 		if *out == "json" {
 			return printPlainJSON(r.stdout, res)
 		}

@@ -287,13 +287,16 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s (--listen): %w", cfg.Listen, err)
 	}
-	// Stream workers reuse goroutines across RPCs instead of starting one
-	// per call: measurably more Assign/s on small machines.
+	// Stream workers reuse goroutines (and their grown stacks) across RPCs
+	// instead of starting one per call; 16 per core so that calls from
+	// many concurrent callers rarely overflow them (an overflowing call
+	// gets a fresh goroutine, whose stack then grows). The codec sends
+	// Assign's responses in the wire form grpcapi builds them in.
 	// MaxSendMsgSize: the limit SDKs receive Watch snapshots with.
-	d.grpc = grpc.NewServer(append(d.metrics.serverOptions(), grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
-		grpc.MaxSendMsgSize(assign.ConfigMessageLimit))...)
+	d.grpc = grpc.NewServer(append(d.metrics.serverOptions(), grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
+		grpc.ForceServerCodecV2(grpcapi.Codec()), grpc.MaxSendMsgSize(assign.ConfigMessageLimit))...)
 	assignment := grpcapi.NewAssignment(d.life, d.registry)
-	pb.RegisterAssignmentServiceServer(d.grpc, assignment)
+	grpcapi.RegisterAssignment(d.grpc, assignment)
 	pb.RegisterExperimentServiceServer(d.grpc, grpcapi.NewExperiments(d.registry))
 	pb.RegisterReportServiceServer(d.grpc, grpcapi.NewReports(d.registry, d.reports, d.subsetter, d.windows, d.graph.Snapshot, d.Counts))
 	// OpenFeature's flagd evaluation API (versions 1 and 2), for flagd

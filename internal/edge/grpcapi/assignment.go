@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/edge/protoconv"
@@ -42,36 +43,32 @@ func NewAssignment(life context.Context, src ConfigSource) *Assignment {
 	return &Assignment{src: src, life: life, pool: sync.Pool{New: func() any { s := make([]assign.Assignment, 0, 16); return &s }}}
 }
 
-// Assign implements AssignmentService.Assign.
+// Assign implements AssignmentService.Assign for in-process callers. Over
+// gRPC (RegisterAssignment) the same response goes out in wire form
+// without ever being built as a message; Assign decodes that form, so
+// both answer exactly the same.
 func (s *Assignment) Assign(_ context.Context, req *pb.AssignRequest) (*pb.AssignResponse, error) {
-	unit := req.GetUnitId()
-	if req.GetMintUnit() {
-		if unit != "" {
-			return nil, invalid("unit_id", "must be empty when mint_unit is set")
-		}
-		unit = assign.MintUnit()
-	}
-	var resp *pb.AssignResponse
-	err := s.Evaluate(unit, req.GetAttributes(), assign.Filter{Service: req.GetService(), Tests: req.GetTestIds()},
-		func(eng *assign.Engine, as []assign.Assignment) {
-			resp = &pb.AssignResponse{
-				Assignments:   make([]*pb.Assignment, len(as)),
-				Headers:       make(map[string]string, len(as)),
-				ConfigVersion: eng.Version(),
-				UnitId:        unit,
-			}
-			msgs := make([]pb.Assignment, len(as))
-			for i, a := range as {
-				m := &msgs[i]
-				m.TestId, m.Variant, m.Reason, m.Phase = a.Test, a.Variant, protoconv.ReasonToProto(a.Reason), int32(a.Phase)
-				resp.Assignments[i] = m
-				resp.Headers[assign.HeaderName(a.Test)] = a.Variant
-			}
-		})
+	w, err := s.assignWire(req)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
+	}
+	resp := new(pb.AssignResponse)
+	if err := proto.Unmarshal(w.b, resp); err != nil {
+		return nil, status.Errorf(codes.Internal, "encoding the response: %v", err)
 	}
 	return resp, nil
+}
+
+// requestUnit is the request's unit: unit_id, or a fresh one when
+// mint_unit asks for it.
+func requestUnit(req *pb.AssignRequest) (string, error) {
+	if !req.GetMintUnit() {
+		return req.GetUnitId(), nil
+	}
+	if req.GetUnitId() != "" {
+		return "", invalid("unit_id", "must be empty when mint_unit is set")
+	}
+	return assign.MintUnit(), nil
 }
 
 // Evaluate is Assign without the transport: it validates the unit, the
