@@ -104,11 +104,7 @@ func termDF(t *analysis.CellTable, factors []int) int {
 // over 2^(k−1).
 func termSampleSize(t *analysis.CellTable, term PlannedTerm, sd float64, plan assign.Plan) (int64, error) {
 	mde := term.MDE / math.Exp2(float64(len(term.Factors)-1))
-	n, err := analysis.SampleSizeTerm(termDF(t, term.Factors), len(t.Cells), mde, sd, plan.Alpha, plan.Power)
-	if err != nil {
-		return 0, err
-	}
-	return int64(math.Ceil(n)), nil
+	return unitsPerCell(termDF(t, term.Factors), len(t.Cells), mde, sd, plan.Alpha, plan.Power)
 }
 
 // anytime computes the anytime-valid results and the stopping rule.

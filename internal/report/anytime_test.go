@@ -13,6 +13,7 @@ import (
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/subset"
 )
 
 // TestBuildAnytime: the report carries the anytime-valid results of its
@@ -235,5 +236,48 @@ func TestInteractionSampleSizeMatchesR(t *testing.T) {
 		if math.Abs(n-want) > 1e-6*want {
 			t.Errorf("%d cells: n %v, R %v", cells, n, want)
 		}
+	}
+}
+
+// factorialWindow is a window of k two-level tests t0 (the viewpoint) …
+// t(k−1), every cell with n units of mean 10 + cell-index noise and SD 3,
+// and the experiments' lookup.
+func factorialWindow(k int, n int64) (subset.WindowCells, Lookup) {
+	exps := map[string]*assign.Experiment{}
+	w := subset.WindowCells{Viewpoint: "t0", Seq: 1, Start: now.Add(-time.Hour), Metric: "latency_ms"}
+	for f := range k {
+		id := "t" + strconv.Itoa(f)
+		exps[id] = &assign.Experiment{ID: id, Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treat", Weight: 1}},
+			Plan: assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 0.5, SD: 3}, Status: assign.StatusRunning, Phase: 1}
+		w.Members = append(w.Members, subset.WindowMember{Test: id, Phase: 1, Variants: []string{"control", "treat"}})
+	}
+	exps["t0"].Plan.Interactions = []assign.PlannedInteraction{{With: "t1", MDE: 1}}
+	for c := range 1 << k {
+		v := make([]int, k)
+		for f := range k {
+			v[f] = c >> f & 1
+		}
+		w.Cells = append(w.Cells, subset.Cell{Variants: v, Stats: exact(n, 10+float64(c%7)/10, 3), Requests: n})
+	}
+	return w, lookupIn(exps)
+}
+
+// BenchmarkBuildAnytime: a report with its anytime-valid results (and
+// everything else Build computes: Type III, estimates, sample-ratio
+// checks, the sample sizes of the main effect and a planned interaction)
+// for 64 and 1,024 cells.
+func BenchmarkBuildAnytime(b *testing.B) {
+	for _, k := range []int{6, 10} {
+		w, exps := factorialWindow(k, 50)
+		b.Run(strconv.Itoa(1<<k)+"cells", func(b *testing.B) {
+			for b.Loop() {
+				// New data every build: the observed SD changes, so the
+				// progress's sample sizes are computed, not remembered.
+				w.Cells[0].Stats.M2 *= 1.0001
+				if r := Build(w, exps, Options{Now: now}); r.Anytime == nil {
+					b.Fatalf("no anytime-valid results: %q", r.Notes)
+				}
+			}
+		})
 	}
 }
