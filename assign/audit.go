@@ -9,15 +9,16 @@ import (
 	"time"
 )
 
-// Actor is who made an admin change. Until abmeshd authenticates its
-// callers the actor is self-declared: Name is whatever the caller put in
-// the x-abmesh-actor metadata (the CLI's --actor, by default the OS user
-// name) and only Peer, the caller's network address, is observed. When
-// authentication lands, Kind says how Name was established and an
-// authenticated identity fills Name without changing the record.
+// Actor is who made an admin change. With authentication on (abmeshd
+// --auth-file) Name is the authenticated identity: the bearer token's name
+// or the client certificate's common name (Kind ActorToken or
+// ActorCertificate). Without it the actor is self-declared: Name is
+// whatever the caller put in the x-abmesh-actor metadata (the CLI's
+// --actor, by default the OS user name). Peer, the caller's network
+// address, is observed either way.
 type Actor struct {
-	// Kind says how Name was established: ActorDeclared,
-	// ActorAnonymous or ActorSystem (later: a token or a certificate).
+	// Kind says how Name was established: ActorToken, ActorCertificate,
+	// ActorDeclared, ActorAnonymous or ActorSystem.
 	Kind string `json:"kind"`
 	// Name is the actor's name; empty for an anonymous caller.
 	Name string `json:"name,omitempty"`
@@ -28,9 +29,11 @@ type Actor struct {
 
 // Kinds of Actor.
 const (
-	ActorDeclared  = "declared"  // Name is the caller's own, unverified claim
-	ActorAnonymous = "anonymous" // the caller said nothing about itself
-	ActorSystem    = "system"    // a change made in-process, not over an API
+	ActorToken       = "token"       // Name is an authenticated bearer token's name
+	ActorCertificate = "certificate" // Name is a verified client certificate's common name
+	ActorDeclared    = "declared"    // Name is the caller's own, unverified claim
+	ActorAnonymous   = "anonymous"   // the caller said nothing about itself
+	ActorSystem      = "system"      // a change made in-process, not over an API
 )
 
 // String renders the actor as "name@peer", "(anonymous)@peer" or

@@ -93,8 +93,9 @@ func unitless(x *assign.Experiment) assign.Assignment {
 // "dns:///abmeshd:7070"). It does not wait for the connection: the Watch
 // stream runs in the background, reconnecting with Backoff whenever it
 // breaks, and Ready is closed when the first snapshot is in. Options:
-// WithService (required), WithBaggageKey, WithDialOptions, WithBackoff,
-// WithLogger, WithAttributes, WithRoutingHeaders, WithWatchHook.
+// WithService (required), WithBaggageKey, WithDialOptions, WithToken,
+// WithTLS, WithBackoff, WithLogger, WithAttributes, WithRoutingHeaders,
+// WithWatchHook.
 //
 // Errors: ErrNoService; an invalid baggage key or Backoff
 // (ErrInvalidBackoff); a target or dial options grpc.NewClient rejects.

@@ -39,12 +39,35 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	reloadOnHangup(ctx, d, cfg.Logger)
 	<-ctx.Done()
 	// A second interrupt during shutdown ends the process at once.
 	signal.Reset(os.Interrupt, syscall.SIGTERM)
 	cfg.Logger.Info("abmeshd shutting down (interrupt again to exit at once)")
 	d.Stop()
 	return nil
+}
+
+// reloadOnHangup rereads the auth file and the TLS files on each SIGHUP
+// until ctx is done.
+func reloadOnHangup(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := d.Reload(); err != nil {
+					log.Error("reload on SIGHUP failed; the previous auth rules and certificates stay", "err", err)
+				} else {
+					log.Info("reloaded the auth file and TLS certificates (SIGHUP)")
+				}
+			}
+		}
+	}()
 }
 
 // signalContext is done on SIGINT or SIGTERM.
@@ -93,6 +116,11 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells and the graph are written to the store (and the write-ahead log truncated); with --wal a crash loses no acknowledged span, without it a crash loses the spans in flight and what was counted since the last flush")
 	walOn := fs.Bool("wal", !def.WAL.Off, "write-ahead log of accepted OTLP requests in DATA-DIR/wal: an Export is acknowledged once fsynced, replayed on start, truncated once flushed")
 	fs.Int64Var(&cfg.WAL.MaxBytes, "wal-max-bytes", def.WAL.MaxBytes, "disk bound of the write-ahead log; past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo until a flush frees segments")
+	fs.StringVar(&cfg.Security.AuthFile, "auth-file", "", `authenticate callers: bearer token hashes and client certificate subjects with their roles (admin, reader, client, ingest), one rule a line: "token NAME ROLES sha256:HEX" (abmesh token new) or "cert CN=VALUE|OU=VALUE ROLES"; reread on SIGHUP. Empty: every call allowed`)
+	fs.StringVar(&cfg.Security.TLSCert, "tls-cert", "", "serve TLS on every listener with this PEM certificate (chain); reread when it changes or on SIGHUP")
+	fs.StringVar(&cfg.Security.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.StringVar(&cfg.Security.ClientCA, "client-ca", "", "verify client certificates (mTLS) against these PEM CA certificates; --auth-file's cert rules give them roles")
+	fs.BoolVar(&cfg.Security.Insecure, "insecure", false, "serve an address that is not loopback without TLS and authentication (refused otherwise)")
 	fs.IntVar(&cfg.SubsetCap, "subset-cap", def.SubsetCap, "largest subset, viewpoint included")
 	fs.IntVar(&cfg.MinEdgeCalls, "min-edge-calls", def.MinEdgeCalls, "calls an edge needs in the graph window before subsets use it")
 	fs.Usage = func() {

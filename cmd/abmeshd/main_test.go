@@ -12,10 +12,17 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
+	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit/authtest"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
+	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -28,6 +35,9 @@ func TestFlagsValidate(t *testing.T) {
 		{"--edge-unit-cookie", "bad cookie"},
 		{"--edge-unit-header", "bad:header"},
 		{"--log-level", "loud"},
+		{"--listen", "0.0.0.0:7070"},
+		{"--tls-cert", "c.pem"},
+		{"--client-ca", "ca.pem"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args); err == nil {
@@ -124,5 +134,55 @@ func TestFlagDocs(t *testing.T) {
 	}
 	if !strings.Contains(doc, "-otlp-listen") {
 		t.Errorf("flag doc lacks -otlp-listen:\n%s", doc)
+	}
+}
+
+// TestRunReloadsOnSIGHUP: abmeshd started with --auth-file takes a token
+// added to the file once it gets SIGHUP, and refuses plaintext callers
+// without one meanwhile.
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	file, _ := authtest.WriteAuthFile(t, t.TempDir())
+	addr := daemontest.FreeAddr(t)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", addr, "--otlp-listen", "off", "--http-listen", "off",
+			"--data-dir", t.TempDir(), "--log-level", "error", "--auth-file", file})
+	}()
+	fresh := auth.NewToken()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(client.BearerToken(fresh)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	getStatus := func() codes.Code {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := pb.NewReportServiceClient(conn).GetStatus(cctx, &pb.GetStatusRequest{})
+		return status.Code(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for getStatus() != codes.Unauthenticated {
+		if time.Now().After(deadline) {
+			t.Fatalf("abmeshd never refused the unknown token: %v", getStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.WriteFile(file, []byte(auth.TokenLine("late", auth.RolesOf(auth.Reader), fresh)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for getStatus() != codes.OK {
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP the new token still gets %v", getStatus())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }

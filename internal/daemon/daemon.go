@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/adapter/bolt"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/edge/flagd"
 	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
@@ -103,6 +105,9 @@ type Config struct {
 	// leaves the window. Rare call paths then cannot keep reopening
 	// analysis windows.
 	MinEdgeCalls int
+	// Security turns on authentication and TLS; without them only loopback
+	// addresses are served unless Security.Insecure.
+	Security SecurityConfig
 	// Logger receives the daemon's logs.
 	Logger *slog.Logger
 }
@@ -142,9 +147,11 @@ func checkAddr(flag, addr string) error {
 // Validate checks the configuration; errors name the flag.
 func (c *Config) Validate() error {
 	var errs []error
-	for _, a := range [][2]string{{"--listen", c.Listen}, {"--otlp-listen", c.OTLPListen}, {"--http-listen", c.HTTPListen}, {"--edge-listen", c.EdgeListen}, {"--jaeger-query", c.JaegerQuery}} {
+	listens := [][2]string{{"--listen", c.Listen}, {"--otlp-listen", c.OTLPListen}, {"--http-listen", c.HTTPListen}, {"--edge-listen", c.EdgeListen}}
+	for _, a := range append(listens, [2]string{"--jaeger-query", c.JaegerQuery}) {
 		errs = append(errs, checkAddr(a[0], a[1]))
 	}
+	errs = append(errs, c.Security.validate(listens))
 	if c.Listen == "off" {
 		errs = append(errs, errors.New("--listen cannot be off"))
 	}
@@ -224,6 +231,7 @@ type Daemon struct {
 	jaegerCancel context.CancelFunc
 	jaegerStop   chan struct{}
 	metrics      *metrics // served at /metrics on the HTTP listener
+	sec          security
 
 	grpc     *grpc.Server
 	otlp     *grpc.Server
@@ -271,6 +279,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.db = db
+	if err := d.startSecurity(); err != nil {
+		return nil, err
+	}
 	if d.registry, err = assign.NewRegistry(ctx, db, assign.WithSticky(db)); err != nil {
 		return nil, err
 	}
@@ -284,8 +295,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 
 	// gRPC API.
-	if d.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen on %s (--listen): %w", cfg.Listen, err)
+	if d.lis, err = d.listen("--listen", cfg.Listen); err != nil {
+		return nil, err
 	}
 	// Stream workers reuse goroutines (and their grown stacks) across RPCs
 	// instead of starting one per call; 16 per core so that calls from
@@ -293,7 +304,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	// gets a fresh goroutine, whose stack then grows). The codec sends
 	// Assign's responses in the wire form grpcapi builds them in.
 	// MaxSendMsgSize: the limit SDKs receive Watch snapshots with.
-	d.grpc = grpc.NewServer(append(d.metrics.serverOptions(), grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
+	d.grpc = grpc.NewServer(append(append(d.metrics.serverOptions(), d.grpcOptions()...), grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
 		grpc.ForceServerCodecV2(grpcapi.Codec()), grpc.MaxSendMsgSize(assign.ConfigMessageLimit))...)
 	assignment := grpcapi.NewAssignment(d.life, d.registry)
 	grpcapi.RegisterAssignment(d.grpc, assignment)
@@ -305,17 +316,21 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	flagdSvc := flagd.New(d.life, d.registry)
 	evalpb.RegisterServiceServer(d.grpc, flagdSvc)
 	evalv2.RegisterServiceServer(d.grpc, flagd.NewV2(flagdSvc))
-	d.connect = &http.Server{Handler: flagd.ConnectHandler(flagdSvc), ReadHeaderTimeout: 5 * time.Second}
+	connectHandler := flagd.ConnectHandler(flagdSvc)
+	if d.sec.guard != nil {
+		connectHandler = d.sec.guard.HTTPByPath(connectHandler)
+	}
+	d.connect = &http.Server{Handler: connectHandler, ReadHeaderTimeout: 5 * time.Second, ConnContext: auth.ConnContext}
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
 
 	// OTLP receiver on its own port, as collectors do.
 	if cfg.OTLPListen != "off" {
-		if d.otlpLis, err = net.Listen("tcp", cfg.OTLPListen); err != nil {
-			return nil, fmt.Errorf("listen on %s (--otlp-listen): %w", cfg.OTLPListen, err)
+		if d.otlpLis, err = d.listen("--otlp-listen", cfg.OTLPListen); err != nil {
+			return nil, err
 		}
-		d.otlp = grpc.NewServer(append(d.metrics.serverOptions(), cfg.OTLP.ServerOptions()...)...)
+		d.otlp = grpc.NewServer(slices.Concat(d.metrics.serverOptions(), d.grpcOptions(), cfg.OTLP.ServerOptions())...)
 		opts := []otlpreceiver.Option{otlpreceiver.WithLimits(cfg.OTLP)}
 		if d.wal != nil {
 			opts = append(opts, otlpreceiver.WithJournal(d.wal, func(err error) bool { return errors.Is(err, wal.ErrFull) }))
@@ -326,10 +341,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 
 	// Report pages.
 	if cfg.HTTPListen != "off" {
-		if d.httpLis, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
-			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
+		if d.httpLis, err = d.listen("--http-listen", cfg.HTTPListen); err != nil {
+			return nil, err
 		}
-		d.http = &http.Server{Handler: d.metrics.handler(web.New(d.reports, d.subsetter)), ReadHeaderTimeout: 5 * time.Second}
+		pages := d.guardHTTP(auth.Reader, "", d.metrics.handler(web.New(d.reports, d.subsetter)))
+		d.http = &http.Server{Handler: pages, ReadHeaderTimeout: 5 * time.Second}
 		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
 	}
 

@@ -1,13 +1,12 @@
 package daemon
 
 import (
-	"fmt"
-	"net"
 	"net/http"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	authz "github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
 )
@@ -22,11 +21,12 @@ func (d *Daemon) startEdge(assignment *grpcapi.Assignment) error {
 		return nil
 	}
 	var err error
-	if d.edgeLis, err = net.Listen("tcp", d.cfg.EdgeListen); err != nil {
-		return fmt.Errorf("listen on %s (--edge-listen): %w", d.cfg.EdgeListen, err)
+	if d.edgeLis, err = d.listen("--edge-listen", d.cfg.EdgeListen); err != nil {
+		return err
 	}
 	// Proxies keep connections to the endpoint open between requests.
-	d.edge = &http.Server{Handler: forwardauth.NewHandler(auth), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	h := d.guardHTTP(authz.Client, EdgeTokenHeader, forwardauth.NewHandler(auth))
+	d.edge = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	d.serve("edge", func() error { return d.edge.Serve(d.edgeLis) })
 	return nil
 }

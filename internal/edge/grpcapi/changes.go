@@ -11,25 +11,35 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/edge/protoconv"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
 
 // ActorHeader is the request metadata key in which a caller names itself
-// for the audit log. Until abmeshd authenticates callers the name is
-// self-declared: the audit log records it with the caller's address.
+// for the audit log when abmeshd does not authenticate callers: the name
+// is self-declared, and the audit log records it with the caller's
+// address. With authentication on it is ignored.
 const ActorHeader = "x-abmesh-actor"
+
+// actorKinds are the audit log's actor kinds of the identity kinds.
+var actorKinds = map[string]string{auth.KindToken: assign.ActorToken, auth.KindCertificate: assign.ActorCertificate}
 
 // maxActorLen bounds an actor name in bytes.
 const maxActorLen = 128
 
-// withActor returns ctx carrying the audit actor of the call: the
-// ActorHeader name (kind declared; anonymous without one) and the peer
-// address. A name that is too long or not printable is InvalidArgument.
+// withActor returns ctx carrying the audit actor of the call and the peer
+// address: the authenticated identity (auth.FromContext) when there is
+// one, else the ActorHeader name (kind declared; anonymous without one).
+// A declared name that is too long or not printable is InvalidArgument.
 func withActor(ctx context.Context) (context.Context, error) {
 	a := assign.Actor{Kind: assign.ActorAnonymous}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		a.Peer = p.Addr.String()
+	}
+	if id, ok := auth.FromContext(ctx); ok {
+		a.Kind, a.Name = actorKinds[id.Kind], id.Name
+		return assign.WithActor(ctx, a), nil
 	}
 	if v := metadata.ValueFromIncomingContext(ctx, ActorHeader); len(v) > 0 && v[0] != "" {
 		if len(v[0]) > maxActorLen || !utf8.ValidString(v[0]) || !allPrintable(v[0]) {

@@ -153,3 +153,8 @@ func (s *sub) Close() error {
 
 // Addr is the shared listener's address.
 func (s *sub) Addr() net.Addr { return s.parent.Addr() }
+
+// NetConn returns the connection p reads from once its head is consumed
+// (as tls.Conn's NetConn does), so that a TLS connection underneath can
+// be found.
+func (p *prefixed) NetConn() net.Conn { return p.Conn }
