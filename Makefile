@@ -36,7 +36,7 @@ bench: ## Run the Go benchmarks (BENCHTIME=1s)
 # Every fuzz target, as package:Function (go test -fuzz runs one at a time).
 FUZZ_TARGETS := ./tracing/otlp:FuzzDecodeProto ./tracing/otlp:FuzzJSONRoundTrip ./tracing/files:FuzzDecode \
 	./tracing:FuzzSpanToObservation ./assign:FuzzBucket ./assign:FuzzMetricRoundTrip ./analysis:FuzzReadCSV \
-	./internal/adapter/manifest:FuzzParse
+	./internal/adapter/manifest:FuzzParse ./internal/auth:FuzzParseRules
 FUZZTIME ?= 100000x
 
 .PHONY: fuzz
