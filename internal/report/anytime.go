@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
@@ -54,6 +55,11 @@ type TermDecision struct {
 type Decision struct {
 	Decided bool
 	Terms   []TermDecision
+	// FirstTime and FirstUnits are the first look of the window at which
+	// the rule decided (the window's units then), as a Reader's History
+	// saw it; zero when it has not, or without a History.
+	FirstTime  time.Time
+	FirstUnits int64
 }
 
 // plannedTerms returns the viewpoint's main effect and the interactions
@@ -207,6 +213,15 @@ func futile(av *analysis.AnytimeResults, term PlannedTerm) (bool, string) {
 	return len(seqs) > 0, ""
 }
 
+// firstDecided says when the rule first decided, or "".
+func (r *Report) firstDecided() string {
+	d := r.Decision
+	if d.FirstTime.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" since %s UTC at %d units", d.FirstTime.UTC().Format("2006-01-02 15:04:05"), d.FirstUnits)
+}
+
 // StatusLine says which rule the status follows and what it means for
 // reading the results, e.g. "DECIDED (anytime-valid: every planned term
 // significant or futile; the fixed-horizon results are valid only at 120
@@ -221,10 +236,13 @@ func (r *Report) StatusLine() string {
 	case Complete:
 		return fmt.Sprintf("COMPLETE (fixed horizon: every cell has ≥ %d units; the fixed-horizon results are valid now, read once)", p.NeededPerCell)
 	case Decided:
-		return "DECIDED (anytime-valid: every planned term is significant or futile, the test may stop now; " + horizon + ")"
+		return "DECIDED (anytime-valid: every planned term is significant or futile" + r.firstDecided() + ", the test may stop now; " + horizon + ")"
 	}
 	if r.Anytime == nil {
 		return "COLLECTING (" + horizon + "; no anytime-valid results)"
+	}
+	if d := r.Decision; !d.FirstTime.IsZero() {
+		return "COLLECTING (anytime-valid results are valid now; the rule decided" + r.firstDecided() + " but does not now; " + horizon + ")"
 	}
 	return "COLLECTING (anytime-valid results are valid now; " + horizon + ")"
 }

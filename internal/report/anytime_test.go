@@ -281,3 +281,29 @@ func BenchmarkBuildAnytime(b *testing.B) {
 		})
 	}
 }
+
+// TestHistoryFirstDecided: the History remembers the first look at which
+// the rule decided, and the status line says since when (or that it no
+// longer decides).
+func TestHistoryFirstDecided(t *testing.T) {
+	h := NewHistory()
+	at := func(n int64, effect float64, sec int) *Report {
+		r := Build(window(func(i, j int) analysis.CellStats { return exact(n, 100+effect*float64(i), 10) }), lookup, Options{Now: now.Add(time.Duration(sec) * time.Second)})
+		h.Record(r)
+		return r
+	}
+	if r := at(5, 0, 1); r.Decision.Decided || !r.Decision.FirstTime.IsZero() {
+		t.Fatalf("A/A at 5 per cell: decision %+v", r.Decision)
+	}
+	r := at(8, 30, 2)
+	if r.Status != Decided || !r.Decision.FirstTime.Equal(now.Add(2*time.Second)) || r.Decision.FirstUnits != 32 {
+		t.Fatalf("status %v decision %+v: want DECIDED first at +2s with 32 units", r.Status, r.Decision)
+	}
+	if l := r.StatusLine(); !strings.Contains(l, "since 2026-03-01 12:00:02 UTC at 32 units") {
+		t.Errorf("status line %q", l)
+	}
+	r = at(9, 0, 3)
+	if r.Status != Collecting || r.Decision.FirstUnits != 32 || !strings.Contains(r.StatusLine(), "the rule decided since 2026-03-01 12:00:02 UTC at 32 units but does not now") {
+		t.Errorf("status %v, line %q", r.Status, r.StatusLine())
+	}
+}

@@ -45,6 +45,9 @@ type History struct {
 type windowLooks struct {
 	seq   int
 	looks []Look
+	// first is the first look at which the stopping rule decided (kept
+	// apart from looks, which thinning drops).
+	first *Look
 }
 
 // NewHistory returns an empty History of at most MaxLooks looks per window.
@@ -56,7 +59,8 @@ func newHistory(max int) *History {
 
 // Record adds r's anytime-valid sequences as a look at r's window (when
 // r has them and its units changed since the last look) and sets r.Looks
-// to a copy of the window's looks, the new one included.
+// to a copy of the window's looks, the new one included, and
+// r.Decision's first decided look when there is one.
 func (h *History) Record(r *Report) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -73,8 +77,14 @@ func (h *History) Record(r *Report) {
 			wl.looks = thin(wl.looks)
 		}
 		wl.looks = append(wl.looks, look)
+		if wl.first == nil && r.Decision.Decided {
+			wl.first = &Look{Time: look.Time, Units: look.Units}
+		}
 	}
 	r.Looks = append([]Look(nil), wl.looks...)
+	if wl.first != nil {
+		r.Decision.FirstTime, r.Decision.FirstUnits = wl.first.Time, wl.first.Units
+	}
 }
 
 // Looks returns a copy of the looks kept for window seq of viewpoint vp.

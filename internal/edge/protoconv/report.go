@@ -156,7 +156,10 @@ func ReportToProto(r *report.Report) *pb.Report {
 	}
 	if r.Anytime != nil {
 		out.Anytime = anytimeToProto(r.Anytime)
-		out.Decision = &pb.Decision{Decided: r.Decision.Decided}
+		out.Decision = &pb.Decision{Decided: r.Decision.Decided, FirstDecidedUnits: r.Decision.FirstUnits}
+		if !r.Decision.FirstTime.IsZero() {
+			out.Decision.FirstDecidedTime = timestamppb.New(r.Decision.FirstTime)
+		}
 		for _, d := range r.Decision.Terms {
 			out.Decision.Terms = append(out.Decision.Terms, &pb.TermDecision{Term: d.Term, Mde: finite(d.MDE), P: finite(d.P), Verdict: d.Verdict, Note: d.Note})
 		}

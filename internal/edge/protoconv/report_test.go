@@ -100,7 +100,8 @@ func TestReportToProtoAnytime(t *testing.T) {
 		t.Errorf("terms %v interactions %v", a.GetTerms(), a.GetInteractions())
 	}
 	if p.GetStatus() != pb.ReportStatus_REPORT_STATUS_DECIDED || p.GetFixedHorizonReached() || !p.GetDecision().GetDecided() ||
-		len(p.GetDecision().GetTerms()) != 2 || p.GetDecision().GetTerms()[1].GetVerdict() != report.Futile {
+		len(p.GetDecision().GetTerms()) != 2 || p.GetDecision().GetTerms()[1].GetVerdict() != report.Futile ||
+		p.GetDecision().GetFirstDecidedUnits() != 80 || !p.GetDecision().GetFirstDecidedTime().AsTime().Equal(time.Unix(3600, 0)) {
 		t.Errorf("status %v reached %v decision %v; want DECIDED with vp significant and vp:mem futile (report %+v)", p.GetStatus(),
 			p.GetFixedHorizonReached(), p.GetDecision(), r.Decision)
 	}

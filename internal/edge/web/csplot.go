@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -44,6 +45,7 @@ func SequencePlot(looks []report.Look, i int, mde float64) ([]byte, error) {
 	p := plot.New()
 	p.Title.Text = name + ": confidence sequence over the window"
 	p.X.Label.Text = "units in the window"
+	p.X.Tick.Marker = unitTicks{}
 	p.Y.Label.Text = "effect"
 	if len(lo) > 0 {
 		band := append(append(plotter.XYs(nil), lo...), reversed(hi)...)
@@ -51,7 +53,7 @@ func SequencePlot(looks []report.Look, i int, mde float64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		poly.Color = color.RGBA{R: 70, G: 130, B: 180, A: 70}
+		poly.Color = color.NRGBA{R: 70, G: 130, B: 180, A: 70}
 		poly.LineStyle.Width = 0
 		p.Add(poly)
 		for _, bound := range []plotter.XYs{lo, hi} {
@@ -85,6 +87,19 @@ func SequencePlot(looks []report.Look, i int, mde float64) ([]byte, error) {
 		return nil, fmt.Errorf("sequence plot: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// unitTicks are gonum/plot's default ticks labelled as whole units.
+type unitTicks struct{}
+
+func (unitTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', 0, 64)
+		}
+	}
+	return ticks
 }
 
 func addLine(p *plot.Plot, xys plotter.XYs, c color.Color, dash []vg.Length) error {

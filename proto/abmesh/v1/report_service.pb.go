@@ -802,11 +802,16 @@ func (x *TermDecision) GetNote() string {
 
 // Decision is the anytime-valid stopping rule over the owner's terms.
 type Decision struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Decided       bool                   `protobuf:"varint,1,opt,name=decided,proto3" json:"decided,omitempty"`
-	Terms         []*TermDecision        `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Decided bool                   `protobuf:"varint,1,opt,name=decided,proto3" json:"decided,omitempty"`
+	Terms   []*TermDecision        `protobuf:"bytes,2,rep,name=terms,proto3" json:"terms,omitempty"`
+	// first_decided_time and first_decided_units are the first look of the
+	// window at which the rule decided (abmeshd's looks since it started);
+	// unset when it has not.
+	FirstDecidedTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=first_decided_time,json=firstDecidedTime,proto3" json:"first_decided_time,omitempty"`
+	FirstDecidedUnits int64                  `protobuf:"varint,4,opt,name=first_decided_units,json=firstDecidedUnits,proto3" json:"first_decided_units,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -851,6 +856,20 @@ func (x *Decision) GetTerms() []*TermDecision {
 		return x.Terms
 	}
 	return nil
+}
+
+func (x *Decision) GetFirstDecidedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstDecidedTime
+	}
+	return nil
+}
+
+func (x *Decision) GetFirstDecidedUnits() int64 {
+	if x != nil {
+		return x.FirstDecidedUnits
+	}
+	return 0
 }
 
 // LookInterval is one confidence sequence at one look.
@@ -2714,10 +2733,12 @@ const file_abmesh_v1_report_service_proto_rawDesc = "" +
 	"\x03mde\x18\x02 \x01(\x01R\x03mde\x12\f\n" +
 	"\x01p\x18\x03 \x01(\x01R\x01p\x12\x18\n" +
 	"\averdict\x18\x04 \x01(\tR\averdict\x12\x12\n" +
-	"\x04note\x18\x05 \x01(\tR\x04note\"S\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"\xcd\x01\n" +
 	"\bDecision\x12\x18\n" +
 	"\adecided\x18\x01 \x01(\bR\adecided\x12-\n" +
-	"\x05terms\x18\x02 \x03(\v2\x17.abmesh.v1.TermDecisionR\x05terms\"\x88\x01\n" +
+	"\x05terms\x18\x02 \x03(\v2\x17.abmesh.v1.TermDecisionR\x05terms\x12H\n" +
+	"\x12first_decided_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x10firstDecidedTime\x12.\n" +
+	"\x13first_decided_units\x18\x04 \x01(\x03R\x11firstDecidedUnits\"\x88\x01\n" +
 	"\fLookInterval\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bestimate\x18\x02 \x01(\x01R\bestimate\x12\x15\n" +
@@ -2945,45 +2966,46 @@ var file_abmesh_v1_report_service_proto_depIdxs = []int32{
 	7,  // 6: abmesh.v1.AnytimeResults.effects:type_name -> abmesh.v1.ConfidenceSequence
 	7,  // 7: abmesh.v1.AnytimeResults.interactions:type_name -> abmesh.v1.ConfidenceSequence
 	9,  // 8: abmesh.v1.Decision.terms:type_name -> abmesh.v1.TermDecision
-	34, // 9: abmesh.v1.Look.time:type_name -> google.protobuf.Timestamp
-	11, // 10: abmesh.v1.Look.intervals:type_name -> abmesh.v1.LookInterval
-	15, // 11: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
-	20, // 12: abmesh.v1.JointSampleRatioCheck.cells:type_name -> abmesh.v1.JointSampleRatioCell
-	13, // 13: abmesh.v1.Progress.needs:type_name -> abmesh.v1.TermNeed
-	0,  // 14: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
-	3,  // 15: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
-	14, // 16: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
-	16, // 17: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
-	17, // 18: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
-	18, // 19: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
-	19, // 20: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
-	22, // 21: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
-	23, // 22: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
-	34, // 23: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
-	35, // 24: abmesh.v1.Report.aggregate:type_name -> abmesh.v1.MetricAggregate
-	21, // 25: abmesh.v1.Report.joint_sample_ratio:type_name -> abmesh.v1.JointSampleRatioCheck
-	8,  // 26: abmesh.v1.Report.anytime:type_name -> abmesh.v1.AnytimeResults
-	10, // 27: abmesh.v1.Report.decision:type_name -> abmesh.v1.Decision
-	12, // 28: abmesh.v1.Report.looks:type_name -> abmesh.v1.Look
-	3,  // 29: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
-	3,  // 30: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
-	30, // 31: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
-	22, // 32: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
-	4,  // 33: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
-	25, // 34: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
-	27, // 35: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
-	29, // 36: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
-	32, // 37: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
-	5,  // 38: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
-	26, // 39: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
-	28, // 40: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
-	31, // 41: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
-	33, // 42: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
-	38, // [38:43] is the sub-list for method output_type
-	33, // [33:38] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	34, // 9: abmesh.v1.Decision.first_decided_time:type_name -> google.protobuf.Timestamp
+	34, // 10: abmesh.v1.Look.time:type_name -> google.protobuf.Timestamp
+	11, // 11: abmesh.v1.Look.intervals:type_name -> abmesh.v1.LookInterval
+	15, // 12: abmesh.v1.AnovaTable.terms:type_name -> abmesh.v1.AnovaTerm
+	20, // 13: abmesh.v1.JointSampleRatioCheck.cells:type_name -> abmesh.v1.JointSampleRatioCell
+	13, // 14: abmesh.v1.Progress.needs:type_name -> abmesh.v1.TermNeed
+	0,  // 15: abmesh.v1.Report.status:type_name -> abmesh.v1.ReportStatus
+	3,  // 16: abmesh.v1.Report.subset:type_name -> abmesh.v1.Subset
+	14, // 17: abmesh.v1.Report.cells:type_name -> abmesh.v1.Cell
+	16, // 18: abmesh.v1.Report.anova:type_name -> abmesh.v1.AnovaTable
+	17, // 19: abmesh.v1.Report.estimates:type_name -> abmesh.v1.Estimate
+	18, // 20: abmesh.v1.Report.interactions:type_name -> abmesh.v1.InteractionContrast
+	19, // 21: abmesh.v1.Report.sample_ratio:type_name -> abmesh.v1.SampleRatioCheck
+	22, // 22: abmesh.v1.Report.data_quality:type_name -> abmesh.v1.Counter
+	23, // 23: abmesh.v1.Report.progress:type_name -> abmesh.v1.Progress
+	34, // 24: abmesh.v1.Report.generate_time:type_name -> google.protobuf.Timestamp
+	35, // 25: abmesh.v1.Report.aggregate:type_name -> abmesh.v1.MetricAggregate
+	21, // 26: abmesh.v1.Report.joint_sample_ratio:type_name -> abmesh.v1.JointSampleRatioCheck
+	8,  // 27: abmesh.v1.Report.anytime:type_name -> abmesh.v1.AnytimeResults
+	10, // 28: abmesh.v1.Report.decision:type_name -> abmesh.v1.Decision
+	12, // 29: abmesh.v1.Report.looks:type_name -> abmesh.v1.Look
+	3,  // 30: abmesh.v1.ListSubsetsResponse.subsets:type_name -> abmesh.v1.Subset
+	3,  // 31: abmesh.v1.GetSubsetResponse.subset:type_name -> abmesh.v1.Subset
+	30, // 32: abmesh.v1.GetServiceGraphResponse.edges:type_name -> abmesh.v1.ServiceEdge
+	22, // 33: abmesh.v1.GetStatusResponse.counters:type_name -> abmesh.v1.Counter
+	4,  // 34: abmesh.v1.ReportService.GetReport:input_type -> abmesh.v1.GetReportRequest
+	25, // 35: abmesh.v1.ReportService.ListSubsets:input_type -> abmesh.v1.ListSubsetsRequest
+	27, // 36: abmesh.v1.ReportService.GetSubset:input_type -> abmesh.v1.GetSubsetRequest
+	29, // 37: abmesh.v1.ReportService.GetServiceGraph:input_type -> abmesh.v1.GetServiceGraphRequest
+	32, // 38: abmesh.v1.ReportService.GetStatus:input_type -> abmesh.v1.GetStatusRequest
+	5,  // 39: abmesh.v1.ReportService.GetReport:output_type -> abmesh.v1.GetReportResponse
+	26, // 40: abmesh.v1.ReportService.ListSubsets:output_type -> abmesh.v1.ListSubsetsResponse
+	28, // 41: abmesh.v1.ReportService.GetSubset:output_type -> abmesh.v1.GetSubsetResponse
+	31, // 42: abmesh.v1.ReportService.GetServiceGraph:output_type -> abmesh.v1.GetServiceGraphResponse
+	33, // 43: abmesh.v1.ReportService.GetStatus:output_type -> abmesh.v1.GetStatusResponse
+	39, // [39:44] is the sub-list for method output_type
+	34, // [34:39] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_abmesh_v1_report_service_proto_init() }
