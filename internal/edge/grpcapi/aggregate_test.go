@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
@@ -126,5 +127,66 @@ func TestGetReportUnits(t *testing.T) {
 	}
 	if j := r.GetJointSampleRatio(); len(j.GetCells()) != 4 || j.GetDf() != 3 || j.GetCells()[3].GetObserved() != 130 {
 		t.Errorf("joint check %v, want 4 cells, 3 df", j)
+	}
+}
+
+// TestGetReportAnytimeOverTheWire: over a real gRPC connection GetReport
+// carries the anytime-valid results, the stopping rule with the planned
+// interaction, the needs per term and the status line, and their JSON
+// (what `abmesh report -o json` prints) names them.
+func TestGetReportAnytimeOverTheWire(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
+	for _, id := range []string{"mem", "vp"} {
+		x := testExperiment(id)
+		x.Plan = assign.Plan{MDE: 1, SD: 3}
+		if id == "vp" {
+			x.Plan.Interactions = []assign.PlannedInteraction{{With: "mem", MDE: 10}}
+		}
+		if _, err := reg.Create(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 1, Start: time.Unix(0, 0), End: time.Unix(60, 0),
+		Members: []subset.WindowMember{{Test: "vp", Variants: []string{"control", "treatment"}}, {Test: "mem", Variants: []string{"control", "treatment"}}}}
+	for i := range 4 {
+		w.Cells = append(w.Cells, subset.Cell{Variants: []int{i / 2, i % 2}, Stats: analysis.CellStats{N: 20, Mean: float64(5 * (i / 2)), M2: 9 * 19}, Requests: 20})
+	}
+	ws := fakeWindows{windows: map[string][]subset.WindowCells{"vp": {w}}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterReportServiceServer(srv, NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil))
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	resp, err := pb.NewReportServiceClient(conn).GetReport(ctx, &pb.GetReportRequest{TestId: "vp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.GetReport()
+	a := r.GetAnytime()
+	if a == nil || len(a.GetTerms()) != 3 || len(a.GetEffects()) != 2 || len(a.GetInteractions()) != 1 || a.GetPhi() <= 0 {
+		t.Fatalf("anytime %v", a)
+	}
+	d := r.GetDecision()
+	if r.GetStatus() != pb.ReportStatus_REPORT_STATUS_DECIDED || !d.GetDecided() || len(d.GetTerms()) != 2 || d.GetTerms()[1].GetTerm() != "vp:mem" ||
+		r.GetFixedHorizonReached() || !strings.HasPrefix(r.GetStatusLine(), "DECIDED (anytime-valid") || len(r.GetProgress().GetNeeds()) != 2 {
+		t.Errorf("status %v, decision %v, reached %v, line %q, needs %v", r.GetStatus(), d, r.GetFixedHorizonReached(), r.GetStatusLine(), r.GetProgress().GetNeeds())
+	}
+	js, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r) // as the CLI prints it
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"anytime"`, `"cs_low"`, `"decision"`, `"verdict":"significant"`, `"status_line"`, `"REPORT_STATUS_DECIDED"`, `"needed_per_cell"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("JSON lacks %s: %s", want, js)
+		}
 	}
 }
