@@ -181,6 +181,23 @@ type Store interface {
 	Changes(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }
 
+// SharedStore is a Store several Registries write, one per abmeshd
+// replica (the PostgreSQL store). Writes are optimistic: every experiment,
+// layer and override carries a resource version (the configuration version
+// that last wrote it), and ApplyShared fails with an error wrapping
+// ErrConflict, naming the entity and its expected and actual resource
+// version, when an entity ch touches was changed by another registry since
+// this one loaded it, or when ch, added to changes other registries made
+// meanwhile to other entities, makes the configuration invalid. Otherwise
+// it stores ch in one transaction at the version after the stored one
+// (ch.Version is ignored) and returns the whole stored configuration,
+// which the Registry installs. Load also records the resource versions
+// the Registry's state is based on.
+type SharedStore interface {
+	Store
+	ApplyShared(ctx context.Context, ch Change) (Config, error)
+}
+
 // MemStore is an in-memory Store for tests and for running without
 // persistence. The zero value is an empty store ready to use.
 type MemStore struct {

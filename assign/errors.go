@@ -12,6 +12,7 @@ import (
 //	ErrNotFound           → NotFound
 //	ErrAlreadyExists      → AlreadyExists
 //	ErrFailedPrecondition → FailedPrecondition
+//	ErrConflict           → Aborted
 //
 // Any other error (for example from a Store) is internal.
 var (
@@ -25,6 +26,12 @@ var (
 	// ErrFailedPrecondition reports an operation the current state does not
 	// allow, e.g. starting a concluded experiment.
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrConflict reports a write to a SharedStore that lost a race: an
+	// entity it touches was changed by another registry (replica) since
+	// this one loaded it. The message names the entity and its expected
+	// and actual resource versions; retrying after the registry has
+	// reloaded (Reload) re-evaluates the write against the current state.
+	ErrConflict = errors.New("conflict")
 )
 
 // FieldError is an invalid field. Field is the field's path with the domain

@@ -3,6 +3,7 @@ package assign
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -103,28 +104,66 @@ func NewRegistry(ctx context.Context, store Store, opts ...Option) (*Registry, e
 		sticky: o.sticky,
 		now:    o.now,
 		subs:   map[*subscriber]struct{}{},
-		st: state{
-			version:   cfg.Version,
-			exps:      make(map[string]*Experiment, len(cfg.Experiments)),
-			layers:    make(map[string]*Layer, len(cfg.Layers)),
-			overrides: make(map[[2]string]Override, len(cfg.Overrides)),
-		},
 	}
-	for _, e := range cfg.Experiments {
-		r.st.exps[e.ID] = e.Clone()
-	}
-	for _, l := range cfg.Layers {
-		r.st.layers[l.ID] = &l
-	}
-	for _, ov := range cfg.Overrides {
-		r.st.overrides[[2]string{ov.Experiment, ov.Unit}] = ov
-	}
-	eng, err := Compile(r.st.config(), WithSticky(r.sticky))
+	st, eng, err := r.stateOf(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("load registry: stored state is invalid: %w", err)
 	}
+	r.st = st
 	r.snap.Store(eng)
 	return r, nil
+}
+
+// stateOf returns the state of cfg and its compiled Engine.
+func (r *Registry) stateOf(cfg Config) (state, *Engine, error) {
+	st := state{
+		version:   cfg.Version,
+		exps:      make(map[string]*Experiment, len(cfg.Experiments)),
+		layers:    make(map[string]*Layer, len(cfg.Layers)),
+		overrides: make(map[[2]string]Override, len(cfg.Overrides)),
+	}
+	for _, e := range cfg.Experiments {
+		st.exps[e.ID] = e.Clone()
+	}
+	for _, l := range cfg.Layers {
+		st.layers[l.ID] = &l
+	}
+	for _, ov := range cfg.Overrides {
+		st.overrides[[2]string{ov.Experiment, ov.Unit}] = ov
+	}
+	eng, err := Compile(st.config(), WithSticky(r.sticky))
+	return st, eng, err
+}
+
+// Reload reads the whole configuration from the store again and, when its
+// version differs from the Registry's, installs and publishes it. With a
+// SharedStore this is how a replica learns of changes other replicas made
+// (the store's change notifications call it). A stored state that does not
+// compile is an error and changes nothing.
+func (r *Registry) Reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, err := r.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("reload registry: %w", err)
+	}
+	if cfg.Version == r.st.version {
+		return nil
+	}
+	return r.install(cfg)
+}
+
+// install makes cfg the Registry's state and publishes its Engine. Called
+// with r.mu held.
+func (r *Registry) install(cfg Config) error {
+	st, eng, err := r.stateOf(cfg)
+	if err != nil {
+		return fmt.Errorf("stored configuration version %d is invalid: %w", cfg.Version, err)
+	}
+	r.st = st
+	r.snap.Store(eng)
+	r.publish(eng)
+	return nil
 }
 
 // Snapshot returns the Engine of the current configuration. It never
@@ -166,12 +205,29 @@ func (r *Registry) publish(eng *Engine) {
 }
 
 // commit persists ch with its audit entry, installs next and publishes its
-// Engine. Called with r.mu held; on error nothing changes.
+// Engine. With a SharedStore it installs the stored configuration the
+// store returns instead (next plus other replicas' changes). Called with
+// r.mu held; on error nothing changes.
 func (r *Registry) commit(ctx context.Context, next state, ch Change) error {
 	next.version = r.st.version + 1
 	ch.Version = next.version
 	if ch.Audit != nil {
 		ch.Audit.Version = ch.Version
+	}
+	if ss, ok := r.store.(SharedStore); ok {
+		cfg, err := ss.ApplyShared(ctx, ch)
+		if errors.Is(err, ErrConflict) {
+			// Catch up at once, so that a retry is judged against the
+			// current state (the store's notification would, a little
+			// later).
+			if cur, lerr := r.store.Load(ctx); lerr == nil && cur.Version != r.st.version {
+				_ = r.install(cur)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return r.install(cfg)
 	}
 	eng, err := Compile(next.config(), WithSticky(r.sticky))
 	if err != nil {

@@ -90,6 +90,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	asm := tracing.DefaultConfig()
 	fs.StringVar(&cfg.Listen, "listen", def.Listen, "gRPC API address (assignment, experiments, reports, flagd evaluation; also Connect for flagd)")
 	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir, "directory of the embedded store (one file)")
+	fs.StringVar(&cfg.Store, "store", "", "keep the state in this PostgreSQL database (postgres://USER:PASS@HOST:PORT/DB) instead of the bbolt file in --data-dir; replicas with the same --store share it (docs/scaling.md)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)
 	fs.IntVar(&cfg.OTLP.MaxMessageBytes, "otlp-max-message-bytes", def.OTLP.MaxMessageBytes, "largest OTLP request accepted")

@@ -37,7 +37,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/abmesh/abmesh/assign"
-	"github.com/abmesh/abmesh/internal/adapter/bolt"
+	"github.com/abmesh/abmesh/internal/adapter/postgres"
 	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/edge/flagd"
 	"github.com/abmesh/abmesh/internal/edge/forwardauth"
@@ -79,6 +79,12 @@ type Config struct {
 	// DataDir holds the store file; empty means a fresh temporary
 	// directory removed on Stop.
 	DataDir string
+	// Store, when a postgres:// URL, is a PostgreSQL database to keep the
+	// state in instead of DataDir's bbolt file; replicas with the same
+	// Store share experiments, layers, overrides, sticky assignments and
+	// the audit log, and each sees the others' changes (docs/scaling.md).
+	// Empty means bbolt.
+	Store string
 	// JaegerQuery, when set, is a Jaeger query service (HOST:PORT of its
 	// gRPC API, usually port 16685) to read traces and dependencies from.
 	JaegerQuery string
@@ -163,6 +169,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.flag, d.v))
 		}
 	}
+	if c.Store != "" && !isPostgres(c.Store) {
+		errs = append(errs, fmt.Errorf("--store %q: want a postgres:// URL (or nothing for the bbolt file in --data-dir)", c.Store))
+	}
 	if c.MinEdgeCalls < 0 {
 		errs = append(errs, fmt.Errorf("--min-edge-calls %d is negative", c.MinEdgeCalls))
 	}
@@ -214,7 +223,9 @@ func orDefault[T comparable](v *T, def T) {
 type Daemon struct {
 	cfg       Config
 	log       *slog.Logger
-	db        *bolt.DB
+	db        store
+	win       windowStore
+	pg        *postgres.DB // the store when it is PostgreSQL, else nil
 	tmpDir    string
 	registry  *assign.Registry
 	graph     *tracing.Graph
@@ -274,21 +285,24 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 		d.tmpDir, dir = tmp, tmp
 	}
-	db, err := bolt.Open(dir)
-	if err != nil {
+	if err := d.openStore(ctx, dir); err != nil {
 		return nil, err
 	}
-	d.db = db
 	if err := d.startSecurity(); err != nil {
 		return nil, err
 	}
-	if d.registry, err = assign.NewRegistry(ctx, db, assign.WithSticky(db)); err != nil {
+	var err error
+	if d.registry, err = assign.NewRegistry(ctx, d.db, assign.WithSticky(d.db)); err != nil {
 		return nil, err
 	}
+	d.watchStore()
 	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}
-	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
+	if d.pg != nil && cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
+		d.log.Warn("the write-ahead log is not used with a PostgreSQL store yet: spans in flight and cells counted since the last flush are lost on a crash")
+	}
+	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" && d.pg == nil {
 		if err := d.openWAL(dir); err != nil {
 			return nil, err
 		}
@@ -363,7 +377,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.serve("connect", func() error { return d.connect.Serve(connectLis) })
 	d.serve("grpc", func() error { return d.grpc.Serve(grpcLis) })
 	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
-		"store", db.Path(), "config_version", d.registry.Version())
+		"store", d.db.Path(), "config_version", d.registry.Version())
 	ok = true
 	return d, nil
 }
@@ -388,7 +402,7 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 		return fmt.Errorf("load tests into the subsetter: %w", err)
 	}
 	d.refreshGraph()
-	if err := d.windows.Restore(ctx, d.db.Windows()); err != nil {
+	if err := d.windows.Restore(ctx, d.win); err != nil {
 		return err
 	}
 	counter := subset.NewCellCounter(d.windows, liveEngine{d.registry})
@@ -443,7 +457,7 @@ func (d *Daemon) flush() {
 		d.metrics.flushed(d.flushCheckpoint(ctx))
 		return
 	}
-	err := d.windows.Flush(ctx, countingStore{d.db.Windows(), d.metrics.windowsSaved})
+	err := d.windows.Flush(ctx, countingStore{d.win, d.metrics.windowsSaved})
 	if err != nil {
 		d.log.Error("flush cells", "err", err)
 	}

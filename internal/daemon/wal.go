@@ -110,7 +110,7 @@ func (d *Daemon) flushCheckpoint(ctx context.Context) error {
 		return fmt.Errorf("flush: write-ahead log: %w", err)
 	}
 	blobs := map[string][]byte{graphBlob: graph, walBlob: cp}
-	if err := d.db.Windows().SaveWindows(ctx, p.Saves, blobs); err != nil {
+	if err := d.win.SaveWindows(ctx, p.Saves, blobs); err != nil {
 		p.Failed()
 		d.log.Error("flush cells", "err", err)
 		return err

@@ -20,6 +20,7 @@ import (
 //	assign.ErrNotFound                 → NotFound
 //	assign.ErrAlreadyExists            → AlreadyExists
 //	assign.ErrFailedPrecondition       → FailedPrecondition
+//	assign.ErrConflict                 → Aborted
 //	report.ErrNotFound                 → NotFound
 //	report.ErrNoWindow                 → FailedPrecondition
 //	context errors                     → Canceled / DeadlineExceeded
@@ -41,6 +42,8 @@ func toStatus(err error) error {
 		code = codes.AlreadyExists
 	case errors.Is(err, assign.ErrFailedPrecondition), errors.Is(err, report.ErrNoWindow):
 		code = codes.FailedPrecondition
+	case errors.Is(err, assign.ErrConflict):
+		code = codes.Aborted
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):

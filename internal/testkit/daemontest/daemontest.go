@@ -34,6 +34,10 @@ func Listen(addr string) Option { return func(c *daemon.Config) { c.Listen = add
 // daemon restarted on the data of the one before it.
 func DataDir(dir string) Option { return func(c *daemon.Config) { c.DataDir = dir } }
 
+// Store keeps the state in the PostgreSQL database at url (--store): a
+// replica of every daemon started with the same url.
+func Store(url string) Option { return func(c *daemon.Config) { c.Store = url } }
+
 // OTLP turns on the OTLP receiver, on a free loopback port.
 func OTLP() Option { return func(c *daemon.Config) { c.OTLPListen = Loopback } }
 
