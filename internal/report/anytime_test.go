@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +307,26 @@ func TestHistoryFirstDecided(t *testing.T) {
 	if r.Status != Collecting || r.Decision.FirstUnits != 32 || !strings.Contains(r.StatusLine(), "the rule decided since 2026-03-01 12:00:02 UTC at 32 units but does not now") {
 		t.Errorf("status %v, line %q", r.Status, r.StatusLine())
 	}
+}
+
+// TestHistoryConcurrent: Record and Looks from several goroutines (run
+// with -race).
+func TestHistoryConcurrent(t *testing.T) {
+	h := newHistory(16)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := int64(3); n < 40; n++ {
+				r := Build(window(func(i, j int) analysis.CellStats { return exact(n+int64(g), 100, 10) }), lookup, Options{Now: now})
+				h.Record(r)
+				if len(r.Looks) > 16 || len(h.Looks("vp", 1)) > 16 {
+					t.Errorf("more than 16 looks kept")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
