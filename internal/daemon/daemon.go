@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
@@ -226,6 +227,7 @@ type Daemon struct {
 	db        store
 	win       windowStore
 	pg        *postgres.DB // the store when it is PostgreSQL, else nil
+	leader    atomic.Bool  // holds the leader lock (always, with bbolt)
 	tmpDir    string
 	registry  *assign.Registry
 	graph     *tracing.Graph
@@ -296,6 +298,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.watchStore()
+	d.lead()
 	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}

@@ -75,6 +75,14 @@ func newMetrics(d *Daemon) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "abmesh_config_version", Help: "Version of the experiment configuration served (Watch snapshots carry it).",
 		}, func() float64 { return float64(d.registry.Version()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "abmesh_leader", Help: "1 when this replica holds the leader lock of a PostgreSQL store (always 1 with bbolt), else 0.",
+		}, func() float64 {
+			if d.leader.Load() {
+				return 1
+			}
+			return 0
+		}),
 		countsCollector{d},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

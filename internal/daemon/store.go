@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/adapter/bolt"
@@ -68,6 +69,31 @@ func (d *Daemon) watchStore() {
 			if err := d.registry.Reload(ctx); err != nil && ctx.Err() == nil {
 				d.log.Error("reload config from the store", "err", err)
 			}
+		})
+	})
+}
+
+// leaderCheck is how often a replica tries to take the leader lock, and
+// how often the leader checks that its session lives: a dead leader is
+// replaced within about this long.
+const leaderCheck = 500 * time.Millisecond
+
+// lead makes one replica of a PostgreSQL store the leader at a time
+// (postgres.DB.Lead), shown by abmesh_leader in /metrics. A bbolt store has
+// one process: it always leads. The leader is where work that must happen
+// once across replicas is to run; none is moved there yet (docs/scaling.md).
+func (d *Daemon) lead() {
+	if d.pg == nil {
+		d.leader.Store(true)
+		return
+	}
+	d.loop(func() {
+		d.pg.Lead(d.life, postgres.LeaderKey, leaderCheck, func(ctx context.Context) {
+			d.leader.Store(true)
+			d.log.Info("this replica leads", "store", d.db.Path())
+			<-ctx.Done()
+			d.leader.Store(false)
+			d.log.Info("this replica no longer leads")
 		})
 	})
 }
