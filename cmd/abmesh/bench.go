@@ -80,7 +80,7 @@ func benchAssignCmd(fs *flag.FlagSet) body {
 		// deadline (see runLoad).
 		var clients []pb.AssignmentServiceClient
 		for i := 0; i < *conns; i++ {
-			conn, err := dialPlain(r.server)
+			conn, err := r.dialServer()
 			if err != nil {
 				return err
 			}
@@ -238,6 +238,11 @@ func benchOTLPCmd(fs *flag.FlagSet) body {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		// The global --token (ingest role) and TLS flags apply here too.
+		var err error
+		if cfg.DialOptions, err = r.credentialOptions(); err != nil {
 			return err
 		}
 		fmt.Fprintf(r.stderr, "sending OTLP traces to %s for %s...\n", cfg.Endpoint, cfg.Duration)

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/abmesh/abmesh/internal/daemon"
 )
 
 // benchEdgeCmd loads an HTTP URL the way a proxy's users load the
@@ -46,6 +48,9 @@ func benchEdgeCmd(fs *flag.FlagSet) body {
 			}
 			if rng.Float64() >= *fresh {
 				req.Header["Cookie"] = []string{cookies[rng.IntN(len(cookies))]}
+			}
+			if r.token != "" { // abmeshd's client role, as a proxy sends it
+				req.Header[daemon.EdgeTokenHeader] = []string{r.token}
 			}
 			resp, err := client.Do(req)
 			if err != nil {

@@ -18,11 +18,14 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/edge/grpcapi"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 )
@@ -42,7 +45,7 @@ func (e *env) dial() (*clients, error) {
 	if err := checkActor(e.actor); err != nil {
 		return nil, err
 	}
-	conn, err := dialPlain(e.server, grpc.WithChainUnaryInterceptor(callDeadline, actorHeader(e.actor)))
+	conn, err := e.dialServer(grpc.WithChainUnaryInterceptor(callDeadline, actorHeader(e.actor)))
 	if err != nil {
 		return nil, fmt.Errorf("connect to abmeshd at %s: %w", e.server, err)
 	}
@@ -56,9 +59,37 @@ func (e *env) dial() (*clients, error) {
 
 func (c *clients) Close() error { return c.conn.Close() }
 
-// dialPlain makes a lazy plaintext gRPC connection to target.
-func dialPlain(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	return grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+// dialServer makes a lazy gRPC connection to e.server with the
+// credentials of the global flags (credentialOptions) and opts.
+func (e *env) dialServer(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	creds, err := e.credentialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(e.server, append(creds, opts...)...)
+}
+
+// credentialOptions are the dial options of the global flags: TLS when
+// --tls-ca or a client certificate is given, plaintext otherwise; the
+// bearer token, if any, on every call.
+func (e *env) credentialOptions() ([]grpc.DialOption, error) {
+	creds := insecure.NewCredentials()
+	if e.tlsCA != "" || e.tlsCert != "" || e.tlsKey != "" {
+		ca := e.tlsCA
+		if ca == "system" {
+			ca = ""
+		}
+		cfg, err := auth.ClientTLS(ca, e.tlsCert, e.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if e.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(client.BearerToken(e.token)))
+	}
+	return opts, nil
 }
 
 // rpcTimeout bounds each call of the CLI to abmeshd.

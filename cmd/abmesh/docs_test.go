@@ -19,8 +19,11 @@ func cliDoc(t *testing.T) []byte {
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "Generated from the commands' usage (`ABMESH_UPDATE_GOLDEN=1 go test ./cmd/abmesh -run TestCLIDocs`).")
 	fmt.Fprintf(&b, "Every command that talks to abmeshd takes `--server HOST:PORT` (default `%s`, or `$ABMESH_SERVER`);\n", defaultServer)
-	fmt.Fprintln(&b, "read commands take `-o json` for scripts. `--actor NAME` (before the command; or `$ABMESH_ACTOR`, default the OS user")
-	fmt.Fprintln(&b, "name) is who abmeshd's audit log (`abmesh history`) records for admin changes: self-declared until abmeshd authenticates callers.")
+	fmt.Fprintln(&b, "read commands take `-o json` for scripts. Before the command, `--token TOKEN` (or `$ABMESH_TOKEN`) is the bearer token")
+	fmt.Fprintln(&b, "for abmeshd's `--auth-file`; `--tls-ca FILE` (`system`: the system's roots) talks TLS and verifies abmeshd's certificate;")
+	fmt.Fprintln(&b, "`--tls-client-cert FILE --tls-client-key FILE` present a client certificate (mTLS). `--actor NAME` (or `$ABMESH_ACTOR`,")
+	fmt.Fprintln(&b, "default the OS user name) is who abmeshd's audit log (`abmesh history`) records for admin changes when abmeshd does not")
+	fmt.Fprintln(&b, "authenticate callers; with authentication on it records the authenticated identity (docs/operations.md, Security).")
 	for _, g := range commandGroups {
 		fmt.Fprintf(&b, "\n## %s\n", g.title)
 		for _, c := range g.commands {

@@ -110,6 +110,8 @@ func rpcError(err error) error {
 		return &unreachableError{fmt.Sprintf("abmeshd unavailable (is it running? start it with abmeshd): %s", s.Message())}
 	case codes.DeadlineExceeded:
 		return &unreachableError{fmt.Sprintf("abmeshd did not answer in time: %s", s.Message())}
+	case codes.Unauthenticated:
+		return fmt.Errorf("unauthenticated: %s (give --token or $ABMESH_TOKEN, or --tls-client-cert and --tls-client-key)", s.Message())
 	}
 	what := codeWords(s.Code())
 	if strings.HasPrefix(s.Message(), what+":") {

@@ -41,6 +41,10 @@ var commandGroups = []group{
 		{"graph", "[-o table|json|dot]", "show the service dependency graph built from traces", rpc(graphCmd)},
 		{"status", "[-o json]", "show every counter of the trace consumer and the cells", rpc(statusCmd)},
 	}},
+	{"Authentication", []command{
+		{"token new", "NAME ROLES", "make a random bearer token: print it and its line for abmeshd's --auth-file (ROLES: admin,reader,client,ingest)", offline(tokenNewCmd)},
+		{"token hash", "[TOKEN]", "print the hash of a token (from the argument, else one line of stdin) as abmeshd's --auth-file spells it", offline(tokenHashCmd)},
+	}},
 	{"Offline analysis", []command{
 		{"anova", "--csv FILE --response COL --factors A,B[,C] [--type 1|2|3] [--estimates] [-o json]", "factorial ANOVA of a CSV file (offline)", offline(anovaCmd)},
 		{"power", "--u U --f2 F2 | --k K --f F | --d D | --u U --cells C --mde M --sd S [--alpha A] [--power P] [-o json]", "sample size from power analysis (offline)", offline(powerCmd)},
@@ -166,9 +170,52 @@ func main() {
 // env is what every command gets: the global flags and the output streams.
 type env struct {
 	server string
-	actor  string // who the audit log records as making admin changes
-	stdout io.Writer
-	stderr io.Writer
+	actor  string // who the audit log records as making admin changes when abmeshd does not authenticate
+	token  string // bearer token for abmeshd's --auth-file
+	tlsCA  string // CA file to verify abmeshd's TLS certificate; "system": the system's roots
+	// tlsCert and tlsKey are the client certificate for mTLS.
+	tlsCert, tlsKey string
+	stdin           io.Reader
+	stdout          io.Writer
+	stderr          io.Writer
+}
+
+// globalFlag is a flag given before the command: --NAME VALUE or
+// --NAME=VALUE.
+type globalFlag struct {
+	name, arg string
+	value     *string
+}
+
+// globalFlags are env's flags, in the order usage lists them.
+func (e *env) globalFlags() []globalFlag {
+	return []globalFlag{
+		{"server", "HOST:PORT", &e.server},
+		{"actor", "NAME", &e.actor},
+		{"token", "TOKEN", &e.token},
+		{"tls-ca", "FILE", &e.tlsCA},
+		{"tls-client-cert", "FILE", &e.tlsCert},
+		{"tls-client-key", "FILE", &e.tlsKey},
+	}
+}
+
+// globalFlag sets the global flag args starts with and returns the
+// arguments after it.
+func (e *env) globalFlag(args []string) ([]string, error) {
+	for _, f := range e.globalFlags() {
+		switch a := args[0]; {
+		case a == "--"+f.name || a == "-"+f.name:
+			if len(args) < 2 {
+				return nil, fmt.Errorf("--%s needs a %s", f.name, f.arg)
+			}
+			*f.value = args[1]
+			return args[2:], nil
+		case strings.HasPrefix(a, "--"+f.name+"="):
+			*f.value = strings.TrimPrefix(a, "--"+f.name+"=")
+			return args[1:], nil
+		}
+	}
+	return nil, fmt.Errorf("unknown global flag %s (see abmesh help)", args[0])
 }
 
 // defaultServer is the abmeshd address when neither --server nor
@@ -176,34 +223,24 @@ type env struct {
 var defaultServer = daemon.DefaultConfig().Listen
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	e := &env{server: defaultServer, actor: defaultActor(), stdout: stdout, stderr: stderr}
+	e := &env{server: defaultServer, actor: defaultActor(), stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	if s := os.Getenv("ABMESH_SERVER"); s != "" {
 		e.server = s
 	}
+	if t := os.Getenv("ABMESH_TOKEN"); t != "" {
+		e.token = t
+	}
 	// Global flags come before the command.
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
-		a := args[0]
-		switch {
-		case a == "--server" || a == "-server":
-			if len(args) < 2 {
-				return errors.New("--server needs a HOST:PORT")
-			}
-			e.server, args = args[1], args[2:]
-		case strings.HasPrefix(a, "--server="):
-			e.server, args = strings.TrimPrefix(a, "--server="), args[1:]
-		case a == "--actor" || a == "-actor":
-			if len(args) < 2 {
-				return errors.New("--actor needs a NAME")
-			}
-			e.actor, args = args[1], args[2:]
-		case strings.HasPrefix(a, "--actor="):
-			e.actor, args = strings.TrimPrefix(a, "--actor="), args[1:]
-		case a == "-h" || a == "--help" || a == "-help":
+		if a := args[0]; a == "-h" || a == "--help" || a == "-help" {
 			usage(stdout)
 			return nil
-		default:
-			return fmt.Errorf("unknown global flag %s (see abmesh help)", a)
 		}
+		rest, err := e.globalFlag(args)
+		if err != nil {
+			return err
+		}
+		args = rest
 	}
 	if len(args) == 0 || args[0] == "help" {
 		usage(stdout)
@@ -283,9 +320,12 @@ func equalWords(a, b []string) bool {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "abmesh — A/B tests on a microservice mesh, analysed per interference subset")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Usage: abmesh [--server HOST:PORT] [--actor NAME] COMMAND [ARGS]   (default server %s, or $ABMESH_SERVER)\n", defaultServer)
-	fmt.Fprintln(w, "--actor (or $ABMESH_ACTOR; default the OS user name) is who the audit log records for admin changes:")
-	fmt.Fprintln(w, "self-declared until abmeshd authenticates callers.")
+	fmt.Fprintf(w, "Usage: abmesh [--server HOST:PORT] [--actor NAME] [--token TOKEN] [--tls-ca FILE] [--tls-client-cert FILE --tls-client-key FILE] COMMAND [ARGS]\n")
+	fmt.Fprintf(w, "--server: default %s, or $ABMESH_SERVER. --token (or $ABMESH_TOKEN): bearer token for abmeshd's --auth-file.\n", defaultServer)
+	fmt.Fprintln(w, "--tls-ca: talk TLS, verifying abmeshd's certificate against FILE (\"system\": the system's roots);")
+	fmt.Fprintln(w, "--tls-client-cert/--tls-client-key: the client certificate for mTLS (TLS on too).")
+	fmt.Fprintln(w, "--actor (or $ABMESH_ACTOR; default the OS user name) is who the audit log records for admin changes")
+	fmt.Fprintln(w, "when abmeshd does not authenticate callers; with authentication the authenticated identity is recorded.")
 	for _, g := range commandGroups {
 		fmt.Fprintf(w, "\n%s:\n", g.title)
 		for _, c := range g.commands {

@@ -148,13 +148,15 @@ func verifiedLeaf(cs *tls.ConnectionState) *x509.Certificate {
 }
 
 // HTTP returns next behind the Guard: every request needs role. The token
-// is read from the Authorization header as "Bearer TOKEN", or, when
-// tokenHeader is not empty, from that header as the bare token (for the
-// forward-auth endpoint, where Authorization belongs to the proxied
-// request). No identity answers 401 with a WWW-Authenticate challenge, the
+// is read from the Authorization header as "Bearer TOKEN" or as the
+// password of Basic authentication (what a browser can send: the pages
+// then prompt for it), or, when tokenHeader is not empty, from that header
+// as the bare token (for the forward-auth endpoint, where Authorization
+// belongs to the proxied request). No identity answers 401 with a
+// WWW-Authenticate challenge (Basic too when tokenHeader is empty), the
 // wrong role 403.
 func (g *Guard) HTTP(role Role, tokenHeader string, next http.Handler) http.Handler {
-	return g.httpGuard(tokenHeader, next, func(r *http.Request, token string, cert *x509.Certificate) (Identity, codes.Code, error) {
+	return g.httpGuard(tokenHeader, tokenHeader == "", next, func(r *http.Request, token string, cert *x509.Certificate) (Identity, codes.Code, error) {
 		return g.authorizeRole(role, r.URL.Path, token, cert)
 	})
 }
@@ -163,16 +165,20 @@ func (g *Guard) HTTP(role Role, tokenHeader string, next http.Handler) http.Hand
 // table's entry for the request's URL path: the Connect protocol's
 // "/pkg.Service/Method" paths are gRPC full method names.
 func (g *Guard) HTTPByPath(next http.Handler) http.Handler {
-	return g.httpGuard("", next, func(r *http.Request, token string, cert *x509.Certificate) (Identity, codes.Code, error) {
+	return g.httpGuard("", false, next, func(r *http.Request, token string, cert *x509.Certificate) (Identity, codes.Code, error) {
 		return g.authorize(r.URL.Path, token, cert)
 	})
 }
 
 // httpGuard serves a request that decide lets through with its caller's
-// identity in the context, and answers 401 or 403 to the others.
-func (g *Guard) httpGuard(tokenHeader string, next http.Handler, decide func(*http.Request, string, *x509.Certificate) (Identity, codes.Code, error)) http.Handler {
+// identity in the context, and answers 401 (challenging Basic too when
+// basic) or 403 to the others.
+func (g *Guard) httpGuard(tokenHeader string, basic bool, next http.Handler, decide func(*http.Request, string, *x509.Certificate) (Identity, codes.Code, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := bearer(r.Header.Get("Authorization"))
+		if _, pass, ok := r.BasicAuth(); ok && token == "" {
+			token = pass
+		}
 		if tokenHeader != "" && r.Header.Get(tokenHeader) != "" {
 			token = r.Header.Get(tokenHeader)
 		}
@@ -185,7 +191,10 @@ func (g *Guard) httpGuard(tokenHeader string, next http.Handler, decide func(*ht
 		case codes.OK:
 			next.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
 		case codes.Unauthenticated:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="abmesh"`)
+			if basic {
+				w.Header().Add("WWW-Authenticate", `Basic realm="abmesh", charset="UTF-8"`)
+			}
+			w.Header().Add("WWW-Authenticate", `Bearer realm="abmesh"`)
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 		default:
 			http.Error(w, err.Error(), http.StatusForbidden)

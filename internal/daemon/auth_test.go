@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -316,6 +317,9 @@ func TestAuthHTTP(t *testing.T) {
 		return res.StatusCode
 	}
 	bearer := func(r auth.Role) string { return "Bearer " + s.tokens[r] }
+	basic := func(r auth.Role) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:"+s.tokens[r]))
+	}
 	pages := "https://" + s.d.HTTPAddr()
 	connect := "https://" + s.d.Addr() + "/flagd.evaluation.v1.Service/ResolveBoolean" // HTTP/1.1 on the API port
 	for _, c := range []struct {
@@ -328,6 +332,8 @@ func TestAuthHTTP(t *testing.T) {
 		{pages + "/", "Authorization", bearer(auth.Ingest), http.StatusForbidden},
 		{pages + "/", "Authorization", bearer(auth.Reader), http.StatusOK},
 		{pages + "/", "Authorization", bearer(auth.Admin), http.StatusOK},
+		{pages + "/", "Authorization", basic(auth.Reader), http.StatusOK}, // a browser's login prompt
+		{pages + "/", "Authorization", basic(auth.Client), http.StatusForbidden},
 		{pages + "/metrics", "", "", http.StatusUnauthorized},
 		{pages + "/metrics", "Authorization", bearer(auth.Client), http.StatusForbidden},
 		{pages + "/metrics", "Authorization", bearer(auth.Reader), http.StatusOK},

@@ -18,6 +18,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +29,7 @@ import (
 	"time"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/internal/edge/forwardauth"
 	"github.com/abmesh/abmesh/internal/report"
@@ -180,6 +183,9 @@ type Result struct {
 	Rows       []Row
 	// Daemon addresses while it ran.
 	Addr, HTTPAddr, EdgeAddr string
+	// Authenticated says abmeshd ran with authentication on (the demo's own
+	// tokens, see demoAuth).
+	Authenticated bool
 }
 
 // Run runs the demo. With serve, it leaves abmeshd (and its pages) up
@@ -190,11 +196,25 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
 
+	authDir := cfg.DataDir
+	if authDir == "" {
+		tmp, err := os.MkdirTemp("", "abmesh-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		authDir = tmp
+	}
+	authFile, tokens, err := demoAuth(authDir)
+	if err != nil {
+		return nil, err
+	}
 	dcfg := daemon.Config{
 		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
 		EdgeListen: cfg.EdgeListen, Edge: forwardauth.Config{UnitHeader: edgeUnitHeader},
 		Assembly:     tracing.Config{IdleTimeout: time.Second},
 		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
+		Security: daemon.SecurityConfig{AuthFile: authFile},
 	}
 	otlp := cfg.JaegerOTLP
 	if cfg.JaegerQuery != "" {
@@ -208,8 +228,9 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if otlp == "" {
 		otlp = d.OTLPAddr()
 	}
-	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), EdgeAddr: d.EdgeAddr(), Reports: map[string]*report.Report{}}
-	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/, forward-auth http://%s/", d.Addr(), otlp, d.HTTPAddr(), d.EdgeAddr())
+	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), EdgeAddr: d.EdgeAddr(), Reports: map[string]*report.Report{}, Authenticated: d.AuthOn()}
+	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/, forward-auth http://%s/; authentication on (%s: the services hold the client and ingest tokens)",
+		d.Addr(), otlp, d.HTTPAddr(), d.EdgeAddr(), authFile)
 
 	exps, err := applyShop(ctx, d.Registry())
 	if err != nil {
@@ -218,8 +239,13 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
 
 	ways := DefaultWays()
-	mesh, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed,
-		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger, Ways: ways, Edge: d.EdgeAddr(), Conns: cfg.Workers})
+	mcfg := MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed,
+		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger, Ways: ways, Edge: d.EdgeAddr(), Conns: cfg.Workers,
+		ClientToken: tokens[auth.Client]}
+	if cfg.JaegerOTLP == "" {
+		mcfg.IngestToken = tokens[auth.Ingest]
+	}
+	mesh, err := StartMesh(ctx, mcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -274,10 +300,33 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 		res.Rows = append(res.Rows, truthRows(r, d.Registry().Snapshot(), cfg.Truth)...)
 	}
 	if serve {
-		say("serving the reports at http://%s/ until interrupted", d.HTTPAddr())
+		say("serving the reports at http://%s/ until interrupted; they ask for a password: the reader token %s (any user name)", d.HTTPAddr(), tokens[auth.Reader])
+		say("the CLI: ABMESH_TOKEN=%s abmesh --server %s get experiments (admin token; all tokens in %s)", tokens[auth.Admin], d.Addr(), filepath.Join(authDir, "tokens"))
 		<-ctx.Done()
 	}
 	return res, nil
+}
+
+// demoAuth writes dir/auth, abmeshd's auth file, with a fresh token for
+// each role (named after it), and dir/tokens with the tokens themselves
+// ("ROLE TOKEN" lines, for the CLI and the pages in --serve mode); both
+// readable by the user alone. It returns the auth file and the tokens.
+func demoAuth(dir string) (string, map[auth.Role]string, error) {
+	tokens := map[auth.Role]string{}
+	var file, plain strings.Builder
+	for _, r := range []auth.Role{auth.Admin, auth.Reader, auth.Client, auth.Ingest} {
+		tokens[r] = auth.NewToken()
+		file.WriteString(auth.TokenLine("demo-"+r.String(), auth.RolesOf(r), tokens[r]))
+		fmt.Fprintf(&plain, "%s %s\n", r, tokens[r])
+	}
+	path := filepath.Join(dir, "auth")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte(plain.String()), 0o600); err != nil {
+		return "", nil, err
+	}
+	return path, tokens, nil
 }
 
 // applyShop creates the shop's layers and experiments from its manifests

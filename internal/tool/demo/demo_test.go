@@ -43,6 +43,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	if res.Errors != 0 {
 		t.Errorf("%d user requests failed", res.Errors)
 	}
+	if !res.Authenticated {
+		t.Error("abmeshd ran without authentication: the demo's SDKs, exporters and edge must hold tokens")
+	}
 	checkSubsets(t, res)
 	checkTruth(t, res)
 	checkUnits(t, res)

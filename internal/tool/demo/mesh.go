@@ -189,6 +189,12 @@ type MeshConfig struct {
 	Edge string
 	// Conns is the connections kept open to Edge (default 32).
 	Conns int
+	// ClientToken, when set, is the bearer token of abmeshd's client role:
+	// the SDKs send it with Watch and the edge caller to forward-auth.
+	ClientToken string
+	// IngestToken, when set, is the bearer token of abmeshd's ingest role,
+	// which the services' OTLP exporters send.
+	IngestToken string
 }
 
 // StartMesh starts every service of Topology on loopback and waits until
@@ -244,14 +250,19 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	}
 	m.entryConn, m.entry = conn, demov1.NewShopServiceClient(conn)
 	if cfg.Edge != "" {
-		m.edge = newEdgeCaller(cfg.Edge, entryService, cmp.Or(cfg.Conns, 32))
+		m.edge = newEdgeCaller(cfg.Edge, entryService, cmp.Or(cfg.Conns, 32), cfg.ClientToken)
 	}
 	ok = true
 	return m, nil
 }
 
 func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint64) error {
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(cfg.OTLP), otlptracegrpc.WithInsecure())
+	expOpts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLP), otlptracegrpc.WithInsecure()}
+	if cfg.IngestToken != "" {
+		// As any OTLP exporter sends a token: an authorization header.
+		expOpts = append(expOpts, otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + cfg.IngestToken}))
+	}
+	exp, err := otlptracegrpc.New(ctx, expOpts...)
 	if err != nil {
 		return err
 	}
@@ -261,6 +272,9 @@ func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint
 		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
 	)
 	opts := []client.Option{client.WithLogger(cfg.Logger), client.WithAttributes(unitAttributes)}
+	if cfg.ClientToken != "" {
+		opts = append(opts, client.WithToken(cfg.ClientToken))
+	}
 	if n.way == WayOpenFeature {
 		err = n.startOpenFeature(ctx, cfg.Abmeshd, opts...)
 	} else {

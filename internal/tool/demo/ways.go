@@ -16,6 +16,7 @@ import (
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
 	aof "github.com/abmesh/abmesh/assign/openfeature"
+	"github.com/abmesh/abmesh/internal/daemon"
 )
 
 // Way is how a service of the mesh gets the variants of the tests it
@@ -67,15 +68,16 @@ const edgeUnitHeader = "x-shop-user"
 // proxy does, for the service behind the edge.
 type edgeCaller struct {
 	url     string // the endpoint, with ?service=<service>
+	token   string // abmeshd's client role, sent as a proxy does; "" for none
 	http    *http.Client
 	failed  atomic.Int64
 	service string
 }
 
-func newEdgeCaller(addr, service string, conns int) *edgeCaller {
+func newEdgeCaller(addr, service string, conns int, token string) *edgeCaller {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = conns
-	return &edgeCaller{url: "http://" + addr + "/auth?service=" + service, service: service, http: &http.Client{Transport: tr}}
+	return &edgeCaller{url: "http://" + addr + "/auth?service=" + service, service: service, token: token, http: &http.Client{Transport: tr}}
 }
 
 // headers asks the endpoint for unit's variants and returns them as
@@ -89,6 +91,9 @@ func (e *edgeCaller) headers(ctx context.Context, unit string) ([]string, error)
 		return nil, err
 	}
 	req.Header.Set(edgeUnitHeader, unit)
+	if e.token != "" {
+		req.Header.Set(daemon.EdgeTokenHeader, e.token)
+	}
 	resp, err := e.http.Do(req)
 	if err != nil {
 		e.failed.Add(1)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/auth"
 	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/internal/tool/shop"
@@ -16,12 +17,22 @@ import (
 // frontend serves from forward-auth's headers and whose ad service
 // evaluates through OpenFeature: each way serves its services' tests, and
 // every evaluation leaves one feature-flag event on an exported span.
+// abmeshd authenticates, as in the demo (demoAuth): the SDKs, the edge
+// caller and the exporters hold their roles' tokens.
 func TestMeshWays(t *testing.T) {
 	ctx := context.Background()
-	d := daemontest.Start(t, daemontest.OTLP(), daemontest.Edge(), func(c *daemon.Config) { c.Edge.UnitHeader = edgeUnitHeader })
+	file, tokens, err := demoAuth(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := daemontest.Start(t, daemontest.OTLP(), daemontest.Edge(), func(c *daemon.Config) {
+		c.Edge.UnitHeader = edgeUnitHeader
+		c.Security.AuthFile = file
+	})
 	startShop(t, d.Registry())
 	m, err := StartMesh(ctx, MeshConfig{Abmeshd: d.Addr(), OTLP: d.OTLPAddr(), Truth: shop.Truths(), Seed: 1,
-		Logger: slog.New(slog.DiscardHandler), Ways: DefaultWays(), Edge: d.EdgeAddr()})
+		Logger: slog.New(slog.DiscardHandler), Ways: DefaultWays(), Edge: d.EdgeAddr(),
+		ClientToken: tokens[auth.Client], IngestToken: tokens[auth.Ingest]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +64,9 @@ func TestMeshWays(t *testing.T) {
 	}
 	if got := m.Evaluations[WayEdge].Load(); got != n {
 		t.Errorf("edge served %d evaluations of ui-layout, want one per request (%d)", got, n)
+	}
+	if acked, failed := m.SpansAcked.Load(), m.SpansFailed.Load(); acked == 0 || failed != 0 {
+		t.Errorf("spans: %d acknowledged, %d failed; want all acknowledged with the ingest token", acked, failed)
 	}
 }
 
