@@ -218,8 +218,8 @@ func runMonitoring(ctx context.Context, o evaluateOptions, stderr io.Writer) (*s
 		fmt.Fprintf(stderr, "evaluate monitoring: %s: fixed-horizon p < α at some look %.1f%% (at the horizon %.1f%%), anytime-valid %.1f%% ± %.1f%%, sequences cover at every look %.1f%%\n",
 			c.name, 100*c.r.FixedAnyLook, 100*c.r.FixedHorizon, 100*c.r.AnytimeAnyLook, 100*c.r.MCError, 100*c.r.Coverage)
 	}
-	fmt.Fprintf(stderr, "evaluate monitoring: effect of the planned size: DECIDED at a median of %.0f units (fixed horizon %d), %.1f%% decided\n",
-		res.Decision.Units.P50, res.Horizon, 100*res.Decision.Decided)
+	fmt.Fprintf(stderr, "evaluate monitoring: effect of the planned size: DECIDED at a median of %.0f units (fixed horizon %d), %.1f%% decided; with the null a:b planned too %.0f units, %.1f%% decided\n",
+		res.Decision.Units.P50, res.Horizon, 100*res.Decision.Decided, res.DecisionInteraction.Units.P50, 100*res.DecisionInteraction.Decided)
 	return res, nil
 }
 

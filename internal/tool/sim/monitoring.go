@@ -25,8 +25,11 @@ type MonitoringOptions struct {
 	Looks       int
 	MaxHorizons int
 	// Plan is the viewpoint's plan (MDE, SD, alpha, power); the horizon is
-	// the per-cell n of its main effect in the 8 cells.
-	Plan assign.Plan
+	// the per-cell n of its main effect in the 8 cells. Its Interactions
+	// are ignored: the second decision check plans the a:b interaction
+	// with InteractionMDE (a difference of differences).
+	Plan           assign.Plan
+	InteractionMDE float64
 	// Seed makes the run reproducible: replication i draws from a PCG
 	// stream seeded from (Seed, the check, i).
 	Seed uint64
@@ -40,12 +43,13 @@ type MonitoringOptions struct {
 }
 
 // DefaultMonitoringOptions are issue 11's: 2,000 A/A replications read
-// after every 1% of the horizon, 500 with a real effect read up to 3
-// horizons, a plan of MDE 0.2 SD units at α 0.05 and power 80% (100 units
-// per cell, 800 in the subset).
+// after every 1% of the horizon, 500 with a real effect read up to 4
+// horizons, a plan of MDE 0.2 SD units at α 0.05 and power 80% (99 units
+// per cell, 792 in the subset); the planned interaction's MDE 0.4 (a
+// difference of differences, the same per-cell need).
 func DefaultMonitoringOptions() MonitoringOptions {
-	return MonitoringOptions{Reps: 2000, DecisionReps: 500, Looks: 100, MaxHorizons: 3,
-		Plan: assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 0.2, SD: 1}, Seed: 1}
+	return MonitoringOptions{Reps: 2000, DecisionReps: 500, Looks: 100, MaxHorizons: 4,
+		Plan: assign.Plan{Alpha: 0.05, Power: 0.8, MDE: 0.2, SD: 1}, InteractionMDE: 0.4, Seed: 1}
 }
 
 func (o *MonitoringOptions) validate() error {
@@ -58,7 +62,10 @@ func (o *MonitoringOptions) validate() error {
 		return fmt.Errorf("monitoring: %d A/A and %d decision replications: want at least 1 each", o.Reps, o.DecisionReps)
 	case o.Looks < 2 || o.MaxHorizons < 1:
 		return fmt.Errorf("monitoring: %d looks, %d horizons: want at least 2 and 1", o.Looks, o.MaxHorizons)
+	case !(o.InteractionMDE > 0) || math.IsInf(o.InteractionMDE, 0):
+		return fmt.Errorf("monitoring: interaction MDE %v: want a positive number", o.InteractionMDE)
 	}
+	o.Plan.Interactions = nil
 	return o.Plan.Validate()
 }
 
@@ -86,8 +93,11 @@ type MonitoringResult struct {
 	// some look.
 	AnyTermFixed   float64 `json:"any_term_fixed"`
 	AnyTermAnytime float64 `json:"any_term_anytime"`
-	// Decision is the real-effect check.
-	Decision MonitoringDecision `json:"decision"`
+	// Decision is the real-effect check with the main effect planned;
+	// DecisionInteraction on the same traffic with the a:b interaction
+	// (null in truth) planned too, so it must be found futile.
+	Decision            MonitoringDecision `json:"decision"`
+	DecisionInteraction MonitoringDecision `json:"decision_interaction"`
 }
 
 // TermRates are rejection rates per term (averaged over a class of terms)
@@ -112,16 +122,24 @@ type TermRates struct {
 // effect is the plan's MDE, everything else 0.
 type MonitoringDecision struct {
 	Effect float64 `json:"effect"`
+	// InteractionMDE is the planned a:b interaction's MDE; 0 when only
+	// the main effect is planned. Futile is then the share decided with
+	// the interaction futile.
+	InteractionMDE float64 `json:"interaction_mde,omitempty"`
+	Futile         float64 `json:"futile,omitempty"`
 	// Decided is the share of replications DECIDED within MaxHorizons;
 	// Significant the share decided with the effect significant (the
 	// rest: futile, a wrong decision here).
 	Decided     float64 `json:"decided"`
 	Significant float64 `json:"significant"`
 	// Units summarises the subset's units at the first DECIDED look
-	// (replications not decided count at MaxHorizons·Horizon).
+	// (replications not decided count at MaxHorizons of the main
+	// effect's horizon).
 	Units Summary `json:"units"`
-	// ByHorizon: the share DECIDED by the fixed horizon; FixedPower the
-	// fixed-horizon test's power at the horizon (p < α there).
+	// Horizon is the rule's fixed horizon in units (its largest planned
+	// need). ByHorizon: the share DECIDED by it; FixedPower the main
+	// effect's fixed-horizon power at the main effect's horizon.
+	Horizon     int64   `json:"horizon"`
 	ByHorizon   float64 `json:"by_horizon"`
 	FixedPower  float64 `json:"fixed_power"`
 	MaxHorizons int     `json:"max_horizons"`
@@ -156,15 +174,18 @@ func EvaluateMonitoring(ctx context.Context, opt MonitoringOptions) (*Monitoring
 	if err != nil {
 		return nil, err
 	}
-	terms := []report.PlannedTerm{{Name: "a", Factors: []int{0}, MDE: p.MDE}}
-	av, err := report.AnytimeOptions(tab, p, terms, assign.AggregateMean)
+	main, err := newRule(tab, p, []report.PlannedTerm{{Name: "a", Factors: []int{0}, MDE: p.MDE}})
+	if err != nil {
+		return nil, err
+	}
+	both, err := newRule(tab, p, []report.PlannedTerm{{Name: "a", Factors: []int{0}, MDE: p.MDE}, {Name: "a:b", Factors: []int{0, 1}, MDE: opt.InteractionMDE}})
 	if err != nil {
 		return nil, err
 	}
 	res := &MonitoringResult{Reps: opt.Reps, DecisionReps: opt.DecisionReps, Looks: opt.Looks, Plan: p, Seed: opt.Seed,
-		HorizonPerCell: int64(math.Ceil(n)), Phi: av.Phi}
+		HorizonPerCell: int64(math.Ceil(n)), Phi: main.av.Phi}
 	res.Horizon = 8 * res.HorizonPerCell
-	m := &monitor{opt: opt, av: av, terms: terms, horizon: res.Horizon}
+	m := &monitor{opt: opt, av: main.av, horizon: res.Horizon}
 
 	aa := make([]aaOutcome, opt.Reps)
 	if err := parallel(ctx, opt.Reps, opt.Workers, func() func(context.Context, int) error {
@@ -174,13 +195,22 @@ func EvaluateMonitoring(ctx context.Context, opt MonitoringOptions) (*Monitoring
 	}
 	res.Main, res.Interactions, res.AnyTermFixed, res.AnyTermAnytime = summarizeAA(aa, p.Alpha)
 
-	dec := make([]decisionOutcome, opt.DecisionReps)
-	if err := parallel(ctx, opt.DecisionReps, opt.Workers, func() func(context.Context, int) error {
-		return func(_ context.Context, i int) error { return m.decide(i, &dec[i]) }
-	}, opt.progress("decision", opt.DecisionReps)); err != nil {
-		return nil, err
+	for _, c := range []struct {
+		rule  rule
+		check string
+		out   *MonitoringDecision
+	}{{main, "decision", &res.Decision}, {both, "decision with a:b", &res.DecisionInteraction}} {
+		dec := make([]decisionOutcome, opt.DecisionReps)
+		if err := parallel(ctx, opt.DecisionReps, opt.Workers, func() func(context.Context, int) error {
+			return func(_ context.Context, i int) error { return m.decide(i, c.rule, &dec[i]) }
+		}, opt.progress(c.check, opt.DecisionReps)); err != nil {
+			return nil, err
+		}
+		*c.out = summarizeDecision(dec, p.MDE, opt.MaxHorizons, res.Horizon, c.rule.horizon)
+		if len(c.rule.terms) > 1 {
+			c.out.InteractionMDE = opt.InteractionMDE
+		}
 	}
-	res.Decision = summarizeDecision(dec, p.MDE, opt.MaxHorizons, res.Horizon)
 	res.Runtime = time.Since(start)
 	return res, nil
 }
@@ -195,9 +225,33 @@ func (o *MonitoringOptions) progress(check string, total int) func(int) {
 // monitor is what the replications share (read only).
 type monitor struct {
 	opt     MonitoringOptions
-	av      analysis.AnytimeOptions
+	av      analysis.AnytimeOptions // of the A/A check: the main effect's
+	horizon int64                   // of the main effect, in units
+}
+
+// rule is a stopping rule: the planned terms, the report's anytime-valid
+// options for them and their horizon (the largest need, in units).
+type rule struct {
 	terms   []report.PlannedTerm
+	av      analysis.AnytimeOptions
 	horizon int64
+}
+
+func newRule(t *analysis.CellTable, p assign.Plan, terms []report.PlannedTerm) (rule, error) {
+	av, err := report.AnytimeOptions(t, p, terms, assign.AggregateMean)
+	if err != nil {
+		return rule{}, err
+	}
+	var need float64
+	for _, term := range terms {
+		mde := term.MDE / math.Exp2(float64(len(term.Factors)-1))
+		n, err := analysis.SampleSizeTerm(1, len(t.Cells), mde, p.SD, p.Alpha, p.Power)
+		if err != nil {
+			return rule{}, err
+		}
+		need = max(need, math.Ceil(n))
+	}
+	return rule{terms: terms, av: av, horizon: int64(need) * int64(len(t.Cells))}, nil
 }
 
 // aaOutcome is one A/A replication: per term (Anova's order: a, b, c,
@@ -258,11 +312,14 @@ func (m *monitor) aa(i int, out *aaOutcome) error {
 // decisionOutcome is one real-effect replication.
 type decisionOutcome struct {
 	units       int64 // at the first DECIDED look; 0 when never
-	significant bool
-	fixedEnd    bool // the fixed-horizon test of a rejects at the horizon
+	significant bool  // a's main effect, at the decision
+	futile      bool  // the planned interaction, at the decision
+	fixedEnd    bool  // the fixed-horizon test of a rejects at the horizon
 }
 
-func (m *monitor) decide(i int, out *decisionOutcome) error {
+// decide reads replication i (the same traffic whatever the rule) until
+// r decides, or MaxHorizons of the main effect's horizon.
+func (m *monitor) decide(i int, r rule, out *decisionOutcome) error {
 	rng := m.rng(2, i)
 	t, err := analysis.NewCellTable(monitoringFactors)
 	if err != nil {
@@ -283,13 +340,14 @@ func (m *monitor) decide(i int, out *decisionOutcome) error {
 			out.fixedEnd = an.Terms[0].Tested && an.Terms[0].P < m.opt.Plan.Alpha
 		}
 		if out.units == 0 {
-			av, err := analysis.AnytimeValid(t, m.av)
+			av, err := analysis.AnytimeValid(t, r.av)
 			if err != nil {
 				return err
 			}
-			if d := report.Decide(av, m.terms); d.Decided {
+			if d := report.Decide(av, r.terms); d.Decided {
 				out.units = t.N()
 				out.significant = d.Terms[0].Verdict == report.Significant
+				out.futile = len(d.Terms) > 1 && d.Terms[1].Verdict == report.Futile
 			}
 		}
 		if out.units > 0 && k >= m.opt.Looks {
@@ -331,15 +389,19 @@ func summarizeAA(aa []aaOutcome, alpha float64) (main, inter TermRates, anyFixed
 	return rates(0, 3), rates(3, 7), anyFixed / float64(len(aa)), anyAV / float64(len(aa))
 }
 
-func summarizeDecision(dec []decisionOutcome, effect float64, maxHorizons int, horizon int64) MonitoringDecision {
-	d := MonitoringDecision{Effect: effect, MaxHorizons: maxHorizons}
+// summarizeDecision summarises the outcomes of a rule whose horizon
+// (largest planned need) is horizon units, read up to maxHorizons of the
+// main effect's horizon mainHorizon.
+func summarizeDecision(dec []decisionOutcome, effect float64, maxHorizons int, mainHorizon, horizon int64) MonitoringDecision {
+	d := MonitoringDecision{Effect: effect, MaxHorizons: maxHorizons, Horizon: horizon}
 	units := make([]float64, len(dec))
 	for i, o := range dec {
-		units[i] = float64(int64(maxHorizons) * horizon)
+		units[i] = float64(int64(maxHorizons) * mainHorizon)
 		if o.units > 0 {
 			units[i] = float64(o.units)
 			d.Decided++
 			d.Significant += b2f(o.significant)
+			d.Futile += b2f(o.futile)
 			d.ByHorizon += b2f(o.units <= horizon)
 		}
 		d.FixedPower += b2f(o.fixedEnd)
@@ -347,6 +409,7 @@ func summarizeDecision(dec []decisionOutcome, effect float64, maxHorizons int, h
 	n := float64(len(dec))
 	d.Decided /= n
 	d.Significant /= n
+	d.Futile /= n
 	d.ByHorizon /= n
 	d.FixedPower /= n
 	d.Units = summarize(units)

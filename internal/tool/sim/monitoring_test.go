@@ -12,10 +12,11 @@ import (
 // at most α (within Monte-Carlo error) for main effects and interactions,
 // and the confidence sequences cover 0 at every look in ≥ 1 − α. With an
 // effect of the planned size the report is mostly DECIDED, significant,
-// and the median units to it are reported.
+// and the median units to it are reported; planning the null a:b as well
+// makes the rule wait for its futility.
 func TestMonitoring(t *testing.T) {
 	opt := DefaultMonitoringOptions()
-	opt.Reps, opt.DecisionReps = 1000, 200
+	opt.Reps, opt.DecisionReps = 1000, 100
 	if testing.Short() {
 		opt.Reps, opt.DecisionReps = 300, 60
 	}
@@ -49,5 +50,12 @@ func TestMonitoring(t *testing.T) {
 	d := res.Decision
 	if d.Decided < 0.7 || d.Significant < d.Decided-0.05 || d.Units.P50 <= 0 || d.FixedPower < 0.6 {
 		t.Errorf("decision %+v: want most replications DECIDED significant with a median units figure, fixed power about 80%%", d)
+	}
+	// With the null a:b planned too, deciding needs its futility: later,
+	// and then mostly futile (a true null is rarely significant).
+	di := res.DecisionInteraction
+	t.Logf("with a:b planned: %+v", di)
+	if di.InteractionMDE != opt.InteractionMDE || di.Units.P50 < d.Units.P50 || di.Decided < 0.5 || di.Futile < di.Decided-0.1 {
+		t.Errorf("decision with a:b %+v: want later than %v units, mostly futile", di, d.Units.P50)
 	}
 }

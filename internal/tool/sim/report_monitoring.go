@@ -9,7 +9,7 @@ func (r *MonitoringResult) headline() string {
 		"the anytime-valid p-values in " + pct1(r.Main.AnytimeAnyLook) + " and " + pct1(r.Interactions.AnytimeAnyLook) +
 		"; the confidence sequences cover the truth at every look in " + pct1(r.Main.Coverage) + " and " + pct1(r.Interactions.Coverage) +
 		". With an effect of the planned size the report is DECIDED at a median of " + count(d.Units.P50) + " units against the fixed horizon's " +
-		count(float64(r.Horizon)) + "."
+		count(float64(r.Horizon)) + " (" + count(r.DecisionInteraction.Units.P50) + " when a null interaction is planned too and must be shown futile)."
 }
 
 // writeMonitoring writes the monitoring section.
@@ -38,16 +38,28 @@ func writeMonitoring(p func(string, ...any), r *MonitoringResult) {
 	}
 	p("\nSome of the 7 terms rejects at some look: fixed horizon %s, anytime-valid %s (each term is valid on its own; the family is not corrected, as in the fixed-horizon table).\n\n",
 		pct1(r.AnyTermFixed), pct1(r.AnyTermAnytime))
-	d := r.Decision
+	d, di := r.Decision, r.DecisionInteraction
 	p("### A real effect of the planned size: units to DECIDED\n\n")
 	p("`a`'s main effect is the MDE (%s), everything else 0; %s replications read at the same spacing for up to %d horizons, stopped at the first "+
-		"look where the report's rule (`report.Decide` on `a`'s main effect: anytime-valid significant, or its sequence within ± the MDE) decides.\n\n",
-		plain(d.Effect), count(float64(r.DecisionReps)), d.MaxHorizons)
-	p("| fixed horizon (units) | fixed-horizon power there | DECIDED within %d horizons | DECIDED, significant | DECIDED by the horizon | units to DECIDED: median [5%%, 95%%] | mean |\n", d.MaxHorizons)
-	p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	p("| %s | %s | %s | %s | %s | %s [%s, %s] | %s |\n\n", count(float64(r.Horizon)), pct1(d.FixedPower), pct1(d.Decided), pct1(d.Significant),
-		pct1(d.ByHorizon), count(d.Units.P50), count(d.Units.P5), count(d.Units.P95), count(d.Units.Mean))
-	p("The price of reading at will: the fixed-horizon test may be read once, at %s units; the anytime-valid rule may be read at every look and "+
-		"stops at a median of %s units (%s of the horizon), by the horizon in %s of the replications. Replications not decided count at %d horizons.\n\n",
-		count(float64(r.Horizon)), count(d.Units.P50), pct(d.Units.P50/float64(r.Horizon)), pct1(d.ByHorizon), d.MaxHorizons)
+		"look where the report's rule (`report.Decide`) decides: each planned term anytime-valid significant, or its sequence within ± its MDE. "+
+		"Two plans on the same traffic: `a`'s main effect only; and also the interaction `a:b` with an MDE of %s (a difference of differences, "+
+		"the same per-cell need), which is 0 in truth, so the rule must find it futile.\n\n",
+		plain(d.Effect), count(float64(r.DecisionReps)), d.MaxHorizons, plain(di.InteractionMDE))
+	p("| planned terms | fixed horizon (units) | `a`'s fixed-horizon power there | DECIDED within %d horizons | `a` significant | `a:b` futile | DECIDED by the horizon | units to DECIDED: median [5%%, 95%%] | mean |\n", d.MaxHorizons)
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, row := range []struct {
+		name string
+		d    MonitoringDecision
+	}{{"`a`", d}, {"`a`, `a:b`", di}} {
+		futile := "–"
+		if row.d.InteractionMDE > 0 {
+			futile = pct1(row.d.Futile)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s [%s, %s] | %s |\n", row.name, count(float64(row.d.Horizon)), pct1(row.d.FixedPower), pct1(row.d.Decided),
+			pct1(row.d.Significant), futile, pct1(row.d.ByHorizon), count(row.d.Units.P50), count(row.d.Units.P5), count(row.d.Units.P95), count(row.d.Units.Mean))
+	}
+	p("\nThe price of reading at will: the fixed-horizon test may be read once, at %s units; the anytime-valid rule may be read at every look and "+
+		"stops at a median of %s units (%s of the horizon) for the main effect alone, %s (%s) when the null interaction must also be shown futile. "+
+		"Replications not decided count at %d horizons.\n\n",
+		count(float64(r.Horizon)), count(d.Units.P50), pct(d.Units.P50/float64(d.Horizon)), count(di.Units.P50), pct(di.Units.P50/float64(di.Horizon)), d.MaxHorizons)
 }
