@@ -140,6 +140,18 @@ func TestCountedCellsMatchR(t *testing.T) {
 // viewpoint ref.Factors[0], whose tests are the factors, and returns it.
 func countRequests(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rRequest) WindowCells {
 	t.Helper()
+	s := countShare(t, ref, agg, reqs)
+	wc, _ := s.Current(ref.Factors[0])
+	if q := wc.Quality; q.Counted != int64(len(reqs)) || q.Excluded() != 0 {
+		t.Fatalf("quality %+v for %d requests", q, len(reqs))
+	}
+	return wc
+}
+
+// countShare counts reqs through a CellCounter into a stack of ref's
+// tests, as countRequests does, and returns the stack.
+func countShare(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rRequest) stack {
+	t.Helper()
 	h := hashTable{}
 	var tests []Test
 	for f, name := range ref.Factors {
@@ -156,11 +168,7 @@ func countRequests(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rR
 		}
 		c.ConsumeObservation(o)
 	}
-	wc, _ := s.Current(ref.Factors[0])
-	if q := wc.Quality; q.Counted != int64(len(reqs)) || q.Excluded() != 0 {
-		t.Fatalf("quality %+v for %d requests", q, len(reqs))
-	}
-	return wc
+	return s
 }
 
 // checkRatioR counts reqs with the ratio aggregate and compares the Type
