@@ -2,6 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,7 +52,12 @@ func (d *Daemon) openStore(ctx context.Context, dir string) error {
 		if err != nil {
 			return err
 		}
-		d.db, d.win, d.pg = db, db.Windows(), db
+		id, err := replicaID(dir)
+		if err != nil {
+			db.Close()
+			return err
+		}
+		d.db, d.win, d.pg = db, db.Windows(id), db
 		return nil
 	}
 	db, err := bolt.Open(dir)
@@ -96,4 +106,27 @@ func (d *Daemon) lead() {
 			d.log.Info("this replica no longer leads")
 		})
 	})
+}
+
+// replicaIDFile holds, in the data directory, the id under which a replica
+// stores its partial analysis state in a PostgreSQL store.
+const replicaIDFile = "replica-id"
+
+// replicaID returns the replica id kept in dir, creating a random one on
+// the first start, so that a restarted replica resumes its own partial
+// windows.
+func replicaID(dir string) (string, error) {
+	path := filepath.Join(dir, replicaIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	id := rand.Text()
+	return id, os.WriteFile(path, []byte(id+"\n"), 0o644)
 }

@@ -34,15 +34,22 @@ func (d *DB) GetBlob(name string) ([]byte, error) {
 	return v, err
 }
 
-// Windows is the store of analysis windows in the database: each window's
-// snapshot as JSON in table windows, its units' totals in table units. It
-// implements subset.Store.
-type Windows struct{ db *DB }
+// Windows is one replica's store of analysis windows in the database: its
+// partial snapshot of each window (quality counters; cells of its own
+// units) as JSON in table windows, and its units' partial totals in table
+// units, both keyed by the replica's id. It implements subset.Store over
+// the replica's own rows (what it restores after a restart); Merged reads
+// every replica's rows as one node's.
+type Windows struct {
+	db      *DB
+	replica string
+}
 
 var _ subset.Store = Windows{}
 
-// Windows returns the window store of d.
-func (d *DB) Windows() Windows { return Windows{db: d} }
+// Windows returns the window store of replica (a stable id: the same
+// after the replica restarts).
+func (d *DB) Windows(replica string) Windows { return Windows{db: d, replica: replica} }
 
 // SaveWindow implements subset.Store.
 func (s Windows) SaveWindow(ctx context.Context, w subset.WindowCells, units subset.UnitChanges) error {
@@ -50,17 +57,19 @@ func (s Windows) SaveWindow(ctx context.Context, w subset.WindowCells, units sub
 }
 
 // SaveWindows saves each window as SaveWindow does and puts blobs, all in
-// one transaction. Units go in one statement per window (arrays
-// unnested), keys and cells stored bit for bit as bigint. Idempotent.
+// one transaction. Only the replica's rows are replaced, so a retried save
+// counts nothing twice. Units go in one statement per window (arrays
+// unnested), keys and cells stored bit for bit as bigint. UnitChanges.Drop
+// is ignored: another replica's partial totals of the same units may still
+// be merged with these, so closed windows keep their units (dropping them
+// once merged is leader work not done yet). Idempotent.
 func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blobs map[string][]byte) error {
 	b := &pgx.Batch{}
 	for _, w := range saves {
 		c := &w.Cells
-		b.Queue(`INSERT INTO windows (viewpoint, seq, cells) VALUES ($1, $2, $3) ON CONFLICT (viewpoint, seq) DO UPDATE SET cells = excluded.cells`,
-			c.Viewpoint, c.Seq, jsonArg(c))
-		if w.Units.Drop {
-			b.Queue(`DELETE FROM units WHERE viewpoint = $1 AND seq = $2`, c.Viewpoint, c.Seq)
-		}
+		b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (viewpoint, seq, replica) DO UPDATE SET cells = excluded.cells`,
+			c.Viewpoint, c.Seq, s.replica, jsonArg(c))
 		if len(w.Units.Put) == 0 {
 			continue
 		}
@@ -70,10 +79,10 @@ func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blo
 		for i, u := range w.Units.Put {
 			keys[i], cells[i], sums[i], reqs[i], nz[i] = int64(u.Key), int64(u.Cell), u.Sum, int64(u.Requests), u.NonZero
 		}
-		b.Queue(`INSERT INTO units (viewpoint, seq, key, cell, sum, requests, non_zero)
-			SELECT $1, $2, * FROM unnest($3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::bool[])
-			ON CONFLICT (viewpoint, seq, key) DO UPDATE SET cell = excluded.cell, sum = excluded.sum, requests = excluded.requests, non_zero = excluded.non_zero`,
-			c.Viewpoint, c.Seq, keys, cells, sums, reqs, nz)
+		b.Queue(`INSERT INTO units (viewpoint, seq, replica, key, cell, sum, requests, non_zero)
+			SELECT $1, $2, $3, * FROM unnest($4::bigint[], $5::bigint[], $6::float8[], $7::bigint[], $8::bool[])
+			ON CONFLICT (viewpoint, seq, replica, key) DO UPDATE SET cell = excluded.cell, sum = excluded.sum, requests = excluded.requests, non_zero = excluded.non_zero`,
+			c.Viewpoint, c.Seq, s.replica, keys, cells, sums, reqs, nz)
 	}
 	for name, v := range blobs {
 		b.Queue(putBlobSQL, name, v)
@@ -85,32 +94,46 @@ func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blo
 	return nil
 }
 
-// LoadWindows implements subset.Store.
+// LoadWindows implements subset.Store: the replica's own windows.
 func (s Windows) LoadWindows(ctx context.Context) ([]subset.WindowCells, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT cells FROM windows ORDER BY viewpoint, seq`)
+	var out []subset.WindowCells
+	err := s.windowRows(ctx, `SELECT '', cells FROM windows WHERE replica = $1 ORDER BY viewpoint, seq`, []any{s.replica},
+		func(_ string, w subset.WindowCells) error {
+			out = append(out, w)
+			return nil
+		})
+	return out, err
+}
+
+func (s Windows) windowRows(ctx context.Context, sql string, args []any, f func(replica string, w subset.WindowCells) error) error {
+	rows, err := s.db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("read windows from PostgreSQL at %s: %w", s.db.addr, err)
 	}
 	var (
-		out  []subset.WindowCells
-		body []byte
+		replica string
+		body    []byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&body}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&replica, &body}, func() error {
 		var w subset.WindowCells
 		if err := json.Unmarshal(body, &w); err != nil {
 			return fmt.Errorf("window: %w", err)
 		}
-		out = append(out, w)
-		return nil
+		return f(replica, w)
 	})
-	return out, err
+	return err
 }
 
-// LoadUnits implements subset.Store.
+// LoadUnits implements subset.Store: the replica's own units.
 func (s Windows) LoadUnits(ctx context.Context, viewpoint string, seq int, f func(subset.UnitState) error) error {
-	rows, err := s.db.pool.Query(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2`, viewpoint, seq)
+	return s.unitRows(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2 AND replica = $3`,
+		[]any{viewpoint, seq, s.replica}, f)
+}
+
+func (s Windows) unitRows(ctx context.Context, sql string, args []any, f func(subset.UnitState) error) error {
+	rows, err := s.db.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return err
+		return fmt.Errorf("read units from PostgreSQL at %s: %w", s.db.addr, err)
 	}
 	var (
 		key, cell, reqs int64
@@ -121,4 +144,54 @@ func (s Windows) LoadUnits(ctx context.Context, viewpoint string, seq int, f fun
 		return f(u)
 	})
 	return err
+}
+
+// Merged returns every window as one node that counted what all replicas
+// counted would have it (subset.MergeWindows of the replicas' partial
+// windows and units), sorted by viewpoint then seq. A window stored by
+// one replica without units (its units dropped by an abmeshd before
+// replicas) keeps its stored cells.
+func (s Windows) Merged(ctx context.Context) ([]subset.WindowCells, error) {
+	type key struct {
+		viewpoint string
+		seq       int
+	}
+	var (
+		order []key
+		parts = map[key][]subset.WindowCells{}
+	)
+	err := s.windowRows(ctx, `SELECT replica, cells FROM windows ORDER BY viewpoint, seq, replica`, nil,
+		func(_ string, w subset.WindowCells) error {
+			k := key{w.Viewpoint, w.Seq}
+			if parts[k] == nil {
+				order = append(order, k)
+			}
+			parts[k] = append(parts[k], w)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]subset.WindowCells, 0, len(order))
+	for _, k := range order {
+		var units []subset.UnitState
+		err := s.unitRows(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2 ORDER BY replica`,
+			[]any{k.viewpoint, k.seq}, func(u subset.UnitState) error {
+				units = append(units, u)
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+		if len(units) == 0 && len(parts[k]) == 1 {
+			out = append(out, parts[k][0])
+			continue
+		}
+		w, err := subset.MergeWindows(parts[k], units)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }

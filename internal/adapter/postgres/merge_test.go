@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/analysis"
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/testkit/pgtest"
+	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
+)
+
+// hashVariants assigns units to "control" or "ml" by a hash of test and
+// unit, as the assign engine would (any fixed function does here).
+type hashVariants struct{}
+
+func (hashVariants) HashVariant(test, unit string) (string, bool) {
+	h := fnv.New32a()
+	h.Write([]byte(test + "/" + unit))
+	return []string{"control", "ml"}[h.Sum32()%2], true
+}
+
+// request is one traced request: its trace id, unit and latency.
+type request struct {
+	trace uint64
+	unit  string
+	ms    float64
+}
+
+// counter is one replica's (or the single node's) trace consumer: two
+// interacting tests on one service, their windows and a cell counter.
+func counter(t *testing.T, agg assign.Aggregate, start time.Time) (*subset.Windows, *subset.CellCounter) {
+	t.Helper()
+	ws := subset.NewWindows()
+	ss := subset.NewSubsetter(ws)
+	g, err := subset.NewGraph([]tracing.Edge{{Caller: "front", Callee: "svc", Calls: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.SetGraph(g)
+	var tests []subset.Test
+	for _, id := range []string{"a", "b"} {
+		tests = append(tests, subset.Test{ID: id, ChangeService: "svc", MeasureService: "svc", Metric: "latency_ms", Aggregate: agg,
+			Variants: []string{"control", "ml"}, Running: true, Phase: 1, PhaseStart: start,
+			Emits: []subset.Interference{{Kind: subset.KindLatency, Scope: subset.ScopeAll}}, Susceptible: []subset.Interference{{Kind: subset.KindLatency, Scope: subset.ScopeAll}}})
+	}
+	if err := ss.SetTests(tests); err != nil {
+		t.Fatal(err)
+	}
+	return ws, subset.NewCellCounter(ws, hashVariants{})
+}
+
+func consume(c *subset.CellCounter, r request, at time.Time) {
+	o := &tracing.Observation{Unit: r.unit, Start: at, Metrics: []tracing.ServiceMetrics{{Service: "svc", LatencyMS: r.ms}}}
+	for _, test := range []string{"a", "b"} {
+		v, _ := hashVariants{}.HashVariant(test, r.unit)
+		o.Exposures = append(o.Exposures, tracing.Exposure{Test: test, Variant: v, Service: "svc", Phase: 1, Reason: "hash"})
+	}
+	c.ConsumeObservation(o)
+}
+
+// 3 replicas on one PostgreSQL each count the traces routed to them (FNV-1a
+// of the trace id over the replicas, as a load-balancing exporter keeps
+// traces whole) and flush to the store; the merged windows read back equal
+// those of one node that counted every trace, to 1e-9, for every
+// aggregate.
+func TestMergedWindowsEqualOneNode(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour)
+	at := start.Add(time.Minute)
+	rng := rand.New(rand.NewPCG(14, 3))
+	var reqs []request
+	for u := range 400 {
+		for range 1 + rng.IntN(6) {
+			reqs = append(reqs, request{trace: rng.Uint64(), unit: fmt.Sprintf("user-%d", u), ms: 20 + 80*rng.Float64()})
+		}
+	}
+	for _, agg := range []assign.Aggregate{assign.AggregateMean, assign.AggregateSum, assign.AggregateCount, assign.AggregateAny, assign.AggregateRatio} {
+		t.Run(agg.String(), func(t *testing.T) {
+			d := openDB(t, srv.NewDatabase(t))
+			single, sc := counter(t, agg, start)
+			const n = 3
+			replicas := make([]*subset.Windows, n)
+			counters := make([]*subset.CellCounter, n)
+			for i := range replicas {
+				replicas[i], counters[i] = counter(t, agg, start)
+			}
+			for _, r := range reqs {
+				consume(sc, r, at)
+				h := fnv.New32a()
+				h.Write(binary.BigEndian.AppendUint64(nil, r.trace))
+				consume(counters[h.Sum32()%n], r, at)
+			}
+			for i, ws := range replicas {
+				if err := ws.Flush(ctx, d.Windows(fmt.Sprintf("replica-%d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			merged, err := d.Windows("").Merged(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(merged) != 2 {
+				t.Fatalf("%d merged windows, want 2 (viewpoints a and b)", len(merged))
+			}
+			for _, m := range merged {
+				want, _ := single.Current(m.Viewpoint)
+				if want.Quality != m.Quality || len(want.Cells) != len(m.Cells) || want.Quality.Counted != int64(len(reqs)) {
+					t.Fatalf("%s: quality %+v, %d cells; one node %+v, %d cells", m.Viewpoint, m.Quality, len(m.Cells), want.Quality, len(want.Cells))
+				}
+				for i, c := range m.Cells {
+					w := want.Cells[i]
+					if fmt.Sprint(c.Variants) != fmt.Sprint(w.Variants) || c.Requests != w.Requests || c.Stats.N != w.Stats.N ||
+						!close9(c.Stats.Mean, w.Stats.Mean) || !close9(c.Stats.M2, w.Stats.M2) ||
+						!sameRatio(c.Ratio, w.Ratio) {
+						t.Errorf("%s cell %v: %+v %v; one node %+v %v", m.Viewpoint, c.Variants, c.Stats, c.Ratio, w.Stats, w.Ratio)
+					}
+				}
+			}
+		})
+	}
+}
+
+func sameRatio(a, b *analysis.RatioStats) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.K == b.K && close9(a.MeanS, b.MeanS) && close9(a.MeanN, b.MeanN) && close9(a.M2S, b.M2S) && close9(a.M2N, b.M2N) && close9(a.CSN, b.CSN)
+}
+
+func close9(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
