@@ -459,3 +459,37 @@ func TestInsecureRefusal(t *testing.T) {
 func metadataActor(ctx context.Context, name string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, grpcapi.ActorHeader, name)
 }
+
+// TestOTLPRefusedBeforeReading: an Export without the ingest role is
+// refused from its headers: the receiver never counts, admits or reads it
+// (otlp.requests stays 0), while an ingest token's Export is counted.
+func TestOTLPRefusedBeforeReading(t *testing.T) {
+	s := startSecured(t)
+	export := func(tok string) codes.Code {
+		conn := s.dial(t, s.d.OTLPAddr(), tok, "", "")
+		return status.Code(conn.Invoke(t.Context(), "/opentelemetry.proto.collector.trace.v1.TraceService/Export", &emptypb.Empty{}, &emptypb.Empty{}))
+	}
+	requests := func() int64 {
+		for k, v := range s.d.Counts() {
+			if k == "otlp.requests" {
+				return v
+			}
+		}
+		t.Fatal("no otlp.requests in Counts")
+		return 0
+	}
+	for tok, want := range map[string]codes.Code{"": codes.Unauthenticated, auth.NewToken(): codes.Unauthenticated, s.tokens[auth.Client]: codes.PermissionDenied} {
+		if got := export(tok); got != want {
+			t.Errorf("Export with token %.8q: %v, want %v", tok, got, want)
+		}
+	}
+	if n := requests(); n != 0 {
+		t.Errorf("otlp.requests = %d after refused Exports, want 0 (refused before the receiver)", n)
+	}
+	if got := export(s.tokens[auth.Ingest]); got != codes.OK {
+		t.Errorf("Export as ingest: %v", got)
+	}
+	if n := requests(); n != 1 {
+		t.Errorf("otlp.requests = %d after one accepted Export, want 1", n)
+	}
+}

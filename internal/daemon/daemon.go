@@ -347,7 +347,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		if d.otlpLis, err = d.listen("--otlp-listen", cfg.OTLPListen); err != nil {
 			return nil, err
 		}
-		d.otlp = grpc.NewServer(slices.Concat(d.metrics.serverOptions(), d.grpcOptions(), cfg.OTLP.ServerOptions())...)
+		otlpOpts := slices.Concat(d.metrics.serverOptions(), d.grpcOptions(), cfg.OTLP.ServerOptions())
+		if d.sec.guard != nil {
+			// Refuse callers without ingest before reading their requests.
+			otlpOpts = append(otlpOpts, grpc.InTapHandle(d.sec.guard.TapHandle))
+		}
+		d.otlp = grpc.NewServer(otlpOpts...)
 		opts := []otlpreceiver.Option{otlpreceiver.WithLimits(cfg.OTLP)}
 		if d.wal != nil {
 			opts = append(opts, otlpreceiver.WithJournal(d.wal, func(err error) bool { return errors.Is(err, wal.ErrFull) }))
