@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 )
 
 // ErrFull is returned by Assembler.Add when accepting the batch would
@@ -42,8 +41,10 @@ type Assembler struct {
 	spans   int   // spans in flight
 	recent  recentSet
 	free    []*pending
-	newIDs  map[TraceID]struct{}
+	bytes   int // bytes charged to the traces in flight (summary.bytes)
+	newIDs  map[TraceID]int32
 	verdict []int8
+	scratch sync.Pool // *Batch, for summarizing Batch.Spans
 	c       counters
 	j       journal
 
@@ -57,7 +58,7 @@ type Assembler struct {
 
 type pending struct {
 	id          TraceID
-	spans       []Span
+	sum         summary
 	ids         map[SpanID]struct{} // built when the trace outgrows linear search
 	first, last time.Time           // arrival of the first and latest span
 	seqLo       uint64              // lowest and highest Batch.Seq of its spans (0: none)
@@ -81,7 +82,7 @@ func NewAssembler(cfg Config, consumer Consumer) (*Assembler, error) {
 		consumer: consumer,
 		traces:   make(map[TraceID]*pending),
 		recent:   newRecentSet(cfg.RecentTraces),
-		newIDs:   make(map[TraceID]struct{}),
+		newIDs:   make(map[TraceID]int32),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -105,19 +106,24 @@ const (
 	verdictLate   int8 = -2
 )
 
-// Add offers a batch of spans. Malformed spans (and b.Malformed, the
-// converter's rejections) are counted by reason and reported in the
-// result; spans of traces completed recently are counted late; the rest
-// join their traces. Add takes ownership of the spans' Attrs and Events
-// slices (it may truncate values in place); b itself may be reused once
-// Add returns.
+// Add offers a batch of spans (Spans, Summaries or both). Malformed
+// spans (and b.Malformed, the converter's rejections) are counted by
+// reason and reported in the result; spans of traces completed recently
+// are counted late; the rest join their traces, of which the Assembler
+// keeps only a summary (see SpanSummary): Add never retains b's slices,
+// and b may be reused once Add returns.
 //
 // Errors: ErrFull when the batch's valid spans would exceed MaxSpans or
-// open more traces than MaxTraces allows — then nothing of the batch is
-// accepted or counted, so a retry does not duplicate; ErrTooLarge when the
-// batch alone exceeds those limits (never acceptable; counted); ErrClosed
-// after Close.
+// MaxBytes or open more traces than MaxTraces allows — then nothing of
+// the batch is accepted or counted, so a retry does not duplicate;
+// ErrTooLarge when the batch alone exceeds those limits (never
+// acceptable; counted); ErrClosed after Close.
 func (a *Assembler) Add(b *Batch) (AddResult, error) {
+	sb := b
+	if len(b.Spans) > 0 {
+		sb = a.summarize(b)
+		defer a.putScratch(sb)
+	}
 	now := a.cfg.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -127,12 +133,12 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 	res := AddResult{Rejected: b.Malformed, Detail: b.Detail}
 
 	// Pass 1: validate, and count the capacity the batch needs.
-	a.verdict = slices.Grow(a.verdict[:0], len(b.Spans))[:len(b.Spans)]
+	sums := sb.Summaries
+	a.verdict = slices.Grow(a.verdict[:0], len(sums))[:len(sums)]
 	clear(a.newIDs)
 	valid := 0
-	var lastNew TraceID
-	for i := range b.Spans {
-		s := &b.Spans[i]
+	for i := range sums {
+		s := &sums[i]
 		if r, bad := a.check(s, now); bad {
 			a.verdict[i] = int8(r)
 			if res.Detail == "" {
@@ -145,27 +151,25 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 				a.verdict[i] = verdictLate
 				continue
 			}
-			if s.TraceID != lastNew {
-				a.newIDs[s.TraceID] = struct{}{}
-				lastNew = s.TraceID
-			}
+			a.newIDs[s.TraceID]++
 		}
 		a.verdict[i] = verdictAccept
 		valid++
 	}
-	if valid > a.cfg.MaxSpans || len(a.newIDs) > a.cfg.MaxTraces {
+	need := a.need(valid, len(a.newIDs), len(sb.Flags)+len(sb.Metrics))
+	if valid > a.cfg.MaxSpans || len(a.newIDs) > a.cfg.MaxTraces || need > a.cfg.MaxBytes {
 		a.c.spansRejectedTooLarge += uint64(b.Len())
 		return AddResult{}, ErrTooLarge
 	}
-	if a.spans+valid > a.cfg.MaxSpans || len(a.traces)+len(a.newIDs) > a.cfg.MaxTraces {
+	if a.spans+valid > a.cfg.MaxSpans || len(a.traces)+len(a.newIDs) > a.cfg.MaxTraces || a.bytes+need > a.cfg.MaxBytes {
 		a.c.spansRejectedFull += uint64(b.Len())
 		a.c.batchesRejectedFull++
 		return AddResult{}, ErrFull
 	}
 
 	// Pass 2: join traces.
-	for i := range b.Spans {
-		s := &b.Spans[i]
+	for i := range sums {
+		s := &sums[i]
 		switch v := a.verdict[i]; v {
 		case verdictLate:
 			res.Late++
@@ -178,9 +182,9 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 		}
 		p := a.traces[s.TraceID]
 		if p == nil {
-			p = a.newPending(s.TraceID, now)
+			p = a.newPending(s.TraceID, now, int(a.newIDs[s.TraceID]))
 		}
-		if len(p.spans) >= a.cfg.MaxSpansPerTrace {
+		if len(p.sum.spans) >= a.cfg.MaxSpansPerTrace {
 			res.Rejected[ReasonTraceTooLarge]++
 			continue
 		}
@@ -191,8 +195,9 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 			}
 			continue
 		}
-		a.sanitize(s)
-		p.add(s)
+		before := p.sum.bytes()
+		p.add(s, sb.Flags[s.FlagLo:s.FlagHi], sb.Metrics[s.MetricLo:s.MetricHi], a.cfg.KeepMetric)
+		a.bytes += p.sum.bytes() - before
 		p.join(b.Seq)
 		a.spans++
 		res.Accepted++
@@ -208,11 +213,47 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 	for r, n := range res.Rejected {
 		a.c.malformed[r] += uint64(n)
 	}
+	a.c.valuesTruncated += uint64(sb.Trimmed.ValuesTruncated)
+	a.c.attrsDropped += uint64(sb.Trimmed.AttrsDropped)
+	a.c.eventsDropped += uint64(sb.Trimmed.EventsDropped)
 	return res, nil
 }
 
+// need estimates the bytes a batch adds to the traces in flight: spans
+// valid spans opening traces new traces, with records flag events and
+// attributes. It errs high (a string per span, eight per new trace).
+func (a *Assembler) need(spans, traces, records int) int {
+	return spans*(spanRecBytes+strHeaderBytes) + traces*(traceBytes+8*strHeaderBytes) + records*flagRecBytes
+}
+
+// summarize returns a scratch batch holding b's Summaries and the
+// summaries of b's Spans under the Assembler's limits.
+func (a *Assembler) summarize(b *Batch) *Batch {
+	sb, _ := a.scratch.Get().(*Batch)
+	if sb == nil {
+		sb = new(Batch)
+	}
+	sb.Summaries = append(sb.Summaries, b.Summaries...)
+	sb.Flags = append(sb.Flags, b.Flags...)
+	sb.Metrics = append(sb.Metrics, b.Metrics...)
+	sb.Trimmed = b.Trimmed
+	lim := a.cfg.SpanLimits()
+	for i := range b.Spans {
+		sb.Summarize(&b.Spans[i], lim)
+	}
+	return sb
+}
+
+func (a *Assembler) putScratch(sb *Batch) {
+	if cap(sb.Summaries) > 8192 {
+		return
+	}
+	sb.Reset()
+	a.scratch.Put(sb)
+}
+
 // check returns why s is malformed, if it is.
-func (a *Assembler) check(s *Span, now time.Time) (Reason, bool) {
+func (a *Assembler) check(s *SpanSummary, now time.Time) (Reason, bool) {
 	switch {
 	case s.TraceID.IsZero():
 		return ReasonInvalidTraceID, true
@@ -220,63 +261,19 @@ func (a *Assembler) check(s *Span, now time.Time) (Reason, bool) {
 		return ReasonInvalidSpanID, true
 	case s.Service == "":
 		return ReasonMissingService, true
-	case s.Start.IsZero() || s.Start.UnixNano() <= 0:
+	case s.Start <= 0:
 		return ReasonMissingStart, true
-	case s.End.Before(s.Start):
+	case s.End < s.Start:
 		return ReasonEndBeforeStart, true
-	case s.Start.Sub(now) > a.cfg.MaxClockSkew:
+	case s.Start-now.UnixNano() > int64(a.cfg.MaxClockSkew):
 		return ReasonFutureStart, true
-	case s.End.Sub(s.Start) > a.cfg.MaxSpanDuration:
+	case s.End-s.Start > int64(a.cfg.MaxSpanDuration):
 		return ReasonTooLong, true
 	}
 	return 0, false
 }
 
-// sanitize truncates over-long values and drops attributes and events over
-// the limits, counting both.
-func (a *Assembler) sanitize(s *Span) {
-	max := a.cfg.MaxValueLen
-	s.Service = a.truncate(s.Service, max)
-	s.Name = a.truncate(s.Name, max)
-	if len(s.Attrs) > a.cfg.MaxAttrsPerSpan {
-		a.c.attrsDropped += uint64(len(s.Attrs) - a.cfg.MaxAttrsPerSpan)
-		s.Attrs = s.Attrs[:a.cfg.MaxAttrsPerSpan]
-	}
-	for i := range s.Attrs {
-		s.Attrs[i].Str = a.truncate(s.Attrs[i].Str, max)
-	}
-	if len(s.Events) > a.cfg.MaxEventsPerSpan {
-		a.c.eventsDropped += uint64(len(s.Events) - a.cfg.MaxEventsPerSpan)
-		s.Events = s.Events[:a.cfg.MaxEventsPerSpan]
-	}
-	for e := range s.Events {
-		ev := &s.Events[e]
-		ev.Name = a.truncate(ev.Name, max)
-		if len(ev.Attrs) > a.cfg.MaxAttrsPerSpan {
-			a.c.attrsDropped += uint64(len(ev.Attrs) - a.cfg.MaxAttrsPerSpan)
-			ev.Attrs = ev.Attrs[:a.cfg.MaxAttrsPerSpan]
-		}
-		for i := range ev.Attrs {
-			ev.Attrs[i].Str = a.truncate(ev.Attrs[i].Str, max)
-		}
-	}
-}
-
-// truncate cuts s to at most max bytes on a rune boundary, copying so that
-// the long original can be freed.
-func (a *Assembler) truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	a.c.valuesTruncated++
-	cut := max
-	for cut > 0 && cut < len(s) && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return string([]byte(s[:cut]))
-}
-
-func (a *Assembler) newPending(id TraceID, now time.Time) *pending {
+func (a *Assembler) newPending(id TraceID, now time.Time, spans int) *pending {
 	var p *pending
 	if n := len(a.free); n > 0 {
 		p = a.free[n-1]
@@ -285,6 +282,10 @@ func (a *Assembler) newPending(id TraceID, now time.Time) *pending {
 		p = new(pending)
 	}
 	p.id, p.first, p.last = id, now, now
+	if spans > 0 {
+		p.sum.spans = slices.Grow(p.sum.spans, spans)
+	}
+	a.bytes += p.sum.bytes()
 	a.traces[id] = p
 	a.idle.pushBack(p)
 	a.age.pushBack(p)
@@ -296,22 +297,22 @@ func (p *pending) has(id SpanID) bool {
 		_, ok := p.ids[id]
 		return ok
 	}
-	for i := range p.spans {
-		if p.spans[i].SpanID == id {
+	for i := range p.sum.spans {
+		if p.sum.spans[i].id == id {
 			return true
 		}
 	}
 	return false
 }
 
-func (p *pending) add(s *Span) {
-	p.spans = append(p.spans, *s)
+func (p *pending) add(s *SpanSummary, flags []FlagSummary, metrics []MetricSummary, keep func(string) bool) {
+	p.sum.add(s, flags, metrics, keep)
 	if p.ids != nil {
 		p.ids[s.SpanID] = struct{}{}
-	} else if len(p.spans) > linearLimit {
-		p.ids = make(map[SpanID]struct{}, 2*len(p.spans))
-		for i := range p.spans {
-			p.ids[p.spans[i].SpanID] = struct{}{}
+	} else if len(p.sum.spans) > linearLimit {
+		p.ids = make(map[SpanID]struct{}, 2*len(p.sum.spans))
+		for i := range p.sum.spans {
+			p.ids[p.sum.spans[i].id] = struct{}{}
 		}
 	}
 }
@@ -384,7 +385,8 @@ func (a *Assembler) remove(p *pending) *pending {
 	delete(a.traces, p.id)
 	a.idle.remove(p)
 	a.age.remove(p)
-	a.spans -= len(p.spans)
+	a.spans -= len(p.sum.spans)
+	a.bytes -= p.sum.bytes()
 	a.recent.add(p.id)
 	a.j.removed(p)
 	return p
@@ -398,7 +400,7 @@ func (a *Assembler) emit(done []*pending) {
 	a.emitMu.Lock()
 	var c counters
 	for _, p := range done {
-		o, st := a.builder.build(p.spans)
+		o, st := a.builder.build(p.id, &p.sum)
 		c.tracesCompleted++
 		c.spansInCycles += uint64(st.SpansInCycles)
 		c.orphanSpans += uint64(st.OrphanSpans)
@@ -426,11 +428,8 @@ func (a *Assembler) emit(done []*pending) {
 	a.c.merge(&c)
 	for _, p := range done {
 		a.j.consumed(p)
-		clear(p.spans)
-		if cap(p.spans) > 1024 {
-			p.spans = nil
-		}
-		*p = pending{spans: p.spans[:0]}
+		p.sum.reset()
+		*p = pending{sum: p.sum}
 		if len(a.free) < 1024 {
 			a.free = append(a.free, p)
 		}

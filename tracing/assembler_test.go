@@ -204,10 +204,12 @@ func TestAssemblerMalformed(t *testing.T) {
 		t.Errorf("Malformed = %v", c.Malformed)
 	}
 	a.mu.Lock()
-	s := a.traces[traceID(1)].spans[1]
+	tr := &a.traces[traceID(1)].sum
+	s := tr.spans[1]
+	service, unit := tr.get(s.svc), tr.get(s.unit)
 	a.mu.Unlock()
-	if s.Service != "éééé" || len(s.Attrs[0].Str) != 8 {
-		t.Errorf("truncated service %q attr len %d", s.Service, len(s.Attrs[0].Str))
+	if service != "éééé" || len(unit) != 8 {
+		t.Errorf("truncated service %q unit attribute length %d", service, len(unit))
 	}
 	checkBalance(t, c)
 }

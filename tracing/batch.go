@@ -68,10 +68,22 @@ func (c *RejectCounts) String() string {
 }
 
 // Batch is a set of spans converted from one request or file, plus the
-// count of spans the converter could not convert. A Batch may be reused
-// after Assembler.Add returns (call Reset).
+// count of spans the converter could not convert. Converters fill either
+// Spans (the full span model) or Summaries with Flags and Metrics (only
+// what the Assembler keeps; see SpanSummary), or both. A Batch may be
+// reused after Assembler.Add returns (call Reset).
 type Batch struct {
-	Spans     []Span
+	Spans []Span
+	// Summaries are spans decoded straight into what the Assembler keeps;
+	// their flag events and numeric attributes are in Flags and Metrics.
+	Summaries []SpanSummary
+	Flags     []FlagSummary
+	Metrics   []MetricSummary
+	// Limits are the SpanLimits a decoder filling Summaries applies (zero
+	// fields: the defaults); what they cut is counted in Trimmed.
+	Limits  SpanLimits
+	Trimmed Trimmed
+
 	Malformed RejectCounts // spans the converter rejected, by reason
 	// Detail describes the first span the converter rejected ("" when none),
 	// e.g. `resource 0 span 3: span_id has 4 bytes, want 8`.
@@ -91,17 +103,24 @@ func (b *Batch) Reject(r Reason, detail string) {
 	}
 }
 
-// Reset empties the batch, keeping the span slice's capacity.
+// Reset empties the batch, keeping its slices' capacity and its Limits.
 func (b *Batch) Reset() {
 	clear(b.Spans)
 	b.Spans = b.Spans[:0]
+	clear(b.Summaries)
+	b.Summaries = b.Summaries[:0]
+	clear(b.Flags)
+	b.Flags = b.Flags[:0]
+	clear(b.Metrics)
+	b.Metrics = b.Metrics[:0]
+	b.Trimmed = Trimmed{}
 	b.Malformed = RejectCounts{}
 	b.Detail = ""
 	b.Seq = 0
 }
 
 // Len returns the number of spans the batch stands for, converted or not.
-func (b *Batch) Len() int { return len(b.Spans) + b.Malformed.Total() }
+func (b *Batch) Len() int { return len(b.Spans) + len(b.Summaries) + b.Malformed.Total() }
 
 // AddResult tells what Assembler.Add did with a batch.
 type AddResult struct {

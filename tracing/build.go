@@ -2,8 +2,8 @@ package tracing
 
 import (
 	"cmp"
+	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -47,8 +47,21 @@ type BuildStats struct {
 //     start time (its first span when it has no server span), and the
 //     numeric attributes of its spans (first value by start time wins).
 func BuildObservation(spans []Span) (*Observation, BuildStats) {
+	if len(spans) == 0 {
+		return nil, BuildStats{}
+	}
+	var batch Batch
+	all := SpanLimits{MaxValueLen: math.MaxInt, MaxAttrs: math.MaxInt, MaxEvents: math.MaxInt}
+	for i := range spans {
+		batch.Summarize(&spans[i], all)
+	}
+	var t summary
+	for i := range batch.Summaries {
+		s := &batch.Summaries[i]
+		t.add(s, batch.Flags[s.FlagLo:s.FlagHi], batch.Metrics[s.MetricLo:s.MetricHi], nil)
+	}
 	b := builderPool.Get().(*builder)
-	o, st := b.build(spans)
+	o, st := b.build(spans[0].TraceID, &t)
 	builderPool.Put(b)
 	return o, st
 }
@@ -58,54 +71,83 @@ var builderPool = sync.Pool{New: func() any { return new(builder) }}
 // builder holds scratch space reused across traces. Not safe for
 // concurrent use.
 type builder struct {
-	order  []int32
+	order  []int32 // span indices in start order
+	rank   []int32 // rank[i]: span i's position in order
 	parent []int32
 	color  []uint8
 	stack  []int32
 	index  map[SpanID]int32
 	slots  []metricSlot
-	edges  []Edge
+	slotOf []int32 // string index → slot, -1 when none
+	recs   []int32 // flag or metric record indices in span start order
+	edges  []edgeRec
 	exps   []Exposure
 }
 
 type metricSlot struct {
-	service string
+	service uint16
 	first   int32
 	server  int32
 	attrs   map[string]float64
+}
+
+type edgeRec struct {
+	caller, callee uint16
+	calls          uint64
 }
 
 // linearLimit is the trace size up to which parent lookup scans instead of
 // using a map.
 const linearLimit = 32
 
-// build is BuildObservation with b's scratch space, one step per part of
-// the Observation.
-func (b *builder) build(spans []Span) (*Observation, BuildStats) {
+// build returns the Observation of trace id from its summary, one step per
+// part of the Observation.
+func (b *builder) build(id TraceID, t *summary) (*Observation, BuildStats) {
 	var st BuildStats
-	if len(spans) == 0 {
+	if len(t.spans) == 0 {
 		return nil, st
 	}
-	b.sortByStart(spans)
-	b.resolveParents(spans, &st)
+	b.sortByStart(t)
+	b.resolveParents(t, &st)
 	b.breakCycles(&st)
-	o := &Observation{TraceID: spans[0].TraceID.String(), Start: spans[b.order[0]].Start}
-	b.collectMetrics(spans, o)
-	b.collectEdges(spans, o, &st)
-	b.collectExposures(spans, o, &st)
-	o.Unit = b.unit(spans, o.Unit, &st)
+	o := &Observation{TraceID: id.String(), Start: startTime(t.spans[b.order[0]].start)}
+	b.collectMetrics(t, o)
+	b.collectEdges(t, o, &st)
+	b.collectExposures(t, o, &st)
+	o.Unit = b.unit(t, o.Unit, &st)
 	return o, st
 }
 
 // sortByStart sets b.order to the span indices in start order, ties broken
-// by position so that the order is deterministic.
-func (b *builder) sortByStart(spans []Span) {
+// by arrival so that the order is deterministic, and b.rank to its
+// inverse.
+func (b *builder) sortByStart(t *summary) {
+	n := len(t.spans)
 	b.order = b.order[:0]
-	for i := range spans {
+	for i := range n {
 		b.order = append(b.order, int32(i))
 	}
 	slices.SortFunc(b.order, func(x, y int32) int {
-		if c := spans[x].Start.Compare(spans[y].Start); c != 0 {
+		if c := cmp.Compare(t.spans[x].start, t.spans[y].start); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y)
+	})
+	b.rank = slices.Grow(b.rank[:0], n)[:n]
+	for r, i := range b.order {
+		b.rank[i] = int32(r)
+	}
+}
+
+// inStartOrder sets b.recs to the indices 0..n-1 of records whose span is
+// spanOf(i), sorted by their span's start rank, then by index.
+func (b *builder) inStartOrder(n int, spanOf func(int32) uint32) {
+	b.recs = b.recs[:0]
+	for i := range n {
+		b.recs = append(b.recs, int32(i))
+	}
+	slices.SortFunc(b.recs, func(x, y int32) int {
+		if c := cmp.Compare(b.rank[spanOf(x)], b.rank[spanOf(y)]); c != 0 {
 			return c
 		}
 		return cmp.Compare(x, y)
@@ -116,101 +158,140 @@ func (b *builder) sortByStart(spans []Span) {
 // service, latency and error of its first server span in b.order (its
 // first span when it has none) and its spans' numeric attributes, the
 // first value in b.order winning.
-func (b *builder) collectMetrics(spans []Span, o *Observation) {
+func (b *builder) collectMetrics(t *summary, o *Observation) {
 	b.slots = b.slots[:0]
+	b.slotOf = slices.Grow(b.slotOf[:0], len(t.strs)+1)[:len(t.strs)+1]
+	for i := range b.slotOf {
+		b.slotOf[i] = -1
+	}
 	for _, i := range b.order {
-		s := &spans[i]
-		sl := &b.slots[b.slot(s.Service)]
+		s := &t.spans[i]
+		sl := &b.slots[b.slot(s.svc)]
 		if sl.first < 0 {
 			sl.first = i
 		}
-		if sl.server < 0 && s.Kind == KindServer {
+		if sl.server < 0 && s.kind == KindServer {
 			sl.server = i
 		}
-		for a := range s.Attrs {
-			at := &s.Attrs[a]
-			if at.Type == AttrString {
-				continue
-			}
-			if sl.attrs == nil {
-				sl.attrs = make(map[string]float64, len(s.Attrs))
-			}
-			if _, dup := sl.attrs[at.Key]; !dup {
-				sl.attrs[at.Key] = at.Num
-			}
+	}
+	b.inStartOrder(len(t.metrics), func(r int32) uint32 { return t.metrics[r].span })
+	for _, r := range b.recs {
+		m := &t.metrics[r]
+		sl := &b.slots[b.slotOf[t.spans[m.span].svc]]
+		if sl.attrs == nil {
+			sl.attrs = make(map[string]float64, 4)
+		}
+		key := t.get(m.key)
+		if _, dup := sl.attrs[key]; !dup {
+			sl.attrs[key] = m.val
 		}
 	}
-	slices.SortFunc(b.slots, func(x, y metricSlot) int { return strings.Compare(x.service, y.service) })
+	slices.SortFunc(b.slots, func(x, y metricSlot) int { return strings.Compare(t.get(x.service), t.get(y.service)) })
 	o.Services = make([]string, len(b.slots))
 	o.Metrics = make([]ServiceMetrics, len(b.slots))
 	for k := range b.slots {
 		sl := &b.slots[k]
-		o.Services[k] = sl.service
+		o.Services[k] = t.get(sl.service)
 		at := sl.first
 		if sl.server >= 0 {
 			at = sl.server
 		}
-		s := &spans[at]
+		s := &t.spans[at]
 		o.Metrics[k] = ServiceMetrics{
-			Service:    sl.service,
-			LatencyMS:  float64(s.End.Sub(s.Start)) / 1e6,
-			Error:      s.Error,
+			Service:    o.Services[k],
+			LatencyMS:  float64(s.dur) / 1e6,
+			Error:      s.err,
 			Attributes: sl.attrs,
 		}
 		sl.attrs = nil // the map now belongs to o
 	}
 }
 
+// slot returns the index of service's metric slot, adding it when new.
+func (b *builder) slot(service uint16) int32 {
+	if k := b.slotOf[service]; k >= 0 {
+		return k
+	}
+	b.slots = append(b.slots, metricSlot{service: service, first: -1, server: -1})
+	k := int32(len(b.slots) - 1)
+	b.slotOf[service] = k
+	return k
+}
+
 // collectEdges sets o.Edges (nil when none), sorted by caller then callee,
 // from the resolved parent links: one edge per pair of different services
 // with its count of parent→child span pairs. Pairs within one service are
 // counted in st.SameServiceCalls.
-func (b *builder) collectEdges(spans []Span, o *Observation, st *BuildStats) {
+func (b *builder) collectEdges(t *summary, o *Observation, st *BuildStats) {
 	b.edges = b.edges[:0]
 	for i, p := range b.parent {
 		if p < 0 {
 			continue
 		}
-		caller, callee := spans[p].Service, spans[i].Service
+		caller, callee := t.spans[p].svc, t.spans[i].svc
 		if caller == callee {
 			st.SameServiceCalls++
 			continue
 		}
 		found := false
 		for e := range b.edges {
-			if b.edges[e].Caller == caller && b.edges[e].Callee == callee {
-				b.edges[e].Calls++
+			if b.edges[e].caller == caller && b.edges[e].callee == callee {
+				b.edges[e].calls++
 				found = true
 				break
 			}
 		}
 		if !found {
-			b.edges = append(b.edges, Edge{Caller: caller, Callee: callee, Calls: 1})
+			b.edges = append(b.edges, edgeRec{caller: caller, callee: callee, calls: 1})
 		}
 	}
-	if len(b.edges) > 0 {
-		slices.SortFunc(b.edges, func(x, y Edge) int {
-			if c := strings.Compare(x.Caller, y.Caller); c != 0 {
-				return c
-			}
-			return strings.Compare(x.Callee, y.Callee)
-		})
-		o.Edges = slices.Clone(b.edges)
+	if len(b.edges) == 0 {
+		return
 	}
+	o.Edges = make([]Edge, len(b.edges))
+	for e, r := range b.edges {
+		o.Edges[e] = Edge{Caller: t.get(r.caller), Callee: t.get(r.callee), Calls: r.calls}
+	}
+	slices.SortFunc(o.Edges, func(x, y Edge) int {
+		if c := strings.Compare(x.Caller, y.Caller); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Callee, y.Callee)
+	})
 }
 
 // collectExposures reads every feature-flag event, spans in b.order, into
 // o.Exposures (nil when none; sorted by test, variant, service) and
-// o.Conflicts, and sets o.Unit to the first flag event's context id.
-func (b *builder) collectExposures(spans []Span, o *Observation, st *BuildStats) {
+// o.Conflicts, and sets o.Unit to the first flag event's context id. An
+// event without a key or a variant counts in st.BadFlagEvents; a later
+// event of the same test, variant and service adds nothing.
+func (b *builder) collectExposures(t *summary, o *Observation, st *BuildStats) {
 	b.exps = b.exps[:0]
-	for _, i := range b.order {
-		s := &spans[i]
-		for e := range s.Events {
-			ev := &s.Events[e]
-			if ev.Name == EventFlagEvaluation || ev.Name == EventFlagLegacy {
-				b.readFlagEvent(s.Service, ev, o, st)
+	b.inStartOrder(len(t.flags), func(r int32) uint32 { return t.flags[r].span })
+	for _, r := range b.recs {
+		f := &t.flags[r]
+		if f.key == 0 || f.variant == 0 {
+			st.BadFlagEvents++
+			continue
+		}
+		if unit := t.get(f.unit); unit != "" {
+			if o.Unit == "" {
+				o.Unit = unit
+			} else if unit != o.Unit {
+				st.ManyUnits = true
 			}
+		}
+		key, variant, service := t.get(f.key), t.get(f.variant), t.get(t.spans[f.span].svc)
+		dup := false
+		for k := range b.exps {
+			x := &b.exps[k]
+			if x.Test == key && x.Variant == variant && x.Service == service {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			b.exps = append(b.exps, Exposure{Test: key, Variant: variant, Service: service, Phase: int(f.phase), Reason: t.get(f.reason)})
 		}
 	}
 	if len(b.exps) > 0 {
@@ -229,52 +310,38 @@ func (b *builder) collectExposures(spans []Span, o *Observation, st *BuildStats)
 }
 
 // unit returns the trace's unit: flagUnit (from the flag events) when set,
-// else the first UnitAttribute or BaggageUnitAttribute string attribute,
-// spans in b.order. It sets st.ManyUnits when the attributes carry another
-// unit than the one returned, or disagree among themselves.
-func (b *builder) unit(spans []Span, flagUnit string, st *BuildStats) string {
-	var attrUnit string
+// else the first span's unit attribute, spans in b.order. It sets
+// st.ManyUnits when the attributes carry another unit than the one
+// returned, or disagree among themselves.
+func (b *builder) unit(t *summary, flagUnit string, st *BuildStats) string {
+	var attrUnit uint16
 	for _, i := range b.order {
-		if attrUnit != "" && st.ManyUnits {
-			break // nothing left to learn
+		u := t.spans[i].unit
+		if u == 0 {
+			continue
 		}
-		s := &spans[i]
-		for _, key := range [2]string{UnitAttribute, BaggageUnitAttribute} {
-			if a, ok := findAttr(s.Attrs, key); ok && a.Type == AttrString && a.Str != "" {
-				if attrUnit == "" {
-					attrUnit = a.Str
-				} else if a.Str != attrUnit {
-					st.ManyUnits = true
-				}
-				break
-			}
+		if attrUnit == 0 {
+			attrUnit = u
+		} else if u != attrUnit {
+			st.ManyUnits = true
+			break
 		}
 	}
 	if flagUnit == "" {
-		return attrUnit
+		return t.get(attrUnit)
 	}
-	if attrUnit != "" && attrUnit != flagUnit {
+	if attrUnit != 0 && t.get(attrUnit) != flagUnit {
 		st.ManyUnits = true
 	}
 	return flagUnit
-}
-
-// slot returns the index of service's metric slot, adding it when new.
-func (b *builder) slot(service string) int {
-	for k := range b.slots {
-		if b.slots[k].service == service {
-			return k
-		}
-	}
-	b.slots = append(b.slots, metricSlot{service: service, first: -1, server: -1})
-	return len(b.slots) - 1
 }
 
 // resolveParents sets b.parent[i] to the index of span i's parent, -1 for
 // a root or an orphan (a parent id not in the trace, counted in
 // st.OrphanSpans). When span ids repeat, the first span with the id is
 // the parent.
-func (b *builder) resolveParents(spans []Span, st *BuildStats) {
+func (b *builder) resolveParents(t *summary, st *BuildStats) {
+	spans := t.spans
 	n := len(spans)
 	b.parent = slices.Grow(b.parent[:0], n)[:n]
 	if n > linearLimit {
@@ -283,14 +350,14 @@ func (b *builder) resolveParents(spans []Span, st *BuildStats) {
 		}
 		clear(b.index)
 		for i := range spans {
-			if _, dup := b.index[spans[i].SpanID]; !dup {
-				b.index[spans[i].SpanID] = int32(i)
+			if _, dup := b.index[spans[i].id]; !dup {
+				b.index[spans[i].id] = int32(i)
 			}
 		}
 	}
 	for i := range spans {
 		b.parent[i] = -1
-		pid := spans[i].ParentID
+		pid := spans[i].parent
 		if pid.IsZero() {
 			continue
 		}
@@ -300,7 +367,7 @@ func (b *builder) resolveParents(spans []Span, st *BuildStats) {
 			}
 		} else {
 			for j := range spans {
-				if spans[j].SpanID == pid {
+				if spans[j].id == pid {
 					b.parent[i] = int32(j)
 					break
 				}
@@ -346,61 +413,6 @@ func (b *builder) breakCycles(st *BuildStats) {
 			b.color[c] = black
 		}
 	}
-}
-
-// readFlagEvent adds the exposure that flag event ev on service's span
-// records to b.exps, unless already there, and takes its context id as
-// o.Unit when o.Unit is unset (st.ManyUnits when they differ). An event
-// without a key or a variant counts in st.BadFlagEvents instead.
-func (b *builder) readFlagEvent(service string, ev *Event, o *Observation, st *BuildStats) {
-	var key, variant, unit, reason, abmeshReason string
-	phase := 0
-	for a := range ev.Attrs {
-		at := &ev.Attrs[a]
-		switch at.Key {
-		case AttrFlagKey:
-			key = at.Str
-		case AttrFlagVariant:
-			variant = at.Str
-		case AttrFlagVariantOld:
-			if variant == "" {
-				variant = at.Str
-			}
-		case AttrFlagContextID:
-			unit = at.Str
-		case AttrFlagResultReason:
-			reason = strings.ToLower(at.Str)
-		case AttrAbmeshReason:
-			abmeshReason = strings.ToLower(at.Str)
-		case AttrFlagVersion:
-			if at.Type == AttrString {
-				phase, _ = strconv.Atoi(strings.TrimSpace(at.Str))
-			} else if at.Num >= 0 && at.Num < 1<<31 {
-				phase = int(at.Num)
-			}
-		}
-	}
-	if key == "" || variant == "" {
-		st.BadFlagEvents++
-		return
-	}
-	if abmeshReason != "" {
-		reason = abmeshReason
-	}
-	if unit != "" {
-		if o.Unit == "" {
-			o.Unit = unit
-		} else if unit != o.Unit {
-			st.ManyUnits = true
-		}
-	}
-	for k := range b.exps {
-		x := &b.exps[k]
-		if x.Test == key && x.Variant == variant && x.Service == service {
-			return
-		}
-	}
-	b.exps = append(b.exps, Exposure{Test: key, Variant: variant, Service: service, Phase: phase, Reason: reason})
 }
 
 // conflicts returns the tests exposed with more than one variant; exps is

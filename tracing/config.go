@@ -25,6 +25,15 @@ type Config struct {
 	MaxTraces int
 	// MaxSpans bounds the spans in flight, over all traces. Default 500,000.
 	MaxSpans int
+	// MaxBytes bounds the memory of the traces in flight, as the
+	// Assembler charges it: about 40 bytes a span, 16 a flag event or
+	// kept metric, 16 a distinct string of a trace, the bytes of its unit
+	// ids and 320 a trace (see BytesInFlight). Default 256 MiB.
+	MaxBytes int
+	// KeepMetric, when set, says which numeric attributes a trace in
+	// flight keeps (by key): those a viewpoint's metric can read. Nil
+	// keeps them all. It must be safe for concurrent use.
+	KeepMetric func(key string) bool
 	// MaxSpansPerTrace bounds one trace; spans beyond it are rejected
 	// (ReasonTraceTooLarge). Default 10,000.
 	MaxSpansPerTrace int
@@ -79,6 +88,9 @@ func (c *Config) setDefaults() {
 	if c.MaxSpans == 0 {
 		c.MaxSpans = 500_000
 	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 256 << 20
+	}
 	if c.MaxSpansPerTrace == 0 {
 		c.MaxSpansPerTrace = 10_000
 	}
@@ -126,7 +138,7 @@ func (c Config) Validate() error {
 		name string
 		v    int
 	}{
-		{"MaxTraces", c.MaxTraces}, {"MaxSpans", c.MaxSpans}, {"MaxSpansPerTrace", c.MaxSpansPerTrace},
+		{"MaxTraces", c.MaxTraces}, {"MaxSpans", c.MaxSpans}, {"MaxBytes", c.MaxBytes}, {"MaxSpansPerTrace", c.MaxSpansPerTrace},
 		{"RecentTraces", c.RecentTraces}, {"MaxValueLen", c.MaxValueLen},
 		{"MaxAttrsPerSpan", c.MaxAttrsPerSpan}, {"MaxEventsPerSpan", c.MaxEventsPerSpan},
 	} {

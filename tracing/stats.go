@@ -35,6 +35,9 @@ type AssemblyStats struct {
 	TracesWithConflicts   uint64            `json:"traces_with_conflicts"`    // observations with a Conflict
 	TracesInFlight        int               `json:"traces_in_flight"`         // gauge
 	SpansInFlight         int               `json:"spans_in_flight"`          // gauge
+	// BytesInFlight is what the traces in flight are charged against
+	// Config.MaxBytes (gauge).
+	BytesInFlight int `json:"bytes_in_flight"`
 }
 
 // MalformedTotal returns the sum of Malformed.
@@ -99,6 +102,7 @@ func (a *Assembler) Stats() AssemblyStats {
 		TracesWithConflicts:   c.tracesWithConflicts,
 		TracesInFlight:        len(a.traces),
 		SpansInFlight:         a.spans,
+		BytesInFlight:         a.bytes,
 	}
 	for r, n := range c.malformed {
 		if n > 0 {

@@ -414,11 +414,18 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 		return err
 	}
 	counter := subset.NewCellCounter(d.windows, liveEngine{d.registry})
-	if d.assembler, err = tracing.NewAssembler(d.cfg.Assembly, tracing.Tee(d.graph, counter)); err != nil {
+	var keys metricKeys
+	keys.update(d.registry.Snapshot())
+	asm := d.cfg.Assembly
+	if asm.KeepMetric == nil {
+		asm.KeepMetric = keys.keep
+	}
+	if d.assembler, err = tracing.NewAssembler(asm, tracing.Tee(d.graph, counter)); err != nil {
 		return err
 	}
 	d.loop(func() {
 		for eng := range d.registry.Subscribe(d.life) {
+			keys.update(eng)
 			if err := d.subsetter.SetTests(testsOf(eng)); err != nil {
 				d.log.Error("subsetter rejected the tests", "config_version", eng.Version(), "err", err)
 			}
