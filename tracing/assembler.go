@@ -226,6 +226,32 @@ func (a *Assembler) need(spans, traces, records int) int {
 	return spans*(spanRecBytes+strHeaderBytes) + traces*(traceBytes+8*strHeaderBytes) + records*flagRecBytes
 }
 
+// CheckRoom tells, before a batch of spans spans is decoded, whether Add
+// would refuse it for lack of room: it returns ErrFull (counting the
+// refusal as Add does) when the traces in flight have no room for that
+// many more spans by MaxSpans or MaxBytes (counting their records, not
+// what new traces add: a batch joining traces in flight may still fit
+// when MaxTraces is reached); ErrClosed after Close; nil
+// otherwise. With spans 0 it asks whether there is room at all. A nil
+// result does not promise that Add will accept the batch.
+func (a *Assembler) CheckRoom(spans int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closed:
+		return ErrClosed
+	case a.spans+max(spans, 1) > a.cfg.MaxSpans || a.bytes+a.need(max(spans, 1), 0, 0) > a.cfg.MaxBytes:
+		a.c.spansRejectedFull += uint64(spans)
+		a.c.batchesRejectedFull++
+		return ErrFull
+	}
+	return nil
+}
+
+// SpanLimits returns the limits of what the Assembler keeps of a span,
+// for decoders filling Batch.Summaries.
+func (a *Assembler) SpanLimits() SpanLimits { return a.cfg.SpanLimits() }
+
 // summarize returns a scratch batch holding b's Summaries and the
 // summaries of b's Spans under the Assembler's limits.
 func (a *Assembler) summarize(b *Batch) *Batch {

@@ -40,11 +40,11 @@ const (
 	DefaultMaxStreams       = 64
 
 	// DecodedSpanBytes is what the receiver charges a request for each of
-	// its spans, on top of its wire bytes: a decoded tracing.Span with its
-	// kept attributes and events. Realistic spans (tracing/otlpload's: 341
-	// wire bytes, ten attributes, a feature-flag event) decode to 646
-	// bytes.
-	DecodedSpanBytes = 640
+	// its spans, on top of its wire bytes: a decoded tracing.SpanSummary
+	// (104 bytes) with its flag events and numeric attributes. Realistic
+	// spans (tracing/otlpload's: 341 wire bytes, ten attributes, a
+	// feature-flag event on one span in five) decode to about 180 bytes.
+	DecodedSpanBytes = 256
 
 	// streamWindow is the HTTP/2 flow-control window of a stream before
 	// the receiver reads it: a request not yet admitted holds at most this

@@ -166,8 +166,8 @@ func TestAdmissionRefusals(t *testing.T) {
 	r, client := serveLimited(t, sink, l, deny)
 	ctx := context.Background()
 
-	// 5,000 empty spans: 10 kB on the wire, charged 3.2 MB to decode.
-	empty := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{ScopeSpans: []*tracepb.ScopeSpans{{Spans: make([]*tracepb.Span, 5000)}}}}}
+	// 10,000 empty spans: 20 kB on the wire, charged 2.6 MB to decode.
+	empty := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{ScopeSpans: []*tracepb.ScopeSpans{{Spans: make([]*tracepb.Span, 10000)}}}}}
 	for i := range empty.ResourceSpans[0].ScopeSpans[0].Spans {
 		empty.ResourceSpans[0].ScopeSpans[0].Spans[i] = &tracepb.Span{}
 	}

@@ -27,6 +27,24 @@ type Sink interface {
 	Add(b *tracing.Batch) (tracing.AddResult, error)
 }
 
+// RoomSink is a Sink that tells, before a request is read and decoded,
+// whether it could take spans more spans (0: any at all); it returns
+// tracing.ErrFull or tracing.ErrClosed as Add would. *tracing.Assembler
+// is one. A receiver whose sink is a RoomSink refuses a request the sink
+// has no room for (RESOURCE_EXHAUSTED with RetryInfo) before reading it,
+// and again before decoding it once its span count is known, so that a
+// client ignoring the retry delay costs a refusal, not a decode.
+type RoomSink interface {
+	Sink
+	CheckRoom(spans int) error
+}
+
+// LimitedSink is a Sink with span limits (what it keeps of one span);
+// the receiver decodes under them. *tracing.Assembler is one.
+type LimitedSink interface {
+	SpanLimits() tracing.SpanLimits
+}
+
 // Option configures a Receiver.
 type Option interface{ apply(*Receiver) }
 
@@ -87,8 +105,9 @@ type Receiver struct {
 
 	journal     Journal
 	journalFull func(error) bool
+	spanLimits  tracing.SpanLimits
 
-	requests, refused, refusedInflight, journalRefused, spans atomic.Uint64
+	requests, refused, refusedInflight, refusedFull, journalRefused, spans atomic.Uint64
 }
 
 var _ collectortrace.TraceServiceServer = (*Receiver)(nil)
@@ -101,7 +120,10 @@ func New(sink Sink, opts ...Option) *Receiver {
 	}
 	r.limits.defaults()
 	r.adm = newAdmission(r.limits)
-	r.batches.New = func() any { return new(tracing.Batch) }
+	if l, ok := sink.(LimitedSink); ok {
+		r.spanLimits = l.SpanLimits()
+	}
+	r.batches.New = func() any { return &tracing.Batch{Limits: r.spanLimits} }
 	return r
 }
 
@@ -180,9 +202,13 @@ func rawExportHandler(srv any, ctx context.Context, dec func(any) error, interce
 	return interceptor(ctx, in, info, handler)
 }
 
-// admit reserves the budget of a request about to be read.
+// admit reserves the budget of a request about to be read, unless the
+// sink is full.
 func (r *Receiver) admit(ctx context.Context) (int64, error) {
 	r.requests.Add(1)
+	if err := r.checkRoom(0); err != nil {
+		return 0, err
+	}
 	held, err := r.adm.reserve(ctx)
 	if err != nil {
 		r.refusedInflight.Add(1)
@@ -192,6 +218,25 @@ func (r *Receiver) admit(ctx context.Context) (int64, error) {
 }
 
 func (r *Receiver) release(held int64) { r.adm.release(held) }
+
+// checkRoom refuses a request of spans spans (0: not yet known) when
+// the sink says it has no room for them.
+func (r *Receiver) checkRoom(spans int) error {
+	s, ok := r.sink.(RoomSink)
+	if !ok {
+		return nil
+	}
+	switch err := s.CheckRoom(spans); {
+	case errors.Is(err, tracing.ErrFull):
+		r.refused.Add(1)
+		r.refusedFull.Add(1)
+		return r.exhausted("abmesh trace assembler is full; retry later")
+	case errors.Is(err, tracing.ErrClosed):
+		r.refused.Add(1)
+		return status.Error(codes.Unavailable, "abmesh trace assembler is shutting down")
+	}
+	return nil
+}
 
 // exportRaw is Export for a request as received (rawRequest), holding a
 // reservation of held bytes, which it resizes to the request's charge
@@ -208,6 +253,12 @@ func (r *Receiver) exportRaw(ctx context.Context, req *rawRequest, held int64) (
 		r.adm.release(held)
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
+	if n > 0 {
+		if err := r.checkRoom(n); err != nil {
+			r.adm.release(held)
+			return nil, err
+		}
+	}
 	need := int64(wire) + int64(n)*DecodedSpanBytes
 	if held, err = r.adm.resize(ctx, held, need); err != nil {
 		if errors.Is(err, errTooBig) {
@@ -220,8 +271,8 @@ func (r *Receiver) exportRaw(ctx context.Context, req *rawRequest, held int64) (
 	defer r.adm.release(held)
 	b := r.batches.Get().(*tracing.Batch)
 	defer r.putBatch(b)
-	b.Spans = slices.Grow(b.Spans, n)
-	if err := otlp.DecodeProto(*data, b); err != nil {
+	b.Summaries = slices.Grow(b.Summaries, n)
+	if err := otlp.DecodeSummaries(*data, b); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
 	if r.journal == nil {
@@ -265,7 +316,7 @@ func (r *Receiver) addJournaled(ctx context.Context, data []byte, b *tracing.Bat
 func (r *Receiver) Replay(seq uint64, data []byte, flush func()) error {
 	b := r.batches.Get().(*tracing.Batch)
 	defer r.putBatch(b)
-	if err := otlp.DecodeProto(data, b); err != nil {
+	if err := otlp.DecodeSummaries(data, b); err != nil {
 		return fmt.Errorf("record %d: %w", seq, err)
 	}
 	b.Seq = seq
@@ -285,7 +336,7 @@ func (r *Receiver) Replay(seq uint64, data []byte, flush func()) error {
 const maxPooledSpans = 8192
 
 func (r *Receiver) putBatch(b *tracing.Batch) {
-	if cap(b.Spans) > maxPooledSpans {
+	if cap(b.Spans) > maxPooledSpans || cap(b.Summaries) > maxPooledSpans {
 		return
 	}
 	b.Reset()
@@ -299,6 +350,9 @@ type Stats struct {
 	// RefusedInflight counts the Refused calls refused for
 	// Limits.MaxInflightBytes (the others, for a full sink or shutdown).
 	RefusedInflight uint64
+	// RefusedFull counts the Refused calls refused before they were
+	// decoded because the sink had no room (RoomSink).
+	RefusedFull uint64
 	// RefusedJournal counts the Refused calls refused because the
 	// journal was full.
 	RefusedJournal uint64
@@ -308,7 +362,7 @@ type Stats struct {
 // Stats returns the request counts so far.
 func (r *Receiver) Stats() Stats {
 	return Stats{Requests: r.requests.Load(), Refused: r.refused.Load() + r.refusedInflight.Load(),
-		RefusedInflight: r.refusedInflight.Load(), RefusedJournal: r.journalRefused.Load(), Spans: r.spans.Load()}
+		RefusedInflight: r.refusedInflight.Load(), RefusedFull: r.refusedFull.Load(), RefusedJournal: r.journalRefused.Load(), Spans: r.spans.Load()}
 }
 
 // Export converts the request's spans and adds them to the sink, all or
