@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
 	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/tracing"
+	"github.com/abmesh/abmesh/tracing/otlpreceiver"
 )
 
 func main() {
@@ -34,6 +36,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 	d, err := daemon.Start(ctx, cfg)
 	if err != nil {
@@ -94,8 +99,10 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.OTLPListen, "otlp-listen", def.OTLPListen, `OTLP/gRPC trace receiver address, or "off"`)
 	fs.IntVar(&cfg.OTLP.MaxMessageBytes, "otlp-max-message-bytes", def.OTLP.MaxMessageBytes, "largest OTLP request accepted")
-	fs.Int64Var(&cfg.OTLP.MaxInflightBytes, "otlp-max-inflight-bytes", def.OTLP.MaxInflightBytes,
-		"bytes of OTLP requests being read and decoded at once (a request counts the largest message while it is read, then its size plus 640 bytes a span); past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo before reading")
+	fs.Int64Var(&cfg.MemoryLimit, "memory-limit", daemon.DefaultMemoryLimit,
+		"bytes of memory abmeshd is sized for: sets --otlp-max-inflight-bytes (1/8), --max-trace-bytes (55%), --max-spans, --max-traces and the remembered trace ids (5%) unless they are given, and the Go runtime's soft memory limit (unless GOMEMLIMIT is set)")
+	fs.Int64Var(&cfg.OTLP.MaxInflightBytes, "otlp-max-inflight-bytes", 0,
+		fmt.Sprintf("bytes of OTLP requests being read and decoded at once (a request counts the largest message while it is read, then its size plus %d bytes a span); past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo before reading (default: 1/8 of --memory-limit, %d)", otlpreceiver.DecodedSpanBytes, def.OTLP.MaxInflightBytes))
 	cfg.OTLP.MaxStreams = def.OTLP.MaxStreams
 	fs.Func("otlp-max-streams", fmt.Sprintf("concurrent OTLP Export calls per connection (default %d)", def.OTLP.MaxStreams), func(v string) error {
 		n, err := strconv.ParseUint(v, 10, 32)
@@ -110,8 +117,12 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", def.JaegerQuery, "read traces and dependencies from this Jaeger query gRPC address (HOST:16685)")
 	fs.DurationVar(&cfg.JaegerPoll, "jaeger-poll", def.JaegerPoll, "Jaeger poll interval")
 	fs.DurationVar(&cfg.Assembly.IdleTimeout, "trace-idle-timeout", asm.IdleTimeout, "a trace is complete after no span arrived for this long")
-	fs.IntVar(&cfg.Assembly.MaxTraces, "max-traces", asm.MaxTraces, "traces in flight before the receiver answers RESOURCE_EXHAUSTED")
-	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", asm.MaxSpans, "spans in flight before the receiver answers RESOURCE_EXHAUSTED")
+	fs.IntVar(&cfg.Assembly.MaxBytes, "max-trace-bytes", 0,
+		fmt.Sprintf("bytes of traces in flight (about 104 a realistic span) before the receiver answers RESOURCE_EXHAUSTED (default: 55%% of --memory-limit, %d)", def.Assembly.MaxBytes))
+	fs.IntVar(&cfg.Assembly.MaxTraces, "max-traces", 0,
+		fmt.Sprintf("traces in flight before the receiver answers RESOURCE_EXHAUSTED (default: from --memory-limit, %d)", def.Assembly.MaxTraces))
+	fs.IntVar(&cfg.Assembly.MaxSpans, "max-spans", 0,
+		fmt.Sprintf("spans in flight before the receiver answers RESOURCE_EXHAUSTED (default: from --memory-limit, %d)", def.Assembly.MaxSpans))
 	fs.DurationVar(&cfg.GraphWindow, "graph-window", def.GraphWindow, "sliding window of the service dependency graph")
 	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", def.GraphRefresh, "how often subsets see a new service graph")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells and the graph are written to the store (and the write-ahead log truncated); with --wal a crash loses no acknowledged span, without it a crash loses the spans in flight and what was counted since the last flush")

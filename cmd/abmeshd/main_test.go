@@ -56,7 +56,8 @@ func TestFlagsValidate(t *testing.T) {
 
 // TestFlagDefaultsAreTheDaemons: with no flags, abmeshd runs on the
 // defaults the daemon would apply to a zero Config (and -h shows them),
-// but for the data directory, which outlives the process.
+// but for the data directory, which outlives the process; the bounds
+// --memory-limit sets are left at zero for the daemon to derive.
 func TestFlagDefaultsAreTheDaemons(t *testing.T) {
 	got, err := parseFlags(nil)
 	if err != nil {
@@ -64,8 +65,8 @@ func TestFlagDefaultsAreTheDaemons(t *testing.T) {
 	}
 	want := daemon.DefaultConfig()
 	want.DataDir = defaultDataDir
-	asm := tracing.DefaultConfig()
-	want.Assembly = tracing.Config{IdleTimeout: asm.IdleTimeout, MaxTraces: asm.MaxTraces, MaxSpans: asm.MaxSpans}
+	want.OTLP.MaxInflightBytes = 0
+	want.Assembly = tracing.Config{IdleTimeout: tracing.DefaultConfig().IdleTimeout}
 	got.Logger, want.Logger = nil, nil // the flags' logger writes to stderr at --log-level
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flag defaults:\n%+v\nwant the daemon's:\n%+v", got, want)

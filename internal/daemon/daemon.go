@@ -64,9 +64,15 @@ type Config struct {
 	// OTLPListen is the OTLP/gRPC trace receiver's address; "off" disables
 	// it.
 	OTLPListen string
+	// MemoryLimit is the memory abmeshd's trace consumer is sized for, in
+	// bytes: the OTLP requests in flight, the traces in flight and the
+	// completed trace ids remembered are bounded from it (BudgetFor), and
+	// cmd/abmeshd makes it the Go runtime's soft memory limit. Bounds set
+	// in OTLP and Assembly override their share.
+	MemoryLimit int64
 	// OTLP bounds the receiver's requests in flight (their bytes, their
 	// size, the streams of a connection); zero fields take
-	// otlpreceiver.DefaultLimits.
+	// otlpreceiver.DefaultLimits, MaxInflightBytes MemoryLimit's budget.
 	OTLP otlpreceiver.Limits
 	// HTTPListen is the report web pages' address; "off" disables them.
 	HTTPListen string
@@ -91,8 +97,10 @@ type Config struct {
 	JaegerQuery string
 	// JaegerPoll is the Jaeger reader's poll interval.
 	JaegerPoll time.Duration
-	// Assembly sets the trace assembler's timeouts and memory bounds; the
-	// assembler defaults its zero fields (tracing.DefaultConfig).
+	// Assembly sets the trace assembler's timeouts and memory bounds;
+	// MaxBytes, MaxSpans, MaxTraces and RecentTraces default to
+	// MemoryLimit's budget, the other zero fields to
+	// tracing.DefaultConfig's.
 	Assembly tracing.Config
 	// GraphWindow is the service graph's sliding window.
 	GraphWindow time.Duration
@@ -123,7 +131,7 @@ type Config struct {
 // is the one place abmeshd's defaults are written: Start fills a Config's
 // zero fields from it, and cmd/abmeshd's flags show it as their defaults.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Listen:        "127.0.0.1:7070",
 		OTLPListen:    "127.0.0.1:4317",
 		OTLP:          otlpreceiver.DefaultLimits(),
@@ -139,6 +147,9 @@ func DefaultConfig() Config {
 		MinEdgeCalls:  subset.DefaultMinEdgeCalls,
 		Logger:        slog.Default(),
 	}
+	c.OTLP.MaxInflightBytes = 0 // from the memory limit
+	c.applyMemoryLimit()
+	return c
 }
 
 func checkAddr(flag, addr string) error {
@@ -179,12 +190,21 @@ func (c *Config) Validate() error {
 	if c.SubsetCap < 0 {
 		errs = append(errs, fmt.Errorf("--subset-cap %d is negative", c.SubsetCap))
 	}
+	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {
+		errs = append(errs, fmt.Errorf("--memory-limit %d is below %d (64 MiB)", c.MemoryLimit, MinMemoryLimit))
+	}
 	errs = append(errs, c.WAL.validate(c.OTLP.MaxMessageBytes))
 	errs = append(errs, c.Edge.Validate())
-	if err := c.OTLP.Validate(); err != nil {
+	budgeted := *c
+	if c.MemoryLimit < 0 {
+		errs = append(errs, fmt.Errorf("--memory-limit %d is negative", c.MemoryLimit))
+	} else {
+		budgeted.applyMemoryLimit()
+	}
+	if err := budgeted.OTLP.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--otlp-max-message-bytes, --otlp-max-inflight-bytes: %w", err))
 	}
-	if err := c.Assembly.Validate(); err != nil {
+	if err := budgeted.Assembly.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("trace assembly: %w", err))
 	}
 	return errors.Join(errs...)
@@ -196,7 +216,7 @@ func (c *Config) defaults() {
 	orDefault(&c.Listen, d.Listen)
 	orDefault(&c.OTLPListen, d.OTLPListen)
 	orDefault(&c.OTLP.MaxMessageBytes, d.OTLP.MaxMessageBytes)
-	orDefault(&c.OTLP.MaxInflightBytes, d.OTLP.MaxInflightBytes)
+	c.applyMemoryLimit() // OTLP.MaxInflightBytes and Assembly's bounds
 	orDefault(&c.OTLP.MaxStreams, d.OTLP.MaxStreams)
 	orDefault(&c.HTTPListen, d.HTTPListen)
 	orDefault(&c.EdgeListen, d.EdgeListen)
