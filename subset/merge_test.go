@@ -4,15 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/testkit"
 )
 
 // route is the replica a trace goes to: FNV-1a of the trace id over n
@@ -66,7 +65,7 @@ func TestMergeWindowsEqualsOneNode(t *testing.T) {
 					t.Fatal("no unit had requests on two replicas: the test would not test the merge")
 				}
 				merged.Opened = single.Opened // each replica opened its window at its own time
-				if d := diffWithin(jsonValue(t, single), jsonValue(t, merged), 1e-9, "window"); d != "" {
+				if d := testkit.JSONDiff(single, merged, 1e-9, "window"); d != "" {
 					t.Fatal(d)
 				}
 				ratio := agg == assign.AggregateRatio
@@ -79,7 +78,7 @@ func TestMergeWindowsEqualsOneNode(t *testing.T) {
 					if err1 != nil || err2 != nil {
 						t.Fatal(err1, err2)
 					}
-					if d := diffWithin(jsonValue(t, want), jsonValue(t, got), 1e-9, typ.String()); d != "" {
+					if d := testkit.JSONDiff(want, got, 1e-9, typ.String()); d != "" {
 						t.Error(d)
 					}
 				}
@@ -129,54 +128,4 @@ func countSplit(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rRequ
 		}
 	}
 	return merged, split
-}
-
-func jsonValue(t *testing.T, v any) any {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// diffWithin describes the first difference between two decoded JSON
-// values, numbers compared to tol relative (absolute below 1), or "".
-func diffWithin(a, b any, tol float64, at string) string {
-	switch x := a.(type) {
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return fmt.Sprintf("%s: %v vs %v", at, a, b)
-		}
-		for k := range x {
-			if d := diffWithin(x[k], y[k], tol, at+"."+k); d != "" {
-				return d
-			}
-		}
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return fmt.Sprintf("%s: %d vs %d elements", at, len(x), len(y))
-		}
-		for i := range x {
-			if d := diffWithin(x[i], y[i], tol, fmt.Sprintf("%s[%d]", at, i)); d != "" {
-				return d
-			}
-		}
-	case float64:
-		y, ok := b.(float64)
-		if !ok || math.Abs(x-y) > tol*max(1, math.Abs(x)) {
-			return fmt.Sprintf("%s: %v vs %v", at, a, b)
-		}
-	default:
-		if a != b {
-			return fmt.Sprintf("%s: %v vs %v", at, a, b)
-		}
-	}
-	return ""
 }

@@ -424,7 +424,11 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 		}
 	}
 	d.windows = subset.NewWindows()
-	d.reports = report.NewReader(d.registry, d.windows)
+	if d.pg != nil {
+		d.reports = report.NewReader(d.registry, mergedWindows{d.windows, d.win.(postgres.Windows), d.log})
+	} else {
+		d.reports = report.NewReader(d.registry, d.windows)
+	}
 	d.subsetter = subset.NewSubsetter(d.windows, subset.WithCap(d.cfg.SubsetCap), subset.WithMinEdgeCalls(d.cfg.MinEdgeCalls))
 	if err := d.subsetter.SetTests(testsOf(d.registry.Snapshot())); err != nil {
 		return fmt.Errorf("load tests into the subsetter: %w", err)

@@ -130,3 +130,45 @@ func replicaID(dir string) (string, error) {
 	id := rand.Text()
 	return id, os.WriteFile(path, []byte(id+"\n"), 0o644)
 }
+
+// mergedWindows is the report reader's source with a PostgreSQL store: the
+// replica's own windows say which are current and listed, and each is read
+// merged from every replica's rows (postgres.Windows.MergedWindow), as of
+// each replica's last flush. A window not stored yet, or whose replicas
+// disagree on its members, is the replica's own.
+type mergedWindows struct {
+	local *subset.Windows
+	st    postgres.Windows
+	log   interface{ Warn(string, ...any) }
+}
+
+// Current implements report.Windows.
+func (m mergedWindows) Current(viewpoint string) (subset.WindowCells, bool) {
+	w, ok := m.local.Current(viewpoint)
+	if !ok {
+		return w, false
+	}
+	return m.merged(w), true
+}
+
+// List implements report.Windows.
+func (m mergedWindows) List(viewpoint string) []subset.WindowCells {
+	list := m.local.List(viewpoint)
+	for i := range list {
+		list[i] = m.merged(list[i])
+	}
+	return list
+}
+
+func (m mergedWindows) merged(w subset.WindowCells) subset.WindowCells {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mw, ok, err := m.st.MergedWindow(ctx, w.Viewpoint, w.Seq)
+	if err != nil {
+		m.log.Warn("merged window unreadable; reporting this replica's counts", "viewpoint", w.Viewpoint, "seq", w.Seq, "err", err)
+	}
+	if !ok {
+		return w
+	}
+	return mw
+}

@@ -1,6 +1,6 @@
 // Package testkit holds helpers shared by the tests of several abmesh
-// packages: a settable clock and a way to run a child process in its own
-// process group. It is imported only by tests.
+// packages: a settable clock, a way to run a child process in its own
+// process group and a tolerant comparison of JSON encodings. It is imported only by tests.
 //
 // Subpackage pgtest starts a real PostgreSQL server for a test.
 //

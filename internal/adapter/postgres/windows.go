@@ -174,24 +174,44 @@ func (s Windows) Merged(ctx context.Context) ([]subset.WindowCells, error) {
 	}
 	out := make([]subset.WindowCells, 0, len(order))
 	for _, k := range order {
-		var units []subset.UnitState
-		err := s.unitRows(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2 ORDER BY replica`,
-			[]any{k.viewpoint, k.seq}, func(u subset.UnitState) error {
-				units = append(units, u)
-				return nil
-			})
-		if err != nil {
-			return nil, err
-		}
-		if len(units) == 0 && len(parts[k]) == 1 {
-			out = append(out, parts[k][0])
-			continue
-		}
-		w, err := subset.MergeWindows(parts[k], units)
+		w, err := s.merge(ctx, parts[k])
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, w)
 	}
 	return out, nil
+}
+
+// MergedWindow returns window (viewpoint, seq) merged as Merged does;
+// false when no replica has stored it.
+func (s Windows) MergedWindow(ctx context.Context, viewpoint string, seq int) (subset.WindowCells, bool, error) {
+	var parts []subset.WindowCells
+	err := s.windowRows(ctx, `SELECT replica, cells FROM windows WHERE viewpoint = $1 AND seq = $2 ORDER BY replica`, []any{viewpoint, seq},
+		func(_ string, w subset.WindowCells) error {
+			parts = append(parts, w)
+			return nil
+		})
+	if err != nil || len(parts) == 0 {
+		return subset.WindowCells{}, false, err
+	}
+	w, err := s.merge(ctx, parts)
+	return w, err == nil, err
+}
+
+// merge merges the stored parts of one window with every replica's units.
+func (s Windows) merge(ctx context.Context, parts []subset.WindowCells) (subset.WindowCells, error) {
+	var units []subset.UnitState
+	err := s.unitRows(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2 ORDER BY replica`,
+		[]any{parts[0].Viewpoint, parts[0].Seq}, func(u subset.UnitState) error {
+			units = append(units, u)
+			return nil
+		})
+	if err != nil {
+		return subset.WindowCells{}, err
+	}
+	if len(units) == 0 && len(parts) == 1 {
+		return parts[0], nil
+	}
+	return subset.MergeWindows(parts, units)
 }
