@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
@@ -139,4 +140,64 @@ func TestUnreachablePostgresNamesAddress(t *testing.T) {
 	if _, err := daemon.Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--store") {
 		t.Errorf("non-PostgreSQL --store: err = %v", err)
 	}
+}
+
+// PostgreSQL stops under two replicas: both keep serving Assign and their
+// Watch streams from the last config, a write fails naming the server, and
+// once it is back a change on one replica reaches the other's Watch.
+func TestPostgresLostWhileRunning(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, c1 := startDaemon(t, daemontest.Store(url))
+	_, c2 := startDaemon(t, daemontest.Store(url))
+	ec1 := pb.NewExperimentServiceClient(c1)
+	if _, err := ec1.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp("rec")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ec1.StartExperiment(ctx, &pb.StartExperimentRequest{Id: "rec"}); err != nil {
+		t.Fatal(err)
+	}
+	ac2 := pb.NewAssignmentServiceClient(c2)
+	watch, err := ac2.Watch(ctx, &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(status pb.ExperimentStatus) {
+		t.Helper()
+		for {
+			s, err := watch.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := s.GetExperiments(); len(e) == 1 && e[0].GetStatus() == status {
+				return
+			}
+		}
+	}
+	waitFor(pb.ExperimentStatus_EXPERIMENT_STATUS_RUNNING)
+
+	srv.Stop()
+	for _, ac := range []pb.AssignmentServiceClient{pb.NewAssignmentServiceClient(c1), ac2} {
+		r, err := ac.Assign(ctx, &pb.AssignRequest{UnitId: "user-42"})
+		if err != nil || len(r.GetAssignments()) != 1 {
+			t.Fatalf("Assign with PostgreSQL down = %v, %v", r, err)
+		}
+	}
+	_, err = ec1.PauseExperiment(ctx, &pb.PauseExperimentRequest{Id: "rec"})
+	if err == nil || !strings.Contains(err.Error(), "PostgreSQL at "+srv.Addr()) {
+		t.Fatalf("a write with PostgreSQL down: err = %v, want one naming %s", err, srv.Addr())
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "a write once PostgreSQL is back", func() bool {
+		_, err := ec1.PauseExperiment(ctx, &pb.PauseExperimentRequest{Id: "rec"})
+		return err == nil
+	})
+	start := time.Now()
+	waitFor(pb.ExperimentStatus_EXPERIMENT_STATUS_PAUSED)
+	t.Logf("after PostgreSQL came back, replica 2's Watch saw the pause %v after it was written", time.Since(start))
 }
