@@ -22,6 +22,12 @@
 //	...
 //	defer c.Close()
 //
+// When abmeshd authenticates (--auth-file) the client needs the client
+// role's token, and beyond loopback TLS:
+//
+//	c, err := client.New("abmeshd.internal:7070", client.WithService("recommendation"),
+//		client.WithToken(os.Getenv("ABMESH_TOKEN")), client.WithTLS(&tls.Config{RootCAs: pool}))
+//
 // Step 3, the server: otelgrpc's stats handler, which runs before every
 // interceptor (so the server span is current and the incoming baggage is
 // in the context), then the abmesh interceptors.

@@ -154,6 +154,20 @@ func bearer(v string) string {
 	return strings.TrimSpace(tok)
 }
 
+// requestToken returns the token of an HTTP request: from tokenHeader
+// alone when it is set (Authorization is then the proxied request's, and
+// must not decide), else from Authorization, Bearer or Basic's password.
+func requestToken(r *http.Request, tokenHeader string) string {
+	if tokenHeader != "" {
+		return r.Header.Get(tokenHeader)
+	}
+	if tok := bearer(r.Header.Get("Authorization")); tok != "" {
+		return tok
+	}
+	_, pass, _ := r.BasicAuth()
+	return pass
+}
+
 // verifiedLeaf returns the client certificate the TLS handshake verified
 // against the client CAs, nil when there is none.
 func verifiedLeaf(cs *tls.ConnectionState) *x509.Certificate {
@@ -167,8 +181,8 @@ func verifiedLeaf(cs *tls.ConnectionState) *x509.Certificate {
 // is read from the Authorization header as "Bearer TOKEN" or as the
 // password of Basic authentication (what a browser can send: the pages
 // then prompt for it), or, when tokenHeader is not empty, from that header
-// as the bare token (for the forward-auth endpoint, where Authorization
-// belongs to the proxied request). No identity answers 401 with a
+// alone, as the bare token (for the forward-auth endpoint, where
+// Authorization belongs to the proxied request). No identity answers 401 with a
 // WWW-Authenticate challenge (Basic too when tokenHeader is empty), the
 // wrong role 403.
 func (g *Guard) HTTP(role Role, tokenHeader string, next http.Handler) http.Handler {
@@ -191,13 +205,7 @@ func (g *Guard) HTTPByPath(next http.Handler) http.Handler {
 // basic) or 403 to the others.
 func (g *Guard) httpGuard(tokenHeader string, basic bool, next http.Handler, decide func(*http.Request, string, *x509.Certificate) (Identity, codes.Code, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := bearer(r.Header.Get("Authorization"))
-		if _, pass, ok := r.BasicAuth(); ok && token == "" {
-			token = pass
-		}
-		if tokenHeader != "" && r.Header.Get(tokenHeader) != "" {
-			token = r.Header.Get(tokenHeader)
-		}
+		token := requestToken(r, tokenHeader)
 		cs := r.TLS
 		if cs == nil {
 			cs = connState(r.Context())

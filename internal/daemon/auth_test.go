@@ -343,6 +343,8 @@ func TestAuthHTTP(t *testing.T) {
 		{"https://" + s.d.EdgeAddr() + "/auth?service=svc-a", "", "", http.StatusUnauthorized},
 		{"https://" + s.d.EdgeAddr() + "/auth?service=svc-a", daemon.EdgeTokenHeader, s.tokens[auth.Reader], http.StatusForbidden},
 		{"https://" + s.d.EdgeAddr() + "/auth?service=svc-a", daemon.EdgeTokenHeader, s.tokens[auth.Client], http.StatusOK},
+		// The user's own Authorization, passed on by the proxy, decides nothing.
+		{"https://" + s.d.EdgeAddr() + "/auth?service=svc-a", "Authorization", bearer(auth.Client), http.StatusUnauthorized},
 	} {
 		if got := get(c.url, c.header, c.value); got != c.want {
 			t.Errorf("GET %s with %s %.12q: %d, want %d", c.url, c.header, c.value, got, c.want)
@@ -491,5 +493,31 @@ func TestOTLPRefusedBeforeReading(t *testing.T) {
 	}
 	if n := requests(); n != 1 {
 		t.Errorf("otlp.requests = %d after one accepted Export, want 1", n)
+	}
+}
+
+// TestEdgeMTLS: a proxy that authenticates to the forward-auth endpoint
+// by its client certificate is let through although the user's request it
+// passes on carries an Authorization header of its own.
+func TestEdgeMTLS(t *testing.T) {
+	s := startSecured(t, "cert CN=edge-proxy client")
+	cert, key := s.pki.IssueClient(t, "proxy", "edge-proxy")
+	cfg, err := auth.ClientTLS(s.pki.CA, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+s.d.EdgeAddr()+"/auth?service=svc-a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer the-users-own-token")
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("forward-auth with the proxy's certificate: %d, want 200", res.StatusCode)
 	}
 }
