@@ -120,7 +120,7 @@ func TestKill9OfLeaderReplica(t *testing.T) {
 		t.Errorf("hand-over took %v, want within 3 s", time.Since(start))
 	}
 	for _, i := range []int{a, b} {
-		r, err := pb.NewAssignmentServiceClient(daemontest.Dial(t, reps[i].grpc)).Assign(ctx, &pb.AssignRequest{UnitId: "user-42"})
+		r, err := pb.NewAssignmentServiceClient(daemontest.Dial(t, reps[i].grpc)).Assign(ctx, &pb.AssignRequest{UnitId: "user-42"}, grpc.WaitForReady(true))
 		if err != nil || len(r.GetAssignments()) != 1 {
 			t.Fatalf("survivor %d: Assign = %v, %v", i, r, err)
 		}
