@@ -29,6 +29,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 		add("otlp.requests", int64(st.Requests))
 		add("otlp.requests_refused", int64(st.Refused))
 		add("otlp.requests_refused_inflight", int64(st.RefusedInflight))
+		add("otlp.requests_refused_full", int64(st.RefusedFull))
 		add("otlp.requests_refused_wal", int64(st.RefusedJournal))
 		add("otlp.spans", int64(st.Spans))
 	}

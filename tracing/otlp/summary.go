@@ -54,9 +54,12 @@ type sumDecoder struct {
 	intern map[string]string // short repeated strings: keys, services, tests, variants, reasons
 	units  map[string]string // this request's unit ids
 	lower  []byte
+	recent [8]string // the strings str returned last, looked at before intern
+	next   int
 }
 
-// str interns s (see decoder.str).
+// str interns s (see decoder.str), looking at the strings it returned
+// last first: a span's attribute keys repeat span after span.
 func (d *sumDecoder) str(s []byte) string {
 	if len(s) == 0 {
 		return ""
@@ -64,9 +67,22 @@ func (d *sumDecoder) str(s []byte) string {
 	if len(s) > internMaxLen {
 		return string(s)
 	}
-	if v, ok := d.intern[string(s)]; ok {
-		return v
+	for _, r := range d.recent {
+		if r == string(s) {
+			return r
+		}
 	}
+	v, ok := d.intern[string(s)]
+	if !ok {
+		v = d.add(s)
+	}
+	d.recent[d.next] = v
+	d.next = (d.next + 1) % len(d.recent)
+	return v
+}
+
+// add adds s to the intern table.
+func (d *sumDecoder) add(s []byte) string {
 	if len(d.intern) >= internMax {
 		clear(d.intern)
 	}

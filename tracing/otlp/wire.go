@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -154,6 +155,20 @@ func (d *decoder) allocEvents(events []tracing.Event) []tracing.Event {
 // field reads one field's tag and value. For the bytes wire type v is
 // the payload; for varint and fixed types num holds the value.
 func field(data []byte) (fn protowire.Number, wt protowire.Type, v []byte, num uint64, n int) {
+	// Fast path: a one-byte tag (fields 1 to 15) with a one-byte length or
+	// varint, or a fixed64, as nearly every field of a span is encoded.
+	if len(data) >= 2 && data[0] < 0x80 && data[0] >= 8 {
+		fn, wt = protowire.Number(data[0]>>3), protowire.Type(data[0]&7)
+		switch {
+		case wt == protowire.BytesType && data[1] < 0x80 && 2+int(data[1]) <= len(data):
+			l := 2 + int(data[1])
+			return fn, wt, data[2:l], 0, l
+		case wt == protowire.VarintType && data[1] < 0x80:
+			return fn, wt, nil, uint64(data[1]), 2
+		case wt == protowire.Fixed64Type && len(data) >= 9:
+			return fn, wt, nil, binary.LittleEndian.Uint64(data[1:9]), 9
+		}
+	}
 	fn, wt, n = protowire.ConsumeTag(data)
 	if n < 0 {
 		return 0, 0, nil, 0, -1
