@@ -521,3 +521,29 @@ func TestEdgeMTLS(t *testing.T) {
 		t.Errorf("forward-auth with the proxy's certificate: %d, want 200", res.StatusCode)
 	}
 }
+
+// TestPrometheusScrapesWithAuth: a real Prometheus scrapes /metrics over
+// TLS with the reader token (as docs/operations.md configures it) and
+// reads a series back; abmeshd counts the refused calls by code.
+func TestPrometheusScrapesWithAuth(t *testing.T) {
+	if _, err := os.Stat(prometheusBin); err != nil {
+		t.Skipf("prometheus is not installed (%v): apt-get install prometheus", err)
+	}
+	s := startSecured(t)
+	if _, err := pb.NewReportServiceClient(s.dial(t, s.d.Addr(), s.tokens[auth.Client], "", "")).GetStatus(t.Context(), &pb.GetStatusRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("GetStatus as client: %v", err)
+	}
+	api := startPrometheus(t, s.d.HTTPAddr(), "scheme: https", "tls_config: {ca_file: "+s.pki.CA+"}",
+		"authorization: {credentials: "+s.tokens[auth.Reader]+"}")
+	const query = `grpc_server_handled_total{job="abmesh",grpc_method="GetStatus",grpc_code="PermissionDenied"}`
+	var got float64
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if got, err = promQuery(api, query); err == nil && got == 1 {
+			break
+		}
+	}
+	if err != nil || got != 1 {
+		t.Errorf("Prometheus: %s = %v (%v), want 1", query, got, err)
+	}
+}

@@ -252,11 +252,15 @@ func TestPrometheusScrapes(t *testing.T) {
 
 // startPrometheus starts Prometheus scraping target's /metrics every
 // second as job "abmesh", with its storage in a temporary directory, and
-// returns its HTTP API's base URL; it is stopped when t ends.
-func startPrometheus(t *testing.T, target string) string {
+// returns its HTTP API's base URL; it is stopped when t ends. job holds
+// further lines of the job's scrape config (indented four spaces).
+func startPrometheus(t *testing.T, target string, job ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: abmesh\n    static_configs:\n      - targets: [%q]\n", target)
+	for _, l := range job {
+		cfg += "    " + l + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
