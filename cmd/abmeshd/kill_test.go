@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	"github.com/abmesh/abmesh/internal/tool/killrun"
 	"github.com/abmesh/abmesh/tracing/otlpload"
 )
@@ -34,6 +35,20 @@ func TestKill9LosesNoAcknowledgedTrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts abmeshd four times (~30 s)")
 	}
+	kill9(t, 3, nil)
+}
+
+// TestKill9LosesNoAcknowledgedTraceOnPostgres is the same with the state
+// in PostgreSQL (--store): the windows, the graph and the log's checkpoint
+// are saved in one PostgreSQL transaction under the replica's id, and a
+// restarted replica resumes its own partial windows.
+func TestKill9LosesNoAcknowledgedTraceOnPostgres(t *testing.T) {
+	kill9(t, 2, []string{"--store", pgtest.Start(t).NewDatabase(t)})
+}
+
+// kill9 runs killrun with kills kills under load and abmeshd flags args,
+// and checks every trial counted exactly the traces acknowledged.
+func kill9(t *testing.T, kills int, args []string) {
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +56,7 @@ func TestKill9LosesNoAcknowledgedTrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := killrun.Run(ctx, killrun.Config{
-		Binary: bin, Env: []string{runAsAbmeshd + "=1"}, Dir: t.TempDir(), Kills: 3,
+		Binary: bin, Env: []string{runAsAbmeshd + "=1"}, Args: args, Dir: t.TempDir(), Kills: kills,
 		Load:  otlpload.Config{Rate: 20_000, Concurrency: 4, RequestSpans: 200},
 		MinUp: 1500 * time.Millisecond, MaxUp: 4 * time.Second, After: 1500 * time.Millisecond,
 		IdleTimeout: 500 * time.Millisecond, FlushInterval: 700 * time.Millisecond,

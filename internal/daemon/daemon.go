@@ -247,6 +247,7 @@ type Daemon struct {
 	db        store
 	win       windowStore
 	pg        *postgres.DB // the store when it is PostgreSQL, else nil
+	replica   string       // this replica's id in a PostgreSQL store
 	leader    atomic.Bool  // holds the leader lock (always, with bbolt)
 	tmpDir    string
 	registry  *assign.Registry
@@ -322,10 +323,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}
-	if d.pg != nil && cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
-		d.log.Warn("the write-ahead log is not used with a PostgreSQL store yet: spans in flight and cells counted since the last flush are lost on a crash")
-	}
-	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" && d.pg == nil {
+	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
 		if err := d.openWAL(dir); err != nil {
 			return nil, err
 		}
@@ -418,7 +416,7 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	if d.graph, err = tracing.NewGraph(tracing.GraphConfig{Window: d.cfg.GraphWindow}); err != nil {
 		return err
 	}
-	if b, err := d.db.GetBlob(graphBlob); err == nil {
+	if b, err := d.db.GetBlob(d.blobName(graphBlob)); err == nil {
 		if err := d.graph.UnmarshalJSON(b); err != nil {
 			d.log.Warn("stored service graph unreadable; starting empty", "err", err)
 		}
@@ -501,7 +499,7 @@ func (d *Daemon) flush() {
 		d.log.Error("flush cells", "err", err)
 	}
 	if b, gerr := d.graph.MarshalJSON(); gerr == nil {
-		if gerr = d.db.PutBlob(graphBlob, b); gerr != nil {
+		if gerr = d.db.PutBlob(d.blobName(graphBlob), b); gerr != nil {
 			d.log.Error("flush service graph", "err", gerr)
 			err = errors.Join(err, gerr)
 		}

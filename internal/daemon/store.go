@@ -57,7 +57,7 @@ func (d *Daemon) openStore(ctx context.Context, dir string) error {
 			db.Close()
 			return err
 		}
-		d.db, d.win, d.pg = db, db.Windows(id), db
+		d.db, d.win, d.pg, d.replica = db, db.Windows(id), db, id
 		return nil
 	}
 	db, err := bolt.Open(dir)
@@ -106,6 +106,16 @@ func (d *Daemon) lead() {
 			d.log.Info("this replica no longer leads")
 		})
 	})
+}
+
+// blobName is the store's name of a replica's own blob (the service graph
+// it observed, its write-ahead log's checkpoint): name itself with bbolt,
+// "name/REPLICA-ID" in a PostgreSQL store that replicas share.
+func (d *Daemon) blobName(name string) string {
+	if d.pg == nil {
+		return name
+	}
+	return name + "/" + d.replica
 }
 
 // replicaIDFile holds, in the data directory, the id under which a replica

@@ -109,7 +109,7 @@ func (d *Daemon) flushCheckpoint(ctx context.Context) error {
 		p.Failed()
 		return fmt.Errorf("flush: write-ahead log: %w", err)
 	}
-	blobs := map[string][]byte{graphBlob: graph, walBlob: cp}
+	blobs := map[string][]byte{d.blobName(graphBlob): graph, d.blobName(walBlob): cp}
 	if err := d.win.SaveWindows(ctx, p.Saves, blobs); err != nil {
 		p.Failed()
 		d.log.Error("flush cells", "err", err)
@@ -125,7 +125,7 @@ func (d *Daemon) flushCheckpoint(ctx context.Context) error {
 
 // loadCheckpoint reads the stored checkpoint: (0, nil) when none.
 func (d *Daemon) loadCheckpoint() (uint64, []tracing.CountedTrace, error) {
-	b, err := d.db.GetBlob(walBlob)
+	b, err := d.db.GetBlob(d.blobName(walBlob))
 	if errors.Is(err, bolt.ErrNoBlob) {
 		return 0, nil, nil
 	}
