@@ -52,6 +52,10 @@ fuzz: ## Run every fuzzer from its seed corpus for FUZZTIME each (default 100000
 fuzz-seeds: ## Write the fuzzers' seed corpora (testdata/fuzz) from captured real requests
 	ABMESH_WRITE_FUZZ_SEEDS=1 go test -count=1 -run '^TestWriteFuzzSeeds$$' -v ./internal/tool/demo
 
+.PHONY: bench-ingest
+bench-ingest: ## abmeshd and Jaeger's all-in-one side by side under the same OTLP load (ROUNDS, DURATION, RATE; builds Jaeger)
+	.ci/bench-ingest
+
 .PHONY: reference
 reference: ## Regenerate analysis/testdata's R references (needs Rscript with car, sandwich, pwr)
 	@Rscript -e 'for (p in c("car", "sandwich", "pwr")) if (!requireNamespace(p, quietly = TRUE)) stop("R package ", p, " is missing: apt-get install -y r-base-core r-cran-car r-cran-sandwich r-cran-pwr")'
