@@ -403,7 +403,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.serve("connect", func() error { return d.connect.Serve(connectLis) })
 	d.serve("grpc", func() error { return d.grpc.Serve(grpcLis) })
 	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
-		"store", d.db.Path(), "config_version", d.registry.Version())
+		"store", d.db.Path(), "config_version", d.registry.Version(), "auth", d.AuthOn(), "tls", d.sec.tls != nil)
 	ok = true
 	return d, nil
 }
