@@ -88,22 +88,42 @@ func (d *Daemon) watchStore() {
 // replaced within about this long.
 const leaderCheck = 500 * time.Millisecond
 
+// finalizeEvery is how often the leader finalizes closed windows.
+const finalizeEvery = time.Minute
+
 // lead makes one replica of a PostgreSQL store the leader at a time
 // (postgres.DB.Lead), shown by abmesh_leader in /metrics. A bbolt store has
-// one process: it always leads. The leader is where work that must happen
-// once across replicas is to run; none is moved there yet (docs/scaling.md).
+// one process: it always leads. The leader runs the work that must happen
+// once across replicas: finalizing windows closed for longer than any
+// replica may still save them (postgres.Windows.FinalizeClosed).
 func (d *Daemon) lead() {
 	if d.pg == nil {
 		d.leader.Store(true)
 		return
 	}
+	grace := d.cfg.FlushInterval + 2*time.Minute
 	d.loop(func() {
 		d.pg.Lead(d.life, postgres.LeaderKey, leaderCheck, func(ctx context.Context) {
 			d.leader.Store(true)
 			d.log.Info("this replica leads", "store", d.db.Path())
-			<-ctx.Done()
-			d.leader.Store(false)
-			d.log.Info("this replica no longer leads")
+			defer func() {
+				d.leader.Store(false)
+				d.log.Info("this replica no longer leads")
+			}()
+			t := time.NewTicker(finalizeEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					if n, err := d.win.(postgres.Windows).FinalizeClosed(ctx, now, grace); err != nil && ctx.Err() == nil {
+						d.log.Error("finalize closed windows", "err", err)
+					} else if n > 0 {
+						d.log.Info("finalized closed windows", "windows", n)
+					}
+				}
+			}
 		})
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
@@ -137,3 +138,53 @@ func sameRatio(a, b *analysis.RatioStats) bool {
 }
 
 func close9(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b)) }
+
+// The leader's FinalizeClosed replaces a window closed for longer than the
+// grace by its merged snapshot and deletes its units: Merged reads the
+// same, a late save by a replica changes nothing, and open or recently
+// closed windows are left alone.
+func TestFinalizeClosedKeepsMergedCells(t *testing.T) {
+	d := openDB(t, pgtest.Start(t).NewDatabase(t))
+	ctx := context.Background()
+	now := time.Now()
+	save := func(replica string, seq int, end time.Time, units ...subset.UnitState) {
+		t.Helper()
+		w := subset.WindowCells{Viewpoint: "a", Seq: seq, End: end, Metric: "latency_ms", Aggregate: assign.AggregateMean,
+			Members: []subset.WindowMember{{Test: "a", Phase: 1, Variants: []string{"control", "ml"}}},
+			Quality: subset.Quality{Seen: int64(len(units)), Counted: int64(len(units))}}
+		if err := d.Windows(replica).SaveWindow(ctx, w, subset.UnitChanges{Put: units}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := func(key, cell uint64, sum float64) subset.UnitState {
+		return subset.UnitState{Key: key, Cell: cell, Sum: sum, Requests: 1, NonZero: true}
+	}
+	old, recent := now.Add(-time.Hour), now.Add(-time.Minute)
+	save("r1", 1, old, u(1, 0, 10), u(2, 1, 20))
+	save("r2", 1, old, u(1, 0, 5), u(3, 1, 7)) // unit 1 on both replicas
+	save("r1", 2, recent, u(1, 0, 1))
+	save("r1", 3, time.Time{}, u(1, 0, 1))
+	before, err := d.Windows("").Merged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := d.Windows("").FinalizeClosed(ctx, now, 10*time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("finalized %d windows, %v; want 1", n, err)
+	}
+	save("r2", 1, old, u(1, 0, 100)) // a late save of a finalized window
+	after, err := d.Windows("").Merged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := testkit.JSONDiff(before, after, 0, "windows"); diff != "" {
+		t.Errorf("merged windows changed by finalizing: %s", diff)
+	}
+	if before[0].Cells[0].Stats.N != 1 || before[0].Cells[0].Stats.Mean != 7.5 || before[0].Cells[0].Requests != 2 || before[0].Quality.Counted != 4 {
+		t.Errorf("window 1 merged = %+v", before[0])
+	}
+	var units int
+	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM units WHERE seq = 1`).Scan(&units); err != nil || units != 0 {
+		t.Errorf("%d units left in the finalized window, %v", units, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -67,7 +68,10 @@ func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blo
 	b := &pgx.Batch{}
 	for _, w := range saves {
 		c := &w.Cells
-		b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) VALUES ($1, $2, $3, $4)
+		// A window the leader finalized (FinalizeClosed) is never saved
+		// again: its rows would be counted twice.
+		b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) SELECT $1, $2, $3, $4
+			WHERE NOT EXISTS (SELECT 1 FROM windows WHERE viewpoint = $1 AND seq = $2 AND replica = '' AND $3 <> '')
 			ON CONFLICT (viewpoint, seq, replica) DO UPDATE SET cells = excluded.cells`,
 			c.Viewpoint, c.Seq, s.replica, jsonArg(c))
 		if len(w.Units.Put) == 0 {
@@ -81,6 +85,7 @@ func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blo
 		}
 		b.Queue(`INSERT INTO units (viewpoint, seq, replica, key, cell, sum, requests, non_zero)
 			SELECT $1, $2, $3, * FROM unnest($4::bigint[], $5::bigint[], $6::float8[], $7::bigint[], $8::bool[])
+			WHERE NOT EXISTS (SELECT 1 FROM windows WHERE viewpoint = $1 AND seq = $2 AND replica = '' AND $3 <> '')
 			ON CONFLICT (viewpoint, seq, replica, key) DO UPDATE SET cell = excluded.cell, sum = excluded.sum, requests = excluded.requests, non_zero = excluded.non_zero`,
 			c.Viewpoint, c.Seq, s.replica, keys, cells, sums, reqs, nz)
 	}
@@ -214,4 +219,51 @@ func (s Windows) merge(ctx context.Context, parts []subset.WindowCells) (subset.
 		return parts[0], nil
 	}
 	return subset.MergeWindows(parts, units)
+}
+
+// FinalizeClosed is leader work: every window whose parts all ended more
+// than grace before now is replaced, in one transaction per window, by
+// its merged snapshot under replica "" (its cells fixed, its quality
+// counters summed) and its units are deleted, so closed windows stop
+// costing a row per unit and replica. grace must exceed what a replica
+// may still save of a closed window (its flush interval plus a minute:
+// subset keeps counting a closed window for one minute). Merged and
+// MergedWindow read a finalized window as stored. It returns how many
+// windows it finalized.
+func (s Windows) FinalizeClosed(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
+	merged, err := s.Merged(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range merged {
+		if w.Open() || now.Sub(w.End) < grace {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+			var open bool
+			// Re-check under the rows' locks: a part still open (or saved
+			// since) keeps the window as it is.
+			if err := tx.QueryRow(ctx, `SELECT coalesce(bool_or((cells->>'end') IS NULL OR (cells->>'end')::timestamptz > $3), false)
+				FROM (SELECT cells FROM windows WHERE viewpoint = $1 AND seq = $2 FOR UPDATE) p`, w.Viewpoint, w.Seq, now.Add(-grace)).Scan(&open); err != nil {
+				return err
+			}
+			if open {
+				return nil
+			}
+			b := &pgx.Batch{}
+			b.Queue(`DELETE FROM windows WHERE viewpoint = $1 AND seq = $2`, w.Viewpoint, w.Seq)
+			b.Queue(`DELETE FROM units WHERE viewpoint = $1 AND seq = $2`, w.Viewpoint, w.Seq)
+			b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) VALUES ($1, $2, '', $3)`, w.Viewpoint, w.Seq, jsonArg(&w))
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("finalize window %s#%d in PostgreSQL at %s: %w", w.Viewpoint, w.Seq, s.db.addr, err)
+		}
+	}
+	return n, nil
 }
