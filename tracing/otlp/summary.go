@@ -290,9 +290,7 @@ func (d *sumDecoder) span(data []byte, service string, long bool, ri, si, pi int
 		start, end           uint64
 		nameLen              int
 		kept, events         int
-		unitSeen, bagSeen    bool
-		bag                  []byte
-		unit                 []byte
+		units                unitAttrs
 	)
 	nFlags, nMetrics, trimmed := len(b.Flags), len(b.Metrics), b.Trimmed
 	out.FlagLo, out.MetricLo = uint32(nFlags), uint32(nMetrics)
@@ -325,69 +323,27 @@ func (d *sumDecoder) span(data []byte, service string, long bool, ri, si, pi int
 			if err != nil {
 				return err
 			}
-			switch val.kind {
-			case valString:
-				if !keptString(key) {
-					continue
-				}
-			case valBool, valInt, valDouble:
-			default:
-				continue
-			}
-			if kept++; kept > d.lim.MaxAttrs {
-				b.Trimmed.AttrsDropped++
+			if !d.keepAttr(key, val, &kept) {
 				continue
 			}
 			if val.kind != valString {
 				b.Metrics = append(b.Metrics, tracing.MetricSummary{Key: d.str(key), Value: numeric(val)})
-			} else if len(val.str) > d.lim.MaxValueLen {
-				b.Trimmed.ValuesTruncated++
 			}
-			switch string(key) {
-			case tracing.UnitAttribute:
-				if !unitSeen {
-					unitSeen = true
-					if val.kind == valString {
-						unit = val.str
-					}
-				}
-			case tracing.BaggageUnitAttribute:
-				if !bagSeen {
-					bagSeen = true
-					if val.kind == valString {
-						bag = val.str
-					}
-				}
-			}
+			units.see(key, val)
 		case fn == 11 && wt == protowire.BytesType:
 			if err := d.event(v, &events); err != nil {
 				return err
 			}
 		case fn == 15 && wt == protowire.BytesType:
-			for st := v; len(st) > 0; {
-				fn, wt, _, num, n := field(st)
-				if n < 0 {
-					return errWire
-				}
-				st = st[n:]
-				if fn == 3 && wt == protowire.VarintType {
-					out.Error = int32(num) == 2 // STATUS_CODE_ERROR
-				}
+			isErr, err := statusIsError(v)
+			if err != nil {
+				return err
 			}
+			out.Error = isErr
 		}
 	}
 
-	var reason tracing.Reason
-	var detail string
-	switch {
-	case len(traceID) != len(out.TraceID):
-		reason, detail = tracing.ReasonInvalidTraceID, fmt.Sprintf("trace_id has %d bytes, want 16", len(traceID))
-	case len(spanID) != len(out.SpanID):
-		reason, detail = tracing.ReasonInvalidSpanID, fmt.Sprintf("span_id has %d bytes, want 8", len(spanID))
-	case len(pid) != 0 && len(pid) != len(out.ParentID):
-		reason, detail = tracing.ReasonInvalidParentID, fmt.Sprintf("parent_span_id has %d bytes, want 0 or 8", len(pid))
-	}
-	if detail != "" {
+	if reason, detail := badIDs(traceID, spanID, pid); detail != "" {
 		// Undo what the span's attributes and events added.
 		b.Trimmed = trimmed
 		clear(b.Flags[nFlags:])
@@ -406,9 +362,7 @@ func (d *sumDecoder) span(data []byte, service string, long bool, ri, si, pi int
 	if nameLen > d.lim.MaxValueLen {
 		b.Trimmed.ValuesTruncated++
 	}
-	if len(unit) == 0 {
-		unit = bag
-	}
+	unit := units.unit()
 	if len(unit) > d.lim.MaxValueLen {
 		out.Unit = cutString(unit, d.lim.MaxValueLen)
 	} else {
@@ -419,12 +373,104 @@ func (d *sumDecoder) span(data []byte, service string, long bool, ri, si, pi int
 	return nil
 }
 
+// unitAttrs is the first value of a span's unit attribute and of its
+// baggage unit attribute (the unit is the former, else the latter).
+type unitAttrs struct {
+	own, bag         []byte
+	ownSeen, bagSeen bool
+}
+
+// see notes a kept attribute of the span.
+func (u *unitAttrs) see(key []byte, val anyValue) {
+	var seen *bool
+	var dst *[]byte
+	switch string(key) {
+	case tracing.UnitAttribute:
+		seen, dst = &u.ownSeen, &u.own
+	case tracing.BaggageUnitAttribute:
+		seen, dst = &u.bagSeen, &u.bag
+	default:
+		return
+	}
+	if !*seen {
+		*seen = true
+		if val.kind == valString {
+			*dst = val.str
+		}
+	}
+}
+
+// unit is the span's unit: its own attribute's, else the baggage's.
+func (u *unitAttrs) unit() []byte {
+	if len(u.own) == 0 {
+		return u.bag
+	}
+	return u.own
+}
+
+// statusIsError reads a Span.Status: whether its code is
+// STATUS_CODE_ERROR.
+func statusIsError(data []byte) (bool, error) {
+	isErr := false
+	for len(data) > 0 {
+		fn, wt, _, num, n := field(data)
+		if n < 0 {
+			return false, errWire
+		}
+		data = data[n:]
+		if fn == 3 && wt == protowire.VarintType {
+			isErr = int32(num) == 2 // STATUS_CODE_ERROR
+		}
+	}
+	return isErr, nil
+}
+
+// badIDs is why a span's ids make it malformed (the reason and its
+// detail), or an empty detail when they are well formed.
+func badIDs(traceID, spanID, parentID []byte) (tracing.Reason, string) {
+	var s tracing.SpanSummary
+	switch {
+	case len(traceID) != len(s.TraceID):
+		return tracing.ReasonInvalidTraceID, fmt.Sprintf("trace_id has %d bytes, want 16", len(traceID))
+	case len(spanID) != len(s.SpanID):
+		return tracing.ReasonInvalidSpanID, fmt.Sprintf("span_id has %d bytes, want 8", len(spanID))
+	case len(parentID) != 0 && len(parentID) != len(s.ParentID):
+		return tracing.ReasonInvalidParentID, fmt.Sprintf("parent_span_id has %d bytes, want 0 or 8", len(parentID))
+	}
+	return 0, ""
+}
+
 // nanos converts an OTLP timestamp to Unix nanoseconds (0 stays 0).
 func nanos(ns uint64) int64 {
 	if ns > math.MaxInt64 {
 		return math.MaxInt64
 	}
 	return int64(ns)
+}
+
+// keepAttr applies the summary's attribute rules to one attribute of a
+// span or an event, as Batch.Summarize does: only numbers and the strings a
+// summary reads (keptString) count, and *kept counts them; past
+// MaxAttrs the rest are dropped (Trimmed.AttrsDropped), and a kept string
+// over MaxValueLen is counted in Trimmed.ValuesTruncated.
+func (d *sumDecoder) keepAttr(key []byte, val anyValue, kept *int) bool {
+	switch val.kind {
+	case valString:
+		if !keptString(key) {
+			return false
+		}
+	case valBool, valInt, valDouble:
+	default:
+		return false
+	}
+	if *kept++; *kept > d.lim.MaxAttrs {
+		d.b.Trimmed.AttrsDropped++
+		return false
+	}
+	if val.kind == valString && len(val.str) > d.lim.MaxValueLen {
+		d.b.Trimmed.ValuesTruncated++
+	}
+	return true
 }
 
 // event decodes one Span.Event into b.Flags when it is a feature-flag
@@ -468,21 +514,8 @@ func (d *sumDecoder) event(data []byte, kept *int) error {
 		if err != nil {
 			return err
 		}
-		switch val.kind {
-		case valString:
-			if !keptString(key) {
-				continue
-			}
-		case valBool, valInt, valDouble:
-		default:
+		if !d.keepAttr(key, val, &attrs) {
 			continue
-		}
-		if attrs++; attrs > d.lim.MaxAttrs {
-			d.b.Trimmed.AttrsDropped++
-			continue
-		}
-		if val.kind == valString && len(val.str) > d.lim.MaxValueLen {
-			d.b.Trimmed.ValuesTruncated++
 		}
 		if !isFlag {
 			continue
