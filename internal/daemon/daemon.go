@@ -329,8 +329,42 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 	}
 
-	// gRPC API.
-	if d.lis, err = d.listen("--listen", cfg.Listen); err != nil {
+	assignment, err := d.startAPI()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.startOTLP(); err != nil {
+		return nil, err
+	}
+	if err := d.startPages(); err != nil {
+		return nil, err
+	}
+	if err := d.startEdge(assignment); err != nil {
+		return nil, err
+	}
+
+	if cfg.JaegerQuery != "" {
+		if err := d.startJaeger(); err != nil {
+			return nil, err
+		}
+	}
+	// The API serves last: its handlers (GetStatus) read fields set above.
+	grpcLis, connectLis := portshare.Split(d.lis)
+	d.serve("connect", func() error { return d.connect.Serve(connectLis) })
+	d.serve("grpc", func() error { return d.grpc.Serve(grpcLis) })
+	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
+		"store", d.db.Path(), "config_version", d.registry.Version(), "auth", d.AuthOn(), "tls", d.sec.tls != nil)
+	ok = true
+	return d, nil
+}
+
+// startAPI builds the gRPC API server on --listen: assignment,
+// experiments, reports, flagd's evaluation API (gRPC, and Connect on the
+// same port), health and reflection. It does not serve yet (Start serves
+// it last).
+func (d *Daemon) startAPI() (*grpcapi.Assignment, error) {
+	var err error
+	if d.lis, err = d.listen("--listen", d.cfg.Listen); err != nil {
 		return nil, err
 	}
 	// Stream workers reuse goroutines (and their grown stacks) across RPCs
@@ -359,53 +393,47 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.health = health.NewServer()
 	healthpb.RegisterHealthServer(d.grpc, d.health)
 	reflection.Register(d.grpc)
+	return assignment, nil
+}
 
-	// OTLP receiver on its own port, as collectors do.
-	if cfg.OTLPListen != "off" {
-		if d.otlpLis, err = d.listen("--otlp-listen", cfg.OTLPListen); err != nil {
-			return nil, err
-		}
-		otlpOpts := slices.Concat(d.metrics.serverOptions(), d.grpcOptions(), cfg.OTLP.ServerOptions())
-		if d.sec.guard != nil {
-			// Refuse callers without ingest before reading their requests.
-			otlpOpts = append(otlpOpts, grpc.InTapHandle(d.sec.guard.TapHandle))
-		}
-		d.otlp = grpc.NewServer(otlpOpts...)
-		opts := []otlpreceiver.Option{otlpreceiver.WithLimits(cfg.OTLP)}
-		if d.wal != nil {
-			opts = append(opts, otlpreceiver.WithJournal(d.wal, func(err error) bool { return errors.Is(err, wal.ErrFull) }))
-		}
-		d.receiver = otlpreceiver.Register(d.otlp, d.assembler, opts...)
-		d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
+// startOTLP serves the OTLP receiver on its own port (--otlp-listen), as
+// collectors do.
+func (d *Daemon) startOTLP() error {
+	if d.cfg.OTLPListen == "off" {
+		return nil
 	}
+	var err error
+	if d.otlpLis, err = d.listen("--otlp-listen", d.cfg.OTLPListen); err != nil {
+		return err
+	}
+	otlpOpts := slices.Concat(d.metrics.serverOptions(), d.grpcOptions(), d.cfg.OTLP.ServerOptions())
+	if d.sec.guard != nil {
+		// Refuse callers without ingest before reading their requests.
+		otlpOpts = append(otlpOpts, grpc.InTapHandle(d.sec.guard.TapHandle))
+	}
+	d.otlp = grpc.NewServer(otlpOpts...)
+	opts := []otlpreceiver.Option{otlpreceiver.WithLimits(d.cfg.OTLP)}
+	if d.wal != nil {
+		opts = append(opts, otlpreceiver.WithJournal(d.wal, func(err error) bool { return errors.Is(err, wal.ErrFull) }))
+	}
+	d.receiver = otlpreceiver.Register(d.otlp, d.assembler, opts...)
+	d.serve("otlp", func() error { return d.otlp.Serve(d.otlpLis) })
+	return nil
+}
 
-	// Report pages.
-	if cfg.HTTPListen != "off" {
-		if d.httpLis, err = d.listen("--http-listen", cfg.HTTPListen); err != nil {
-			return nil, err
-		}
-		pages := d.guardHTTP(auth.Reader, "", d.metrics.handler(web.New(d.reports, d.subsetter)))
-		d.http = &http.Server{Handler: pages, ReadHeaderTimeout: 5 * time.Second}
-		d.serve("http", func() error { return d.http.Serve(d.httpLis) })
+// startPages serves the report pages and /metrics on --http-listen.
+func (d *Daemon) startPages() error {
+	if d.cfg.HTTPListen == "off" {
+		return nil
 	}
-
-	if err := d.startEdge(assignment); err != nil {
-		return nil, err
+	var err error
+	if d.httpLis, err = d.listen("--http-listen", d.cfg.HTTPListen); err != nil {
+		return err
 	}
-
-	if cfg.JaegerQuery != "" {
-		if err := d.startJaeger(); err != nil {
-			return nil, err
-		}
-	}
-	// The API serves last: its handlers (GetStatus) read fields set above.
-	grpcLis, connectLis := portshare.Split(d.lis)
-	d.serve("connect", func() error { return d.connect.Serve(connectLis) })
-	d.serve("grpc", func() error { return d.grpc.Serve(grpcLis) })
-	d.log.Info("abmeshd started", "grpc", d.Addr(), "otlp", d.OTLPAddr(), "http", d.HTTPAddr(), "edge", d.EdgeAddr(),
-		"store", d.db.Path(), "config_version", d.registry.Version(), "auth", d.AuthOn(), "tls", d.sec.tls != nil)
-	ok = true
-	return d, nil
+	pages := d.guardHTTP(auth.Reader, "", d.metrics.handler(web.New(d.reports, d.subsetter)))
+	d.http = &http.Server{Handler: pages, ReadHeaderTimeout: 5 * time.Second}
+	d.serve("http", func() error { return d.http.Serve(d.httpLis) })
+	return nil
 }
 
 // startConsumer builds the trace consumer: graph, subsetter, windows,
