@@ -255,20 +255,10 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 		len(Topology))
 
 	drv := &driver{mesh: mesh, cfg: &cfg, attrs: shop.Attributes()}
-	// Warm-up: the service graph must be known before the subsets are.
 	say("warm-up: %s of traffic to learn the service graph", cfg.Warmup)
-	drv.run(ctx, cfg.Warmup, nil)
-	if err := settle(ctx, d, mesh, cfg); err != nil {
+	if err := warmUpAndStart(ctx, d, mesh, drv, exps, cfg); err != nil {
 		return nil, err
 	}
-	d.RefreshGraph()
-	for _, id := range exps {
-		if _, err := d.Registry().Start(ctx, id); err != nil {
-			return nil, fmt.Errorf("start %s: %w", id, err)
-		}
-	}
-	// Let the SDKs see the started tests before users arrive.
-	time.Sleep(300 * time.Millisecond)
 	say("started %d experiments; %.0f users/s, each a session of %.1f requests on average (within-user correlation %.2f), for at most %s",
 		len(exps), cfg.Rate, cfg.RequestsPerUser, cfg.WithinUserCorr, cfg.Duration)
 
@@ -280,6 +270,40 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if err := settle(ctx, d, mesh, cfg); err != nil {
 		return nil, err
 	}
+	if err := collect(res, d, mesh, drv, exps, cfg); err != nil {
+		return nil, err
+	}
+	if serve {
+		say("serving the reports at http://%s/ until interrupted; they ask for a password: the reader token %s (any user name)", d.HTTPAddr(), tokens[auth.Reader])
+		say("the CLI: ABMESH_TOKEN=%s abmesh --server %s get experiments (admin token; all tokens in %s)", tokens[auth.Admin], d.Addr(), filepath.Join(authDir, "tokens"))
+		<-ctx.Done()
+	}
+	return res, nil
+}
+
+// warmUpAndStart sends cfg.Warmup of traffic so that the service graph is
+// known before the subsets are, waits for it to be counted, and starts the
+// experiments exps.
+func warmUpAndStart(ctx context.Context, d *daemon.Daemon, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
+	drv.run(ctx, cfg.Warmup, nil)
+	if err := settle(ctx, d, mesh, cfg); err != nil {
+		return err
+	}
+	d.RefreshGraph()
+	for _, id := range exps {
+		if _, err := d.Registry().Start(ctx, id); err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+	}
+	// Let the SDKs see the started tests before users arrive.
+	time.Sleep(300 * time.Millisecond)
+	return nil
+}
+
+// collect fills res with what the run sent, acknowledged and evaluated,
+// the assembler's counters, and each experiment's report with its rows
+// against the truth.
+func collect(res *Result, d *daemon.Daemon, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
 	res.Users, res.Requests, res.Errors = drv.users.Load(), drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
 	for w := range res.Evaluations {
@@ -291,7 +315,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	for _, id := range exps {
 		r, err := d.Reports().Report(id, 0, report.Options{})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Reports[id] = r
 		if r.Status != report.Complete {
@@ -299,12 +323,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 		}
 		res.Rows = append(res.Rows, truthRows(r, d.Registry().Snapshot(), cfg.Truth)...)
 	}
-	if serve {
-		say("serving the reports at http://%s/ until interrupted; they ask for a password: the reader token %s (any user name)", d.HTTPAddr(), tokens[auth.Reader])
-		say("the CLI: ABMESH_TOKEN=%s abmesh --server %s get experiments (admin token; all tokens in %s)", tokens[auth.Admin], d.Addr(), filepath.Join(authDir, "tokens"))
-		<-ctx.Done()
-	}
-	return res, nil
+	return nil
 }
 
 // demoAuth writes dir/auth, abmeshd's auth file, with a fresh token for
