@@ -8,23 +8,35 @@ import (
 // Watch calls sync once with a dedicated connection listening on
 // NotifyChannel, then after every notification (a config write by any
 // replica, this one included), until ctx is done. When the connection is
-// lost it reconnects (backing off from 100 ms to 2 s) and calls sync
-// again: a full resync, so notifications sent while it was away are not
-// missed. Notifications that arrive while sync runs are coalesced into one
-// more call. Watch returns when ctx is done.
+// lost it reconnects (ReconnectMin, backing off to ReconnectMax) and calls
+// sync again: a full resync, so notifications sent while it was away are
+// not missed. Notifications that arrive while sync runs are coalesced into
+// one more call. Watch returns when ctx is done.
 func (d *DB) Watch(ctx context.Context, sync func(context.Context)) {
-	backoff := 100 * time.Millisecond
+	backoff := ReconnectMin
 	for ctx.Err() == nil {
 		if d.listen(ctx, sync) {
-			backoff = 100 * time.Millisecond
+			backoff = ReconnectMin
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, ReconnectMax)
 	}
 }
+
+// ReconnectMin and ReconnectMax bound Watch's wait between attempts to
+// listen again after its connection was lost. The cap is well below the
+// 1 s within which a change must reach every replica's Watch streams: once
+// the server is back, a replica listens again (and resyncs) within
+// ReconnectMax plus a connection. An attempt against a server that is
+// down costs a refused TCP connection; against an unreachable host it
+// waits out the connect timeout, which spaces attempts by itself.
+const (
+	ReconnectMin = 50 * time.Millisecond
+	ReconnectMax = 250 * time.Millisecond
+)
 
 // listen runs one listening session; it reports whether it got as far as
 // listening.
