@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,10 @@ func benchCrashCmd(fs *flag.FlagSet) body {
 	fs.IntVar(&cfg.Load.Rate, "rate", 50_000, "target spans per second of the exporter (0: as fast as abmeshd takes them)")
 	fs.IntVar(&cfg.Load.Concurrency, "concurrency", 8, "concurrent exporters")
 	fs.IntVar(&cfg.Load.RequestSpans, "request-spans", 500, "spans per Export request (10-span traces)")
+	fs.IntVar(&cfg.Replicas, "replicas", 0, fmt.Sprintf("run this many abmeshd replicas on --store (2 to %d) and kill them in turn; the exporter routes by trace id over the replicas that are up", killrun.MaxReplicas))
+	fs.StringVar(&cfg.Store, "store", "", "the replicas' --store, postgres://… (required with --replicas)")
+	fs.DurationVar(&cfg.Outage, "outage", time.Second, "with --replicas: how long a killed replica stays down")
+	fs.DurationVar(&cfg.AnswerDelay, "answer-delay", 0, "hold abmeshd's answers this long on their way back, dropping those held when it dies (at most 1s)")
 	out := outputFlag(fs, "table", "json")
 	return func(ctx context.Context, r *request) error {
 		if err := r.noArgs(); err != nil {
@@ -90,14 +95,21 @@ func findAbmeshd(flag string) (string, error) {
 // trace was counted once.
 func printCrashTable(r *request, rep killrun.Report) error {
 	t := table(r.stdout)
-	fmt.Fprintln(t, "KILL\tLOAD BEFORE\tACKED\tIN DOUBT\tCOUNTED\tWAL AT KILL\tWAL MAX\tRESTART\tREPLAYED\tOK")
+	fmt.Fprintln(t, "KILL\tREPLICA\tLOAD BEFORE\tACKED\tIN DOUBT\tCOUNTED\tMOVED\tWATCH LAG\tWAL AT KILL\tWAL MAX\tRESTART\tREPLAYED\tOK")
 	for _, tr := range rep.Trials {
 		up := tr.Up.Round(time.Millisecond).String()
 		if tr.Up == 0 {
 			up = "(no load)"
 		}
-		fmt.Fprintf(t, "%d\t%s\t%d\t%d\t%d\t%.1f MB\t%.1f MB\t%s\t%d\t%v\n", tr.Kill, up, tr.Acked, tr.InDoubt, tr.Counted,
+		replica, lag := "-", "-"
+		if tr.Replica > 0 {
+			replica, lag = strconv.Itoa(tr.Replica), tr.WatchLag.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(t, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f MB\t%.1f MB\t%s\t%d\t%v\n", tr.Kill, replica, up, tr.Acked, tr.InDoubt, tr.Counted, tr.Moved, lag,
 			float64(tr.WALKill)/1e6, float64(tr.WALMax)/1e6, tr.Restart.Round(time.Millisecond), tr.Replayed, tr.OK())
+		if tr.Unserved != "" {
+			fmt.Fprintf(t, "\t\tsurvivors did not serve: %s\n", tr.Unserved)
+		}
 	}
 	if err := t.Flush(); err != nil {
 		return err

@@ -56,7 +56,7 @@ var commandGroups = []group{
 		{"bench assign", "[--duration D] [--calls N] [--rate R] [--concurrency N] [--conns N] [--units N] [--service S] [--pid PID] [-o json]", "load abmeshd's Assign RPC from this process and report RPC/s, latency percentiles and (with --pid) abmeshd's CPU per call", rpc(benchAssignCmd)},
 		{"bench edge", "[--url URL] [--rate R] [--duration D] [--concurrency N] [--units N] [--fresh F] [--cookie NAME] [-o json]", "load abmeshd's forward-auth endpoint (or a proxy in front of it) at a paced rate from this process and report latency percentiles", offline(benchEdgeCmd)},
 		{"bench otlp", "[--endpoint HOST:PORT] [--duration D] [--rate SPANS/S] [--concurrency N] [-o json]", "send realistic OTLP trace load to a receiver from this process and report accepted spans/s", offline(benchOTLPCmd)},
-		{"bench crash", "[--abmeshd PATH] [--kills N] [--rate SPANS/S] [--dir DIR] [--abmeshd-flags FLAGS] [-o json]", "run abmeshd under OTLP load from this process, kill -9 it at random moments, restart it, and check that the traces counted equal the traces acknowledged", offline(benchCrashCmd)},
+		{"bench crash", "[--abmeshd PATH] [--kills N] [--rate SPANS/S] [--replicas N --store URL] [--dir DIR] [--abmeshd-flags FLAGS] [-o json]", "run abmeshd (or N replicas on one PostgreSQL) under OTLP load from this process, kill -9 it (them in turn) at random moments, restart it, and check that the traces counted equal the traces acknowledged", offline(benchCrashCmd)},
 	}},
 }
 

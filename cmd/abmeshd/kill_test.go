@@ -35,7 +35,7 @@ func TestKill9LosesNoAcknowledgedTrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts abmeshd four times (~30 s)")
 	}
-	kill9(t, 3, nil)
+	kill9(t, killrun.Config{Kills: 3})
 }
 
 // TestKill9LosesNoAcknowledgedTraceOnPostgres is the same with the state
@@ -43,32 +43,36 @@ func TestKill9LosesNoAcknowledgedTrace(t *testing.T) {
 // are saved in one PostgreSQL transaction under the replica's id, and a
 // restarted replica resumes its own partial windows.
 func TestKill9LosesNoAcknowledgedTraceOnPostgres(t *testing.T) {
-	kill9(t, 2, []string{"--store", pgtest.Start(t).NewDatabase(t)})
+	kill9(t, killrun.Config{Kills: 2, Args: []string{"--store", pgtest.Start(t).NewDatabase(t)}})
 }
 
-// kill9 runs killrun with kills kills under load and abmeshd flags args,
-// and checks every trial counted exactly the traces acknowledged.
-func kill9(t *testing.T, kills int, args []string) {
+// kill9 runs killrun with cfg's Kills, Args and replicas under load, checks
+// every trial counted exactly the traces acknowledged (and the survivors
+// served), and returns the report.
+func kill9(t *testing.T, cfg killrun.Config) killrun.Report {
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := killrun.Run(ctx, killrun.Config{
-		Binary: bin, Env: []string{runAsAbmeshd + "=1"}, Args: args, Dir: t.TempDir(), Kills: kills,
-		Load:  otlpload.Config{Rate: 20_000, Concurrency: 4, RequestSpans: 200},
-		MinUp: 1500 * time.Millisecond, MaxUp: 4 * time.Second, After: 1500 * time.Millisecond,
-		IdleTimeout: 500 * time.Millisecond, FlushInterval: 700 * time.Millisecond,
-		Log: tlog{t},
-	})
+	cfg.Binary, cfg.Env, cfg.Dir = bin, []string{runAsAbmeshd + "=1"}, t.TempDir()
+	cfg.Load = otlpload.Config{Rate: 20_000, Concurrency: 4, RequestSpans: 200}
+	if cfg.AnswerDelay > 0 { // enough requests in flight for the rate
+		cfg.Load.Concurrency = 4 + int(20_000/200*cfg.AnswerDelay.Seconds()*2)
+	}
+	cfg.MinUp, cfg.MaxUp, cfg.After = 1500*time.Millisecond, 4*time.Second, 1500*time.Millisecond
+	cfg.IdleTimeout, cfg.FlushInterval = 500*time.Millisecond, 700*time.Millisecond
+	cfg.Log = tlog{t}
+	rep, err := killrun.Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var replayed int64
 	for _, tr := range rep.Trials {
 		if !tr.OK() {
-			t.Errorf("kill %d: %d traces acknowledged, %d counted, %d in doubt", tr.Kill, tr.Acked, tr.Counted, tr.InDoubt)
+			t.Errorf("kill %d: %d traces acknowledged, %d counted, %d in doubt%s", tr.Kill, tr.Acked, tr.Counted, tr.InDoubt,
+				map[bool]string{true: "", false: "; survivors: " + tr.Unserved}[tr.Unserved == ""])
 		}
 		replayed += max(tr.Replayed, 0)
 	}
@@ -78,6 +82,7 @@ func kill9(t *testing.T, kills int, args []string) {
 	if first.Acked < 1000 || last.Acked <= first.Acked || replayed == 0 {
 		t.Errorf("too little load: %+v", rep.Trials)
 	}
+	return rep
 }
 
 // tlog writes lines to the test's log.

@@ -41,6 +41,17 @@ const maxWorkers = 1<<20 - 2
 type Config struct {
 	// Endpoint is the OTLP/gRPC receiver's host:port (plaintext).
 	Endpoint string
+	// Endpoints, instead of Endpoint, are several receivers (replicas);
+	// Route then picks the one each request goes to.
+	Endpoints []string
+	// Route returns the index in Endpoints of the receiver for a request
+	// whose first trace id is id. It is called for every attempt, so a
+	// router that learns that a receiver is down sends the retries of its
+	// requests to another (as the OpenTelemetry Collector's load-balancing
+	// exporter does once its resolver drops a backend). Every trace of a
+	// request goes where the request goes: requests carry whole traces.
+	// Required with Endpoints; it must be safe for concurrent use.
+	Route func(id [16]byte) int
 	// Duration bounds the run; at most MaxDuration.
 	Duration time.Duration
 	// Rate is the target in spans per second; 0 sends as fast as the
@@ -100,8 +111,13 @@ func (c Config) perRequest() int { return c.RequestSpans / c.TraceSize * c.Trace
 func (c Config) Validate() error {
 	c.setDefaults()
 	var errs []error
-	if c.Endpoint == "" {
-		errs = append(errs, errors.New("Endpoint is required"))
+	switch {
+	case c.Endpoint == "" && len(c.Endpoints) == 0:
+		errs = append(errs, errors.New("Endpoint or Endpoints is required"))
+	case c.Endpoint != "" && len(c.Endpoints) > 0:
+		errs = append(errs, errors.New("Endpoint and Endpoints are exclusive"))
+	case len(c.Endpoints) > 0 && c.Route == nil:
+		errs = append(errs, errors.New("Endpoints need a Route"))
 	}
 	if c.Duration <= 0 || c.Duration > MaxDuration {
 		errs = append(errs, fmt.Errorf("Duration %v: want > 0 and ≤ %v", c.Duration, MaxDuration))
@@ -132,16 +148,22 @@ func (c Config) Validate() error {
 
 // Result is what a load run measured.
 type Result struct {
-	Requests       int64         `json:"requests"`           // Export calls made (retries included)
-	Sent           int64         `json:"sent"`               // spans in requests the receiver answered OK
-	Traces         int64         `json:"traces"`             // traces in requests the receiver answered OK (each request carries whole traces)
-	Rejected       int64         `json:"rejected"`           // of those spans, those reported in partial_success
-	Refused        int64         `json:"refused"`            // spans in calls refused (RESOURCE_EXHAUSTED, UNAVAILABLE)
-	Failed         int64         `json:"failed"`             // Export calls that failed otherwise
-	Retries        int64         `json:"retries,omitempty"`  // calls that resent a failed request (Config.Retry)
-	InDoubt        int64         `json:"in_doubt,omitempty"` // traces in requests given up after an error other than RESOURCE_EXHAUSTED or INVALID_ARGUMENT: the receiver may have taken them
-	Elapsed        time.Duration `json:"elapsed"`            // wall time of the run
-	SpansPerSecond float64       `json:"spans_per_second"`   // (Sent - Rejected) / Elapsed
+	Requests int64 `json:"requests"`           // Export calls made (retries included)
+	Sent     int64 `json:"sent"`               // spans in requests the receiver answered OK
+	Traces   int64 `json:"traces"`             // traces in requests the receiver answered OK (each request carries whole traces)
+	Rejected int64 `json:"rejected"`           // of those spans, those reported in partial_success
+	Refused  int64 `json:"refused"`            // spans in calls refused (RESOURCE_EXHAUSTED, UNAVAILABLE)
+	Failed   int64 `json:"failed"`             // Export calls that failed otherwise
+	Retries  int64 `json:"retries,omitempty"`  // calls that resent a failed request (Config.Retry)
+	InDoubt  int64 `json:"in_doubt,omitempty"` // traces in requests given up after an error other than RESOURCE_EXHAUSTED or INVALID_ARGUMENT: the receiver may have taken them
+	// Moved counts, with Endpoints, the traces of requests acknowledged by
+	// another receiver than one an earlier attempt failed at in a way that
+	// may have reached it: the traces that two receivers may both hold.
+	Moved int64 `json:"moved,omitempty"`
+	// PerEndpoint is, with Endpoints, the traces each one acknowledged.
+	PerEndpoint    []int64       `json:"per_endpoint,omitempty"`
+	Elapsed        time.Duration `json:"elapsed"`          // wall time of the run
+	SpansPerSecond float64       `json:"spans_per_second"` // (Sent - Rejected) / Elapsed
 	FirstError     string        `json:"first_error,omitempty"`
 }
 
@@ -182,48 +204,62 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// by callTimeout) so that what the receiver took is counted.
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	r := newLoadRun(ctx, runCtx, cfg)
+	r := newLoadRun(ctx, runCtx, cfg, conns)
 	for w, g := range gens {
-		wg.Go(func() { r.work(g, conns[w%len(conns)]) })
+		wg.Go(func() { r.work(g, w) })
 	}
 	wg.Wait()
 	return r.result()
 }
 
-// dial opens cfg.Connections clients to cfg.Endpoint with cfg.DialOptions
-// (plaintext when there are none). On error the clients already opened
-// are closed.
-func dial(cfg Config) ([]*grpc.ClientConn, error) {
+// endpoints returns the receivers: Endpoints, or Endpoint alone.
+func (c Config) endpoints() []string {
+	if len(c.Endpoints) > 0 {
+		return c.Endpoints
+	}
+	return []string{c.Endpoint}
+}
+
+// dial opens cfg.Connections clients to each endpoint with
+// cfg.DialOptions (plaintext when there are none). On error the clients
+// already opened are closed.
+func dial(cfg Config) ([][]*grpc.ClientConn, error) {
 	opts := cfg.DialOptions
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	conns := make([]*grpc.ClientConn, 0, cfg.Connections)
-	for range cfg.Connections {
-		conn, err := grpc.NewClient(cfg.Endpoint, opts...)
-		if err != nil {
-			closeAll(conns)
-			return nil, fmt.Errorf("otlp load: connect to %s: %w", cfg.Endpoint, err)
+	var conns [][]*grpc.ClientConn
+	for _, ep := range cfg.endpoints() {
+		conns = append(conns, make([]*grpc.ClientConn, 0, cfg.Connections))
+		for range cfg.Connections {
+			conn, err := grpc.NewClient(ep, opts...)
+			if err != nil {
+				closeAll(conns)
+				return nil, fmt.Errorf("otlp load: connect to %s: %w", ep, err)
+			}
+			conns[len(conns)-1] = append(conns[len(conns)-1], conn)
 		}
-		conns = append(conns, conn)
 	}
 	return conns, nil
 }
 
 // closeAll closes conns, last opened first.
-func closeAll(conns []*grpc.ClientConn) {
+func closeAll(conns [][]*grpc.ClientConn) {
 	for i := len(conns) - 1; i >= 0; i-- {
-		conns[i].Close()
+		for j := len(conns[i]) - 1; j >= 0; j-- {
+			conns[i][j].Close()
+		}
 	}
 }
 
 // loadRun is the state the workers of one Run share.
 type loadRun struct {
-	ctx      context.Context // the caller's; bounds calls in flight
-	runCtx   context.Context // ends the run
-	cfg      Config          // with defaults
-	perReq   int             // spans per request, whole traces
-	interval time.Duration   // between request slots; 0 for no pacing
+	ctx      context.Context      // the caller's; bounds calls in flight
+	runCtx   context.Context      // ends the run
+	cfg      Config               // with defaults
+	conns    [][]*grpc.ClientConn // per endpoint
+	perReq   int                  // spans per request, whole traces
+	interval time.Duration        // between request slots; 0 for no pacing
 	start    time.Time
 
 	reserved atomic.Int64 // spans handed to workers
@@ -237,8 +273,8 @@ type loadRun struct {
 
 // newLoadRun returns the shared state of a run of cfg (with defaults) that
 // starts now: requests carry whole traces, paced to cfg.Rate when set.
-func newLoadRun(ctx, runCtx context.Context, cfg Config) *loadRun {
-	r := &loadRun{ctx: ctx, runCtx: runCtx, cfg: cfg}
+func newLoadRun(ctx, runCtx context.Context, cfg Config, conns [][]*grpc.ClientConn) *loadRun {
+	r := &loadRun{ctx: ctx, runCtx: runCtx, cfg: cfg, conns: conns}
 	r.perReq = cfg.perRequest()
 	r.start = time.Now()
 	if cfg.Rate > 0 {
@@ -247,35 +283,57 @@ func newLoadRun(ctx, runCtx context.Context, cfg Config) *loadRun {
 	return r
 }
 
-// work sends g's requests on conn until the run ends, the span budget is
-// spent or the caller gives up, then adds its counts to the run's totals.
-func (r *loadRun) work(g *generator, conn *grpc.ClientConn) {
-	var local Result
+// work sends worker w's requests, made by g, until the run ends, the
+// span budget is spent or the caller gives up, then adds its counts to
+// the run's totals.
+func (r *loadRun) work(g *generator, w int) {
+	local := Result{PerEndpoint: make([]int64, len(r.conns))}
 	defer r.add(&local)
 	for r.runCtx.Err() == nil {
 		if !r.claim() {
 			return
 		}
-		if !r.send(conn, rawRequest(g.next(&r.traceSeq)), &local) {
+		req := rawRequest(g.next(&r.traceSeq))
+		if !r.send(req, g.firstTraceID(), w, &local) {
 			return
 		}
 	}
 }
 
-// send exports req on conn and, with cfg.Retry, sends it again after each
-// failure until it is acknowledged or cfg.Retry has passed since the first
-// attempt (retries go on after the run's end, under the caller's
-// context). It counts what happened in local and reports false when the
-// caller gave up.
-func (r *loadRun) send(conn *grpc.ClientConn, req rawRequest, local *Result) bool {
+// route returns the endpoint of an attempt to send the request whose
+// first trace id is id (cfg.Route; 0 without one or out of range).
+func (r *loadRun) route(id [16]byte) int {
+	if r.cfg.Route == nil {
+		return 0
+	}
+	if e := r.cfg.Route(id); e >= 0 && e < len(r.conns) {
+		return e
+	}
+	return 0
+}
+
+// send exports req, whose first trace id is id, on one of worker w's
+// connections to the endpoint route picks and, with cfg.Retry, sends it
+// again (routed again) after each failure until it is acknowledged or
+// cfg.Retry has passed since the first attempt (retries go on after the
+// run's end, under the caller's context). It counts what happened in
+// local and reports false when the caller gave up.
+func (r *loadRun) send(req rawRequest, id [16]byte, w int, local *Result) bool {
 	first := time.Now()
-	doubt := false // an attempt failed in a way that may have reached the receiver
+	doubt := false    // an attempt failed in a way that may have reached the receiver
+	var landed uint64 // endpoints (bits, the first 64) such an attempt was sent to
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			local.Retries++
 		}
-		err := r.export(conn, req, local)
+		e := r.route(id)
+		conns := r.conns[e]
+		err := r.export(conns[w%len(conns)], req, local)
 		if err == nil {
+			local.PerEndpoint[e] += r.tracesPerReq()
+			if landed&^(1<<(e%64)) != 0 {
+				local.Moved += r.tracesPerReq()
+			}
 			return true
 		}
 		if r.ctx.Err() != nil { // the caller gave up
@@ -285,7 +343,10 @@ func (r *loadRun) send(conn *grpc.ClientConn, req rawRequest, local *Result) boo
 			local.InDoubt += r.tracesPerReq() // the cancelled call may have landed
 			return false
 		}
-		doubt = doubt || mayHaveLanded(err)
+		if mayHaveLanded(err) {
+			doubt = true
+			landed |= 1 << (e % 64)
+		}
 		wait := r.failed(err, local)
 		if r.cfg.Retry <= 0 || time.Since(first)+wait > r.cfg.Retry {
 			if doubt {
@@ -339,6 +400,13 @@ func (r *loadRun) add(local *Result) {
 	r.res.Rejected += local.Rejected
 	r.res.Refused += local.Refused
 	r.res.Failed += local.Failed
+	r.res.Moved += local.Moved
+	if r.res.PerEndpoint == nil && len(r.cfg.Endpoints) > 0 {
+		r.res.PerEndpoint = make([]int64, len(local.PerEndpoint))
+	}
+	for i, n := range r.res.PerEndpoint {
+		r.res.PerEndpoint[i] = n + local.PerEndpoint[i]
+	}
 	r.mu.Unlock()
 }
 
@@ -723,6 +791,14 @@ func (g *generator) next(seq *atomic.Uint64) []byte {
 		}
 	}
 	return g.buf
+}
+
+// firstTraceID returns the trace id of the first trace of the request
+// next returned last.
+func (g *generator) firstTraceID() [16]byte {
+	var id [16]byte
+	copy(id[:], g.buf[g.traces[0].ids[0]:])
+	return id
 }
 
 // rawRequest is an encoded ExportTraceServiceRequest sent as is.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,7 @@ type flakyReceiver struct {
 	traces   map[string]bool // trace ids kept
 	lost     int             // traces kept whose answer was UNAVAILABLE
 	fails    int             // attempts answered with an error
+	always   codes.Code      // when not OK, every request is answered with it
 }
 
 func (f *flakyReceiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
@@ -212,6 +214,10 @@ func (f *flakyReceiver) Export(_ context.Context, req *collectortrace.ExportTrac
 	}
 	key := ids[0]
 	n := len(f.attempts)
+	if f.always != codes.OK {
+		f.attempts[key]++
+		return nil, status.Error(f.always, "down")
+	}
 	f.attempts[key]++
 	keep := func() int {
 		added := 0
@@ -269,8 +275,69 @@ func TestRunRetries(t *testing.T) {
 			want = Result{Requests: 40, Traces: kept - lost, InDoubt: lost, Retries: 0}
 		}
 		got := Result{Requests: res.Requests, Traces: res.Traces, InDoubt: res.InDoubt, Retries: res.Retries}
-		if got != want || res.Sent != res.Traces*10 {
+		if !reflect.DeepEqual(got, want) || res.Sent != res.Traces*10 {
 			t.Errorf("retry %v: result %+v, want %+v (%d requests failed)", retry, res, want, fails)
 		}
+	}
+}
+
+// TestRunRoutes: with Endpoints, each attempt is routed again, so the
+// retries of a request that failed at one receiver go where Route says;
+// traces acknowledged elsewhere after an attempt that may have landed are
+// Moved, after a refusal they are not.
+func TestRunRoutes(t *testing.T) {
+	for _, c := range []struct {
+		code  codes.Code
+		moved bool
+	}{{codes.Unavailable, true}, {codes.ResourceExhausted, false}} {
+		var addrs []string
+		var servers []*grpc.Server
+		for i := range 2 {
+			f := &flakyReceiver{attempts: map[string]int{}, traces: map[string]bool{}}
+			if i == 0 {
+				f.always = c.code
+			}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := grpc.NewServer()
+			collectortrace.RegisterTraceServiceServer(s, f)
+			go s.Serve(lis)
+			servers = append(servers, s)
+			addrs = append(addrs, lis.Addr().String())
+		}
+		var mu sync.Mutex
+		tried := map[[16]byte]bool{}
+		route := func(id [16]byte) int { // the first attempt to 0, the others to 1
+			mu.Lock()
+			defer mu.Unlock()
+			if tried[id] {
+				return 1
+			}
+			tried[id] = true
+			return 0
+		}
+		res, err := Run(context.Background(), Config{Endpoints: addrs, Route: route, Duration: 5 * time.Second,
+			MaxSpans: 20 * 100, RequestSpans: 100, Concurrency: 2, Retry: 10 * time.Second})
+		for _, s := range servers {
+			s.Stop()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := int64(0)
+		if c.moved {
+			moved = 200
+		}
+		if res.Traces != 200 || res.Moved != moved || !reflect.DeepEqual(res.PerEndpoint, []int64{0, 200}) || len(tried) != 20 {
+			t.Errorf("receiver 0 answering %v: %+v (%d requests routed), want 200 traces, all acknowledged by 1, %d moved", c.code, res, len(tried), moved)
+		}
+	}
+	if err := (Config{Endpoints: []string{"x:1"}, Duration: time.Second}).Validate(); err == nil {
+		t.Error("Endpoints without Route accepted")
+	}
+	if err := (Config{Endpoint: "x:1", Endpoints: []string{"x:1"}, Route: func([16]byte) int { return 0 }, Duration: time.Second}).Validate(); err == nil {
+		t.Error("Endpoint and Endpoints accepted together")
 	}
 }

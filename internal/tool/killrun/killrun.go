@@ -14,8 +14,24 @@
 // the traces acknowledged to the client. A last kill without load checks
 // that what was counted survives as it is.
 //
+// With Config.Replicas ≥ 2 it runs that many abmeshd replicas on one
+// PostgreSQL (Config.Store) instead. The exporter then routes each request
+// by the FNV-1a hash of its first trace id over the replicas that are up,
+// as the OpenTelemetry Collector's load-balancing exporter routes traces
+// (requests carry whole traces, so every trace reaches one replica). Each
+// kill takes one replica down for Config.Outage: the exporter re-sends
+// the requests that failed there to the survivors (the ring without it),
+// the survivors must answer Assign and carry a config change made on one
+// of them to a Watch stream on another, and then the replica restarts on
+// its data directory and replays its write-ahead log. The traces counted
+// are the sum of every replica's count. A request the killed replica
+// logged but did not acknowledge, and that the exporter re-sent to a
+// survivor, is the hazard: unless the replicas agree on who counts it, it
+// is counted by both (Trial.Moved says how many traces were re-sent so).
+//
 // "abmesh bench crash" runs it against a built abmeshd; cmd/abmeshd's
-// TestKill9LosesNoAcknowledgedTrace runs it at small scale.
+// TestKill9LosesNoAcknowledgedTrace and TestKill9OfReplicaCountsOnce run
+// it at small scale.
 package killrun
 
 import (
@@ -23,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -30,6 +47,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +69,9 @@ const Experiment = "new-home"
 // MaxKills bounds Config.Kills.
 const MaxKills = 100
 
+// MaxReplicas bounds Config.Replicas.
+const MaxReplicas = 16
+
 // readyTimeout bounds a (re)start: exec until both ports answer.
 const readyTimeout = 60 * time.Second
 
@@ -66,8 +87,24 @@ type Config struct {
 	// --flush-interval, --log-level info).
 	Args []string
 	// Dir holds the data directory (Dir/data) and abmeshd's logs
-	// (Dir/abmeshd-N.log); it must be empty or absent.
+	// (Dir/abmeshd-N.log), or with Replicas each replica's in
+	// Dir/replica-I; it must be empty or absent.
 	Dir string
+	// Replicas, when 2 or more, is the number of abmeshd replicas sharing
+	// Store (see the package doc); the kills take them down in turn.
+	Replicas int
+	// Store is every replica's --store, a postgres:// URL; required with
+	// Replicas.
+	Store string
+	// Outage is how long a killed replica stays down before its restart,
+	// with Replicas (default 1s; without replicas the restart is at once).
+	Outage time.Duration
+	// AnswerDelay, when positive, puts a proxy between the exporter and
+	// each abmeshd that holds abmeshd's answers for that long and drops
+	// those it holds when abmeshd dies, as a network does when a node
+	// dies: it widens the window in which a request is in abmeshd's log
+	// but not yet acknowledged (at most 1s).
+	AnswerDelay time.Duration
 	// Kills is the number of kills under load, 1 to MaxKills.
 	Kills int
 	// Load is the exporter's load (Rate, Concurrency, RequestSpans, …);
@@ -105,6 +142,9 @@ func (c *Config) setDefaults() {
 	if c.FlushInterval == 0 {
 		c.FlushInterval = time.Second
 	}
+	if c.Replicas > 1 && c.Outage == 0 {
+		c.Outage = time.Second
+	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}
@@ -139,6 +179,12 @@ func (c Config) Validate() error {
 	if c.MinUp <= 0 || c.MaxUp < c.MinUp || c.MaxUp > otlpload.MaxDuration/2 || c.After <= 0 || c.After > time.Minute {
 		errs = append(errs, fmt.Errorf("MinUp %v, MaxUp %v, After %v: want 0 < MinUp ≤ MaxUp ≤ %v, 0 < After ≤ 1m", c.MinUp, c.MaxUp, c.After, otlpload.MaxDuration/2))
 	}
+	if c.Replicas < 0 || c.Replicas > MaxReplicas || c.Replicas > 1 && c.Store == "" {
+		errs = append(errs, fmt.Errorf("Replicas %d: want 0 or 1 (one abmeshd), or 2 to %d with a Store", c.Replicas, MaxReplicas))
+	}
+	if c.Outage < 0 || c.Outage > time.Minute || c.AnswerDelay < 0 || c.AnswerDelay > time.Second {
+		errs = append(errs, fmt.Errorf("Outage %v, AnswerDelay %v: want 0 to 1m, 0 to 1s", c.Outage, c.AnswerDelay))
+	}
 	if c.IdleTimeout <= 0 || c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("IdleTimeout and FlushInterval must be positive"))
 	}
@@ -156,21 +202,34 @@ func (c Config) Validate() error {
 // Trial is what one kill did. Acked, InDoubt and Counted are totals since
 // the start of the run, after the trial.
 type Trial struct {
-	Kill     int           `json:"kill"`       // 1 to Kills; Kills+1 is the last kill, without load
-	Up       time.Duration `json:"up"`         // load time before the kill
-	WALKill  int64         `json:"wal_kill"`   // bytes in DATA/wal when killed
-	WALMax   int64         `json:"wal_max"`    // most bytes in DATA/wal seen during the trial (sampled every 20ms)
-	Restart  time.Duration `json:"restart"`    // from exec to both ports answering (replay included)
-	Replayed int64         `json:"replayed"`   // write-ahead log records replayed on the restart
-	Sent     int64         `json:"sent_spans"` // spans acknowledged in the trial
-	Retries  int64         `json:"retries"`    // requests the exporter sent again in the trial
-	Acked    int64         `json:"acked"`      // traces acknowledged to the exporter
-	InDoubt  int64         `json:"in_doubt"`   // traces the exporter gave up on after an error that may have reached abmeshd
-	Counted  int64         `json:"counted"`    // traces counted: the window's seen, once every trace completed
+	Kill     int           `json:"kill"`              // 1 to Kills; Kills+1 is the last kill, without load
+	Replica  int           `json:"replica,omitempty"` // the replica killed, 1 to Replicas (0 without replicas)
+	Up       time.Duration `json:"up"`                // load time before the kill
+	WALKill  int64         `json:"wal_kill"`          // bytes in DATA/wal when killed
+	WALMax   int64         `json:"wal_max"`           // most bytes in DATA/wal seen during the trial (sampled every 20ms)
+	Restart  time.Duration `json:"restart"`           // from exec to both ports answering (replay included)
+	Replayed int64         `json:"replayed"`          // write-ahead log records replayed on the restart
+	Sent     int64         `json:"sent_spans"`        // spans acknowledged in the trial
+	Retries  int64         `json:"retries"`           // requests the exporter sent again in the trial
+	Acked    int64         `json:"acked"`             // traces acknowledged to the exporter
+	InDoubt  int64         `json:"in_doubt"`          // traces the exporter gave up on after an error that may have reached abmeshd
+	Counted  int64         `json:"counted"`           // traces counted: the window's seen (summed over replicas), once every trace completed
+	// Moved is, with replicas, the traces of this trial's requests that
+	// an attempt at the killed replica may have reached and a survivor
+	// acknowledged: each may be held by both.
+	Moved int64 `json:"moved,omitempty"`
+	// WatchLag is, with replicas, the time from a config change on one
+	// survivor, during the outage, to a Watch stream on another seeing it.
+	WatchLag time.Duration `json:"watch_lag,omitempty"`
+	// Unserved, with replicas, says what the survivors failed to serve
+	// during the outage (Assign, or the Watch change within 5 s); empty
+	// when they served.
+	Unserved string `json:"unserved,omitempty"`
 }
 
-// OK reports whether every acknowledged trace was counted exactly once.
-func (t Trial) OK() bool { return t.InDoubt == 0 && t.Counted == t.Acked }
+// OK reports whether every acknowledged trace was counted exactly once
+// and, with replicas, the survivors served during the outage.
+func (t Trial) OK() bool { return t.InDoubt == 0 && t.Counted == t.Acked && t.Unserved == "" }
 
 // Report is what a run measured.
 type Report struct {
@@ -197,15 +256,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	cfg.setDefaults()
 	rep := Report{Seed: cfg.Seed}
-	d, err := newDaemon(cfg)
+	if entries, err := os.ReadDir(cfg.Dir); err == nil && len(entries) > 0 {
+		return rep, fmt.Errorf("%s is not empty", cfg.Dir)
+	}
+	c, err := newCluster(cfg)
 	if err != nil {
 		return rep, err
 	}
-	defer d.stop()
-	if _, err := d.start(ctx); err != nil {
-		return rep, err
-	}
-	if err := d.createExperiment(ctx); err != nil {
+	defer c.stop()
+	if err := c.start(ctx); err != nil {
 		return rep, err
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b696c6c))
@@ -215,7 +274,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if k <= cfg.Kills {
 			up = cfg.MinUp + time.Duration(rng.Int64N(int64(cfg.MaxUp-cfg.MinUp)+1))
 		}
-		tr, err := d.trial(ctx, up)
+		tr, err := c.trial(ctx, k, up)
 		if err != nil {
 			return rep, fmt.Errorf("kill %d: %w", k, err)
 		}
@@ -224,33 +283,276 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		tr.Kill, tr.Acked, tr.InDoubt = k, total.Acked, total.InDoubt
 		rep.Trials = append(rep.Trials, tr)
 		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, "kill %d after %v: acked %d, in doubt %d, counted %d; WAL %d B at the kill, max %d B; restart %v, %d records replayed\n",
-				k, tr.Up.Round(time.Millisecond), tr.Acked, tr.InDoubt, tr.Counted, tr.WALKill, tr.WALMax, tr.Restart.Round(time.Millisecond), tr.Replayed)
+			who := ""
+			if tr.Replica > 0 {
+				who = fmt.Sprintf(" of replica %d (down %v; %d traces moved to survivors, Watch lag %v%s)", tr.Replica, cfg.Outage, tr.Moved,
+					tr.WatchLag.Round(time.Millisecond), map[bool]string{true: "", false: "; unserved: " + tr.Unserved}[tr.Unserved == ""])
+			}
+			fmt.Fprintf(cfg.Log, "kill %d%s after %v: acked %d, in doubt %d, counted %d; WAL %d B at the kill, max %d B; restart %v, %d records replayed\n",
+				k, who, tr.Up.Round(time.Millisecond), tr.Acked, tr.InDoubt, tr.Counted, tr.WALKill, tr.WALMax, tr.Restart.Round(time.Millisecond), tr.Replayed)
 		}
 	}
 	return rep, nil
 }
 
-// daemon is the abmeshd process of a run.
+// cluster is the abmeshd processes of a run: one, or cfg.Replicas.
+type cluster struct {
+	cfg     Config
+	daemons []*daemon
+	down    []atomic.Bool // per daemon: killed and not yet restarted
+}
+
+// newCluster prepares the daemons of cfg (with defaults) in cfg.Dir.
+func newCluster(cfg Config) (*cluster, error) {
+	c := &cluster{cfg: cfg}
+	if cfg.Replicas < 2 {
+		d, err := newDaemon(cfg, cfg.Dir, cfg.Args)
+		if err != nil {
+			return nil, err
+		}
+		c.daemons = []*daemon{d}
+	} else {
+		args := append(slices.Clone(cfg.Args), "--store", cfg.Store)
+		for i := range cfg.Replicas {
+			d, err := newDaemon(cfg, filepath.Join(cfg.Dir, fmt.Sprintf("replica-%d", i+1)), args)
+			if err != nil {
+				c.stop()
+				return nil, err
+			}
+			c.daemons = append(c.daemons, d)
+		}
+	}
+	c.down = make([]atomic.Bool, len(c.daemons))
+	return c, nil
+}
+
+// start starts every daemon, creates Experiment on the first and waits
+// until every replica has it running.
+func (c *cluster) start(ctx context.Context) error {
+	for _, d := range c.daemons {
+		if _, err := d.start(ctx); err != nil {
+			return err
+		}
+	}
+	if err := c.daemons[0].createExperiment(ctx); err != nil {
+		return err
+	}
+	for i, d := range c.daemons[1:] {
+		if err := d.awaitExperiment(ctx); err != nil {
+			return fmt.Errorf("replica %d: %w", i+2, err)
+		}
+	}
+	return nil
+}
+
+// stop kills every daemon.
+func (c *cluster) stop() {
+	for _, d := range c.daemons {
+		d.stop()
+	}
+}
+
+// route returns the daemon a request whose first trace id is id goes to:
+// the FNV-1a hash of id over the daemons that are up (all, when none is).
+func (c *cluster) route(id [16]byte) int {
+	up := make([]int, 0, len(c.daemons))
+	for i := range c.daemons {
+		if !c.down[i].Load() {
+			up = append(up, i)
+		}
+	}
+	if len(up) == 0 {
+		return RouteTraceID(id, len(c.daemons))
+	}
+	return up[RouteTraceID(id, len(up))]
+}
+
+// RouteTraceID returns which of n receivers gets trace id: the FNV-1a
+// hash (32 bits) of its 16 bytes modulo n, the rule of the tests'
+// stand-in for the load-balancing exporter.
+func RouteTraceID(id [16]byte, n int) int {
+	h := fnv.New32a()
+	h.Write(id[:])
+	return int(h.Sum32() % uint32(n))
+}
+
+// load returns the exporter's configuration for a trial of duration d.
+func (c *cluster) load(d time.Duration) otlpload.Config {
+	load := c.cfg.Load
+	load.Duration = d
+	if len(c.daemons) == 1 {
+		load.Endpoint = c.daemons[0].exporterAddr()
+		return load
+	}
+	load.Endpoints = nil
+	for _, d := range c.daemons {
+		load.Endpoints = append(load.Endpoints, d.exporterAddr())
+	}
+	load.Route = c.route
+	return load
+}
+
+// trial loads the daemons for up (none when up is 0), kills one (in
+// turn), with replicas checks the survivors during cfg.Outage, restarts
+// it while the load goes on for cfg.After, waits for the load to end and
+// every trace to be counted, and returns what it saw (Acked and InDoubt
+// of this trial only).
+func (c *cluster) trial(ctx context.Context, k int, up time.Duration) (Trial, error) {
+	tr := Trial{Up: up}
+	vi := (k - 1) % len(c.daemons)
+	victim := c.daemons[vi]
+	if len(c.daemons) > 1 {
+		tr.Replica = vi + 1
+	}
+	victim.walMax.Store(walBytes(victim.data))
+	type loadDone struct {
+		res otlpload.Result
+		err error
+	}
+	done := make(chan loadDone, 1)
+	if up > 0 {
+		load := c.load(up + c.cfg.Outage + c.cfg.After)
+		go func() {
+			res, err := otlpload.Run(ctx, load)
+			done <- loadDone{res, err}
+		}()
+		select {
+		case <-ctx.Done():
+			return tr, ctx.Err()
+		case <-time.After(up):
+		}
+	} else {
+		done <- loadDone{}
+	}
+	tr.WALKill = walBytes(victim.data)
+	if err := victim.kill(); err != nil {
+		return tr, err
+	}
+	if len(c.daemons) > 1 {
+		c.down[vi].Store(true)
+		t0 := time.Now()
+		tr.WatchLag, tr.Unserved = c.serveDuring(ctx, vi, k)
+		if rest := c.cfg.Outage - time.Since(t0); rest > 0 {
+			time.Sleep(rest)
+		}
+	}
+	var err error
+	if tr.Restart, err = victim.start(ctx); err != nil {
+		return tr, err
+	}
+	c.down[vi].Store(false)
+	tr.Replayed = victim.replayed()
+	ld := <-done
+	if ld.err != nil {
+		return tr, ld.err
+	}
+	tr.Sent, tr.Retries, tr.Acked, tr.InDoubt, tr.Moved = ld.res.Sent, ld.res.Retries, ld.res.Traces, ld.res.InDoubt, ld.res.Moved
+	if tr.Counted, err = c.drain(ctx); err != nil {
+		return tr, err
+	}
+	tr.WALMax = victim.walMax.Load()
+	return tr, nil
+}
+
+// serveDuring checks, while daemon victim is down, that every survivor
+// answers Assign and that an override set on one survivor (trial k's)
+// reaches a Watch stream on another (the next) within 5 s. It returns the
+// Watch's lag, and what failed ("" when nothing did).
+func (c *cluster) serveDuring(ctx context.Context, victim, k int) (time.Duration, string) {
+	var survivors []*daemon
+	for i, d := range c.daemons {
+		if i != victim {
+			survivors = append(survivors, d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, d := range survivors {
+		r, err := pb.NewAssignmentServiceClient(d.conn).Assign(ctx, &pb.AssignRequest{UnitId: "user-0000000001"})
+		if err != nil || len(r.GetAssignments()) != 1 {
+			return 0, fmt.Sprintf("Assign on %s: %v (%d assignments)", d.api, err, len(r.GetAssignments()))
+		}
+	}
+	writer, watcher := survivors[0], survivors[len(survivors)-1]
+	stream, err := pb.NewAssignmentServiceClient(watcher.conn).Watch(ctx, &pb.WatchRequest{})
+	if err == nil {
+		_, err = stream.Recv() // the current config
+	}
+	if err != nil {
+		return 0, fmt.Sprintf("Watch on %s: %v", watcher.api, err)
+	}
+	unit := fmt.Sprintf("killrun-outage-%d", k)
+	t0 := time.Now()
+	_, err = pb.NewExperimentServiceClient(writer.conn).SetOverride(ctx, &pb.SetOverrideRequest{Override: &pb.Override{ExperimentId: Experiment, UnitId: unit, Variant: "control"}})
+	if err != nil {
+		return 0, fmt.Sprintf("SetOverride on %s: %v", writer.api, err)
+	}
+	for {
+		snap, err := stream.Recv()
+		if err != nil {
+			return 0, fmt.Sprintf("Watch on %s did not see an override set on %s: %v", watcher.api, writer.api, err)
+		}
+		for _, o := range snap.GetOverrides() {
+			if o.GetUnitId() == unit {
+				return time.Since(t0), ""
+			}
+		}
+	}
+}
+
+// drain waits until no daemon holds a trace in flight and the sum of their
+// counts of seen traces stayed the same for two idle timeouts, and
+// returns it.
+func (c *cluster) drain(ctx context.Context) (int64, error) {
+	wait := c.cfg.IdleTimeout*10 + 30*time.Second
+	deadline := time.Now().Add(wait)
+	last, since := int64(-1), time.Now()
+	for time.Now().Before(deadline) {
+		var seen, inFlight int64
+		for _, d := range c.daemons {
+			m, err := d.counts(ctx)
+			if err != nil {
+				return 0, err
+			}
+			seen += m["cells.seen"]
+			inFlight += m["traces.in_flight"]
+		}
+		if seen != last || inFlight != 0 {
+			last, since = seen, time.Now()
+		} else if time.Since(since) >= 2*c.cfg.IdleTimeout {
+			return seen, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("traces still in flight or being counted after %v", wait)
+}
+
+// daemon is one abmeshd process of a run, restarted on the same
+// directory.
 type daemon struct {
 	cfg       Config
+	dir       string // its data directory (dir/data) and logs
+	args      []string
 	data      string
 	api, otlp string
 	starts    int
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	conn      *grpc.ClientConn
+	proxy     *slowAnswers // nil without Config.AnswerDelay
 	walMax    atomic.Int64
 	sampling  sync.WaitGroup
 	stopWatch chan struct{}
 }
 
-// newDaemon prepares cfg.Dir and picks two free loopback ports.
-func newDaemon(cfg Config) (*daemon, error) {
-	d := &daemon{cfg: cfg, data: filepath.Join(cfg.Dir, "data"), stopWatch: make(chan struct{})}
-	if entries, err := os.ReadDir(cfg.Dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("%s is not empty", cfg.Dir)
-	}
+// newDaemon prepares dir for a daemon run with more flags args and picks
+// two free loopback ports.
+func newDaemon(cfg Config, dir string, args []string) (*daemon, error) {
+	d := &daemon{cfg: cfg, dir: dir, args: args, data: filepath.Join(dir, "data"), stopWatch: make(chan struct{})}
 	if err := os.MkdirAll(d.data, 0o755); err != nil {
 		return nil, err
 	}
@@ -264,8 +566,23 @@ func newDaemon(cfg Config) (*daemon, error) {
 	if d.conn, err = grpc.NewClient(d.api, grpc.WithTransportCredentials(insecure.NewCredentials()), quickReconnect); err != nil {
 		return nil, err
 	}
+	if cfg.AnswerDelay > 0 {
+		if d.proxy, err = newSlowAnswers(d.otlp, cfg.AnswerDelay); err != nil {
+			d.conn.Close()
+			return nil, err
+		}
+	}
 	d.sampling.Go(d.sampleWAL)
 	return d, nil
+}
+
+// exporterAddr is where the exporter sends to: the proxy, if any, else
+// the OTLP port.
+func (d *daemon) exporterAddr() string {
+	if d.proxy != nil {
+		return d.proxy.Addr()
+	}
+	return d.otlp
 }
 
 // freePort returns a loopback address nothing listens on now.
@@ -282,14 +599,14 @@ func freePort() (string, error) {
 // returns the time that took.
 func (d *daemon) start(ctx context.Context) (time.Duration, error) {
 	d.starts++
-	logf, err := os.Create(filepath.Join(d.cfg.Dir, fmt.Sprintf("abmeshd-%d.log", d.starts)))
+	logf, err := os.Create(filepath.Join(d.dir, fmt.Sprintf("abmeshd-%d.log", d.starts)))
 	if err != nil {
 		return 0, err
 	}
 	defer logf.Close()
 	args := append([]string{"--data-dir", d.data, "--listen", d.api, "--otlp-listen", d.otlp, "--http-listen", "off",
 		"--trace-idle-timeout", d.cfg.IdleTimeout.String(), "--flush-interval", d.cfg.FlushInterval.String(), "--log-level", "info"},
-		d.cfg.Args...)
+		d.args...)
 	cmd := exec.Command(d.cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), d.cfg.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -345,6 +662,9 @@ func (d *daemon) stop() {
 	close(d.stopWatch)
 	d.sampling.Wait()
 	d.conn.Close()
+	if d.proxy != nil {
+		d.proxy.close()
+	}
 }
 
 // sampleWAL records the most bytes DATA/wal holds, every 20ms.
@@ -395,6 +715,27 @@ func (d *daemon) createExperiment(ctx context.Context) error {
 	return nil
 }
 
+// awaitExperiment waits (at most 10 s) until the daemon has Experiment
+// running: another replica created it.
+func (d *daemon) awaitExperiment(ctx context.Context) error {
+	c := pb.NewExperimentServiceClient(d.conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := c.GetExperiment(ctx, &pb.GetExperimentRequest{Id: Experiment})
+		if err == nil && r.GetExperiment().GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_RUNNING {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not running after 10 s: %v", Experiment, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // counts returns abmeshd's counters by name (GetStatus).
 func (d *daemon) counts(ctx context.Context) (map[string]int64, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -410,79 +751,6 @@ func (d *daemon) counts(ctx context.Context) (map[string]int64, error) {
 	return m, nil
 }
 
-// trial loads abmeshd for up (none when up is 0), kills it, restarts it
-// while the load goes on for cfg.After, waits for the load to end and
-// every trace to be counted, and returns what it saw (Acked and InDoubt
-// of this trial only).
-func (d *daemon) trial(ctx context.Context, up time.Duration) (Trial, error) {
-	tr := Trial{Up: up}
-	d.walMax.Store(walBytes(d.data))
-	type loadDone struct {
-		res otlpload.Result
-		err error
-	}
-	done := make(chan loadDone, 1)
-	if up > 0 {
-		load := d.cfg.Load
-		load.Endpoint, load.Duration = d.otlp, up+d.cfg.After
-		go func() {
-			res, err := otlpload.Run(ctx, load)
-			done <- loadDone{res, err}
-		}()
-		select {
-		case <-ctx.Done():
-			return tr, ctx.Err()
-		case <-time.After(up):
-		}
-	} else {
-		done <- loadDone{}
-	}
-	tr.WALKill = walBytes(d.data)
-	if err := d.kill(); err != nil {
-		return tr, err
-	}
-	var err error
-	if tr.Restart, err = d.start(ctx); err != nil {
-		return tr, err
-	}
-	tr.Replayed = d.replayed()
-	ld := <-done
-	if ld.err != nil {
-		return tr, ld.err
-	}
-	tr.Sent, tr.Retries, tr.Acked, tr.InDoubt = ld.res.Sent, ld.res.Retries, ld.res.Traces, ld.res.InDoubt
-	if tr.Counted, err = d.drain(ctx); err != nil {
-		return tr, err
-	}
-	tr.WALMax = d.walMax.Load()
-	return tr, nil
-}
-
-// drain waits until abmeshd holds no trace in flight and its count of
-// seen traces stayed the same for two idle timeouts, and returns it.
-func (d *daemon) drain(ctx context.Context) (int64, error) {
-	deadline := time.Now().Add(d.cfg.IdleTimeout*10 + 30*time.Second)
-	last, since := int64(-1), time.Now()
-	for time.Now().Before(deadline) {
-		m, err := d.counts(ctx)
-		if err != nil {
-			return 0, err
-		}
-		seen := m["cells.seen"]
-		if seen != last || m["traces.in_flight"] != 0 {
-			last, since = seen, time.Now()
-		} else if time.Since(since) >= 2*d.cfg.IdleTimeout {
-			return seen, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return 0, fmt.Errorf("traces still in flight or being counted after %v", time.Since(deadline.Add(-d.cfg.IdleTimeout*10-30*time.Second)).Round(time.Second))
-}
-
 // replayedRE finds the record count of abmeshd's "write-ahead log
 // replayed" log line.
 var replayedRE = regexp.MustCompile(`write-ahead log replayed.* records=(\d+)`)
@@ -490,7 +758,7 @@ var replayedRE = regexp.MustCompile(`write-ahead log replayed.* records=(\d+)`)
 // replayed returns the records the last start replayed, from its log (-1
 // when the line is missing).
 func (d *daemon) replayed() int64 {
-	f, err := os.Open(filepath.Join(d.cfg.Dir, fmt.Sprintf("abmeshd-%d.log", d.starts)))
+	f, err := os.Open(filepath.Join(d.dir, fmt.Sprintf("abmeshd-%d.log", d.starts)))
 	if err != nil {
 		return -1
 	}
