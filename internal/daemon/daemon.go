@@ -514,25 +514,38 @@ func (d *Daemon) refreshGraph() {
 
 // flush writes changed windows and the graph to the store, and counts it
 // in the metrics. With the write-ahead log on, it writes them with the
-// log's checkpoint in one transaction (flushCheckpoint).
+// log's checkpoint in one transaction (flushCheckpoint). A failed flush
+// leaves everything pending for the next one (every --flush-interval):
+// with a PostgreSQL store that is the retry while the server is away.
 func (d *Daemon) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	start := time.Now()
+	var (
+		rows int
+		err  error
+	)
 	if d.wal != nil {
-		d.metrics.flushed(d.flushCheckpoint(ctx))
-		return
-	}
-	err := d.windows.Flush(ctx, countingStore{d.win, d.metrics.windowsSaved})
-	if err != nil {
-		d.log.Error("flush cells", "err", err)
-	}
-	if b, gerr := d.graph.MarshalJSON(); gerr == nil {
-		if gerr = d.db.PutBlob(d.blobName(graphBlob), b); gerr != nil {
-			d.log.Error("flush service graph", "err", gerr)
-			err = errors.Join(err, gerr)
+		rows, err = d.flushCheckpoint(ctx)
+	} else {
+		err = d.windows.Flush(ctx, countingStore{d.win, d.metrics, &rows})
+		if err != nil {
+			d.log.Error("flush cells", "err", err)
+		}
+		if b, gerr := d.graph.MarshalJSON(); gerr == nil {
+			if gerr = d.db.PutBlob(d.blobName(graphBlob), b); gerr != nil {
+				d.log.Error("flush service graph", "err", gerr)
+				err = errors.Join(err, gerr)
+			}
 		}
 	}
-	d.metrics.flushed(err)
+	took := time.Since(start)
+	if failed := d.metrics.flushed(err, took); failed > 0 {
+		d.log.Info("flushed again after failures", "store", d.db.Path(), "failed_flushes", failed, "rows", rows, "took", took.Round(time.Millisecond))
+	}
+	if err == nil {
+		d.log.Debug("flushed", "rows", rows, "seconds", took.Seconds())
+	}
 }
 
 func (d *Daemon) startJaeger() error {

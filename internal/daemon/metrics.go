@@ -35,7 +35,10 @@ type metrics struct {
 
 	flushes      *prometheus.CounterVec // abmesh_flushes_total{result}
 	windowsSaved prometheus.Counter     // abmesh_windows_saved_total
+	rowsSaved    prometheus.Counter     // abmesh_flush_rows_total
+	flushTime    prometheus.Histogram   // abmesh_flush_seconds
 	lastFlush    prometheus.Gauge       // abmesh_last_flush_timestamp_seconds
+	failedRun    int                    // flushes failed in a row (flush's goroutine only)
 }
 
 // rpcLabels are a gRPC call's labels, as go-grpc-middleware's Prometheus
@@ -67,11 +70,18 @@ func newMetrics(d *Daemon) *metrics {
 		windowsSaved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "abmesh_windows_saved_total", Help: "Analysis windows (their cells and changed units) written to the store by flushes.",
 		}),
+		rowsSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "abmesh_flush_rows_total", Help: "Rows written to the store by flushes: one per window saved and one per changed unit's totals.",
+		}),
+		flushTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "abmesh_flush_seconds", Help: "Duration of flushes that saved everything (windows, units, graph and the write-ahead log's checkpoint).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
+		}),
 		lastFlush: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "abmesh_last_flush_timestamp_seconds", Help: "Unix time of the last flush that saved everything (0: none yet).",
 		}),
 	}
-	m.reg.MustRegister(m.started, m.handled, m.seconds, m.inFlight, m.flushes, m.windowsSaved, m.lastFlush,
+	m.reg.MustRegister(m.started, m.handled, m.seconds, m.inFlight, m.flushes, m.windowsSaved, m.rowsSaved, m.flushTime, m.lastFlush,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "abmesh_config_version", Help: "Version of the experiment configuration served (Watch snapshots carry it).",
 		}, func() float64 { return float64(d.registry.Version()) }),
@@ -166,27 +176,44 @@ func (s *rpcSeries) end(t0 time.Time, err error) {
 	s.ok.Inc()
 }
 
-// flushed records a flush's outcome.
-func (m *metrics) flushed(err error) {
+// flushed records the outcome of a flush that took took: a successful
+// one's duration and time, or a failure. It returns how many flushes had
+// failed in a row before this successful one (0 after a failure).
+func (m *metrics) flushed(err error, took time.Duration) (failedBefore int) {
 	if err != nil {
 		m.flushes.WithLabelValues("error").Inc()
-		return
+		m.failedRun++
+		return 0
 	}
 	m.flushes.WithLabelValues("ok").Inc()
+	m.flushTime.Observe(took.Seconds())
 	m.lastFlush.SetToCurrentTime()
+	failedBefore, m.failedRun = m.failedRun, 0
+	return failedBefore
 }
 
-// countingStore counts the windows a flush saves.
+// saved counts the windows and rows of saves written by a flush.
+func (m *metrics) saved(saves ...subset.WindowSave) (rows int) {
+	for _, s := range saves {
+		rows += 1 + len(s.Units.Put)
+	}
+	m.windowsSaved.Add(float64(len(saves)))
+	m.rowsSaved.Add(float64(rows))
+	return rows
+}
+
+// countingStore counts the windows and rows a flush saves.
 type countingStore struct {
 	subset.Store
-	saved prometheus.Counter
+	m    *metrics
+	rows *int // the rows saved so far by this flush
 }
 
 // SaveWindow saves w and counts it once saved.
 func (s countingStore) SaveWindow(ctx context.Context, w subset.WindowCells, units subset.UnitChanges) error {
 	err := s.Store.SaveWindow(ctx, w, units)
 	if err == nil {
-		s.saved.Inc()
+		*s.rows += s.m.saved(subset.WindowSave{Cells: w, Units: units})
 	}
 	return err
 }

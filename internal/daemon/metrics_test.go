@@ -150,7 +150,10 @@ func TestMetrics(t *testing.T) {
 	}
 	waitFor(t, "3 traces counted and saved", func() bool {
 		fams := scrape(t, d)
-		return value(fams, "abmesh_traces_completed_total") == 3 && value(fams, "abmesh_windows_saved_total") >= 1
+		// Rows: one per window saved, one per unit saved (3 units, each
+		// changed once).
+		return value(fams, "abmesh_traces_completed_total") == 3 && value(fams, "abmesh_windows_saved_total") >= 1 &&
+			value(fams, "abmesh_flush_rows_total") == value(fams, "abmesh_windows_saved_total")+3
 	})
 
 	fams := scrape(t, d)
@@ -187,6 +190,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value(fams, "abmesh_flushes_total", "result", "ok"); v < 1 {
 		t.Errorf("abmesh_flushes_total{result=ok} = %v", v)
+	}
+	if n, ok := value(fams, "abmesh_flush_seconds"), value(fams, "abmesh_flushes_total", "result", "ok"); n < 1 || n > ok {
+		t.Errorf("abmesh_flush_seconds has %v observations, want 1 to the %v successful flushes", n, ok)
 	}
 	if v := value(fams, "abmesh_last_flush_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("abmesh_last_flush_timestamp_seconds = %v", v)

@@ -86,8 +86,9 @@ func (d *Daemon) openWAL(dir string) error {
 // flushCheckpoint saves the changed windows, the graph and the log's
 // checkpoint in one transaction, taken while no observation is being
 // counted, once every log record the checkpoint refers to is durable;
-// then it deletes the log segments below the checkpoint's mark.
-func (d *Daemon) flushCheckpoint(ctx context.Context) error {
+// then it deletes the log segments below the checkpoint's mark. It
+// returns the rows saved.
+func (d *Daemon) flushCheckpoint(ctx context.Context) (int, error) {
 	floor := d.wal.Pending()
 	var (
 		p     *subset.Pending
@@ -103,24 +104,24 @@ func (d *Daemon) flushCheckpoint(ctx context.Context) error {
 	})
 	if gerr != nil {
 		p.Failed()
-		return fmt.Errorf("flush service graph: %w", gerr)
+		return 0, fmt.Errorf("flush service graph: %w", gerr)
 	}
 	if err := d.wal.Sync(ctx); err != nil {
 		p.Failed()
-		return fmt.Errorf("flush: write-ahead log: %w", err)
+		return 0, fmt.Errorf("flush: write-ahead log: %w", err)
 	}
 	blobs := map[string][]byte{d.blobName(graphBlob): graph, d.blobName(walBlob): cp}
 	if err := d.win.SaveWindows(ctx, p.Saves, blobs); err != nil {
 		p.Failed()
 		d.log.Error("flush cells", "err", err)
-		return err
+		return 0, err
 	}
-	d.metrics.windowsSaved.Add(float64(len(p.Saves)))
+	rows := d.metrics.saved(p.Saves...)
 	if err := d.wal.Truncate(low); err != nil {
 		d.log.Error("truncate write-ahead log", "err", err)
-		return err
+		return rows, err
 	}
-	return nil
+	return rows, nil
 }
 
 // loadCheckpoint reads the stored checkpoint: (0, nil) when none.
