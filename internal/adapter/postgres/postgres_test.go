@@ -386,26 +386,3 @@ func TestStickyAcrossReplicas(t *testing.T) {
 		t.Errorf("replica b: sticky = %q %d %v", v, ph, ok)
 	}
 }
-
-// BenchmarkSaveUnits is one replica's flush of a window whose 100,000
-// units all changed, into PostgreSQL on loopback (fsync off, as pgtest
-// runs it: the figure is PostgreSQL's CPU and the protocol, not a disk).
-func BenchmarkSaveUnits(b *testing.B) {
-	d, err := Open(context.Background(), pgtest.Start(b).NewDatabase(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	units := make([]subset.UnitState, 100_000)
-	for i := range units {
-		units[i] = subset.UnitState{Key: subset.UnitKey(fmt.Sprint("user-", i)), Cell: uint64(i % 4), Sum: float64(i), Requests: 3}
-	}
-	w := subset.WindowCells{Viewpoint: "rec", Seq: 1}
-	for b.Loop() {
-		if err := d.Windows("r1").SaveWindow(context.Background(), w, subset.UnitChanges{Put: units}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(units)), "ns/unit")
-	b.ReportMetric(float64(b.N*len(units))/b.Elapsed().Seconds(), "rows/s")
-}

@@ -34,6 +34,8 @@ type Server struct {
 	dir  string // cluster root: data/, the socket and the log
 	port int
 	cred *syscall.Credential // the user the server runs as; nil: the test's own
+	// durable keeps PostgreSQL's durability defaults (StartDurable).
+	durable bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -75,10 +77,25 @@ func majorOf(binDir string) int {
 // be started here.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return startFor(t, false)
+}
+
+// StartDurable is Start for a server with PostgreSQL's durability
+// defaults — fsync, synchronous_commit and full_page_writes on, its data
+// on the machine's disk — instead of a test cluster's shortcuts: for
+// benchmarks whose figures (commit latency, WAL bytes) must be those of a
+// production server.
+func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	return startFor(t, true)
+}
+
+func startFor(t testing.TB, durable bool) *Server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("PostgreSQL tests skipped in -short mode")
 	}
-	s, err := start()
+	s, err := start(durable)
 	if errors.Is(err, errUnavailable) {
 		t.Skipf("PostgreSQL unavailable: %v", err)
 	}
@@ -91,12 +108,12 @@ func Start(t testing.TB) *Server {
 
 var errUnavailable = errors.New("PostgreSQL unavailable")
 
-func start() (*Server, error) {
+func start(durable bool) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnavailable, err)
 	}
-	s := &Server{bin: bin}
+	s := &Server{bin: bin, durable: durable}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -226,11 +243,14 @@ func (s *Server) Restart() error {
 	if err := s.chown(logf.Name()); err != nil {
 		return err
 	}
-	// fsync off: a test cluster need not survive a power cut, and it
-	// makes every commit a memory write.
-	cmd := s.command("postgres", "-D", s.data(), "-p", strconv.Itoa(s.port), "-k", s.dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB")
+	args := []string{"-D", s.data(), "-p", strconv.Itoa(s.port), "-k", s.dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"}
+	if !s.durable {
+		// fsync off: a test cluster need not survive a power cut, and it
+		// makes every commit a memory write.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=32MB")
+	}
+	cmd := s.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
