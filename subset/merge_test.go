@@ -4,25 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/testkit"
 )
-
-// route is the replica a trace goes to: FNV-1a of the trace id over n
-// replicas, what a load-balancing exporter with routing_key traceID does
-// (the OpenTelemetry Collector's uses a consistent-hash ring; any function
-// of the trace id alone keeps each trace whole, which is what matters).
-func route(traceID []byte, n int) int {
-	h := fnv.New32a()
-	h.Write(traceID)
-	return int(h.Sum32() % uint32(n))
-}
 
 // traceID is request i's trace id: 16 bytes that look random.
 func traceID(i int) []byte {
@@ -88,15 +78,15 @@ func TestMergeWindowsEqualsOneNode(t *testing.T) {
 	}
 }
 
-// countSplit counts each share of reqs (routed by trace id) on its own
-// replica and merges the replicas' windows of the viewpoint ref.Factors[0]
+// countSplit counts each share of reqs (routed by trace id with
+// otlproute.Pick) on its own replica and merges the replicas' windows of the viewpoint ref.Factors[0]
 // as a shared store would; it also returns how many units had requests on
 // more than one replica.
 func countSplit(t *testing.T, ref rUnitLevel, agg assign.Aggregate, reqs []rRequest, n int) (WindowCells, int) {
 	t.Helper()
 	shares := make([][]rRequest, n)
 	for i, r := range reqs {
-		k := route(traceID(i), n)
+		k := otlproute.Pick(traceID(i), n)
 		shares[k] = append(shares[k], r)
 	}
 	var (

@@ -111,3 +111,36 @@ func (a *Assembler) Stats() AssemblyStats {
 	}
 	return out
 }
+
+// Add adds o's counters and gauges to c: the stats of several assemblers
+// (abmeshd replicas) as one.
+func (c *AssemblyStats) Add(o AssemblyStats) {
+	c.SpansReceived += o.SpansReceived
+	c.SpansAccepted += o.SpansAccepted
+	c.SpansLate += o.SpansLate
+	c.SpansRejectedFull += o.SpansRejectedFull
+	c.BatchesRejectedFull += o.BatchesRejectedFull
+	c.SpansRejectedTooLarge += o.SpansRejectedTooLarge
+	for k, v := range o.Malformed {
+		if c.Malformed == nil {
+			c.Malformed = map[string]uint64{}
+		}
+		c.Malformed[k] += v
+	}
+	c.ValuesTruncated += o.ValuesTruncated
+	c.AttrsDropped += o.AttrsDropped
+	c.EventsDropped += o.EventsDropped
+	c.SpansInCycles += o.SpansInCycles
+	c.OrphanSpans += o.OrphanSpans
+	c.SameServiceCalls += o.SameServiceCalls
+	c.BadFlagEvents += o.BadFlagEvents
+	c.TracesCompleted += o.TracesCompleted
+	c.TracesTimedOut += o.TracesTimedOut
+	c.ObservationsEmitted += o.ObservationsEmitted
+	c.TracesWithoutUnit += o.TracesWithoutUnit
+	c.TracesManyUnits += o.TracesManyUnits
+	c.TracesWithConflicts += o.TracesWithConflicts
+	c.TracesInFlight += o.TracesInFlight
+	c.SpansInFlight += o.SpansInFlight
+	c.BytesInFlight += o.BytesInFlight
+}

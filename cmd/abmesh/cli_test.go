@@ -226,6 +226,13 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"subsets", "-o", "svg"}, `invalid value "svg" for flag -o: want table, json or dot`},
 		{[]string{"start"}, "start: want exactly one experiment name"},
 		{[]string{"anova", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"demo", "--replicas", "3"}, "demo: --replicas 3 needs --store postgres://"},
+		{[]string{"demo", "--replicas", "3", "--store", "/var/lib/abmesh"}, "demo: --replicas 3 needs --store postgres://"},
+		{[]string{"demo", "--store", "postgres://u@h/db"}, "demo: --store needs --replicas N"},
+		{[]string{"demo", "--replicas", "17", "--store", "postgres://u@h/db"}, "demo: --replicas 17: want 1 to 16"},
+		{[]string{"demo", "--replicas", "-1", "--store", "postgres://u@h/db"}, "demo: --replicas -1: want 1 to 16"},
+		{[]string{"demo", "--routes", "routes.txt"}, "demo: --routes needs --replicas N"},
+		{[]string{"demo", "--replicas", "2", "--store", "postgres://u@h/db", "--jaeger-otlp", "j:4317", "--jaeger-query", "j:16685"}, "demo: --replicas cannot go with --jaeger-otlp"},
 	} {
 		var out, errOut bytes.Buffer
 		err := runCmd(&out, &errOut, "--server", append([]string{"127.0.0.1:1"}, tc.args...)...)

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/abmesh/abmesh/internal/tool/demo"
@@ -24,12 +29,34 @@ func demoCmd(fs *flag.FlagSet) body {
 	fs.StringVar(&cfg.JaegerOTLP, "jaeger-otlp", "", "send the services' spans to this Jaeger OTLP gRPC address instead of abmeshd")
 	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "have abmeshd read the spans back from this Jaeger query gRPC address")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the simulated users and outcomes")
+	fs.IntVar(&cfg.Replicas, "replicas", 0, fmt.Sprintf("run N abmeshd replicas (1 to %d) sharing the PostgreSQL database --store, each trace sent to one by a hash of its trace id; the summary says where the traces went (0: one abmeshd with its bbolt store)", demo.MaxReplicas))
+	fs.StringVar(&cfg.Store, "store", "", "with --replicas: postgres://USER@HOST:PORT/DATABASE, an empty database the replicas share")
+	routes := fs.String("routes", "", "with --replicas: write a line \"TRACE_ID REPLICA\" per trace to this file")
 	serve := fs.Bool("serve", false, "keep abmeshd and its report pages up after the run, until interrupted")
-	return func(ctx context.Context, r *request) error {
+	return func(ctx context.Context, r *request) (err error) {
 		if err := r.noArgs(); err != nil {
 			return err
 		}
 		cfg.Progress = r.stderr
+		if *routes != "" {
+			cfg.Routes = io.Discard // the file, once the flags are checked
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		if *routes != "" {
+			f, ferr := os.Create(*routes)
+			if ferr != nil {
+				return ferr
+			}
+			w := bufio.NewWriter(f)
+			cfg.Routes = w
+			defer func() {
+				if ferr := errors.Join(w.Flush(), f.Close()); ferr != nil && err == nil {
+					err = fmt.Errorf("--routes %s: %w", *routes, ferr)
+				}
+			}()
+		}
 		res, err := demo.Run(ctx, cfg, *serve)
 		if err != nil {
 			return err

@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -17,28 +16,14 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/report"
 	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
+	"github.com/abmesh/abmesh/internal/testkit/reporttest"
 	"github.com/abmesh/abmesh/tracing"
 )
-
-// routeByTraceID exports each ended span to one of its exporters chosen by
-// FNV-1a of the span's trace id: the rule of the OpenTelemetry Collector's
-// load-balancing exporter with routing_key traceID (not installed here),
-// keeping every trace whole on one replica.
-type routeByTraceID struct{ exps []*otlptrace.Exporter }
-
-func (r routeByTraceID) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (r routeByTraceID) OnEnd(s sdktrace.ReadOnlySpan) {
-	id := s.SpanContext().TraceID()
-	h := fnv.New32a()
-	h.Write(id[:])
-	_ = r.exps[h.Sum32()%uint32(len(r.exps))].ExportSpans(context.Background(), []sdktrace.ReadOnlySpan{s})
-}
-func (r routeByTraceID) Shutdown(context.Context) error   { return nil }
-func (r routeByTraceID) ForceFlush(context.Context) error { return nil }
 
 func otlpExporter(t *testing.T, addr string) *otlptrace.Exporter {
 	t.Helper()
@@ -100,11 +85,14 @@ func TestReplicaReportsEqualOneNode(t *testing.T) {
 	}
 	eng := reps[0].Registry().Snapshot()
 
-	var exps []*otlptrace.Exporter
+	var exps []sdktrace.SpanExporter
 	for _, d := range reps {
 		exps = append(exps, otlpExporter(t, d.OTLPAddr()))
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(otlpExporter(t, single.OTLPAddr())), sdktrace.WithSpanProcessor(routeByTraceID{exps}),
+	// Each span to the single node, and to the replica otlproute picks for
+	// its trace id (as a load-balancing exporter with routing_key traceID
+	// would).
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(otlpExporter(t, single.OTLPAddr())), sdktrace.WithSyncer(otlproute.NewRouter(nil, exps...)),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "web"))))
 	defer tp.Shutdown(ctx)
 	rng := rand.New(rand.NewPCG(14, 2))
@@ -158,17 +146,8 @@ func TestReplicaReportsEqualOneNode(t *testing.T) {
 				got, err = d.Reports().Report(id, 0, report.Options{})
 				return err == nil && got.Window.Quality.Counted == int64(total)
 			})
-			for _, part := range []struct {
-				name      string
-				got, want any
-			}{
-				{"cells", got.Window.Cells, want.Window.Cells}, {"quality", got.Window.Quality, want.Window.Quality},
-				{"anova", got.Anova, want.Anova}, {"estimates", got.Estimates, want.Estimates},
-				{"srm", got.SRM, want.SRM}, {"joint srm", got.JointSRM, want.JointSRM},
-			} {
-				if d := testkit.JSONDiff(part.want, part.got, 1e-9, part.name); d != "" {
-					t.Errorf("test %s, replica %d: %s", id, i+1, d)
-				}
+			if d := reporttest.Diff(want, got, 1e-9); d != "" {
+				t.Errorf("test %s, replica %d: %s", id, i+1, d)
 			}
 		}
 	}

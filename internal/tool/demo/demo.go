@@ -59,8 +59,23 @@ type Config struct {
 	// Warmup is how long traffic flows before the experiments start, so
 	// the service graph is known (default 3s).
 	Warmup time.Duration
-	// DataDir keeps abmeshd's store; empty means a temporary directory.
+	// DataDir keeps abmeshd's store (with Replicas, each replica's data
+	// directory is DataDir/replica-N); empty means a temporary directory.
 	DataDir string
+	// Replicas, when positive, runs that many abmeshd replicas sharing
+	// Store, which must then be a postgres:// URL of a database holding no
+	// configuration yet (at most MaxReplicas). Each trace's spans go to one
+	// replica, chosen by otlproute.Pick of the trace id (the rule of an
+	// OpenTelemetry Collector's load-balancing exporter with routing_key
+	// traceID); the first replica listens on the addresses below and
+	// serves the SDKs, the edge and the reports, merged from every
+	// replica; the others listen on free loopback ports. Zero: one abmeshd
+	// with its bbolt store, Store empty.
+	Replicas int
+	Store    string
+	// Routes, with Replicas, receives a line "TRACE_ID REPLICA" (numbered
+	// from 1) per trace whose root span was exported.
+	Routes io.Writer
 	// Listen, OTLPListen, HTTPListen and EdgeListen (the forward-auth
 	// endpoint the users' requests pass through) are abmeshd's addresses
 	// (default 127.0.0.1 with a free port each).
@@ -82,6 +97,12 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Logger receives abmeshd's logs (default: warnings to Progress).
 	Logger *slog.Logger
+
+	// reference (tests) also runs one abmeshd with its own store that gets
+	// every span and admin change; inspect, when set, sees the cluster
+	// before it stops.
+	reference bool
+	inspect   func(*cluster)
 }
 
 func (c *Config) defaults() error {
@@ -141,6 +162,28 @@ func (c *Config) defaults() error {
 	case c.WithinUserCorr >= 1:
 		return fmt.Errorf("demo: within-user correlation %v: want a number in [0, 1)", c.WithinUserCorr)
 	}
+	return c.checkReplicas()
+}
+
+// Validate checks c as Run does, without starting anything.
+func (c Config) Validate() error { return c.defaults() }
+
+// checkReplicas checks Replicas, Store and Routes, and what cannot go with
+// them.
+func (c *Config) checkReplicas() error {
+	isPG := strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
+	switch {
+	case c.Replicas < 0 || c.Replicas > MaxReplicas:
+		return fmt.Errorf("demo: --replicas %d: want 1 to %d", c.Replicas, MaxReplicas)
+	case c.Replicas == 0 && c.Store != "":
+		return errors.New("demo: --store needs --replicas N (--replicas 1 for one abmeshd on PostgreSQL)")
+	case c.Replicas == 0 && c.Routes != nil:
+		return errors.New("demo: --routes needs --replicas N")
+	case c.Replicas > 0 && !isPG:
+		return fmt.Errorf("demo: --replicas %d needs --store postgres://USER@HOST:PORT/DATABASE, the database the replicas share", c.Replicas)
+	case c.Replicas > 0 && c.JaegerOTLP != "":
+		return errors.New("demo: --replicas cannot go with --jaeger-otlp/--jaeger-query: the replicas receive the spans over OTLP themselves")
+	}
 	return nil
 }
 
@@ -181,8 +224,12 @@ type Result struct {
 	FlagEvents map[string]int64
 	Counters   tracing.AssemblyStats
 	Rows       []Row
-	// Daemon addresses while it ran.
+	// Daemon addresses while it ran (the first replica's with Replicas).
 	Addr, HTTPAddr, EdgeAddr string
+	// Replicas are, with Config.Replicas, the replicas (in order) with
+	// what was routed to each; Store is their database, without password.
+	Replicas []Replica
+	Store    string
 	// Authenticated says abmeshd ran with authentication on (the demo's own
 	// tokens, see demoAuth).
 	Authenticated bool
@@ -220,26 +267,38 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if cfg.JaegerQuery != "" {
 		dcfg.OTLPListen, dcfg.JaegerQuery, dcfg.JaegerPoll = "off", cfg.JaegerQuery, 2*time.Second
 	}
-	d, err := daemon.Start(ctx, dcfg)
+	c, err := startCluster(ctx, cfg, dcfg)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Stop()
+	defer c.stop()
+	d := c.first()
 	if otlp == "" {
 		otlp = d.OTLPAddr()
 	}
 	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), EdgeAddr: d.EdgeAddr(), Reports: map[string]*report.Report{}, Authenticated: d.AuthOn()}
 	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/, forward-auth http://%s/; authentication on (%s: the services hold the client and ingest tokens)",
 		d.Addr(), otlp, d.HTTPAddr(), d.EdgeAddr(), authFile)
+	if cfg.Replicas > 0 {
+		res.Store = redact(cfg.Store)
+		for i, r := range c.reps[1:] {
+			say("replica %d: gRPC %s, OTLP %s, reports http://%s/", i+2, r.Addr(), r.OTLPAddr(), r.HTTPAddr())
+		}
+		say("%d replicas share %s; each trace's spans go to one replica, picked by FNV-1a of its trace id", cfg.Replicas, res.Store)
+	}
 
-	exps, err := applyShop(ctx, d.Registry())
+	var exps []string
+	err = c.admin(ctx, func(reg *assign.Registry) (err error) {
+		exps, err = applyShop(ctx, reg)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	say("applied %s: %d experiments (%s)", shop.Dir, len(exps), strings.Join(exps, ", "))
 
 	ways := DefaultWays()
-	mcfg := MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, Truth: cfg.Truth, Seed: cfg.Seed,
+	mcfg := MeshConfig{Abmeshd: d.Addr(), OTLP: otlp, OTLPReplicas: c.otlp(), Routes: c.tally, Mirror: c.mirror(), Truth: cfg.Truth, Seed: cfg.Seed,
 		WithinUnitCorr: cfg.WithinUserCorr, Logger: cfg.Logger, Ways: ways, Edge: d.EdgeAddr(), Conns: cfg.Workers,
 		ClientToken: tokens[auth.Client]}
 	if cfg.JaegerOTLP == "" {
@@ -256,7 +315,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 
 	drv := &driver{mesh: mesh, cfg: &cfg, attrs: shop.Attributes()}
 	say("warm-up: %s of traffic to learn the service graph", cfg.Warmup)
-	if err := warmUpAndStart(ctx, d, mesh, drv, exps, cfg); err != nil {
+	if err := warmUpAndStart(ctx, c, mesh, drv, exps, cfg); err != nil {
 		return nil, err
 	}
 	say("started %d experiments; %.0f users/s, each a session of %.1f requests on average (within-user correlation %.2f), for at most %s",
@@ -264,14 +323,20 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 
 	start := time.Now()
 	drv.run(ctx, cfg.Duration, func(elapsed time.Duration) bool {
-		return progress(cfg.Progress, d, exps, drv, elapsed)
+		return progress(cfg.Progress, c, exps, drv, elapsed)
 	})
 	res.Elapsed = time.Since(start)
-	if err := settle(ctx, d, mesh, cfg); err != nil {
+	if err := settle(ctx, c, mesh, cfg); err != nil {
 		return nil, err
 	}
-	if err := collect(res, d, mesh, drv, exps, cfg); err != nil {
+	if err := c.awaitMerged(ctx, exps, 3*dcfg.FlushInterval+5*time.Second); err != nil {
+		say("warning: %v", err)
+	}
+	if err := collect(res, c, mesh, drv, exps, cfg); err != nil {
 		return nil, err
+	}
+	if cfg.inspect != nil {
+		cfg.inspect(c)
 	}
 	if serve {
 		say("serving the reports at http://%s/ until interrupted; they ask for a password: the reader token %s (any user name)", d.HTTPAddr(), tokens[auth.Reader])
@@ -284,14 +349,18 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 // warmUpAndStart sends cfg.Warmup of traffic so that the service graph is
 // known before the subsets are, waits for it to be counted, and starts the
 // experiments exps.
-func warmUpAndStart(ctx context.Context, d *daemon.Daemon, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
+func warmUpAndStart(ctx context.Context, c *cluster, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
 	drv.run(ctx, cfg.Warmup, nil)
-	if err := settle(ctx, d, mesh, cfg); err != nil {
+	if err := settle(ctx, c, mesh, cfg); err != nil {
 		return err
 	}
-	d.RefreshGraph()
+	c.refreshGraph()
 	for _, id := range exps {
-		if _, err := d.Registry().Start(ctx, id); err != nil {
+		err := c.admin(ctx, func(reg *assign.Registry) error {
+			_, err := reg.Start(ctx, id)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("start %s: %w", id, err)
 		}
 	}
@@ -303,14 +372,16 @@ func warmUpAndStart(ctx context.Context, d *daemon.Daemon, mesh *Mesh, drv *driv
 // collect fills res with what the run sent, acknowledged and evaluated,
 // the assembler's counters, and each experiment's report with its rows
 // against the truth.
-func collect(res *Result, d *daemon.Daemon, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
+func collect(res *Result, c *cluster, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
+	d := c.first()
 	res.Users, res.Requests, res.Errors = drv.users.Load(), drv.sent.Load(), drv.failed.Load()
 	res.SpansAcked, res.SpansFailed = mesh.SpansAcked.Load(), mesh.SpansFailed.Load()
 	for w := range res.Evaluations {
 		res.Evaluations[w] = mesh.Evaluations[w].Load()
 	}
 	res.FlagEvents = mesh.FlagEvents()
-	res.Counters = d.Assembler().Stats()
+	res.Counters = c.stats()
+	res.Replicas = c.replicas()
 	res.Complete = true
 	for _, id := range exps {
 		r, err := d.Reports().Report(id, 0, report.Options{})
@@ -376,32 +447,26 @@ func applyShop(ctx context.Context, reg *assign.Registry) ([]string, error) {
 // and completed every trace (the assembler's idle timeout); through Jaeger
 // it first waits for the reader's settle delay and a poll. It gives up
 // after a bound and lets the counters tell.
-func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error {
+func settle(ctx context.Context, c *cluster, mesh *Mesh, cfg Config) error {
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := mesh.Flush(fctx); err != nil {
 		return fmt.Errorf("export spans: %w", err)
 	}
-	wait := func(dur time.Duration) error {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(dur):
-			return nil
-		}
-	}
 	if cfg.JaegerQuery != "" {
-		if err := wait(15 * time.Second); err != nil { // Jaeger reader's Settle (10s) and a poll
+		if err := sleep(ctx, 15*time.Second); err != nil { // Jaeger reader's Settle (10s) and a poll
 			return err
 		}
 	}
+	settled := func(s tracing.AssemblyStats) bool {
+		received := cfg.JaegerQuery != "" || int64(s.SpansReceived) >= mesh.SpansAcked.Load()
+		return received && s.TracesInFlight == 0
+	}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		c := d.Assembler().Stats()
-		received := cfg.JaegerQuery != "" || int64(c.SpansReceived) >= mesh.SpansAcked.Load()
-		if received && c.TracesInFlight == 0 {
+		if settled(c.stats()) && (c.ref == nil || settled(c.ref.Assembler().Stats())) {
 			return nil
 		}
-		if err := wait(200 * time.Millisecond); err != nil {
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -411,8 +476,9 @@ func settle(ctx context.Context, d *daemon.Daemon, mesh *Mesh, cfg Config) error
 // progress prints one line: elapsed, requests, spans, and each report's
 // fill fraction (smallest cell n / needed per cell). It reports whether
 // every report is COMPLETE.
-func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
-	c := d.Assembler().Stats()
+func progress(w io.Writer, cl *cluster, exps []string, drv *driver, elapsed time.Duration) (allComplete bool) {
+	d := cl.first()
+	c := cl.stats()
 	var parts []string
 	allComplete = true
 	for _, id := range exps {
@@ -431,8 +497,16 @@ func progress(w io.Writer, d *daemon.Daemon, exps []string, drv *driver, elapsed
 		parts = append(parts, fmt.Sprintf("%s[%d] %3.0f%% %d/%d%s", id, len(r.Window.Members), 100*r.Progress.Fraction,
 			r.Progress.MinCellN, r.Progress.NeededPerCell, mark))
 	}
-	fmt.Fprintf(w, "%5.0fs  users %d  requests %d (%d failed)  traces %d  | %s\n", elapsed.Seconds(), drv.users.Load(), drv.sent.Load(), drv.failed.Load(),
-		c.TracesCompleted, strings.Join(parts, "  "))
+	traces := strconv.FormatUint(c.TracesCompleted, 10)
+	if len(cl.reps) > 1 {
+		var per []string
+		for _, r := range cl.reps {
+			per = append(per, strconv.FormatUint(r.Assembler().Stats().TracesCompleted, 10))
+		}
+		traces += " (" + strings.Join(per, "/") + ")"
+	}
+	fmt.Fprintf(w, "%5.0fs  users %d  requests %d (%d failed)  traces %s  | %s\n", elapsed.Seconds(), drv.users.Load(), drv.sent.Load(), drv.failed.Load(),
+		traces, strings.Join(parts, "  "))
 	return allComplete
 }
 
@@ -541,6 +615,7 @@ func WriteSummary(w io.Writer, res *Result) {
 		res.Users, res.Requests, res.Elapsed.Round(time.Second), res.Errors, res.SpansAcked, res.Counters.SpansReceived,
 		res.Counters.SpansAccepted, res.Counters.SpansLate, res.Counters.MalformedTotal())
 	fmt.Fprintf(w, "evaluations served: sdk %d, openfeature %d, edge %d\n", res.Evaluations[WaySDK], res.Evaluations[WayOpenFeature], res.Evaluations[WayEdge])
+	writeReplicas(w, res)
 	for _, id := range ids {
 		r := res.Reports[id]
 		var members []string

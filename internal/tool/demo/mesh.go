@@ -32,6 +32,7 @@ import (
 
 	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/assign/client"
+	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/tool/shop"
 	"github.com/abmesh/abmesh/internal/tool/truth"
 	demov1 "github.com/abmesh/abmesh/proto/abmesh/demo/v1"
@@ -164,6 +165,14 @@ type MeshConfig struct {
 	// OTLP is where the services export spans (abmeshd's receiver, or a
 	// Jaeger collector's OTLP port).
 	OTLP string
+	// OTLPReplicas, when set, replaces OTLP: abmeshd replicas' receivers,
+	// among which each trace's spans go to the one otlproute.Pick chooses
+	// by its trace id, counted in Routes (which may be nil).
+	OTLPReplicas []string
+	Routes       *otlproute.Tally
+	// Mirror, when set, is an OTLP receiver that gets every span as well
+	// (not counted in SpansAcked): a reference abmeshd in tests.
+	Mirror string
 	// Truth is the outcome model: every metric of a service of Topology,
 	// latency_ms (slept) or an attribute (set on the service's span).
 	Truth []truth.Model
@@ -257,20 +266,45 @@ func StartMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 }
 
 func (m *Mesh) startNode(ctx context.Context, n *node, cfg MeshConfig, seed uint64) error {
-	expOpts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLP), otlptracegrpc.WithInsecure()}
-	if cfg.IngestToken != "" {
-		// As any OTLP exporter sends a token: an authorization header.
-		expOpts = append(expOpts, otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + cfg.IngestToken}))
+	newExp := func(addr string) (sdktrace.SpanExporter, error) {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithInsecure()}
+		if cfg.IngestToken != "" {
+			// As any OTLP exporter sends a token: an authorization header.
+			opts = append(opts, otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + cfg.IngestToken}))
+		}
+		return otlptracegrpc.New(ctx, opts...)
 	}
-	exp, err := otlptracegrpc.New(ctx, expOpts...)
-	if err != nil {
-		return err
+	counted := func(addr string) (sdktrace.SpanExporter, error) {
+		exp, err := newExp(addr)
+		return countingExporter{exp, &m.SpansAcked, &m.SpansFailed, &m.events}, err
 	}
-	n.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(countingExporter{exp, &m.SpansAcked, &m.SpansFailed, &m.events},
-			sdktrace.WithBatchTimeout(200*time.Millisecond), sdktrace.WithMaxQueueSize(65536), sdktrace.WithMaxExportBatchSize(2048)),
-		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name))),
-	)
+	var exp sdktrace.SpanExporter
+	var err error
+	if len(cfg.OTLPReplicas) == 0 {
+		if exp, err = counted(cfg.OTLP); err != nil {
+			return err
+		}
+	} else {
+		exps := make([]sdktrace.SpanExporter, len(cfg.OTLPReplicas))
+		for i, addr := range cfg.OTLPReplicas {
+			if exps[i], err = counted(addr); err != nil {
+				return err
+			}
+		}
+		exp = otlproute.NewRouter(cfg.Routes, exps...)
+	}
+	batch := []sdktrace.BatchSpanProcessorOption{sdktrace.WithBatchTimeout(200 * time.Millisecond),
+		sdktrace.WithMaxQueueSize(65536), sdktrace.WithMaxExportBatchSize(2048)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp, batch...),
+		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(n.name)))}
+	if cfg.Mirror != "" {
+		mirror, err := newExp(cfg.Mirror)
+		if err != nil {
+			return err
+		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(mirror, batch...))
+	}
+	n.tp = sdktrace.NewTracerProvider(tpOpts...)
 	opts := []client.Option{client.WithLogger(cfg.Logger), client.WithAttributes(unitAttributes)}
 	if cfg.ClientToken != "" {
 		opts = append(opts, client.WithToken(cfg.ClientToken))

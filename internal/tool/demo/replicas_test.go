@@ -1,0 +1,114 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abmesh/abmesh/internal/otlproute"
+	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/testkit/pgtest"
+	"github.com/abmesh/abmesh/internal/testkit/reporttest"
+)
+
+// TestDemoReplicasEqualOneNode runs the shop demo on 3 replicas sharing one
+// PostgreSQL, the services' spans routed to them by trace id
+// (otlproute.Pick; the OpenTelemetry Collector's load-balancing exporter is
+// not installed here), with a reference abmeshd (its own bbolt store) fed
+// every span and every admin change as well. Every test's report, read on
+// every replica (merged from all three), equals the reference's to 1e-9:
+// cells, quality counters, ANOVA, estimates, SRM and joint SRM. The
+// summary's routing adds up, and the routes file names each trace's
+// replica.
+func TestDemoReplicasEqualOneNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("demo on replicas skipped in -short mode")
+	}
+	url := pgtest.Start(t).NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var progress io.Writer = io.Discard
+	if testing.Verbose() {
+		progress = os.Stderr
+	}
+	var routes bytes.Buffer
+	compared := 0
+	cfg := Config{
+		Duration: 10 * time.Second, Warmup: 2 * time.Second, Seed: 5, DataDir: t.TempDir(),
+		Replicas: 3, Store: url, Routes: &routes, Progress: progress,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		reference: true,
+	}
+	cfg.inspect = func(c *cluster) {
+		for _, x := range c.ref.Registry().Snapshot().Config().Experiments {
+			want, err := c.ref.Reports().Report(x.ID, 0, report.Options{})
+			if err != nil {
+				t.Fatalf("reference report of %s: %v", x.ID, err)
+			}
+			if want.Anova == nil || want.Estimates == nil || len(want.SRM) == 0 || want.Table.N() < 100 {
+				t.Fatalf("the reference's report of %s has no ANOVA, estimates or SRM, or under 100 units (%d)", x.ID, want.Table.N())
+			}
+			for i, d := range c.reps {
+				got, err := d.Reports().Report(x.ID, 0, report.Options{})
+				if err != nil {
+					t.Fatalf("replica %d's report of %s: %v", i+1, x.ID, err)
+				}
+				if w, g := want.Window.Members, got.Window.Members; len(w) != len(g) {
+					t.Errorf("%s: replica %d's window has members %v, the reference's %v (replicas open windows themselves)", x.ID, i+1, g, w)
+				}
+				if diff := reporttest.Diff(want, got, 1e-9); diff != "" {
+					t.Errorf("%s: replica %d's report differs from the reference's: %s", x.ID, i+1, diff)
+				}
+				compared++
+			}
+		}
+	}
+	res, err := Run(ctx, cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testing.Verbose() {
+		WriteSummary(os.Stderr, res)
+	}
+	if compared != 3*len(res.Reports) || compared == 0 {
+		t.Errorf("compared %d reports, want 3 replicas × %d tests", compared, len(res.Reports))
+	}
+	if res.Errors != 0 || res.SpansFailed != 0 {
+		t.Errorf("%d requests failed, %d spans failed to export", res.Errors, res.SpansFailed)
+	}
+
+	// The routing: every acknowledged span was routed to a replica that
+	// received it, every replica got a share, and each trace completed on
+	// the replica it was routed to.
+	var spans, traces int64
+	for i, r := range res.Replicas {
+		spans += r.Routed.Spans
+		traces += r.Routed.Traces
+		if r.Routed.Traces == 0 || uint64(r.Routed.Spans) != r.Counters.SpansReceived || uint64(r.Routed.Traces) != r.Counters.TracesCompleted {
+			t.Errorf("replica %d: routed %+v, received %d spans, completed %d traces", i+1, r.Routed, r.Counters.SpansReceived, r.Counters.TracesCompleted)
+		}
+	}
+	if len(res.Replicas) != 3 || spans != res.SpansAcked || uint64(traces) != res.Counters.TracesCompleted {
+		t.Errorf("%d replicas were routed %d spans and %d traces; acknowledged %d spans, completed %d traces", len(res.Replicas), spans, traces,
+			res.SpansAcked, res.Counters.TracesCompleted)
+	}
+	lines := strings.Split(strings.TrimSpace(routes.String()), "\n")
+	if int64(len(lines)) != traces {
+		t.Errorf("%d route lines, %d traces routed", len(lines), traces)
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		id, err := hex.DecodeString(f[0])
+		if len(f) != 2 || err != nil || len(id) != 16 || f[1] != strconv.Itoa(otlproute.Pick(id, 3)+1) {
+			t.Fatalf("route line %q: want TRACE_ID and its replica", l)
+		}
+	}
+	t.Logf("%d traces (%d spans) over 3 replicas; %d reports compared with the reference", traces, spans, compared)
+}
