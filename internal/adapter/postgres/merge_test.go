@@ -12,6 +12,7 @@ import (
 
 	"github.com/abmesh/abmesh/analysis"
 	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	"github.com/abmesh/abmesh/subset"
@@ -96,9 +97,7 @@ func TestMergedWindowsEqualOneNode(t *testing.T) {
 			}
 			for _, r := range reqs {
 				consume(sc, r, at)
-				h := fnv.New32a()
-				h.Write(binary.BigEndian.AppendUint64(nil, r.trace))
-				consume(counters[h.Sum32()%n], r, at)
+				consume(counters[otlproute.Pick(binary.BigEndian.AppendUint64(nil, r.trace), n)], r, at)
 			}
 			for i, ws := range replicas {
 				if err := ws.Flush(ctx, d.Windows(fmt.Sprintf("replica-%d", i))); err != nil {

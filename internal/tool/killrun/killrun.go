@@ -39,7 +39,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -58,6 +57,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/abmesh/abmesh/internal/otlproute"
 	pb "github.com/abmesh/abmesh/proto/abmesh/v1"
 	"github.com/abmesh/abmesh/tracing/otlpload"
 )
@@ -353,7 +353,8 @@ func (c *cluster) stop() {
 }
 
 // route returns the daemon a request whose first trace id is id goes to:
-// the FNV-1a hash of id over the daemons that are up (all, when none is).
+// otlproute.Pick (FNV-1a) of id over the daemons that are up (all, when
+// none is).
 func (c *cluster) route(id [16]byte) int {
 	up := make([]int, 0, len(c.daemons))
 	for i := range c.daemons {
@@ -362,18 +363,9 @@ func (c *cluster) route(id [16]byte) int {
 		}
 	}
 	if len(up) == 0 {
-		return RouteTraceID(id, len(c.daemons))
+		return otlproute.Pick(id[:], len(c.daemons))
 	}
-	return up[RouteTraceID(id, len(up))]
-}
-
-// RouteTraceID returns which of n receivers gets trace id: the FNV-1a
-// hash (32 bits) of its 16 bytes modulo n, the rule of the tests'
-// stand-in for the load-balancing exporter.
-func RouteTraceID(id [16]byte, n int) int {
-	h := fnv.New32a()
-	h.Write(id[:])
-	return int(h.Sum32() % uint32(n))
+	return up[otlproute.Pick(id[:], len(up))]
 }
 
 // load returns the exporter's configuration for a trial of duration d.
