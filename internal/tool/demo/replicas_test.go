@@ -39,7 +39,7 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 		progress = os.Stderr
 	}
 	var routes bytes.Buffer
-	compared := 0
+	compared, tests := 0, 0
 	cfg := Config{
 		Duration: 10 * time.Second, Warmup: 2 * time.Second, Seed: 5, DataDir: t.TempDir(),
 		Replicas: 3, Store: url, Routes: &routes, Progress: progress,
@@ -48,26 +48,40 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 	}
 	cfg.inspect = func(c *cluster) {
 		for _, x := range c.ref.Registry().Snapshot().Config().Experiments {
-			want, err := c.ref.Reports().Report(x.ID, 0, report.Options{})
+			cur, err := c.ref.Reports().Report(x.ID, 0, report.Options{})
 			if err != nil {
 				t.Fatalf("reference report of %s: %v", x.ID, err)
 			}
-			if want.Anova == nil || want.Estimates == nil || len(want.SRM) == 0 || want.Table.N() < 100 {
-				t.Fatalf("the reference's report of %s has no ANOVA, estimates or SRM, or under 100 units (%d)", x.ID, want.Table.N())
+			if cur.Anova == nil || cur.Estimates == nil || len(cur.SRM) == 0 || cur.Table.N() < 100 {
+				t.Fatalf("the reference's report of %s has no ANOVA, estimates or SRM, or under 100 units (%d)", x.ID, cur.Table.N())
 			}
+			// Every window of the test, the current one and those closed
+			// when a later test's start changed its subset.
+			wins := c.ref.Windows().List(x.ID)
 			for i, d := range c.reps {
-				got, err := d.Reports().Report(x.ID, 0, report.Options{})
-				if err != nil {
-					t.Fatalf("replica %d's report of %s: %v", i+1, x.ID, err)
+				if got := d.Windows().List(x.ID); len(got) != len(wins) {
+					t.Errorf("%s: replica %d has %d windows, the reference %d", x.ID, i+1, len(got), len(wins))
 				}
-				if w, g := want.Window.Members, got.Window.Members; len(w) != len(g) {
-					t.Errorf("%s: replica %d's window has members %v, the reference's %v (replicas open windows themselves)", x.ID, i+1, g, w)
-				}
-				if diff := reporttest.Diff(want, got, 1e-9); diff != "" {
-					t.Errorf("%s: replica %d's report differs from the reference's: %s", x.ID, i+1, diff)
-				}
-				compared++
 			}
+			for _, w := range wins {
+				want, err := c.ref.Reports().Report(x.ID, w.Seq, report.Options{})
+				if err != nil {
+					t.Fatalf("reference report of %s window %d: %v", x.ID, w.Seq, err)
+				}
+				for i, d := range c.reps {
+					got, err := d.Reports().Report(x.ID, w.Seq, report.Options{})
+					if err != nil {
+						t.Errorf("replica %d's report of %s window %d: %v", i+1, x.ID, w.Seq, err)
+						continue
+					}
+					if diff := reporttest.Diff(want, got, 1e-9); diff != "" {
+						t.Errorf("%s window %d (members %v; replica's %v): replica %d's report differs from the reference's: %s", x.ID, w.Seq,
+							want.Window.Members, got.Window.Members, i+1, diff)
+					}
+					compared++
+				}
+			}
+			tests++
 		}
 	}
 	res, err := Run(ctx, cfg, false)
@@ -77,8 +91,8 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 	if testing.Verbose() {
 		WriteSummary(os.Stderr, res)
 	}
-	if compared != 3*len(res.Reports) || compared == 0 {
-		t.Errorf("compared %d reports, want 3 replicas × %d tests", compared, len(res.Reports))
+	if tests != len(res.Reports) || tests == 0 || compared < 3*tests {
+		t.Errorf("compared %d reports of %d tests, want 3 replicas × every window of each of %d tests", compared, tests, len(res.Reports))
 	}
 	if res.Errors != 0 || res.SpansFailed != 0 {
 		t.Errorf("%d requests failed, %d spans failed to export", res.Errors, res.SpansFailed)
@@ -110,5 +124,5 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 			t.Fatalf("route line %q: want TRACE_ID and its replica", l)
 		}
 	}
-	t.Logf("%d traces (%d spans) over 3 replicas; %d reports compared with the reference", traces, spans, compared)
+	t.Logf("%d traces (%d spans) over 3 replicas; %d reports (%d windows of %d tests × 3 replicas) equal the reference's", traces, spans, compared, compared/3, tests)
 }
