@@ -28,8 +28,8 @@ func Pick(traceID []byte, n int) int {
 }
 
 // Router is an sdktrace.SpanExporter that splits each batch by Pick of
-// the spans' trace ids over its exporters, and tallies what each
-// acknowledged. It is safe for concurrent use if its exporters are.
+// the spans' trace ids over its exporters, and tallies what it sent each.
+// It is safe for concurrent use if its exporters are.
 type Router struct {
 	exps  []sdktrace.SpanExporter
 	tally *Tally
@@ -49,7 +49,9 @@ func NewRouter(tally *Tally, exps ...sdktrace.SpanExporter) *Router {
 
 // ExportSpans exports each span to its trace's exporter. The parts go out
 // one after the other; a part that fails does not stop the others, and
-// the error names each receiver (from 1) that failed.
+// the error names each receiver (from 1) that failed. The tally counts
+// every part, failed or not (an OTLP partial success is an error too):
+// it says where the spans went, not what was accepted.
 func (r *Router) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	parts := make([][]sdktrace.ReadOnlySpan, len(r.exps))
 	for _, s := range spans {
@@ -62,11 +64,10 @@ func (r *Router) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan)
 		if len(part) == 0 {
 			continue
 		}
+		r.tally.add(i, part)
 		if err := r.exps[i].ExportSpans(ctx, part); err != nil {
 			errs = append(errs, fmt.Errorf("receiver %d: %w", i+1, err))
-			continue
 		}
-		r.tally.add(i, part)
 	}
 	return errors.Join(errs...)
 }
@@ -80,7 +81,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Count is what one receiver acknowledged.
+// Count is what was sent to one receiver.
 type Count struct {
 	// Traces counts root spans (spans without a parent): one per trace
 	// whose root was exported.

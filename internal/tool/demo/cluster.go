@@ -239,8 +239,8 @@ func (c *cluster) awaitMerged(ctx context.Context, exps []string, wait time.Dura
 // Replica is one abmeshd replica of a run with Config.Replicas.
 type Replica struct {
 	Addr, OTLPAddr, HTTPAddr string
-	// Routed is what the services' exporters sent it and it acknowledged:
-	// spans, and traces (their root spans).
+	// Routed is what the services' exporters sent it: spans, and traces
+	// (their root spans).
 	Routed otlproute.Count
 	// Counters are its own assembler's.
 	Counters tracing.AssemblyStats

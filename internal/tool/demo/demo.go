@@ -12,6 +12,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,9 +101,11 @@ type Config struct {
 
 	// reference (tests) also runs one abmeshd with its own store that gets
 	// every span and admin change; inspect, when set, sees the cluster
-	// before it stops.
+	// before it stops; traceIdle is the assembler's idle timeout (default
+	// 1s), after which a trace is complete and its later spans are late.
 	reference bool
 	inspect   func(*cluster)
+	traceIdle time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -259,7 +262,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	dcfg := daemon.Config{
 		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
 		EdgeListen: cfg.EdgeListen, Edge: forwardauth.Config{UnitHeader: edgeUnitHeader},
-		Assembly:     tracing.Config{IdleTimeout: time.Second},
+		Assembly:     tracing.Config{IdleTimeout: cmp.Or(cfg.traceIdle, time.Second)},
 		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
 		Security: daemon.SecurityConfig{AuthFile: authFile},
 	}
