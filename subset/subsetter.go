@@ -29,10 +29,10 @@ import (
 // Compute (cheap: reachability is precomputed per Graph) and hands the
 // sink the new views, in mutation order, under the Subsetter's lock.
 type Subsetter struct {
-	cfg  config
-	sink ViewSink
+	cfg config
 
 	mu       sync.Mutex
+	sink     ViewSink
 	tests    map[string]*testState
 	graph    *Graph
 	admitted []tracing.Edge // the traced edges ObserveEdges last admitted
@@ -173,6 +173,51 @@ func (s *Subsetter) ObserveEdges(edges []tracing.Edge) error {
 	s.graph, s.admitted = g, admitted
 	s.recompute(now)
 	return nil
+}
+
+// SetAdmitted makes edges the admitted traced edges, as if ObserveEdges
+// had admitted exactly these (edges sorted by caller, then callee), and
+// recomputes when their caller → callee pairs changed: how a follower
+// replica takes the graph its leader admitted, so that its subsets agree
+// and, should it lead, its hysteresis continues the leader's. An edge
+// with an empty service name is an error wrapping ErrInvalid, and changes
+// nothing.
+func (s *Subsetter) SetAdmitted(edges []tracing.Edge) error {
+	now := s.cfg.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.EqualFunc(edges, s.admitted, samePair) {
+		s.admitted = slices.Clone(edges)
+		return nil
+	}
+	g, err := NewGraph(edges)
+	if err != nil {
+		return err
+	}
+	s.graph, s.admitted = g, slices.Clone(edges)
+	s.recompute(now)
+	return nil
+}
+
+// Admitted returns the traced edges ObserveEdges (or SetAdmitted) last
+// admitted, sorted by caller, then callee.
+func (s *Subsetter) Admitted() []tracing.Edge {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.admitted)
+}
+
+// SetSink makes sink receive the views from now on (nil: none) and, when
+// sink is not nil, hands it the current views at once. A replica that
+// follows its leader's windows has no sink; it gets one when it leads.
+func (s *Subsetter) SetSink(sink ViewSink) {
+	now := s.cfg.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sink = sink
+	if sink != nil {
+		s.sink.SetViews(now, s.views(s.subsets))
+	}
 }
 
 // admit returns the edges of edges that pass the hysteresis gate given the

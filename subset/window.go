@@ -249,6 +249,8 @@ type window struct {
 
 	resaveUnits bool // the last save failed: save every unit next time
 	dropUnits   bool // the window became final: the store drops its units
+
+	adopted bool // opened by Windows.Adopt: its seq is the leader's (set before it is shared)
 }
 
 // viewKey is what identifies a window's membership besides its members.
@@ -414,20 +416,34 @@ func (w *window) snapshot() WindowCells {
 
 // snapshotLocked copies the window out; called with w.mu held.
 func (w *window) snapshotLocked() WindowCells {
+	wc := w.identityLocked()
+	wc.Quality = w.qualityWith(w.counted) // Counted agrees with the cells
+	wc.Cells = cloneCells(w.cellsLocked())
+	return wc
+}
+
+// identity copies out the window without its counts: its membership,
+// Seq and times.
+func (w *window) identity() WindowCells {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.identityLocked()
+}
+
+// identityLocked is identity; called with w.mu held.
+func (w *window) identityLocked() WindowCells {
 	wc := WindowCells{
 		Viewpoint:      w.viewpoint,
 		MeasureService: w.measure,
 		Metric:         w.metric,
 		Aggregate:      w.aggregate,
 	}
-	wc.Quality = w.qualityWith(w.counted) // Counted agrees with the cells
 	wc.Seq, wc.Start, wc.Opened, wc.End = w.seq, w.start, w.opened, w.end
 	wc.Members = make([]WindowMember, len(w.members))
 	for i, m := range w.members {
 		wc.Members[i] = m.clone()
 	}
 	wc.NotModelled = slices.Clone(w.notModelled)
-	wc.Cells = cloneCells(w.cellsLocked())
 	return wc
 }
 
@@ -521,6 +537,32 @@ func (w *window) addCounters(q Quality) {
 	w.counted += q.Counted
 	w.mu.Unlock()
 	w.dirty.Store(true)
+}
+
+// takeReasons takes the reasons of members (of w's signature) and the
+// tests the cap left out.
+func (w *window) takeReasons(members []WindowMember, notModelled []Member) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range w.members {
+		w.members[i].takeReasons(members[i])
+	}
+	w.notModelled = notModelled
+}
+
+// reopen makes w open again unless it is final (its units gone); it
+// reports whether w is open.
+func (w *window) reopen() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.units == nil {
+		return false
+	}
+	if !w.end.IsZero() {
+		w.end = time.Time{}
+		w.dirty.Store(true)
+	}
+	return true
 }
 
 // close ends w at now.

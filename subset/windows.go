@@ -39,9 +39,13 @@ import (
 type Windows struct {
 	clock func() time.Time
 
-	mu       sync.Mutex
-	windows  map[string][]*window // per viewpoint, by seq
-	active   map[string]*window
+	mu      sync.Mutex
+	windows map[string][]*window // per viewpoint, by seq
+	active  map[string]*window
+	// lastSeq is, per viewpoint, the highest Seq given to one of its
+	// windows (opened, adopted or restored), kept when the window itself is
+	// pruned: a Seq is never given twice.
+	lastSeq  map[string]int
 	restored bool
 
 	plan atomic.Pointer[plan]
@@ -56,6 +60,7 @@ func NewWindows(opts ...Option) *Windows {
 		clock:   newConfig(opts).clock,
 		windows: map[string][]*window{},
 		active:  map[string]*window{},
+		lastSeq: map[string]int{},
 	}
 	w.plan.Store(&plan{index: map[string]int32{}})
 	return w
@@ -92,12 +97,7 @@ func (ws *Windows) SetViews(now time.Time, views []View) {
 func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window {
 	w := ws.active[v.Viewpoint]
 	if w != nil && w.sig == signature(v.key(), v.Members) {
-		w.mu.Lock()
-		for i := range w.members {
-			w.members[i].takeReasons(v.Members[i])
-		}
-		w.notModelled = v.NotModelled
-		w.mu.Unlock()
+		w.takeReasons(v.Members, v.NotModelled)
 		return w
 	}
 	start := v.Since
@@ -113,10 +113,8 @@ func (ws *Windows) roll(now time.Time, v View, running map[string]bool) *window 
 	nw := newWindow(v.Viewpoint, v.key(), v.Members)
 	nw.start, nw.opened = start, now
 	nw.notModelled = v.NotModelled
-	nw.seq = 1
-	if old := ws.windows[v.Viewpoint]; len(old) > 0 {
-		nw.seq = old[len(old)-1].seq + 1
-	}
+	nw.seq = ws.lastSeq[v.Viewpoint] + 1
+	ws.lastSeq[v.Viewpoint] = nw.seq
 	ws.windows[v.Viewpoint] = append(ws.windows[v.Viewpoint], nw)
 	return nw
 }
@@ -325,7 +323,8 @@ var ErrRestored = errors.New("subset: windows already restored")
 // cells (an open one is closed now, and its stored units are dropped at
 // the next Flush); a window stored without units (before abmesh counted
 // per unit) is never resumed. Active windows are renumbered after the
-// viewpoint's stored ones.
+// viewpoint's stored ones, except adopted ones (Adopt): they keep the
+// leader's Seq, and resume only the stored window of that Seq.
 func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	stored, err := st.LoadWindows(ctx)
 	if err != nil {
@@ -344,7 +343,7 @@ func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	for _, wc := range stored {
 		maxSeq[wc.Viewpoint] = max(maxSeq[wc.Viewpoint], wc.Seq)
 		if a := ws.active[wc.Viewpoint]; a != nil && wc.Open() && !resumed[wc.Viewpoint] &&
-			a.sig == signature(wc.key(), wc.Members) {
+			a.sig == signature(wc.key(), wc.Members) && (!a.adopted || a.seq == wc.Seq) {
 			units, err := loadUnits(ctx, st, wc)
 			if err != nil {
 				return err
@@ -379,14 +378,18 @@ func loadUnits(ctx context.Context, st Store, wc WindowCells) ([]UnitState, erro
 	return units, nil
 }
 
-// renumber puts each viewpoint's active window after its stored ones.
-// Called with ws.mu held.
+// renumber puts each viewpoint's active window after its stored ones
+// (an adopted window keeps its Seq) and sets lastSeq. Called with ws.mu
+// held.
 func (ws *Windows) renumber(resumed map[string]bool, maxSeq map[string]int) {
 	for vp, list := range ws.windows {
+		last := max(ws.lastSeq[vp], maxSeq[vp])
 		if a := ws.active[vp]; a != nil {
-			if !resumed[vp] {
+			if !resumed[vp] && !a.adopted {
+				// Numbered before Restore knew the stored windows.
+				last = maxSeq[vp]
 				a.mu.Lock()
-				a.seq = maxSeq[vp] + 1
+				a.seq = last + 1
 				a.mu.Unlock()
 			}
 			list = slices.DeleteFunc(list, func(w *window) bool { return w == a })
@@ -394,5 +397,6 @@ func (ws *Windows) renumber(resumed map[string]bool, maxSeq map[string]int) {
 		}
 		slices.SortStableFunc(list, func(a, b *window) int { return a.seq - b.seq })
 		ws.windows[vp] = list
+		ws.lastSeq[vp] = max(last, list[len(list)-1].seq)
 	}
 }

@@ -12,6 +12,8 @@
 //	  → subset.CellCounter (each viewpoint's factorial cell, in subset.Windows)
 //	registry changes → subset.Subsetter.SetTests; every GraphRefresh the
 //	  graph's edges → Subsetter.ObserveEdges; the Subsetter's views → Windows
+//	  (with PostgreSQL: on the leader only, from every replica's graph; the
+//	  other replicas adopt the leader's window plan, plan.go)
 //	reports: report.Reader (Windows + registry) → gRPC (server) and pages (web)
 //	every FlushInterval: windows and graph → bolt store
 package daemon
@@ -242,13 +244,20 @@ func orDefault[T comparable](v *T, def T) {
 
 // Daemon is a running abmeshd.
 type Daemon struct {
-	cfg       Config
-	log       *slog.Logger
-	db        store
-	win       windowStore
-	pg        *postgres.DB // the store when it is PostgreSQL, else nil
-	replica   string       // this replica's id in a PostgreSQL store
-	leader    atomic.Bool  // holds the leader lock (always, with bbolt)
+	cfg     Config
+	log     *slog.Logger
+	db      store
+	win     windowStore
+	pg      *postgres.DB // the store when it is PostgreSQL, else nil
+	replica string       // this replica's id in a PostgreSQL store
+	leader  atomic.Bool  // holds the leader lock (always, with bbolt)
+	// With a PostgreSQL store (plan.go): planMu serializes adopting a plan
+	// and taking over or giving up the windows; opens is set while this
+	// replica's Subsetter opens the windows (it leads); planGen is the
+	// generation of the last plan adopted (guarded by planMu).
+	planMu    sync.Mutex
+	opens     atomic.Bool
+	planGen   int64
 	tmpDir    string
 	registry  *assign.Registry
 	graph     *tracing.Graph
@@ -319,10 +328,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.watchStore()
-	d.lead()
 	if err := d.startConsumer(ctx); err != nil {
 		return nil, err
 	}
+	d.followLeader()
+	d.lead()
 	if cfg.DataDir != "" && !cfg.WAL.Off && cfg.OTLPListen != "off" {
 		if err := d.openWAL(dir); err != nil {
 			return nil, err
@@ -455,11 +465,22 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	} else {
 		d.reports = report.NewReader(d.registry, d.windows)
 	}
-	d.subsetter = subset.NewSubsetter(d.windows, subset.WithCap(d.cfg.SubsetCap), subset.WithMinEdgeCalls(d.cfg.MinEdgeCalls))
+	// A replica of a PostgreSQL store opens no windows until it leads: it
+	// adopts the leader's (plan.go), the stored plan before Restore.
+	var sink subset.ViewSink = d.windows
+	if d.pg != nil {
+		sink = nil
+	}
+	d.subsetter = subset.NewSubsetter(sink, subset.WithCap(d.cfg.SubsetCap), subset.WithMinEdgeCalls(d.cfg.MinEdgeCalls))
 	if err := d.subsetter.SetTests(testsOf(d.registry.Snapshot())); err != nil {
 		return fmt.Errorf("load tests into the subsetter: %w", err)
 	}
 	d.refreshGraph()
+	if d.pg != nil {
+		if err := d.followPlan(ctx); err != nil {
+			return err
+		}
+	}
 	if err := d.windows.Restore(ctx, d.win); err != nil {
 		return err
 	}
@@ -505,9 +526,24 @@ func testsOf(eng *assign.Engine) []subset.Test {
 
 // refreshGraph hands the subsetter the service graph's current edges (it
 // admits them with hysteresis and recomputes only when the admitted set
-// changed).
+// changed). With a PostgreSQL store only the leader does, with the edges
+// of every replica's graph (mergedEdges); followers take the edges the
+// leader admitted from its plan.
 func (d *Daemon) refreshGraph() {
-	if err := d.subsetter.ObserveEdges(d.graph.Snapshot().Edges); err != nil {
+	edges := d.graph.Snapshot().Edges
+	if d.pg != nil {
+		if !d.opensWindows() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(d.life, 10*time.Second)
+		defer cancel()
+		var err error
+		if edges, err = d.mergedEdges(ctx); err != nil {
+			d.log.Error("merge the replicas' service graphs", "err", err)
+			return
+		}
+	}
+	if err := d.subsetter.ObserveEdges(edges); err != nil {
 		d.log.Error("service graph rejected", "err", err)
 	}
 }
@@ -641,6 +677,10 @@ func (d *Daemon) Registry() *assign.Registry { return d.registry }
 
 // Subsetter is the subsetter: the tests, the graph and the subsets.
 func (d *Daemon) Subsetter() *subset.Subsetter { return d.subsetter }
+
+// Leads reports whether this daemon is the leader: with a PostgreSQL
+// store, the replica holding the leader lock; with bbolt, always.
+func (d *Daemon) Leads() bool { return d.leader.Load() }
 
 // Windows holds every viewpoint's analysis windows and their cells.
 func (d *Daemon) Windows() *subset.Windows { return d.windows }

@@ -94,14 +94,16 @@ const finalizeEvery = time.Minute
 // lead makes one replica of a PostgreSQL store the leader at a time
 // (postgres.DB.Lead), shown by abmesh_leader in /metrics. A bbolt store has
 // one process: it always leads. The leader runs the work that must happen
-// once across replicas: finalizing windows closed for longer than any
-// replica may still save them (postgres.Windows.FinalizeClosed).
+// once across replicas: opening the analysis windows every replica counts
+// into and publishing them (leadWindows, plan.go), and finalizing windows
+// closed for longer than any replica may still save them
+// (postgres.Windows.FinalizeClosed). It stops leading when another
+// replica has taken a newer term.
 func (d *Daemon) lead() {
 	if d.pg == nil {
 		d.leader.Store(true)
 		return
 	}
-	grace := d.cfg.FlushInterval + 2*time.Minute
 	d.loop(func() {
 		d.pg.Lead(d.life, postgres.LeaderKey, leaderCheck, func(ctx context.Context) {
 			d.leader.Store(true)
@@ -110,22 +112,35 @@ func (d *Daemon) lead() {
 				d.leader.Store(false)
 				d.log.Info("this replica no longer leads")
 			}()
-			t := time.NewTicker(finalizeEvery)
+			ctx, cancel := context.WithCancel(ctx)
+			finalized := make(chan struct{})
+			go func() { defer close(finalized); d.finalizeClosed(ctx) }()
+			defer func() { cancel(); <-finalized }()
+			t := time.NewTicker(leaderCheck)
 			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case now := <-t.C:
-					if n, err := d.win.(postgres.Windows).FinalizeClosed(ctx, now, grace); err != nil && ctx.Err() == nil {
-						d.log.Error("finalize closed windows", "err", err)
-					} else if n > 0 {
-						d.log.Info("finalized closed windows", "windows", n)
-					}
-				}
-			}
+			d.leadWindows(ctx, t.C)
 		})
 	})
+}
+
+// finalizeClosed finalizes closed windows every finalizeEvery until ctx
+// ends.
+func (d *Daemon) finalizeClosed(ctx context.Context) {
+	grace := d.cfg.FlushInterval + 2*time.Minute
+	t := time.NewTicker(finalizeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if n, err := d.win.(postgres.Windows).FinalizeClosed(ctx, now, grace); err != nil && ctx.Err() == nil {
+				d.log.Error("finalize closed windows", "err", err)
+			} else if n > 0 {
+				d.log.Info("finalized closed windows", "windows", n)
+			}
+		}
+	}
 }
 
 // blobName is the store's name of a replica's own blob (the service graph
@@ -162,10 +177,12 @@ func replicaID(dir string) (string, error) {
 }
 
 // mergedWindows is the report reader's source with a PostgreSQL store: the
-// replica's own windows say which are current and listed, and each is read
-// merged from every replica's rows (postgres.Windows.MergedWindow), as of
-// each replica's last flush. A window not stored yet, or whose replicas
-// disagree on its members, is the replica's own.
+// replica's own windows (the leader's, adopted: plan.go) say which are
+// current and listed, and each is read merged from every replica's rows
+// (postgres.Windows.MergedWindow), as of each replica's last flush. A
+// window not stored yet is the replica's own; so is one whose stored
+// parts disagree on its members (only rows written before replicas
+// adopted the leader's windows can), with a warning.
 type mergedWindows struct {
 	local *subset.Windows
 	st    postgres.Windows

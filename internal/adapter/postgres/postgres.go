@@ -38,7 +38,7 @@ import (
 var migrations embed.FS
 
 // SchemaVersion is the newest schema version this binary knows.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ConnectTimeout bounds Open's first connection.
 const ConnectTimeout = 5 * time.Second

@@ -3,19 +3,26 @@ package postgres
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// Watch calls sync once with a dedicated connection listening on
-// NotifyChannel, then after every notification (a config write by any
-// replica, this one included), until ctx is done. When the connection is
-// lost it reconnects (ReconnectMin, backing off to ReconnectMax) and calls
-// sync again: a full resync, so notifications sent while it was away are
-// not missed. Notifications that arrive while sync runs are coalesced into
-// one more call. Watch returns when ctx is done.
+// Watch is Listen on NotifyChannel: sync runs after every config write
+// by any replica, this one included.
 func (d *DB) Watch(ctx context.Context, sync func(context.Context)) {
+	d.Listen(ctx, NotifyChannel, sync)
+}
+
+// Listen calls sync once with a dedicated connection listening on
+// channel, then after every notification on it, until ctx is done. When
+// the connection is lost it reconnects (ReconnectMin, backing off to
+// ReconnectMax) and calls sync again: a full resync, so notifications sent
+// while it was away are not missed. Notifications that arrive while sync
+// runs are coalesced into one more call. Listen returns when ctx is done.
+func (d *DB) Listen(ctx context.Context, channel string, sync func(context.Context)) {
 	backoff := ReconnectMin
 	for ctx.Err() == nil {
-		if d.listen(ctx, sync) {
+		if d.listen(ctx, channel, sync) {
 			backoff = ReconnectMin
 		}
 		select {
@@ -40,7 +47,7 @@ const (
 
 // listen runs one listening session; it reports whether it got as far as
 // listening.
-func (d *DB) listen(ctx context.Context, sync func(context.Context)) bool {
+func (d *DB) listen(ctx context.Context, channel string, sync func(context.Context)) bool {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return false
@@ -48,7 +55,7 @@ func (d *DB) listen(ctx context.Context, sync func(context.Context)) bool {
 	// The connection carries a LISTEN: never hand it back to the pool.
 	pc := conn.Hijack()
 	defer pc.Close(context.Background())
-	if _, err := pc.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return false
 	}
 	sync(ctx)

@@ -1,0 +1,208 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/internal/adapter/postgres"
+	"github.com/abmesh/abmesh/internal/daemon"
+	"github.com/abmesh/abmesh/internal/otlproute"
+	"github.com/abmesh/abmesh/internal/testkit"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
+	"github.com/abmesh/abmesh/internal/testkit/pgtest"
+	"github.com/abmesh/abmesh/subset"
+)
+
+// minEdgeCalls is the edge admission threshold of the plan tests.
+const minEdgeCalls = 12
+
+// planTests are two experiments whose subsets depend on the edge
+// web → cart: a (at web) is susceptible to latency downstream of web, b
+// emits latency at cart, so b joins a's subset once the edge is admitted.
+func planTests() []assign.Experiment {
+	a := orderValueTest("a")
+	a.Susceptible = []assign.Interference{{Kind: subset.KindLatency, Scope: string(subset.ScopeMeasureDownstream)}}
+	b := orderValueTest("b")
+	b.ChangeService = "cart"
+	b.Emits = []assign.Interference{{Kind: subset.KindLatency, Scope: string(subset.ScopeChange)}}
+	return []assign.Experiment{a, b}
+}
+
+// checkout sends one trace of unit: a web server span (a's exposure, the
+// metric) calling a cart span (b's exposure), routed by trace id.
+func checkout(t *testing.T, web, cart trace.Tracer, eng *assign.Engine, unit string, value float64) trace.TraceID {
+	ctx, span := web.Start(context.Background(), "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
+	expose(t, span, eng, "a", unit)
+	_, call := cart.Start(ctx, "POST /cart", trace.WithSpanKind(trace.SpanKindServer))
+	expose(t, call, eng, "b", unit)
+	call.End()
+	span.SetAttributes(attribute.Float64("order.value", value))
+	span.End()
+	return span.SpanContext().TraceID()
+}
+
+// replicaOf is the replica the routing sends trace id to.
+func replicaOf(id trace.TraceID, n int) int { return otlproute.Pick(id[:], n) }
+
+// windowIdentity is what must be the same on every replica: each
+// viewpoint's current window's seq, start, opening time and members.
+// (Closed windows are listed only where they counted something.)
+func windowIdentity(d *daemon.Daemon, viewpoints ...string) string {
+	var out string
+	for _, vp := range viewpoints {
+		w, ok := d.Windows().Current(vp)
+		out += fmt.Sprintf("%s %v #%d start=%s opened=%s members=%v\n", vp, ok, w.Seq, w.Start.UTC().Format(time.RFC3339Nano),
+			w.Opened.UTC().Format(time.RFC3339Nano), memberNames(w.Members))
+	}
+	return out
+}
+
+func memberNames(ms []subset.WindowMember) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%s@%d%v", m.Test, m.Phase, m.Variants))
+	}
+	return out
+}
+
+// Three replicas receive traces routed by trace id, so each sees a third
+// of the calls web → cart: fewer than the admission threshold on every
+// replica, more in total. The leader admits the edge from the replicas'
+// merged graph, as the single node does from all traces, and every
+// replica adopts the window it opens (a's subset gains b): every replica
+// ends with the same windows, and its reports equal the single node's to
+// 1e-9.
+func TestReplicasOpenTheLeadersWindows(t *testing.T) {
+	graph := func(c *daemon.Config) {
+		c.MinEdgeCalls = minEdgeCalls
+		c.GraphRefresh = 200 * time.Millisecond
+	}
+	rs := startReplicaSet(t, pgtest.Start(t).NewDatabase(t), 3, graph)
+	rs.createStarted(planTests()...)
+	eng := rs.reps[0].Registry().Snapshot()
+	web, cart := rs.tracer("web"), rs.tracer("cart")
+	members := func(d *daemon.Daemon) int {
+		w, _ := d.Windows().Current("a")
+		return len(w.Members)
+	}
+	for i, d := range append([]*daemon.Daemon{rs.single}, rs.reps...) {
+		testkit.Eventually(t, fmt.Sprintf("node %d's window of a (1 member)", i), func() bool { return members(d) == 1 })
+	}
+
+	// Calls web → cart: minEdgeCalls in total, fewer on every replica.
+	rng := rand.New(rand.NewPCG(14, 3))
+	perReplica := make([]int, len(rs.reps))
+	for i := range minEdgeCalls {
+		id := checkout(t, web, cart, eng, fmt.Sprintf("warm-%d", i), 20+80*rng.Float64())
+		perReplica[replicaOf(id, len(rs.reps))]++
+	}
+	if slices.Max(perReplica) >= minEdgeCalls {
+		t.Fatalf("calls per replica %v: one replica alone reaches the threshold %d", perReplica, minEdgeCalls)
+	}
+	testkit.Eventually(t, "the single node admitting web → cart (a's window with 2 members)", func() bool { return members(rs.single) == 2 })
+	for i, d := range rs.reps {
+		testkit.Eventually(t, fmt.Sprintf("replica %d's window of a with 2 members (calls per replica %v)", i+1, perReplica),
+			func() bool { return members(d) == 2 })
+	}
+
+	total := 0
+	for u := range 150 {
+		unit := fmt.Sprintf("user-%d", u)
+		for range 1 + rng.IntN(4) {
+			checkout(t, web, cart, eng, unit, 20+80*rng.Float64())
+			total++
+		}
+	}
+	shares := rs.waitCounted("a", int64(total))
+	want := windowIdentity(rs.reps[0], "a", "b")
+	for i, d := range rs.reps[1:] {
+		if got := windowIdentity(d, "a", "b"); got != want {
+			t.Errorf("replica %d's windows:\n%s\nreplica 1's:\n%s", i+2, got, want)
+		}
+	}
+	if w, _ := rs.reps[0].Windows().Current("a"); w.Seq != 2 {
+		t.Errorf("a's current window is #%d, want #2 (the single node's: the window with b)", w.Seq)
+	}
+	rs.compareReports([]string{"a"}, int64(total), 150)
+	t.Logf("web → cart calls per replica %v (threshold %d); %d traces of 150 units split %v; windows:\n%s", perReplica, minEdgeCalls, total, shares, want)
+}
+
+// The leader of three replicas stops. Another leads, takes a new term and
+// keeps the windows it had adopted (same seq, start and opening time on
+// every survivor); a test started afterwards joins a's subset, and every
+// survivor counts into the window the new leader opened next: a#2.
+func TestLeaderHandOverContinuesWindowSeq(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fast := func(c *daemon.Config) { c.FlushInterval, c.GraphRefresh = 100*time.Millisecond, 200*time.Millisecond }
+	var reps []*daemon.Daemon
+	for range 3 {
+		reps = append(reps, daemontest.Start(t, daemontest.Store(url), fast))
+	}
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := planTests()[0]
+	daemontest.CreateStarted(t, reps[0].Registry(), &a)
+	agreed := func(ds []*daemon.Daemon, what string, cond func(w subset.WindowCells) bool) string {
+		t.Helper()
+		var id string
+		testkit.Eventually(t, what, func() bool {
+			id = windowIdentity(ds[0], "a")
+			for _, d := range ds {
+				w, ok := d.Windows().Current("a")
+				if !ok || !cond(w) || windowIdentity(d, "a") != id {
+					return false
+				}
+			}
+			return true
+		})
+		return id
+	}
+	before := agreed(reps, "every replica in window a#1", func(w subset.WindowCells) bool { return w.Seq == 1 })
+	var leader int
+	testkit.Eventually(t, "one leader", func() bool {
+		n := 0
+		for i, d := range reps {
+			if d.Leads() {
+				n, leader = n+1, i
+			}
+		}
+		return n == 1
+	})
+	old, err := db.LoadPlan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	reps[leader].Stop()
+	survivors := slices.Delete(slices.Clone(reps), leader, leader+1)
+	var plan postgres.Plan
+	testkit.Eventually(t, "a new leader publishing its plan", func() bool {
+		plan, err = db.LoadPlan(ctx)
+		return err == nil && plan.Term > old.Term && plan.Generation > old.Generation
+	})
+	t.Logf("replica %d stopped; a new leader published generation %d of term %d after %v", leader+1, plan.Generation, plan.Term, time.Since(stopped))
+	if after := agreed(survivors, "the survivors' windows", func(subset.WindowCells) bool { return true }); after != before {
+		t.Fatalf("the windows changed with the leader:\n%s\nwere:\n%s", after, before)
+	}
+
+	c := orderValueTest("c")
+	c.Emits = []assign.Interference{{Kind: subset.KindLatency, Scope: string(subset.ScopeChange)}}
+	daemontest.CreateStarted(t, survivors[0].Registry(), &c)
+	next := agreed(survivors, "every survivor in a#2 with c", func(w subset.WindowCells) bool {
+		return w.Seq == 2 && len(w.Members) == 2 && w.Members[1].Test == "c"
+	})
+	t.Logf("windows after the hand-over:\n%s", next)
+}
