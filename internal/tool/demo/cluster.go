@@ -41,10 +41,11 @@ type cluster struct {
 // directory (DataDir/replica-N, or a temporary one). The shared database
 // must hold no configuration yet: the analysis state of an earlier run
 // would merge into this one's windows.
-func startCluster(ctx context.Context, cfg Config, dcfg daemon.Config) (c *cluster, err error) {
-	c = &cluster{}
+func startCluster(ctx context.Context, cfg Config, dcfg daemon.Config) (*cluster, error) {
+	c := &cluster{}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			c.stop()
 		}
 	}()
@@ -82,10 +83,13 @@ func startCluster(ctx context.Context, cfg Config, dcfg daemon.Config) (c *clust
 		rc := dcfg
 		rc.Store, rc.DataDir = "", ""
 		rc.Listen, rc.OTLPListen, rc.HTTPListen, rc.EdgeListen = "127.0.0.1:0", "127.0.0.1:0", "off", "off"
-		if c.ref, err = daemon.Start(ctx, rc); err != nil {
+		ref, err := daemon.Start(ctx, rc)
+		if err != nil {
 			return nil, fmt.Errorf("reference abmeshd: %w", err)
 		}
+		c.ref = ref
 	}
+	ok = true
 	return c, nil
 }
 

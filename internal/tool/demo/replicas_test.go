@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abmesh/abmesh/assign"
 	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	"github.com/abmesh/abmesh/internal/testkit/reporttest"
 )
@@ -135,4 +137,34 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 		}
 	}
 	t.Logf("%d traces (%d spans) over 3 replicas; %d reports (%d windows of %d tests × 3 replicas) equal the reference's", traces, spans, compared, compared/3, tests)
+}
+
+// The demo on replicas refuses, before any traffic, a PostgreSQL it cannot
+// reach (naming the replica and the server) and a database that already
+// holds a configuration (an earlier run's state would merge into its
+// windows), and stops the replicas it started.
+func TestDemoReplicasRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("PostgreSQL tests skipped in -short mode")
+	}
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	_, err := Run(ctx, Config{Replicas: 2, Store: "postgres://abmesh@127.0.0.1:1/none?connect_timeout=2", Logger: quiet}, false)
+	if err == nil || !strings.Contains(err.Error(), "replica 1") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("unreachable PostgreSQL: %v, want replica 1 and the server named", err)
+	}
+
+	url := pgtest.Start(t).NewDatabase(t)
+	d := daemontest.Start(t, daemontest.Store(url))
+	if _, err := d.Registry().CreateLayer(ctx, &assign.Layer{ID: "earlier"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	_, err = Run(ctx, Config{Replicas: 2, Store: url, Logger: quiet}, false)
+	if err == nil || !strings.Contains(err.Error(), "already holds a configuration (version 1)") {
+		t.Errorf("a database with a configuration: %v", err)
+	}
+	if r := redact("postgres://abmesh:s3cret@db:5432/abmesh"); strings.Contains(r, "s3cret") || !strings.Contains(r, "db:5432/abmesh") {
+		t.Errorf("redact: %s", r)
+	}
 }
