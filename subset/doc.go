@@ -40,7 +40,10 @@
 // the variants of the subset's members (served on the path, or given by
 // the unit's hash), and counts what it excludes per viewpoint (Quality).
 // Windows are exported as JSON-serializable WindowCells and persisted
-// through a Store by Flush and Restore.
+// through a Store by Flush and Restore. Replicas that share a store count
+// into one set of windows: one Windows, driven by its Subsetter, gives its
+// Plan, and the others Adopt it (their Subsetters have no sink and take
+// the leader's edges with SetAdmitted).
 //
 // # Rendering
 //

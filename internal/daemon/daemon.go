@@ -254,10 +254,11 @@ type Daemon struct {
 	// With a PostgreSQL store (plan.go): planMu serializes adopting a plan
 	// and taking over or giving up the windows; opens is set while this
 	// replica's Subsetter opens the windows (it leads); planGen is the
-	// generation of the last plan adopted (guarded by planMu).
+	// generation of the last plan adopted or published (written under
+	// planMu or by the leader).
 	planMu    sync.Mutex
 	opens     atomic.Bool
-	planGen   int64
+	planGen   atomic.Int64
 	tmpDir    string
 	registry  *assign.Registry
 	graph     *tracing.Graph

@@ -93,6 +93,9 @@ func newMetrics(d *Daemon) *metrics {
 			}
 			return 0
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "abmesh_window_plan_generation", Help: "Generation of the leader's window plan this replica published or adopted last (0: none; always 0 with bbolt).",
+		}, func() float64 { return float64(d.planGen.Load()) }),
 		countsCollector{d},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -82,7 +82,7 @@ func (d *Daemon) followPlan(ctx context.Context) error {
 // Subsetter takes its edges, the Windows its windows. Called with
 // d.planMu held.
 func (d *Daemon) adoptLocked(ctx context.Context, p postgres.Plan) error {
-	if p.Body == nil || p.Generation <= d.planGen {
+	if p.Body == nil || p.Generation <= d.planGen.Load() {
 		return nil
 	}
 	var wp windowPlan
@@ -98,7 +98,7 @@ func (d *Daemon) adoptLocked(ctx context.Context, p postgres.Plan) error {
 		return fmt.Errorf("window plan generation %d: %w", p.Generation, err)
 	}
 	d.windows.Adopt(time.Now(), wp.Windows)
-	d.planGen = p.Generation
+	d.planGen.Store(p.Generation)
 	return nil
 }
 
@@ -141,13 +141,15 @@ func (d *Daemon) leadWindows(ctx context.Context, tick <-chan time.Time) {
 	for {
 		body, err := json.Marshal(windowPlan{ConfigVersion: d.registry.Version(), Windows: d.windows.Plan(), Edges: d.subsetter.Admitted()})
 		if err == nil && !bytes.Equal(body, last) {
-			_, err = d.pg.PublishPlan(ctx, term, body)
+			var gen int64
+			gen, err = d.pg.PublishPlan(ctx, term, body)
 			if errors.Is(err, postgres.ErrDeposed) {
 				d.log.Warn("another replica took over the analysis windows", "err", err)
 				return
 			}
 			if err == nil {
 				last = body
+				d.planGen.Store(gen)
 			}
 		}
 		if err != nil && ctx.Err() == nil {

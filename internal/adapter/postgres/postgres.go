@@ -14,6 +14,10 @@
 // loaded under a lock of the version row, and a stale write fails with
 // assign.ErrConflict. Every write notifies channel NotifyChannel on
 // commit; Watch turns the notifications into reloads on every replica.
+//
+// The leader (Lead) publishes the analysis windows every replica counts
+// into as a plan (table window_plan: TakeTerm, PublishPlan, notifying
+// PlanChannel); the other replicas Listen and LoadPlan.
 package postgres
 
 import (
