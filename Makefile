@@ -56,6 +56,10 @@ fuzz-seeds: ## Write the fuzzers' seed corpora (testdata/fuzz) from captured rea
 bench-ingest: ## abmeshd and Jaeger's all-in-one side by side under the same OTLP load (ROUNDS, DURATION, RATE; builds Jaeger)
 	.ci/bench-ingest
 
+.PHONY: bench-scaling
+bench-scaling: ## One replica on PostgreSQL at saturation and a 1M-unit flush: the figures of docs/scaling.md (ROUNDS, DURATION, UNITS, FLUSH_UNITS; ~4 min)
+	.ci/bench-scaling
+
 .PHONY: reference
 reference: ## Regenerate analysis/testdata's R references (needs Rscript with car, sandwich, pwr)
 	@Rscript -e 'for (p in c("car", "sandwich", "pwr")) if (!requireNamespace(p, quietly = TRUE)) stop("R package ", p, " is missing: apt-get install -y r-base-core r-cran-car r-cran-sandwich r-cran-pwr")'

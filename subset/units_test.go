@@ -2,6 +2,7 @@ package subset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -322,4 +323,66 @@ type recordingStore struct {
 func (r *recordingStore) SaveWindow(ctx context.Context, w WindowCells, units UnitChanges) error {
 	r.put = append(r.put, units.Put...)
 	return r.MemStore.SaveWindow(ctx, w, units)
+}
+
+// keepUnitsStore is a store that keeps closed windows' units, as the
+// PostgreSQL store does (other replicas' units are merged with them).
+type keepUnitsStore struct{ *MemStore }
+
+func (k keepUnitsStore) SaveWindow(ctx context.Context, w WindowCells, units UnitChanges) error {
+	units.Drop = false
+	return k.MemStore.SaveWindow(ctx, w, units)
+}
+
+// failingStore refuses every save, as a store whose server is down.
+type failingStore struct{ *MemStore }
+
+func (failingStore) SaveWindow(context.Context, WindowCells, UnitChanges) error {
+	return errors.New("store unreachable")
+}
+
+// TestFinalizeWaitsForUnsavedUnits: a window closed for pruneGrace whose
+// last units were not saved (the save failed) saves them before it frees
+// them, so a store that keeps closed windows' units has every unit.
+func TestFinalizeWaitsForUnsavedUnits(t *testing.T) {
+	ctx := context.Background()
+	h := hashTable{"t5/u1": "on", "t5/u2": "off"}
+	s, c, clk := newWorked(t, h)
+	st := keepUnitsStore{NewMemStore()}
+	c.ConsumeObservation(newObs("u1", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 3).build())
+	if err := s.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t5", "off", "Svc5").latency("Svc5", 5).build())
+	if err := s.Flush(ctx, failingStore{st.MemStore}); err == nil {
+		t.Fatal("a flush to a failing store succeeded")
+	}
+	clk.Set(t0.Add(time.Hour))
+	setTest(t, s, "t5", func(x *Test) { x.Aggregate = assign.AggregateAny }) // a new window
+	clk.Set(t0.Add(time.Hour + pruneGrace))
+	units := func() int {
+		n := 0
+		_ = st.LoadUnits(ctx, "t5", 1, func(UnitState) error { n++; return nil })
+		return n
+	}
+	holds := func() bool {
+		for _, w := range c.ws.all() {
+			if w.viewpoint == "t5" && w.seq == 1 {
+				return w.units != nil
+			}
+		}
+		return false
+	}
+	if err := s.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if n := units(); n != 2 {
+		t.Errorf("stored units of the closed window: %d, want 2 (u2's save failed before it closed)", n)
+	}
+	if err := s.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if holds() {
+		t.Error("the closed window still holds its units once they are saved")
+	}
 }

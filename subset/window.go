@@ -514,17 +514,32 @@ func (w *window) saveFailed(ch UnitChanges) {
 }
 
 // finalize fixes the cells of a window closed at least pruneGrace before
-// now and frees its units; the store drops them at the next save.
+// now and frees its units; the store drops them at the next save. A window
+// with units not saved yet (counted since the last save, or a failed save
+// to resave) is finalized at a later call, once they are saved: a store
+// that keeps closed windows' units (PostgreSQL, where other replicas'
+// units are merged with them) must have every unit's last totals.
 func (w *window) finalize(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.units == nil || w.end.IsZero() || now.Sub(w.end) < pruneGrace {
+	if w.units == nil || w.end.IsZero() || now.Sub(w.end) < pruneGrace || w.unsavedLocked() {
 		return
 	}
 	w.final = cloneCells(w.cellsLocked())
 	w.units, w.cellKeys, w.cellIdx, w.cache = nil, nil, nil, nil
 	w.dropUnits = true
 	w.dirty.Store(true)
+}
+
+// unsavedLocked reports whether some unit's totals are not saved yet;
+// w.mu is held.
+func (w *window) unsavedLocked() bool {
+	if w.resaveUnits {
+		return true
+	}
+	dirty := false
+	w.units.all(func(s *unitSlot) { dirty = dirty || s.meta&slotDirty != 0 })
+	return dirty
 }
 
 // addCounters adds a stored window's counters (Restore).

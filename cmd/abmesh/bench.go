@@ -232,6 +232,7 @@ func benchOTLPCmd(fs *flag.FlagSet) body {
 	fs.IntVar(&cfg.Connections, "conns", 2, "gRPC connections")
 	fs.IntVar(&cfg.TraceSize, "trace-size", 10, "spans per trace")
 	fs.IntVar(&cfg.RequestSpans, "request-spans", 500, "spans per Export request")
+	fs.IntVar(&cfg.Units, "units", 10_000, "distinct unit ids the traces carry (1 to 1e9)")
 	out := outputFlag(fs, "table", "json")
 	return func(ctx context.Context, r *request) error {
 		if err := r.noArgs(); err != nil {
