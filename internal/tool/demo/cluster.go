@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/internal/otlproute"
 	"github.com/abmesh/abmesh/internal/report"
+	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
 )
 
@@ -172,6 +174,41 @@ func (c *cluster) admin(ctx context.Context, f func(*assign.Registry) error) err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("replica %d did not get configuration version %d within %s", behind+1, want, adminWait)
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// awaitWindows waits, with replicas, until every replica's current window
+// of each test in exps is the first replica's (same seq and members: the
+// leader opens windows and the others adopt them), so that users' traffic
+// is counted in the same windows everywhere. It gives up after adminWait.
+func (c *cluster) awaitWindows(ctx context.Context, exps []string) error {
+	if len(c.reps) < 2 {
+		return nil
+	}
+	same := func(a, b subset.WindowCells) bool {
+		return a.Seq == b.Seq && slices.EqualFunc(a.Members, b.Members, func(x, y subset.WindowMember) bool { return x.Test == y.Test })
+	}
+	for deadline := time.Now().Add(adminWait); ; {
+		differ := ""
+	check:
+		for _, id := range exps {
+			w, _ := c.first().Windows().Current(id)
+			for i, d := range c.reps[1:] {
+				if o, _ := d.Windows().Current(id); !same(w, o) {
+					differ = fmt.Sprintf("%s: replica %d has window %d, replica 1 window %d", id, i+2, o.Seq, w.Seq)
+					break check
+				}
+			}
+		}
+		if differ == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the replicas' windows differ after %s (%s)", adminWait, differ)
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return err

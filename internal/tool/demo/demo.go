@@ -351,7 +351,8 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 
 // warmUpAndStart sends cfg.Warmup of traffic so that the service graph is
 // known before the subsets are, waits for it to be counted, and starts the
-// experiments exps.
+// experiments exps; with replicas, each start reaches every replica before
+// the next, and the replicas' windows agree before users arrive.
 func warmUpAndStart(ctx context.Context, c *cluster, mesh *Mesh, drv *driver, exps []string, cfg Config) error {
 	drv.run(ctx, cfg.Warmup, nil)
 	if err := settle(ctx, c, mesh, cfg); err != nil {
@@ -366,6 +367,9 @@ func warmUpAndStart(ctx context.Context, c *cluster, mesh *Mesh, drv *driver, ex
 		if err != nil {
 			return fmt.Errorf("start %s: %w", id, err)
 		}
+	}
+	if err := c.awaitWindows(ctx, exps); err != nil {
+		fmt.Fprintf(cfg.Progress, "warning: %v\n", err)
 	}
 	// Let the SDKs see the started tests before users arrive.
 	time.Sleep(300 * time.Millisecond)
