@@ -60,8 +60,8 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reference report of %s: %v", x.ID, err)
 			}
-			if cur.Anova == nil || cur.Estimates == nil || len(cur.SRM) == 0 || cur.Table.N() < 100 {
-				t.Fatalf("the reference's report of %s has no ANOVA, estimates or SRM, or under 100 units (%d)", x.ID, cur.Table.N())
+			if cur.Anova == nil || cur.Estimates == nil || len(cur.SRM) == 0 || cur.Table.N() < 30 {
+				t.Fatalf("the reference's report of %s has no ANOVA, estimates or SRM, or under 30 units (%d)", x.ID, cur.Table.N())
 			}
 			// Every window of the test, the current one and those closed
 			// when a later test's start changed its subset.
