@@ -47,6 +47,7 @@ type Assembler struct {
 	scratch sync.Pool // *Batch, for summarizing Batch.Spans
 	c       counters
 	j       journal
+	claims  claims
 
 	emitMu  sync.Mutex // serializes building and consuming
 	builder builder
@@ -102,8 +103,9 @@ func NewAssembler(cfg Config, consumer Consumer) (*Assembler, error) {
 func (a *Assembler) Config() Config { return a.cfg }
 
 const (
-	verdictAccept int8 = -1
-	verdictLate   int8 = -2
+	verdictAccept  int8 = -1
+	verdictLate    int8 = -2
+	verdictClaimed int8 = -3 // late: another replica claimed the trace
 )
 
 // Add offers a batch of spans (Spans, Summaries or both). Malformed
@@ -151,6 +153,10 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 				a.verdict[i] = verdictLate
 				continue
 			}
+			if a.claims.excluded(s.TraceID, now) {
+				a.verdict[i] = verdictClaimed
+				continue
+			}
 			a.newIDs[s.TraceID]++
 		}
 		a.verdict[i] = verdictAccept
@@ -171,8 +177,11 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 	for i := range sums {
 		s := &sums[i]
 		switch v := a.verdict[i]; v {
-		case verdictLate:
+		case verdictLate, verdictClaimed:
 			res.Late++
+			if v == verdictClaimed {
+				a.c.spansClaimed++
+			}
 			a.j.late(s.TraceID, b.Seq)
 			continue
 		case verdictAccept:
@@ -350,6 +359,7 @@ func (p *pending) add(s *SpanSummary, flags []FlagSummary, metrics []MetricSumma
 func (a *Assembler) Expire() int {
 	now := a.cfg.Now()
 	a.mu.Lock()
+	a.claims.expire(now)
 	var out []*pending
 	for p := a.idle.head; p != nil && now.Sub(p.last) >= a.cfg.IdleTimeout; p = a.idle.head {
 		out = append(out, a.remove(p))

@@ -16,6 +16,7 @@ type AssemblyStats struct {
 	SpansReceived         uint64            `json:"spans_received"`
 	SpansAccepted         uint64            `json:"spans_accepted"`
 	SpansLate             uint64            `json:"spans_late"`               // spans of traces already completed
+	SpansClaimed          uint64            `json:"spans_claimed"`            // of SpansLate, spans of traces another replica claimed (Assembler.Claim)
 	SpansRejectedFull     uint64            `json:"spans_rejected_full"`      // spans refused with ErrFull
 	BatchesRejectedFull   uint64            `json:"batches_rejected_full"`    // Add calls refused with ErrFull
 	SpansRejectedTooLarge uint64            `json:"spans_rejected_too_large"` // spans of batches refused with ErrTooLarge
@@ -51,6 +52,7 @@ func (c *AssemblyStats) MalformedTotal() uint64 {
 
 type counters struct {
 	spansReceived, spansAccepted, spansLate      uint64
+	spansClaimed                                 uint64
 	spansRejectedFull, batchesRejectedFull       uint64
 	spansRejectedTooLarge                        uint64
 	malformed                                    [NumReasons]uint64
@@ -83,6 +85,7 @@ func (a *Assembler) Stats() AssemblyStats {
 		SpansReceived:         c.spansReceived,
 		SpansAccepted:         c.spansAccepted,
 		SpansLate:             c.spansLate,
+		SpansClaimed:          c.spansClaimed,
 		SpansRejectedFull:     c.spansRejectedFull,
 		BatchesRejectedFull:   c.batchesRejectedFull,
 		SpansRejectedTooLarge: c.spansRejectedTooLarge,

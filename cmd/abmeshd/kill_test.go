@@ -46,6 +46,45 @@ func TestKill9LosesNoAcknowledgedTraceOnPostgres(t *testing.T) {
 	kill9(t, killrun.Config{Kills: 2, Args: []string{"--store", pgtest.Start(t).NewDatabase(t)}})
 }
 
+// TestKill9OfReplicaCountsOnce is issue 14's kill -9 proof: three abmeshd
+// replicas on one PostgreSQL, loaded by an exporter that routes each
+// request by the FNV-1a hash of its trace id over the replicas that are up
+// (the stand-in for the load-balancing exporter, not installed here); each
+// replica in turn is killed with SIGKILL under load and stays down for
+// 1 s, during which the exporter re-sends what failed there to the
+// survivors, the survivors answer Assign, and an override set on one
+// reaches a Watch stream on another; then it restarts on its data
+// directory and replays its log. A proxy holds each replica's answers for
+// 100 ms and drops them when it dies, so that most kills leave requests
+// in the log unacknowledged, which the exporter re-sends to a survivor.
+// After each restart the traces counted by all replicas together equal
+// the traces acknowledged: none lost, none counted twice (the replicas'
+// claims, --wal-claims). With ABMESH_TEST_NO_CLAIMS=1 the replicas run
+// with --wal-claims=false, and the test fails: re-sent traces are counted
+// twice.
+func TestKill9OfReplicaCountsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts three abmeshd replicas (~40 s)")
+	}
+	var args []string
+	if os.Getenv("ABMESH_TEST_NO_CLAIMS") == "1" {
+		args = []string{"--wal-claims=false"}
+	}
+	rep := kill9(t, killrun.Config{Kills: 3, Replicas: 3, Store: pgtest.Start(t).NewDatabase(t), Outage: time.Second,
+		AnswerDelay: 100 * time.Millisecond, Args: args})
+	var moved, left, dropped int64
+	for _, tr := range rep.Trials {
+		moved += tr.Moved
+		left += tr.HeldElsewhere
+		dropped += tr.SpansClaimed
+	}
+	t.Logf("%d traces re-sent to a survivor after an attempt that may have reached the killed replica; %d of them left to the survivors on replay, %d re-sent spans dropped as claimed",
+		moved, left, dropped)
+	if moved == 0 {
+		t.Error("no request was re-sent to a survivor: the test did not test the hazard")
+	}
+}
+
 // kill9 runs killrun with cfg's Kills, Args and replicas under load, checks
 // every trial counted exactly the traces acknowledged (and the survivors
 // served), and returns the report.

@@ -137,6 +137,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 	fs.DurationVar(&cfg.GraphRefresh, "graph-refresh", def.GraphRefresh, "how often subsets see a new service graph")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", def.FlushInterval, "how often cells and the graph are written to the store (and the write-ahead log truncated); with --wal a crash loses no acknowledged span, without it a crash loses the spans in flight and what was counted since the last flush")
 	walOn := fs.Bool("wal", !def.WAL.Off, "write-ahead log of accepted OTLP requests in DATA-DIR/wal: an Export is acknowledged once fsynced, replayed on start, truncated once flushed")
+	walClaims := fs.Bool("wal-claims", !def.WAL.NoClaims, "with --store postgres://…: before replaying its write-ahead log a replica claims the log's trace ids and leaves to the other replicas those they already hold (re-sent there by the exporter), and every replica drops re-sent copies of traces another claimed, so no trace is counted twice; false only to measure that hazard (docs/scaling.md)")
 	fs.Int64Var(&cfg.WAL.MaxBytes, "wal-max-bytes", def.WAL.MaxBytes, "disk bound of the write-ahead log; past it the receiver answers RESOURCE_EXHAUSTED with a RetryInfo until a flush frees segments")
 	fs.StringVar(&cfg.Security.AuthFile, "auth-file", "", `authenticate callers: bearer token hashes and client certificate subjects with their roles (admin, reader, client, ingest), one rule a line: "token NAME ROLES sha256:HEX" (abmesh token new) or "cert CN=VALUE|OU=VALUE ROLES"; reread on SIGHUP. Empty: every call allowed`)
 	fs.StringVar(&cfg.Security.TLSCert, "tls-cert", "", "serve TLS on every listener with this PEM certificate (chain); reread when it changes or on SIGHUP")
@@ -156,6 +157,7 @@ func parseFlagsInto(fs *flag.FlagSet, args []string) (daemon.Config, error) {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.WAL.Off = !*walOn
+	cfg.WAL.NoClaims = !*walClaims
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, fmt.Errorf("--log-level: %w", err)

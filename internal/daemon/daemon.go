@@ -268,8 +268,12 @@ type Daemon struct {
 	assembler *tracing.Assembler
 	receiver  *otlpreceiver.Receiver
 	wal       *wal.Log // nil when off
-	jaeger    *jaeger.Reader
-	jaegerCC  *grpc.ClientConn
+	// claimed and heldElsewhere are the traces of the log's tail this
+	// replica claimed on start and those other replicas held;
+	// claimsAnswered the other replicas' claims it answered.
+	claimed, heldElsewhere, claimsAnswered atomic.Int64
+	jaeger                                 *jaeger.Reader
+	jaegerCC                               *grpc.ClientConn
 	// jaegerCancel ends the Jaeger reader; jaegerStop is closed once it
 	// has returned.
 	jaegerCancel context.CancelFunc
@@ -339,6 +343,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.answerClaims()
 
 	assignment, err := d.startAPI()
 	if err != nil {

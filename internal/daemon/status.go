@@ -40,6 +40,11 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 		add("wal.unflushed_records", int64(w.Lag()))
 		add("wal.syncs", int64(w.Syncs))
 	}
+	if d.pg != nil {
+		add("claims.traces_claimed", d.claimed.Load())
+		add("claims.traces_held_elsewhere", d.heldElsewhere.Load())
+		add("claims.answered", d.claimsAnswered.Load())
+	}
 	if d.jaeger != nil {
 		t := d.jaeger.Totals()
 		add("jaeger.traces_read", int64(t.Traces))
@@ -53,6 +58,7 @@ func (d *Daemon) eachCount(add func(name string, v int64)) {
 	add("spans.received", int64(c.SpansReceived))
 	add("spans.accepted", int64(c.SpansAccepted))
 	add("spans.late", int64(c.SpansLate))
+	add("spans.claimed", int64(c.SpansClaimed))
 	add("spans.rejected_full", int64(c.SpansRejectedFull))
 	add("batches.rejected_full", int64(c.BatchesRejectedFull))
 	add("spans.rejected_too_large", int64(c.SpansRejectedTooLarge))

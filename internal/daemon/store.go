@@ -48,13 +48,12 @@ func isPostgres(url string) bool {
 // in dir.
 func (d *Daemon) openStore(ctx context.Context, dir string) error {
 	if isPostgres(d.cfg.Store) {
-		db, err := postgres.Open(ctx, d.cfg.Store)
+		id, err := replicaID(dir)
 		if err != nil {
 			return err
 		}
-		id, err := replicaID(dir)
+		db, err := postgres.Open(ctx, d.cfg.Store, postgres.AsReplica(id))
 		if err != nil {
-			db.Close()
 			return err
 		}
 		d.db, d.win, d.pg, d.replica = db, db.Windows(id), db, id

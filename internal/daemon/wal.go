@@ -12,6 +12,7 @@ import (
 	"github.com/abmesh/abmesh/internal/wal"
 	"github.com/abmesh/abmesh/subset"
 	"github.com/abmesh/abmesh/tracing"
+	"github.com/abmesh/abmesh/tracing/otlp"
 	"github.com/abmesh/abmesh/tracing/otlpreceiver"
 )
 
@@ -33,6 +34,12 @@ type WALConfig struct {
 	// answers RESOURCE_EXHAUSTED with RetryInfo until a flush frees
 	// segments.
 	MaxBytes int64
+	// NoClaims turns off, with a PostgreSQL store, the claims between
+	// replicas (--wal-claims=false; see claimTail): a request a replica
+	// logged but did not acknowledge before a crash, re-sent by the
+	// exporter to another replica, is then counted by both. For measuring
+	// that hazard only.
+	NoClaims bool
 }
 
 func (c WALConfig) validate(maxMessage int) error {
@@ -66,6 +73,9 @@ func (d *Daemon) openWAL(dir string) error {
 		return err
 	}
 	d.wal = l
+	if d.pg != nil && !d.cfg.WAL.NoClaims {
+		d.claimTail(l, low)
+	}
 	start := time.Now()
 	rec := otlpreceiver.New(d.assembler)
 	records, bytes := 0, 0
@@ -81,6 +91,91 @@ func (d *Daemon) openWAL(dir string) error {
 	d.log.Info("write-ahead log replayed", "records", records, "bytes", bytes, "from", low, "counted_traces_skipped", len(counted),
 		"spans_accepted", st.SpansAccepted, "spans_late", st.SpansLate, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// claimWait bounds how long a restarting replica waits for the other
+// replicas' answers to its claim.
+const claimWait = 5 * time.Second
+
+// claimExclusion is how long a replica drops spans of a trace another
+// replica claimed: longer than an exporter retries a request (the
+// OpenTelemetry exporters' default is 5 minutes).
+const claimExclusion = 10 * time.Minute
+
+// claimTail runs, with a PostgreSQL store, before the log's records from
+// low are replayed: records the replica wrote but may not have
+// acknowledged before it stopped may have been re-sent by the exporter
+// to other replicas meanwhile. It claims the trace ids of those records
+// (postgres.DB.ClaimTraces); every other live replica answers with the
+// ids it holds, in flight or counted (tracing.Assembler.Claim), and drops
+// spans of the others from then on. The traces held elsewhere are made
+// late here before the replay, so each trace is counted by one replica.
+// When the claim fails, or a live replica does not answer within
+// claimWait, the records are replayed as they are: nothing acknowledged
+// is lost, and what that replica holds may be counted twice (logged).
+func (d *Daemon) claimTail(l *wal.Log, low uint64) {
+	start := time.Now()
+	seen := map[tracing.TraceID]bool{}
+	var ids [][16]byte
+	var last uint64
+	b := &tracing.Batch{Limits: d.assembler.SpanLimits()}
+	err := l.Replay(low, func(seq uint64, data []byte) error {
+		b.Reset()
+		if otlp.DecodeSummaries(data, b) == nil {
+			for i := range b.Summaries {
+				if id := b.Summaries[i].TraceID; !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		last = seq
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return // the replay reports a read error
+	}
+	ctx, cancel := context.WithTimeout(d.life, claimWait+5*time.Second)
+	defer cancel()
+	held, missing, err := d.pg.ClaimTraces(ctx, d.replica, ids, claimWait)
+	if err != nil {
+		d.log.Error("claim the write-ahead log's traces; replaying them all (a trace another replica counted is counted twice)", "err", err)
+		return
+	}
+	skip := make([]tracing.CountedTrace, 0, len(held))
+	for id := range held {
+		skip = append(skip, tracing.CountedTrace{ID: id, Seq: last})
+	}
+	d.assembler.Resume(skip)
+	d.claimed.Store(int64(len(ids)))
+	d.heldElsewhere.Store(int64(len(held)))
+	d.log.Info("write-ahead log's traces claimed", "traces", len(ids), "held_elsewhere", len(held), "took", time.Since(start).Round(time.Millisecond))
+	if len(missing) > 0 {
+		d.log.Warn("replicas did not answer the claim; what they hold of the log's traces may be counted twice", "replicas", missing, "waited", claimWait)
+	}
+}
+
+// answerClaims answers, with a PostgreSQL store, the claims of replicas
+// restarting (claimTail) from the assembler's memory.
+func (d *Daemon) answerClaims() {
+	if d.pg == nil || d.cfg.WAL.NoClaims || d.cfg.OTLPListen == "off" {
+		return
+	}
+	d.loop(func() {
+		d.pg.AnswerClaims(d.life, d.replica, func(ids [][16]byte) [][16]byte {
+			tids := make([]tracing.TraceID, len(ids))
+			for i, id := range ids {
+				tids[i] = id
+			}
+			held := d.assembler.Claim(tids, claimExclusion)
+			out := make([][16]byte, len(held))
+			for i, id := range held {
+				out[i] = id
+			}
+			d.claimsAnswered.Add(1)
+			return out
+		}, func(err error) { d.log.Error("answer trace claims", "err", err) })
+	})
 }
 
 // flushCheckpoint saves the changed windows, the graph and the log's

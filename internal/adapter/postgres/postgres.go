@@ -42,7 +42,7 @@ import (
 var migrations embed.FS
 
 // SchemaVersion is the newest schema version this binary knows.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ConnectTimeout bounds Open's first connection.
 const ConnectTimeout = 5 * time.Second
@@ -68,10 +68,17 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this abmeshd")
 // Open connects to the database at url (postgres://user:pass@host:port/db),
 // applies the pending migrations and loads the sticky assignments. An
 // unreachable server is an error naming host:port.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("--store: not a PostgreSQL URL: %w", err)
+	}
+	var o pgxOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.replica != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = appPrefix + o.replica
 	}
 	addr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 	if cfg.ConnConfig.ConnectTimeout == 0 {

@@ -17,9 +17,9 @@ import (
 )
 
 // openDB opens the store at url, closed when t ends.
-func openDB(t *testing.T, url string) *DB {
+func openDB(t *testing.T, url string, opts ...Option) *DB {
 	t.Helper()
-	d, err := Open(context.Background(), url)
+	d, err := Open(context.Background(), url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

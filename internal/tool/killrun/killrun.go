@@ -218,6 +218,13 @@ type Trial struct {
 	// an attempt at the killed replica may have reached and a survivor
 	// acknowledged: each may be held by both.
 	Moved int64 `json:"moved,omitempty"`
+	// HeldElsewhere is, with replicas, the traces of its log the restarted
+	// replica left to the survivors because they held them (its
+	// claims.traces_held_elsewhere); SpansClaimed the spans the survivors
+	// dropped in the trial because the restarted replica claimed their
+	// traces (their spans.claimed).
+	HeldElsewhere int64 `json:"held_elsewhere,omitempty"`
+	SpansClaimed  int64 `json:"spans_claimed,omitempty"`
 	// WatchLag is, with replicas, the time from a config change on one
 	// survivor, during the outage, to a Watch stream on another seeing it.
 	WatchLag time.Duration `json:"watch_lag,omitempty"`
@@ -285,7 +292,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if cfg.Log != nil {
 			who := ""
 			if tr.Replica > 0 {
-				who = fmt.Sprintf(" of replica %d (down %v; %d traces moved to survivors, Watch lag %v%s)", tr.Replica, cfg.Outage, tr.Moved,
+				who = fmt.Sprintf(" of replica %d (down %v; %d traces moved to survivors, %d of its log's left to them, %d of their spans dropped as claimed; Watch lag %v%s)",
+					tr.Replica, cfg.Outage, tr.Moved, tr.HeldElsewhere, tr.SpansClaimed,
 					tr.WatchLag.Round(time.Millisecond), map[bool]string{true: "", false: "; unserved: " + tr.Unserved}[tr.Unserved == ""])
 			}
 			fmt.Fprintf(cfg.Log, "kill %d%s after %v: acked %d, in doubt %d, counted %d; WAL %d B at the kill, max %d B; restart %v, %d records replayed\n",
@@ -417,6 +425,10 @@ func (c *cluster) trial(ctx context.Context, k int, up time.Duration) (Trial, er
 		done <- loadDone{}
 	}
 	tr.WALKill = walBytes(victim.data)
+	claimedBefore, err := c.sum(ctx, "spans.claimed", vi)
+	if err != nil {
+		return tr, err
+	}
 	if err := victim.kill(); err != nil {
 		return tr, err
 	}
@@ -428,12 +440,14 @@ func (c *cluster) trial(ctx context.Context, k int, up time.Duration) (Trial, er
 			time.Sleep(rest)
 		}
 	}
-	var err error
 	if tr.Restart, err = victim.start(ctx); err != nil {
 		return tr, err
 	}
 	c.down[vi].Store(false)
 	tr.Replayed = victim.replayed()
+	if m, err := victim.counts(ctx); err == nil {
+		tr.HeldElsewhere = m["claims.traces_held_elsewhere"]
+	}
 	ld := <-done
 	if ld.err != nil {
 		return tr, ld.err
@@ -442,6 +456,11 @@ func (c *cluster) trial(ctx context.Context, k int, up time.Duration) (Trial, er
 	if tr.Counted, err = c.drain(ctx); err != nil {
 		return tr, err
 	}
+	claimedAfter, err := c.sum(ctx, "spans.claimed", vi)
+	if err != nil {
+		return tr, err
+	}
+	tr.SpansClaimed = claimedAfter - claimedBefore
 	tr.WALMax = victim.walMax.Load()
 	return tr, nil
 }
@@ -521,6 +540,22 @@ func (c *cluster) drain(ctx context.Context) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("traces still in flight or being counted after %v", wait)
+}
+
+// sum returns the sum of counter name over the daemons but not.
+func (c *cluster) sum(ctx context.Context, name string, not int) (int64, error) {
+	var n int64
+	for i, d := range c.daemons {
+		if i == not {
+			continue
+		}
+		m, err := d.counts(ctx)
+		if err != nil {
+			return 0, err
+		}
+		n += m[name]
+	}
+	return n, nil
 }
 
 // daemon is one abmeshd process of a run, restarted on the same

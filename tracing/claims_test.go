@@ -1,0 +1,53 @@
+package tracing
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestClaim: a claim is answered with the traces held (in flight,
+// completed recently), and spans of the others are late until the
+// exclusion ends, counted as claimed; nothing of them is counted.
+func TestClaim(t *testing.T) {
+	now := time.Now()
+	var c countingConsumer
+	a, err := NewAssembler(Config{TickInterval: -1, IdleTimeout: time.Second, Now: func() time.Time { return now }}, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(trace, span byte) AddResult {
+		t.Helper()
+		res, err := a.Add(&Batch{Spans: []Span{journalSpan(trace, span, now)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	add(2, 1)
+	a.Flush() // trace 2 counted, remembered as recent
+	add(1, 1) // trace 1 in flight
+	held := a.Claim([]TraceID{{1}, {2}, {3}}, time.Minute)
+	slices.SortFunc(held, func(x, y TraceID) int { return int(x[0]) - int(y[0]) })
+	if !slices.Equal(held, []TraceID{{1}, {2}}) {
+		t.Fatalf("Claim held %v, want traces 1 and 2", held)
+	}
+	if res := add(3, 1); res.Accepted != 0 || res.Late != 1 {
+		t.Errorf("a span of claimed trace 3: %+v, want late", res)
+	}
+	if res := add(1, 2); res.Accepted != 1 {
+		t.Errorf("a span of trace 1, held: %+v, want accepted", res)
+	}
+	a.Flush()
+	if st := a.Stats(); c.n != 2 || st.SpansClaimed != 1 || st.SpansLate != 1 {
+		t.Errorf("counted %d traces, %d spans claimed, %d late; want 2 (1 and 2), 1, 1", c.n, st.SpansClaimed, st.SpansLate)
+	}
+	now = now.Add(time.Minute)
+	a.Expire()
+	if res := add(3, 2); res.Accepted != 1 {
+		t.Errorf("trace 3 after the exclusion: %+v, want accepted", res)
+	}
+	if len(a.claims.until) != 0 || len(a.claims.order) != 0 {
+		t.Errorf("exclusions left after they ended: %v", a.claims.until)
+	}
+}
