@@ -121,6 +121,7 @@ func (c *AssemblyStats) Add(o AssemblyStats) {
 	c.SpansReceived += o.SpansReceived
 	c.SpansAccepted += o.SpansAccepted
 	c.SpansLate += o.SpansLate
+	c.SpansClaimed += o.SpansClaimed
 	c.SpansRejectedFull += o.SpansRejectedFull
 	c.BatchesRejectedFull += o.BatchesRejectedFull
 	c.SpansRejectedTooLarge += o.SpansRejectedTooLarge
