@@ -386,3 +386,42 @@ func TestFinalizeWaitsForUnsavedUnits(t *testing.T) {
 		t.Error("the closed window still holds its units once they are saved")
 	}
 }
+
+// TestRetryAfterFailedSaveCarriesOnlyUnsaved: after a failed save the
+// next one carries the units that failed and those changed since, not
+// every unit of the window (a long outage of the store must not make the
+// retry a rewrite of the whole window).
+func TestRetryAfterFailedSaveCarriesOnlyUnsaved(t *testing.T) {
+	ctx := context.Background()
+	h := hashTable{"t5/u1": "on", "t5/u2": "off", "t5/u3": "on"}
+	s, c, _ := newWorked(t, h)
+	st := &recordingStore{MemStore: NewMemStore()}
+	c.ConsumeObservation(newObs("u1", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 3).build())
+	if err := s.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	c.ConsumeObservation(newObs("u2", time.Minute).serve("t5", "off", "Svc5").latency("Svc5", 5).build())
+	if err := s.Flush(ctx, failingStore{st.MemStore}); err == nil {
+		t.Fatal("a flush to a failing store succeeded")
+	}
+	c.ConsumeObservation(newObs("u3", time.Minute).serve("t5", "on", "Svc5").latency("Svc5", 7).build())
+	st.put = nil
+	if err := s.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	var keys []uint64
+	for _, u := range st.put {
+		keys = append(keys, u.Key)
+	}
+	slices.Sort(keys)
+	want := []uint64{UnitKey("u2"), UnitKey("u3")}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("the retry saved units %v, want u2 and u3 only %v", keys, want)
+	}
+	n := 0
+	_ = st.LoadUnits(ctx, "t5", 1, func(UnitState) error { n++; return nil })
+	if n != 3 {
+		t.Errorf("stored units %d, want 3", n)
+	}
+}

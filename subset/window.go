@@ -247,8 +247,7 @@ type window struct {
 	cacheGen uint64
 	final    []Cell // the cells once units is nil
 
-	resaveUnits bool // the last save failed: save every unit next time
-	dropUnits   bool // the window became final: the store drops its units
+	dropUnits bool // the window became final: the store drops its units
 
 	adopted bool // opened by Windows.Adopt: its seq is the leader's (set before it is shared)
 }
@@ -488,10 +487,8 @@ func (w *window) saveState() (WindowCells, UnitChanges) {
 		w.dropUnits = false
 		return wc, ch
 	}
-	all := w.resaveUnits
-	w.resaveUnits = false
 	w.units.all(func(s *unitSlot) {
-		if all || s.meta&slotDirty != 0 {
+		if s.meta&slotDirty != 0 {
 			s.meta &^= slotDirty
 			ch.Put = append(ch.Put, UnitState{Key: s.key, Cell: w.cellKeys[s.cell()], Sum: s.sum,
 				Requests: s.requests(), NonZero: s.meta&slotNonZero != 0})
@@ -500,14 +497,22 @@ func (w *window) saveState() (WindowCells, UnitChanges) {
 	return wc, ch
 }
 
-// saveFailed undoes saveState's clearing after ch could not be saved.
+// saveFailed undoes saveState's clearing after ch could not be saved: the
+// units of ch.Put are dirty again, so the next save carries them with
+// those changed since, and no others (after a long store outage, the
+// units counted meanwhile, not every unit of the window).
 func (w *window) saveFailed(ch UnitChanges) {
 	w.mu.Lock()
 	if ch.Drop {
 		w.dropUnits = true
 	}
-	if len(ch.Put) > 0 {
-		w.resaveUnits = true
+	if w.units != nil {
+		for _, u := range ch.Put {
+			// Units are never removed from a table that still exists, so
+			// every unit saved is found.
+			s, _ := w.units.find(u.Key)
+			s.meta |= slotDirty
+		}
 	}
 	w.mu.Unlock()
 	w.dirty.Store(true)
@@ -515,8 +520,8 @@ func (w *window) saveFailed(ch UnitChanges) {
 
 // finalize fixes the cells of a window closed at least pruneGrace before
 // now and frees its units; the store drops them at the next save. A window
-// with units not saved yet (counted since the last save, or a failed save
-// to resave) is finalized at a later call, once they are saved: a store
+// with units not saved yet (counted since the last save, or not saved by
+// a failed save) is finalized at a later call, once they are saved: a store
 // that keeps closed windows' units (PostgreSQL, where other replicas'
 // units are merged with them) must have every unit's last totals.
 func (w *window) finalize(now time.Time) {
@@ -534,9 +539,6 @@ func (w *window) finalize(now time.Time) {
 // unsavedLocked reports whether some unit's totals are not saved yet;
 // w.mu is held.
 func (w *window) unsavedLocked() bool {
-	if w.resaveUnits {
-		return true
-	}
 	dirty := false
 	w.units.all(func(s *unitSlot) { dirty = dirty || s.meta&slotDirty != 0 })
 	return dirty

@@ -195,11 +195,17 @@ func (m *metrics) flushed(err error, took time.Duration) (failedBefore int) {
 	return failedBefore
 }
 
-// saved counts the windows and rows of saves written by a flush.
-func (m *metrics) saved(saves ...subset.WindowSave) (rows int) {
+// saveRows is the rows saves write: one per window and one per unit.
+func saveRows(saves []subset.WindowSave) (rows int) {
 	for _, s := range saves {
 		rows += 1 + len(s.Units.Put)
 	}
+	return rows
+}
+
+// saved counts the windows and rows of saves written by a flush.
+func (m *metrics) saved(saves ...subset.WindowSave) (rows int) {
+	rows = saveRows(saves)
 	m.windowsSaved.Add(float64(len(saves)))
 	m.rowsSaved.Add(float64(rows))
 	return rows
@@ -212,8 +218,11 @@ type countingStore struct {
 	rows *int // the rows saved so far by this flush
 }
 
-// SaveWindow saves w and counts it once saved.
+// SaveWindow saves w, within saveTimeout of its rows, and counts it once
+// saved.
 func (s countingStore) SaveWindow(ctx context.Context, w subset.WindowCells, units subset.UnitChanges) error {
+	ctx, cancel := context.WithTimeout(ctx, saveTimeout(1+len(units.Put)))
+	defer cancel()
 	err := s.Store.SaveWindow(ctx, w, units)
 	if err == nil {
 		*s.rows += s.m.saved(subset.WindowSave{Cells: w, Units: units})

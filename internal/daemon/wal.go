@@ -183,7 +183,7 @@ func (d *Daemon) answerClaims() {
 // counted, once every log record the checkpoint refers to is durable;
 // then it deletes the log segments below the checkpoint's mark. It
 // returns the rows saved.
-func (d *Daemon) flushCheckpoint(ctx context.Context) (int, error) {
+func (d *Daemon) flushCheckpoint() (int, error) {
 	floor := d.wal.Pending()
 	var (
 		p     *subset.Pending
@@ -201,11 +201,16 @@ func (d *Daemon) flushCheckpoint(ctx context.Context) (int, error) {
 		p.Failed()
 		return 0, fmt.Errorf("flush service graph: %w", gerr)
 	}
-	if err := d.wal.Sync(ctx); err != nil {
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := d.wal.Sync(sctx)
+	cancel()
+	if err != nil {
 		p.Failed()
 		return 0, fmt.Errorf("flush: write-ahead log: %w", err)
 	}
 	blobs := map[string][]byte{d.blobName(graphBlob): graph, d.blobName(walBlob): cp}
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout(saveRows(p.Saves)+len(blobs)))
+	defer cancel()
 	if err := d.win.SaveWindows(ctx, p.Saves, blobs); err != nil {
 		p.Failed()
 		d.log.Error("flush cells", "err", err)
