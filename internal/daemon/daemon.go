@@ -344,6 +344,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 	}
 	d.answerClaims()
+	d.every(d.cfg.FlushInterval, d.flush) // once d.wal is set: flush reads it
 
 	assignment, err := d.startAPI()
 	if err != nil {
@@ -454,7 +455,8 @@ func (d *Daemon) startPages() error {
 
 // startConsumer builds the trace consumer: graph, subsetter, windows,
 // cell counter and assembler, restores the graph and the cells from the
-// store, and starts the loops that keep them current and flushed.
+// store, and starts the loops that keep them current (Start starts the
+// flushes once the write-ahead log is open).
 func (d *Daemon) startConsumer(ctx context.Context) error {
 	var err error
 	if d.graph, err = tracing.NewGraph(tracing.GraphConfig{Window: d.cfg.GraphWindow}); err != nil {
@@ -509,7 +511,6 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 		}
 	})
 	d.every(d.cfg.GraphRefresh, d.refreshGraph)
-	d.every(d.cfg.FlushInterval, d.flush)
 	// One look per flush interval at every running test's confidence
 	// sequences, for the report pages' plots (report.History).
 	d.every(d.cfg.FlushInterval, func() { d.reports.LookAll(time.Now()) })

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/abmesh/abmesh/assign"
@@ -19,6 +21,7 @@ import (
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
 	"github.com/abmesh/abmesh/internal/testkit/pgtest"
 	"github.com/abmesh/abmesh/subset"
+	"github.com/abmesh/abmesh/tracing"
 )
 
 // minEdgeCalls is the edge admission threshold of the plan tests.
@@ -84,6 +87,9 @@ func TestReplicasOpenTheLeadersWindows(t *testing.T) {
 	graph := func(c *daemon.Config) {
 		c.MinEdgeCalls = minEdgeCalls
 		c.GraphRefresh = 200 * time.Millisecond
+		// A trace's two spans are exported one by one: under load the
+		// second may come long after the first.
+		c.Assembly.IdleTimeout = 2 * time.Second
 	}
 	rs := startReplicaSet(t, pgtest.Start(t).NewDatabase(t), 3, graph)
 	rs.createStarted(planTests()...)
@@ -126,6 +132,15 @@ func TestReplicasOpenTheLeadersWindows(t *testing.T) {
 	for i, d := range rs.reps[1:] {
 		if got := windowIdentity(d, "a", "b"); got != want {
 			t.Errorf("replica %d's windows:\n%s\nreplica 1's:\n%s", i+2, got, want)
+		}
+	}
+	subsetOf := func(d *daemon.Daemon) string {
+		sub, _ := d.Subsetter().Subset("a")
+		return fmt.Sprint(sub.Members)
+	}
+	for i, d := range rs.reps {
+		if got, want := subsetOf(d), subsetOf(rs.single); got != want {
+			t.Errorf("replica %d's subset of a (GetSubsets) is %s, the single node's %s", i+1, got, want)
 		}
 	}
 	if w, _ := rs.reps[0].Windows().Current("a"); w.Seq != 2 {
@@ -205,4 +220,60 @@ func TestLeaderHandOverContinuesWindowSeq(t *testing.T) {
 		return w.Seq == 2 && len(w.Members) == 2 && w.Members[1].Test == "c"
 	})
 	t.Logf("windows after the hand-over:\n%s", next)
+}
+
+// A follower restarts on its data directory: it adopts the stored plan
+// before restoring its windows, so it resumes its part of the planned
+// window (same seq, its counts kept); restarted after the plan moved on
+// (a test started meanwhile), it counts into the leader's new window and
+// keeps the old one closed with its counts, without renumbering.
+func TestFollowerRestartAdoptsThePlan(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	fast := func(c *daemon.Config) {
+		c.FlushInterval, c.GraphRefresh = 100*time.Millisecond, 200*time.Millisecond
+		c.Assembly = tracing.Config{IdleTimeout: 200 * time.Millisecond}
+	}
+	leader := daemontest.Start(t, daemontest.Store(url), fast)
+	testkit.Eventually(t, "replica 1 leading", leader.Leads)
+	dir := t.TempDir()
+	follower := daemontest.Start(t, daemontest.Store(url), daemontest.DataDir(dir), daemontest.OTLP(), fast)
+	a := planTests()[0]
+	daemontest.CreateStarted(t, leader.Registry(), &a)
+	current := func(d *daemon.Daemon) subset.WindowCells { w, _ := d.Windows().Current("a"); return w }
+	testkit.Eventually(t, "the follower in a#1", func() bool { return current(follower).Seq == 1 })
+
+	eng := leader.Registry().Snapshot()
+	send := func(d *daemon.Daemon, n int) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(otlpExporter(t, d.OTLPAddr())),
+			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "web"))))
+		defer tp.Shutdown(context.Background())
+		for i := range n {
+			_, span := tp.Tracer("t").Start(context.Background(), "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
+			expose(t, span, eng, "a", fmt.Sprintf("user-%d", i))
+			span.SetAttributes(attribute.Float64("order.value", float64(i)))
+			span.End()
+		}
+	}
+	send(follower, 5)
+	testkit.Eventually(t, "5 counted in a#1", func() bool { return current(follower).Quality.Counted == 5 })
+	follower.Stop()
+	follower = daemontest.Start(t, daemontest.Store(url), daemontest.DataDir(dir), daemontest.OTLP(), fast)
+	if w := current(follower); w.Seq != 1 || w.Quality.Counted != 5 || w.Start != current(leader).Start {
+		t.Fatalf("restarted on the same plan: a#%d counted %d, start %v; want a#1 resumed with 5, start %v", w.Seq, w.Quality.Counted, w.Start, current(leader).Start)
+	}
+	send(follower, 3)
+	testkit.Eventually(t, "8 counted in a#1", func() bool { return current(follower).Quality.Counted == 8 })
+
+	follower.Stop()
+	c := orderValueTest("c")
+	c.Emits = []assign.Interference{{Kind: subset.KindLatency, Scope: string(subset.ScopeChange)}}
+	daemontest.CreateStarted(t, leader.Registry(), &c)
+	testkit.Eventually(t, "the leader in a#2", func() bool { return current(leader).Seq == 2 })
+	follower = daemontest.Start(t, daemontest.Store(url), daemontest.DataDir(dir), daemontest.OTLP(), fast)
+	if got, want := windowIdentity(follower, "a", "c"), windowIdentity(leader, "a", "c"); got != want {
+		t.Fatalf("restarted after the plan moved on:\n%s\nthe leader's:\n%s", got, want)
+	}
+	if ws := follower.Windows().List("a"); len(ws) != 2 || ws[0].Seq != 1 || ws[0].Open() || ws[0].Quality.Counted != 8 {
+		t.Errorf("a's windows on the restarted follower: %+v; want #1 closed with its 8 requests, then #2", ws)
+	}
 }

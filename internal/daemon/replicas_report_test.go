@@ -127,8 +127,14 @@ func counted(d *daemon.Daemon, id string) int64 {
 // requests on the single node and over the replicas, and returns each
 // replica's share.
 func (rs *replicaSet) waitCounted(test string, total int64) []int64 {
+	var n int64
+	rs.t.Cleanup(func() {
+		if rs.t.Failed() {
+			rs.t.Logf("counted %d of %d traces on the replicas, %d on the single node; quality %+v", n, total, counted(rs.single, test), rs.reps[0].Windows().Quality(test))
+		}
+	})
 	testkit.Eventually(rs.t, "every trace counted", func() bool {
-		var n int64
+		n = 0
 		for _, d := range rs.reps {
 			n += counted(d, test)
 		}
