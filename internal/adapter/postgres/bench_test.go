@@ -17,10 +17,11 @@ var benchUnits = flag.Int("bench-units", 100_000, "units per flush in BenchmarkS
 // server on loopback with its durability defaults (pgtest.StartDurable:
 // fsync, synchronous_commit and full_page_writes on, data on this
 // machine's disk). insert is a window's first flush (every unit row new),
-// update a later one rewriting every row. Besides the time per flush it
-// reports rows/s, the WAL PostgreSQL wrote per flush and per row
-// (pg_current_wal_lsn before and after) and, for insert, the table and
-// index bytes per unit row.
+// update a later one rewriting every row; merge is a report's read of
+// the window (MergedWindow: its rows read and merged). Besides the time
+// per flush it reports rows/s, the WAL PostgreSQL wrote per flush and per
+// row (pg_current_wal_lsn before and after) and, for insert, the table
+// and index bytes per unit row.
 func BenchmarkSaveUnits(b *testing.B) {
 	ctx := context.Background()
 	d, err := Open(ctx, pgtest.StartDurable(b).NewDatabase(b))
@@ -81,5 +82,15 @@ func BenchmarkSaveUnits(b *testing.B) {
 			save(b, seq)
 		}
 		report(b, walSince(b, from))
+	})
+	// A report's read of that window: every replica's rows (here one
+	// replica's) read and merged (MergedWindow).
+	b.Run(fmt.Sprintf("merge-%d", len(units)), func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := st.MergedWindow(ctx, "rec", seq); err != nil || !ok {
+				b.Fatalf("merged window: %v %v", ok, err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(units))/b.Elapsed().Seconds(), "rows/s")
 	})
 }
