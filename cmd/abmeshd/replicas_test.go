@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,9 @@ type replicaProc struct {
 	grpc, http string
 }
 
-// leads reads abmesh_leader from the replica's /metrics: 1, 0, or -1 when
-// it does not answer.
-func (r *replicaProc) leads() int {
+// metric reads a gauge without labels from the replica's /metrics: its
+// value, or -1 when it does not answer or has no such line.
+func (r *replicaProc) metric(name string) float64 {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get("http://" + r.http + "/metrics")
 	if err != nil {
@@ -34,21 +35,26 @@ func (r *replicaProc) leads() int {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		switch line {
-		case "abmesh_leader 1":
-			return 1
-		case "abmesh_leader 0":
-			return 0
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
 		}
 	}
 	return -1
 }
 
+// leads reads abmesh_leader from the replica's /metrics: 1, 0, or -1 when
+// it does not answer.
+func (r *replicaProc) leads() int { return int(r.metric("abmesh_leader")) }
+
 // TestKill9OfLeaderReplica runs three abmeshd processes on one PostgreSQL
 // (--store), kills the leader with SIGKILL and checks that another
-// replica leads within 3 s, that the survivors keep serving Assign, and
-// that an admin change on one survivor reaches a Watch stream on the
-// other within 1 s.
+// replica leads within 3 s, that the survivors keep serving Assign, that
+// an admin change on one survivor reaches a Watch stream on the other
+// within 1 s, and that the new leader opens the windows: after the pause
+// and a resume both survivors count into window 2 of the test (window 1
+// was the killed leader's) and have adopted the same plan generation.
 func TestKill9OfLeaderReplica(t *testing.T) {
 	url := pgtest.Start(t).NewDatabase(t)
 	bin, err := os.Executable()
@@ -141,5 +147,26 @@ func TestKill9OfLeaderReplica(t *testing.T) {
 	t.Logf("pause on survivor %d seen by a Watch on survivor %d after %v", a, b, time.Since(start))
 	if time.Since(start) > time.Second {
 		t.Errorf("the Watch saw the pause after %v, want within 1 s", time.Since(start))
+	}
+
+	if _, err := pb.NewExperimentServiceClient(daemontest.Dial(t, reps[a].grpc)).StartExperiment(ctx, &pb.StartExperimentRequest{Id: "rec"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var gens []float64
+		for _, i := range []int{a, b} {
+			if _, err := pb.NewReportServiceClient(daemontest.Dial(t, reps[i].grpc)).GetReport(ctx, &pb.GetReportRequest{TestId: "rec", Window: 2}); err == nil {
+				gens = append(gens, reps[i].metric("abmesh_window_plan_generation"))
+			}
+		}
+		if len(gens) == 2 && gens[0] == gens[1] && gens[0] > 0 {
+			t.Logf("both survivors count into rec's window 2, plan generation %v", gens[0])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 5 s of the resume, survivors with rec's window 2 at plan generations %v, want both at one", gens)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
