@@ -206,8 +206,15 @@ func (m mergedWindows) List(viewpoint string) []subset.WindowCells {
 	return list
 }
 
+// mergeTimeout bounds the read of one merged window. It reads every unit
+// row of the window from every replica: 5.4 s for a million rows on the
+// loaded development machine (BenchmarkSaveUnits/merge), so a short bound
+// would make a large window's report silently fall back to this
+// replica's counts.
+const mergeTimeout = time.Minute
+
 func (m mergedWindows) merged(w subset.WindowCells) subset.WindowCells {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), mergeTimeout)
 	defer cancel()
 	mw, ok, err := m.st.MergedWindow(ctx, w.Viewpoint, w.Seq)
 	if err != nil {
