@@ -215,11 +215,12 @@ func TestLeaderHandOverContinuesWindowSeq(t *testing.T) {
 
 	c := orderValueTest("c")
 	c.Emits = []assign.Interference{{Kind: subset.KindLatency, Scope: string(subset.ScopeChange)}}
+	started := time.Now()
 	daemontest.CreateStarted(t, survivors[0].Registry(), &c)
 	next := agreed(survivors, "every survivor in a#2 with c", func(w subset.WindowCells) bool {
 		return w.Seq == 2 && len(w.Members) == 2 && w.Members[1].Test == "c"
 	})
-	t.Logf("windows after the hand-over:\n%s", next)
+	t.Logf("c created and started on a survivor; every survivor in a#2 after %v; windows:\n%s", time.Since(started), next)
 }
 
 // A follower restarts on its data directory: it adopts the stored plan
