@@ -50,7 +50,7 @@ func (ws *Windows) Adopt(now time.Time, plan WindowPlan) {
 	defer ws.mu.Unlock()
 	active := make(map[string]*window, len(plan.Active))
 	for _, p := range plan.Active {
-		active[p.Viewpoint] = ws.adopt(now, p)
+		active[p.Viewpoint] = ws.adopt(p)
 	}
 	for vp, w := range ws.active {
 		if active[vp] != w {
@@ -66,7 +66,7 @@ func (ws *Windows) Adopt(now time.Time, plan WindowPlan) {
 }
 
 // adopt returns the window of p (see Adopt). Called with ws.mu held.
-func (ws *Windows) adopt(now time.Time, p WindowCells) *window {
+func (ws *Windows) adopt(p WindowCells) *window {
 	sig := signature(p.key(), p.Members)
 	list := ws.windows[p.Viewpoint]
 	i := slices.IndexFunc(list, func(w *window) bool { return w.seq == p.Seq })
@@ -81,7 +81,7 @@ func (ws *Windows) adopt(now time.Time, p WindowCells) *window {
 	nw := newWindow(p.Viewpoint, p.key(), members)
 	nw.seq, nw.start, nw.opened, nw.notModelled, nw.adopted = p.Seq, p.Start, p.Opened, p.NotModelled, true
 	if i >= 0 {
-		list[i].close(now) // a no-op for a closed one
+		// Another membership (or final): replaced under its Seq.
 		list = slices.Delete(list, i, i+1)
 	}
 	j, _ := slices.BinarySearchFunc(list, p.Seq, func(w *window, seq int) int { return w.seq - seq })

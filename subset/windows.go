@@ -13,7 +13,8 @@ import (
 
 // Windows keeps each viewpoint's analysis windows and their cells: the
 // store a CellCounter counts into and reports read. A Subsetter drives it
-// through SetViews. It is safe for concurrent use.
+// through SetViews; a replica that follows another's windows drives it
+// through Adopt instead. It is safe for concurrent use.
 //
 // A viewpoint's window is the span during which its View stays the same:
 // the same member tests, each in the same phase with the same variants and
