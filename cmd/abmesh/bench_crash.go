@@ -92,10 +92,12 @@ func findAbmeshd(flag string) (string, error) {
 }
 
 // printCrashTable prints a row per kill and whether every acknowledged
-// trace was counted once.
+// trace was counted once. With replicas, MOVED is the traces re-sent to a
+// survivor after an attempt that may have reached the killed replica,
+// LEFT those the restarted replica left to the survivors (its claims).
 func printCrashTable(r *request, rep killrun.Report) error {
 	t := table(r.stdout)
-	fmt.Fprintln(t, "KILL\tREPLICA\tLOAD BEFORE\tACKED\tIN DOUBT\tCOUNTED\tMOVED\tWATCH LAG\tWAL AT KILL\tWAL MAX\tRESTART\tREPLAYED\tOK")
+	fmt.Fprintln(t, "KILL\tREPLICA\tLOAD BEFORE\tACKED\tIN DOUBT\tCOUNTED\tMOVED\tLEFT\tWATCH LAG\tWAL AT KILL\tWAL MAX\tRESTART\tREPLAYED\tOK")
 	for _, tr := range rep.Trials {
 		up := tr.Up.Round(time.Millisecond).String()
 		if tr.Up == 0 {
@@ -105,7 +107,7 @@ func printCrashTable(r *request, rep killrun.Report) error {
 		if tr.Replica > 0 {
 			replica, lag = strconv.Itoa(tr.Replica), tr.WatchLag.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(t, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%.1f MB\t%.1f MB\t%s\t%d\t%v\n", tr.Kill, replica, up, tr.Acked, tr.InDoubt, tr.Counted, tr.Moved, lag,
+		fmt.Fprintf(t, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%.1f MB\t%.1f MB\t%s\t%d\t%v\n", tr.Kill, replica, up, tr.Acked, tr.InDoubt, tr.Counted, tr.Moved, tr.HeldElsewhere, lag,
 			float64(tr.WALKill)/1e6, float64(tr.WALMax)/1e6, tr.Restart.Round(time.Millisecond), tr.Replayed, tr.OK())
 		if tr.Unserved != "" {
 			fmt.Fprintf(t, "\t\tsurvivors did not serve: %s\n", tr.Unserved)

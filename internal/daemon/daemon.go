@@ -343,8 +343,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	// Flushes start once the log is replayed: flush reads d.wal, and a
+	// flush during the replay would save counts without the checkpoint
+	// that says so, so that a crash then would replay them again.
+	d.every(d.cfg.FlushInterval, d.flush)
 	d.answerClaims()
-	d.every(d.cfg.FlushInterval, d.flush) // once d.wal is set: flush reads it
 
 	assignment, err := d.startAPI()
 	if err != nil {
@@ -456,7 +459,7 @@ func (d *Daemon) startPages() error {
 // startConsumer builds the trace consumer: graph, subsetter, windows,
 // cell counter and assembler, restores the graph and the cells from the
 // store, and starts the loops that keep them current (Start starts the
-// flushes once the write-ahead log is open).
+// flushes once the write-ahead log is replayed).
 func (d *Daemon) startConsumer(ctx context.Context) error {
 	var err error
 	if d.graph, err = tracing.NewGraph(tracing.GraphConfig{Window: d.cfg.GraphWindow}); err != nil {
