@@ -156,9 +156,11 @@ func (d *Daemon) claimTail(l *wal.Log, low uint64) {
 }
 
 // answerClaims answers, with a PostgreSQL store, the claims of replicas
-// restarting (claimTail) from the assembler's memory.
+// restarting (claimTail) from the assembler's memory. A replica without
+// an OTLP listener answers too (holding nothing): it is live, so a
+// restarting replica waits for its answer.
 func (d *Daemon) answerClaims() {
-	if d.pg == nil || d.cfg.WAL.NoClaims || d.cfg.OTLPListen == "off" {
+	if d.pg == nil || d.cfg.WAL.NoClaims {
 		return
 	}
 	d.loop(func() {
