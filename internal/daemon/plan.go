@@ -28,7 +28,8 @@ import (
 //   - A replica that becomes leader takes a new term (fencing the old
 //     leader's writes), adopts the latest plan, and only then gives its
 //     Subsetter the sink: its first views keep the adopted windows, and
-//     its next windows are numbered after the plan's.
+//     its next windows are numbered after the plan's (after every stored
+//     window's, when the database has no plan yet).
 //
 // With bbolt the one process opens its windows itself, as always.
 
@@ -176,6 +177,16 @@ func (d *Daemon) takeWindows(ctx context.Context, changed chan struct{}) (int64,
 	}
 	if err := d.adoptLocked(ctx, p); err != nil {
 		return 0, err
+	}
+	if p.Body == nil {
+		// The first plan of this database: replicas that opened windows
+		// themselves (before the plan) may have stored other members under
+		// the seqs this replica would give; number after all of them.
+		seqs, err := d.win.(postgres.Windows).MaxSeqs(ctx)
+		if err != nil {
+			return 0, err
+		}
+		d.windows.Adopt(time.Now(), subset.WindowPlan{LastSeq: seqs})
 	}
 	d.opens.Store(true)
 	d.subsetter.SetSink(planSink{d.windows, changed})

@@ -278,3 +278,34 @@ func TestFollowerRestartAdoptsThePlan(t *testing.T) {
 		t.Errorf("a's windows on the restarted follower: %+v; want #1 closed with its 8 requests, then #2", ws)
 	}
 }
+
+// Replicas upgraded from opening windows themselves find windows stored
+// without a plan: the first leader numbers its windows after every stored
+// seq, so no window of the plan shares (viewpoint, seq) with one of other
+// members.
+func TestFirstPlanNumbersAfterStoredWindows(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := subset.WindowCells{Viewpoint: "a", Seq: 3, Start: time.Now(), MeasureService: "web", Metric: "x",
+		Members: []subset.WindowMember{{Test: "a", Phase: 1, Variants: []string{"off", "on"}}}}
+	if err := db.Windows("before-the-plan").SaveWindow(ctx, old, subset.UnitChanges{}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var reps []*daemon.Daemon
+	for range 2 {
+		reps = append(reps, daemontest.Start(t, daemontest.Store(url)))
+	}
+	a := planTests()[0]
+	daemontest.CreateStarted(t, reps[0].Registry(), &a)
+	for i, d := range reps {
+		testkit.Eventually(t, fmt.Sprintf("replica %d in a#4", i+1), func() bool {
+			w, _ := d.Windows().Current("a")
+			return w.Seq == 4
+		})
+	}
+}

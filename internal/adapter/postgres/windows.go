@@ -129,6 +129,28 @@ func (s Windows) windowRows(ctx context.Context, sql string, args []any, f func(
 	return err
 }
 
+// MaxSeqs returns, per viewpoint, the highest seq any replica has stored
+// a window under.
+func (s Windows) MaxSeqs(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT viewpoint, max(seq) FROM windows GROUP BY viewpoint`)
+	if err != nil {
+		return nil, fmt.Errorf("read windows from PostgreSQL at %s: %w", s.db.addr, err)
+	}
+	out := map[string]int{}
+	var (
+		vp  string
+		seq int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&vp, &seq}, func() error {
+		out[vp] = seq
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read windows from PostgreSQL at %s: %w", s.db.addr, err)
+	}
+	return out, nil
+}
+
 // LoadUnits implements subset.Store: the replica's own units.
 func (s Windows) LoadUnits(ctx context.Context, viewpoint string, seq int, f func(subset.UnitState) error) error {
 	return s.unitRows(ctx, `SELECT key, cell, sum, requests, non_zero FROM units WHERE viewpoint = $1 AND seq = $2 AND replica = $3`,
