@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/abmesh/abmesh/assign"
+	"github.com/abmesh/abmesh/assign/client"
 	"github.com/abmesh/abmesh/internal/daemon"
 	"github.com/abmesh/abmesh/internal/testkit"
 	"github.com/abmesh/abmesh/internal/testkit/daemontest"
@@ -20,7 +22,8 @@ import (
 )
 
 // Three abmeshd on one PostgreSQL (--store): an admin change on replica 1
-// reaches a Watch stream of replica 3 within 1 s, replicas assign alike,
+// reaches a Watch stream of replica 3, and the Go SDK watching replica 3
+// (assign/client, evaluating locally), within 1 s; replicas assign alike,
 // and of two conflicting updates sent at once to replicas 1 and 2 one
 // wins and the other is ABORTED naming the resource versions.
 func TestReplicasShareOnePostgres(t *testing.T) {
@@ -29,11 +32,22 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	defer cancel()
 	var ecs []pb.ExperimentServiceClient
 	var acs []pb.AssignmentServiceClient
+	var addrs []string
 	for range 3 {
-		_, conn := startDaemon(t, daemontest.Store(url))
+		d, conn := startDaemon(t, daemontest.Store(url))
 		ecs = append(ecs, pb.NewExperimentServiceClient(conn))
 		acs = append(acs, pb.NewAssignmentServiceClient(conn))
+		addrs = append(addrs, d.Addr())
 	}
+	sdk, err := client.New(addrs[2], client.WithService("svc-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if err := sdk.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sdkSaw := make(chan time.Duration, 1)
 	stream, err := acs[2].Watch(ctx, &pb.WatchRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +56,15 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
+	go func() {
+		for ctx.Err() == nil {
+			if x, ok := sdk.Engine().Experiment("rec"); ok && x.Status == assign.StatusRunning {
+				sdkSaw <- time.Since(start)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
 	if _, err := ecs[0].CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: exp("rec")}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +84,15 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	t.Logf("create+start on replica 1 seen by a Watch on replica 3 after %v", took)
 	if took > time.Second {
 		t.Errorf("replica 3's Watch saw the change after %v, want within 1 s", took)
+	}
+	select {
+	case took := <-sdkSaw:
+		t.Logf("the SDK watching replica 3 evaluates rec as running %v after the create+start on replica 1", took)
+		if took > time.Second {
+			t.Errorf("the SDK watching replica 3 saw the change after %v, want within 1 s", took)
+		}
+	case <-time.After(time.Second):
+		t.Errorf("the SDK watching replica 3 did not see rec running within 1 s of the Watch stream")
 	}
 	var variants []string
 	for _, ac := range acs {
