@@ -120,8 +120,8 @@ func (d *Daemon) followLeader() {
 // leadWindows is the leader's window work, until ctx ends or another
 // replica takes a newer term: take the term, adopt the latest plan, open
 // windows from this replica's Subsetter and publish each change. On
-// return the replica follows again (its windows stay as they are until
-// the next plan).
+// return the replica follows again, from the latest stored plan
+// (stepDown).
 func (d *Daemon) leadWindows(ctx context.Context, tick <-chan time.Time) {
 	changed := make(chan struct{}, 1)
 	term, err := d.takeWindows(ctx, changed)
@@ -131,12 +131,7 @@ func (d *Daemon) leadWindows(ctx context.Context, tick <-chan time.Time) {
 		}
 		return
 	}
-	defer func() {
-		d.planMu.Lock()
-		d.subsetter.SetSink(nil)
-		d.opens.Store(false)
-		d.planMu.Unlock()
-	}()
+	defer d.stepDown()
 	d.refreshGraph()
 	var last []byte
 	for {
@@ -162,6 +157,25 @@ func (d *Daemon) leadWindows(ctx context.Context, tick <-chan time.Time) {
 		case <-changed:
 		case <-tick:
 		}
+	}
+}
+
+// stepDown makes a replica that led follow again: its Subsetter loses the
+// sink, and it adopts the latest stored plan at once. A newer leader's
+// plan notified while this replica still led was skipped (followPlan does
+// nothing while it opens windows), and that leader may publish no other
+// until its subsets change; without this the replica would count into its
+// own windows until then.
+func (d *Daemon) stepDown() {
+	d.planMu.Lock()
+	d.subsetter.SetSink(nil)
+	d.opens.Store(false)
+	d.planMu.Unlock()
+	ctx, cancel := context.WithTimeout(d.life, 10*time.Second)
+	defer cancel()
+	if err := d.followPlan(ctx); err != nil && ctx.Err() == nil {
+		// The plan listener's next notification or resync retries.
+		d.log.Error("adopt the leader's window plan", "err", err)
 	}
 }
 

@@ -2,12 +2,14 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -310,4 +312,81 @@ func TestFirstPlanNumbersAfterStoredWindows(t *testing.T) {
 			return w.Seq == 4
 		})
 	}
+}
+
+// The leader's lock session is ended by the server, and another leader
+// (here the test, queued on the lock) takes the lock and a new term at
+// once and publishes a plan in which a's window is a#2: its notification
+// reaches the old leader before the old leader notices that it lost the
+// lock (it checks every 0.5 s). Once it notices, the old leader follows
+// that plan; it must not keep its own windows until a next plan.
+func TestDeposedLeaderAdoptsTheNewPlan(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := daemontest.Start(t, daemontest.Store(url))
+	testkit.Eventually(t, "the replica leading", d.Leads)
+	a := planTests()[0]
+	daemontest.CreateStarted(t, d.Registry(), &a)
+	current := func() subset.WindowCells { w, _ := d.Windows().Current("a"); return w }
+	testkit.Eventually(t, "a#1", func() bool { return current().Seq == 1 })
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var wp struct {
+		ConfigVersion uint64            `json:"config_version"`
+		Windows       subset.WindowPlan `json:"windows"`
+		Edges         json.RawMessage   `json:"edges"`
+	}
+	testkit.Eventually(t, "a#1 in the published plan", func() bool {
+		p, err := db.LoadPlan(ctx)
+		return err == nil && p.Body != nil && json.Unmarshal(p.Body, &wp) == nil &&
+			len(wp.Windows.Active) == 1 && wp.Windows.Active[0].Viewpoint == "a"
+	})
+
+	waiter, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close(context.Background())
+	locked := make(chan error, 1)
+	go func() {
+		_, err := waiter.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.LeaderKey)
+		locked <- err
+	}()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	testkit.Eventually(t, "the test queued on the leader lock", func() bool {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n)
+		return err == nil && n == 1
+	})
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	p, err := db.TakeTerm(ctx, "the-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	w := &wp.Windows.Active[0]
+	w.Seq, w.Start, w.Opened = 2, now, now
+	wp.Windows.LastSeq = map[string]int{"a": 2}
+	body, err := json.Marshal(wp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PublishPlan(ctx, p.Term, body); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the old leader no longer leading", func() bool { return !d.Leads() })
+	testkit.Eventually(t, "the old leader in the new leader's a#2", func() bool { return current().Seq == 2 })
 }
