@@ -3,6 +3,7 @@ package subset
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -181,6 +182,47 @@ func TestAdoptThenRestore(t *testing.T) {
 		t.Errorf("restarted on a later plan: t5's windows %+v, want #1 closed with its 3 requests, then #3", ws)
 	}
 	samePlan(t, "restarted on a later plan", planOf(t, moved), p3)
+}
+
+// A follower stored its window of the planned seq closed (it had adopted
+// a plan without it, or closed it while it led and was deposed before
+// publishing) and restarts on a plan in which that window is active
+// again: Restore resumes it, as Adopt reopens it while running, instead
+// of keeping it final beside an empty window of the same seq (whose saves
+// would then replace the stored counts).
+func TestAdoptThenRestoreReopensStoredSeq(t *testing.T) {
+	ctx := context.Background()
+	_, p1, f, clk := adoptedCounting(t, 3)
+	without := p1
+	without.Active = slices.DeleteFunc(slices.Clone(p1.Active), func(w WindowCells) bool { return w.Viewpoint == "t5" })
+	clk.Advance(time.Second)
+	f.Adopt(clk.Now(), without)
+	st := NewMemStore()
+	if err := f.Flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(time.Second)
+	r := NewWindows(WithClock(clk.Now))
+	r.Adopt(clk.Now(), p1)
+	if err := r.Restore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if w, ok := r.Current("t5"); !ok || w.Seq != 1 || w.Quality.Counted != 3 {
+		t.Errorf("restarted on the plan with t5#1 active: current %+v, want #1 resumed with its 3 requests", w)
+	}
+	if ws := r.List("t5"); len(ws) != 1 {
+		t.Errorf("t5 has %d windows (seqs %v), want one #1", len(ws), seqsOf(ws))
+	}
+	samePlan(t, "restarted", planOf(t, r), p1)
+}
+
+func seqsOf(ws []WindowCells) []int {
+	var out []int
+	for _, w := range ws {
+		out = append(out, w.Seq)
+	}
+	return out
 }
 
 // A follower whose Subsetter (no sink) has the leader's tests and

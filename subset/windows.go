@@ -325,7 +325,8 @@ var ErrRestored = errors.New("subset: windows already restored")
 // the next Flush); a window stored without units (before abmesh counted
 // per unit) is never resumed. Active windows are renumbered after the
 // viewpoint's stored ones, except adopted ones (Adopt): they keep the
-// leader's Seq, and resume only the stored window of that Seq.
+// leader's Seq, and resume only the stored window of that Seq (also a
+// closed one, which the plan makes active again).
 func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	stored, err := st.LoadWindows(ctx)
 	if err != nil {
@@ -343,8 +344,7 @@ func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	maxSeq := map[string]int{}
 	for _, wc := range stored {
 		maxSeq[wc.Viewpoint] = max(maxSeq[wc.Viewpoint], wc.Seq)
-		if a := ws.active[wc.Viewpoint]; a != nil && wc.Open() && !resumed[wc.Viewpoint] &&
-			a.sig == signature(wc.key(), wc.Members) && (!a.adopted || a.seq == wc.Seq) {
+		if a := ws.active[wc.Viewpoint]; a != nil && resumable(a, wc) && !resumed[wc.Viewpoint] {
 			units, err := loadUnits(ctx, st, wc)
 			if err != nil {
 				return err
@@ -365,6 +365,20 @@ func (ws *Windows) Restore(ctx context.Context, st Store) error {
 	ws.renumber(resumed, maxSeq)
 	ws.publish()
 	return nil
+}
+
+// resumable reports whether the active window a may resume the stored
+// window wc (Restore): wc has a's membership and is open, or, when a was
+// adopted, wc has a's Seq, open or closed (the plan makes it active
+// again, as Adopt reopens a closed window of the planned Seq).
+func resumable(a *window, wc WindowCells) bool {
+	if a.sig != signature(wc.key(), wc.Members) {
+		return false
+	}
+	if a.adopted {
+		return a.seq == wc.Seq
+	}
+	return wc.Open()
 }
 
 func loadUnits(ctx context.Context, st Store, wc WindowCells) ([]UnitState, error) {
