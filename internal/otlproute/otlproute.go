@@ -124,7 +124,8 @@ func (t *Tally) add(i int, spans []sdktrace.ReadOnlySpan) {
 	}
 }
 
-// Counts returns what each receiver acknowledged so far.
+// Counts returns what was sent to each receiver so far, whatever the
+// exports' outcome (see Router.ExportSpans).
 func (t *Tally) Counts() []Count {
 	t.mu.Lock()
 	defer t.mu.Unlock()
