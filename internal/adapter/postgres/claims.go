@@ -37,7 +37,8 @@ func AsReplica(id string) Option { return func(o *pgxOptions) { o.replica = id }
 // ClaimTraces makes replica's claim on ids (16 bytes each; the trace ids
 // of its write-ahead log's tail, before it replays it): it stores a claim
 // round, notifies ClaimChannel, and waits, at most wait, until every other
-// live replica (a session named by AsReplica) answered (AnswerClaims).
+// live replica (a session named by AsReplica on the same database)
+// answered (AnswerClaims).
 // It returns the ids some replica holds — the claimant must not count
 // them — and the live replicas that did not answer in time.
 func (d *DB) ClaimTraces(ctx context.Context, replica string, ids [][16]byte, wait time.Duration) (held map[[16]byte]bool, missing []string, err error) {
@@ -75,11 +76,13 @@ func (d *DB) ClaimTraces(ctx context.Context, replica string, ids [][16]byte, wa
 	}
 }
 
-// roundState returns the other live replicas, and those that answered
-// round, adding the ids they hold to held.
+// roundState returns the other live replicas (sessions named by
+// AsReplica on this database: another database on the server is another
+// deployment), and those that answered round, adding the ids they hold to
+// held.
 func (d *DB) roundState(ctx context.Context, replica string, round int64, held map[[16]byte]bool) (live []string, answered map[string]bool, err error) {
 	rows, err := d.pool.Query(ctx, `SELECT DISTINCT substr(application_name, $1) FROM pg_stat_activity
-		WHERE starts_with(application_name, $2) AND application_name <> $3`, len(appPrefix)+1, appPrefix, appPrefix+replica)
+		WHERE datname = current_database() AND starts_with(application_name, $2) AND application_name <> $3`, len(appPrefix)+1, appPrefix, appPrefix+replica)
 	if err != nil {
 		return nil, nil, err
 	}

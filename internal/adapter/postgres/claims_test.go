@@ -98,3 +98,31 @@ func TestClaimTraces(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Replicas of another database on the same server (another abmesh
+// deployment, or staging beside production) are not replicas of this
+// one: a claim does not wait for them, nor names them as missing.
+func TestClaimIgnoresOtherDatabases(t *testing.T) {
+	srv := pgtest.Start(t)
+	url, other := srv.NewDatabase(t), srv.NewDatabase(t)
+	ctx := context.Background()
+	a := openDB(t, url, AsReplica("a"))
+	openDB(t, other, AsReplica("x")) // never answers this database's claims
+	b := openDB(t, url, AsReplica("b"))
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	h := &holder{has: map[[16]byte]bool{{1}: true}}
+	go func() {
+		defer close(done)
+		b.AnswerClaims(actx, "b", h.answer, func(err error) { t.Error(err) })
+	}()
+	start := time.Now()
+	held, missing, err := a.ClaimTraces(ctx, "a", [][16]byte{{1}, {2}}, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) != 0 || len(held) != 1 || !held[[16]byte{1}] {
+		t.Errorf("held %v, missing %v after %v; want id 1 held by b, no replica missing", held, missing, time.Since(start))
+	}
+}
