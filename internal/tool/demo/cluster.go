@@ -95,6 +95,19 @@ func startCluster(ctx context.Context, cfg Config, dcfg daemon.Config) (*cluster
 	return c, nil
 }
 
+// announce says, with replicas, where the other replicas listen and
+// which database they share (res.Store, without its password).
+func (c *cluster) announce(say func(format string, args ...any), cfg Config, res *Result) {
+	if cfg.Replicas == 0 {
+		return
+	}
+	res.Store = redact(cfg.Store)
+	for i, r := range c.reps[1:] {
+		say("replica %d: gRPC %s, OTLP %s, reports http://%s/", i+2, r.Addr(), r.OTLPAddr(), r.HTTPAddr())
+	}
+	say("%d replicas share %s; each trace's spans go to one replica, picked by FNV-1a of its trace id", cfg.Replicas, res.Store)
+}
+
 // redact is a store URL without its password.
 func redact(store string) string {
 	u, err := url.Parse(store)

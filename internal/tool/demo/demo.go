@@ -282,13 +282,7 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	res := &Result{Addr: d.Addr(), HTTPAddr: d.HTTPAddr(), EdgeAddr: d.EdgeAddr(), Reports: map[string]*report.Report{}, Authenticated: d.AuthOn()}
 	say("abmeshd: gRPC %s, OTLP %s, reports http://%s/, forward-auth http://%s/; authentication on (%s: the services hold the client and ingest tokens)",
 		d.Addr(), otlp, d.HTTPAddr(), d.EdgeAddr(), authFile)
-	if cfg.Replicas > 0 {
-		res.Store = redact(cfg.Store)
-		for i, r := range c.reps[1:] {
-			say("replica %d: gRPC %s, OTLP %s, reports http://%s/", i+2, r.Addr(), r.OTLPAddr(), r.HTTPAddr())
-		}
-		say("%d replicas share %s; each trace's spans go to one replica, picked by FNV-1a of its trace id", cfg.Replicas, res.Store)
-	}
+	c.announce(say, cfg, res)
 
 	var exps []string
 	err = c.admin(ctx, func(reg *assign.Registry) (err error) {
