@@ -38,8 +38,10 @@ func (ws *Windows) Plan() WindowPlan {
 // membership (taking the plan's reasons and not-modelled tests); else it
 // is closed, and a closed window of that Seq and membership still
 // counting is reopened, or a new window opens with exactly the planned
-// Seq, Start, Opened and members. A final window of the planned Seq
-// (whose units are gone) is replaced. The active window of a viewpoint not
+// Seq, Start, Opened and members. A window of the planned Seq that is
+// final (its units gone) or has other members is replaced: dropped with
+// its counts (only a leader deposed before publishing its last window can
+// hold one of other members). The active window of a viewpoint not
 // in plan is closed. Adopting only the latest of several plans ends in
 // the same active windows as adopting each in turn. Windows opened by
 // Adopt keep their Seq through Restore (which resumes only the stored
