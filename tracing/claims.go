@@ -13,10 +13,15 @@ import "time"
 
 // claims are the trace ids an Assembler excludes because another replica
 // claimed them, guarded by Assembler.mu. Every exclusion lasts as long,
-// so order is expiry order.
+// so order (each exclusion as given, a renewed id again) is expiry order.
 type claims struct {
 	until map[TraceID]time.Time
-	order []TraceID
+	order []exclusion
+}
+
+type exclusion struct {
+	id    TraceID
+	until time.Time
 }
 
 // excluded reports whether id is claimed by another replica at now.
@@ -28,27 +33,22 @@ func (c *claims) excluded(id TraceID, now time.Time) bool {
 	return ok && now.Before(u)
 }
 
-// add excludes id until u.
+// add excludes id until u (renewing an exclusion of id).
 func (c *claims) add(id TraceID, u time.Time) {
 	if c.until == nil {
 		c.until = map[TraceID]time.Time{}
 	}
-	if _, ok := c.until[id]; !ok {
-		c.order = append(c.order, id)
-	}
+	c.order = append(c.order, exclusion{id, u})
 	c.until[id] = u
 }
 
 // expire forgets the exclusions ended at now.
 func (c *claims) expire(now time.Time) {
 	n := 0
-	for n < len(c.order) {
-		u, ok := c.until[c.order[n]]
-		if ok && now.Before(u) {
-			break
+	for ; n < len(c.order) && !now.Before(c.order[n].until); n++ {
+		if e := c.order[n]; c.until[e.id].Equal(e.until) { // not renewed
+			delete(c.until, e.id)
 		}
-		delete(c.until, c.order[n])
-		n++
 	}
 	if n > 0 {
 		c.order = append(c.order[:0], c.order[n:]...)
@@ -60,19 +60,32 @@ func (c *claims) expire(now time.Time) {
 // or counted and still in its journal — which the claimant must not
 // count; every other id is excluded for exclusion: spans of it offered to
 // Add meanwhile are late (AssemblyStats.SpansClaimed), so a copy of a
-// request the claimant counts is not counted here too. The check and the
-// exclusion are atomic with respect to Add.
+// request the claimant counts is not counted here too. An id excluded
+// already (claimed before: the claimant restarted again) is not held, and
+// its exclusion is renewed: the copies dropped meanwhile are in the
+// journal as late spans, not counts. The check and the exclusion are
+// atomic with respect to Add.
 func (a *Assembler) Claim(ids []TraceID, exclusion time.Duration) (held []TraceID) {
 	now := a.cfg.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.claims.expire(now)
 	for _, id := range ids {
-		if _, ok := a.traces[id]; ok || a.recent.has(id) || a.j.counted(id) {
+		if a.holds(id, now) {
 			held = append(held, id)
 			continue
 		}
 		a.claims.add(id, now.Add(exclusion))
 	}
 	return held
+}
+
+// holds reports whether a holds trace id at now (see Claim); a.mu is
+// held.
+func (a *Assembler) holds(id TraceID, now time.Time) bool {
+	if a.claims.excluded(id, now) {
+		return false // every span of it since was dropped
+	}
+	_, ok := a.traces[id]
+	return ok || a.recent.has(id) || a.j.counted(id)
 }

@@ -51,3 +51,47 @@ func TestClaim(t *testing.T) {
 		t.Errorf("exclusions left after they ended: %v", a.claims.until)
 	}
 }
+
+// A replica that answered a claim drops a re-sent copy of a trace it did
+// not hold; logged, the copy leaves the trace in its journal as late.
+// When the claimant restarts again (a crash before its replay's counts
+// were flushed) and claims the trace a second time, the answer must still
+// be "not held": this replica never counted it, and a "held" would make
+// the claimant drop it too, losing an acknowledged trace.
+func TestClaimAgainAfterDroppedCopy(t *testing.T) {
+	now := time.Now()
+	var c countingConsumer
+	a, err := NewAssembler(Config{TickInterval: -1, IdleTimeout: time.Second, Now: func() time.Time { return now }}, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := a.Claim([]TraceID{{7}}, time.Minute); len(held) != 0 {
+		t.Fatalf("first claim: held %v, want none", held)
+	}
+	res, err := a.Add(&Batch{Seq: 5, Spans: []Span{journalSpan(7, 1, now)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Late != 1 {
+		t.Fatalf("the re-sent copy: %+v, want late (claimed)", res)
+	}
+	now = now.Add(time.Second)
+	if held := a.Claim([]TraceID{{7}}, time.Minute); len(held) != 0 {
+		t.Errorf("second claim: held %v, want none (the copy was dropped, never counted)", held)
+	}
+	a.Flush()
+	if c.n != 0 {
+		t.Errorf("counted %d traces, want 0", c.n)
+	}
+	// The renewed exclusion outlives the first.
+	now = now.Add(time.Minute - time.Second/2)
+	a.Expire()
+	if res, _ := a.Add(&Batch{Seq: 6, Spans: []Span{journalSpan(7, 2, now)}}); res.Late != 1 {
+		t.Errorf("a copy after the first exclusion ended: %+v, want late (renewed)", res)
+	}
+	now = now.Add(time.Second)
+	a.Expire()
+	if len(a.claims.until) != 0 || len(a.claims.order) != 0 {
+		t.Errorf("exclusions left after they ended: %v, %v", a.claims.until, a.claims.order)
+	}
+}
