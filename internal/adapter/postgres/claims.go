@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // ClaimChannel is the channel a claim round is notified on.
@@ -81,16 +82,11 @@ func (d *DB) ClaimTraces(ctx context.Context, replica string, ids [][16]byte, wa
 // deployment), and those that answered round, adding the ids they hold to
 // held.
 func (d *DB) roundState(ctx context.Context, replica string, round int64, held map[[16]byte]bool) (live []string, answered map[string]bool, err error) {
-	rows, err := d.pool.Query(ctx, `SELECT DISTINCT substr(application_name, $1) FROM pg_stat_activity
-		WHERE datname = current_database() AND starts_with(application_name, $2) AND application_name <> $3`, len(appPrefix)+1, appPrefix, appPrefix+replica)
-	if err != nil {
-		return nil, nil, err
-	}
-	if live, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	if live, err = d.liveReplicas(ctx, replica); err != nil {
 		return nil, nil, err
 	}
 	answered = map[string]bool{}
-	rows, err = d.pool.Query(ctx, `SELECT replica, held FROM claim_answers WHERE round = $1`, round)
+	rows, err := d.pool.Query(ctx, `SELECT replica, held FROM claim_answers WHERE round = $1`, round)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,4 +160,38 @@ func blobIDs(b []byte) [][16]byte {
 		ids = append(ids, [16]byte(b[i:i+16]))
 	}
 	return ids
+}
+
+// liveReplicasSQL lists the live replicas: sessions named by AsReplica on
+// this database (another database on the server is another deployment).
+const liveReplicasSQL = `SELECT DISTINCT substr(application_name, length($1) + 1) FROM pg_stat_activity
+	WHERE datname = current_database() AND starts_with(application_name, $1)`
+
+// liveReplicas returns the live replicas but except.
+func (d *DB) liveReplicas(ctx context.Context, except string) ([]string, error) {
+	rows, err := d.pool.Query(ctx, `SELECT r FROM (`+liveReplicasSQL+`) l(r) WHERE r <> $2`, appPrefix, except)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// liveFlushes returns each live replica's last flush (zero when it never
+// flushed).
+func (d *DB) liveFlushes(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := d.pool.Query(ctx, `SELECT l.r, coalesce(f.flushed_at, '-infinity') FROM (`+liveReplicasSQL+`) l(r)
+		LEFT JOIN replica_flushes f ON f.replica = l.r`, appPrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	var (
+		r  string
+		at pgtype.Timestamptz
+	)
+	_, err = pgx.ForEachRow(rows, []any{&r, &at}, func() error {
+		out[r] = at.Time // zero for -infinity
+		return nil
+	})
+	return out, err
 }

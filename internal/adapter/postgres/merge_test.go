@@ -148,16 +148,9 @@ func TestFinalizeClosedKeepsMergedCells(t *testing.T) {
 	now := time.Now()
 	save := func(replica string, seq int, end time.Time, units ...subset.UnitState) {
 		t.Helper()
-		w := subset.WindowCells{Viewpoint: "a", Seq: seq, End: end, Metric: "latency_ms", Aggregate: assign.AggregateMean,
-			Members: []subset.WindowMember{{Test: "a", Phase: 1, Variants: []string{"control", "ml"}}},
-			Quality: subset.Quality{Seen: int64(len(units)), Counted: int64(len(units))}}
-		if err := d.Windows(replica).SaveWindow(ctx, w, subset.UnitChanges{Put: units}); err != nil {
-			t.Fatal(err)
-		}
+		saveWindowA(t, d, replica, seq, end, units...)
 	}
-	u := func(key, cell uint64, sum float64) subset.UnitState {
-		return subset.UnitState{Key: key, Cell: cell, Sum: sum, Requests: 1, NonZero: true}
-	}
+	u := oneRequest
 	old, recent := now.Add(-time.Hour), now.Add(-time.Minute)
 	save("r1", 1, old, u(1, 0, 10), u(2, 1, 20))
 	save("r2", 1, old, u(1, 0, 5), u(3, 1, 7)) // unit 1 on both replicas
@@ -186,4 +179,62 @@ func TestFinalizeClosedKeepsMergedCells(t *testing.T) {
 	if err := d.pool.QueryRow(ctx, `SELECT count(*) FROM units WHERE seq = 1`).Scan(&units); err != nil || units != 0 {
 		t.Errorf("%d units left in the finalized window, %v", units, err)
 	}
+}
+
+// A closed window waits to be finalized until every live replica has
+// flushed after it stopped counting into it (ClosedCounting past its
+// end), whatever the grace: a replica whose flushes failed meanwhile (as
+// while PostgreSQL was away) still holds part of it, and its late save
+// would otherwise be skipped. Replicas without a session (gone) do not
+// hold it back.
+func TestFinalizeWaitsForLiveReplicasFlush(t *testing.T) {
+	url := pgtest.Start(t).NewDatabase(t)
+	leader, r2 := openDB(t, url, AsReplica("leader")), openDB(t, url, AsReplica("r2"))
+	ctx := context.Background()
+	t0 := time.Now()
+	end := t0.Add(-ClosedCounting + 1500*time.Millisecond) // r2's first flush is within ClosedCounting of it
+	save, u := saveWindowA, oneRequest
+	save(t, leader, "gone", 1, end, u(9, 1, 90)) // a replica without a session, its flush long before
+	if _, err := leader.pool.Exec(ctx, `UPDATE replica_flushes SET flushed_at = $1 WHERE replica = 'gone'`, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	save(t, leader, "leader", 1, end, u(1, 0, 10))
+	save(t, r2, "r2", 1, end, u(2, 1, 20))
+	later := t0.Add(time.Hour) // far past any grace
+	if n, err := leader.Windows("leader").FinalizeClosed(ctx, later, 10*time.Minute); err != nil || n != 0 {
+		t.Fatalf("finalized %d windows, %v, before r2 flushed after the window stopped counting; want 0", n, err)
+	}
+	time.Sleep(time.Until(end.Add(ClosedCounting + 100*time.Millisecond)))
+	save(t, r2, "r2", 1, end, u(2, 1, 20), u(3, 1, 30)) // what r2 held: unit 3
+	if n, err := leader.Windows("leader").FinalizeClosed(ctx, later, 10*time.Minute); err != nil || n != 0 {
+		t.Fatalf("finalized %d windows, %v, before the leader itself flushed again; want 0", n, err)
+	}
+	save(t, leader, "leader", 2, time.Time{}) // the leader's next flush (another window)
+	if n, err := leader.Windows("leader").FinalizeClosed(ctx, later, 10*time.Minute); err != nil || n != 1 {
+		t.Fatalf("finalized %d windows, %v, once every live replica flushed; want 1", n, err)
+	}
+	w, ok, err := leader.Windows("").MergedWindow(ctx, "a", 1)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if got := w.Quality.Counted; got != 4 || w.Cells[1].Stats.N != 3 || math.Abs(w.Cells[1].Stats.Mean-140.0/3) > 1e-9 {
+		t.Errorf("finalized window: counted %d, treated cell %+v; want 4 counted, units 2, 3 and 9 (mean 46.67)", got, w.Cells[1].Stats)
+	}
+}
+
+// saveWindowA saves, as replica, its part of window a#seq (test a alone,
+// mean latency) ending at end (zero: open) with units.
+func saveWindowA(t *testing.T, d *DB, replica string, seq int, end time.Time, units ...subset.UnitState) {
+	t.Helper()
+	w := subset.WindowCells{Viewpoint: "a", Seq: seq, End: end, Metric: "latency_ms", Aggregate: assign.AggregateMean,
+		Members: []subset.WindowMember{{Test: "a", Phase: 1, Variants: []string{"control", "ml"}}},
+		Quality: subset.Quality{Seen: int64(len(units)), Counted: int64(len(units))}}
+	if err := d.Windows(replica).SaveWindow(context.Background(), w, subset.UnitChanges{Put: units}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// oneRequest is a unit's totals after one request of value sum in cell.
+func oneRequest(key, cell uint64, sum float64) subset.UnitState {
+	return subset.UnitState{Key: key, Cell: cell, Sum: sum, Requests: 1, NonZero: true}
 }

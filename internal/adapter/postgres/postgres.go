@@ -42,7 +42,7 @@ import (
 var migrations embed.FS
 
 // SchemaVersion is the newest schema version this binary knows.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // ConnectTimeout bounds Open's first connection.
 const ConnectTimeout = 5 * time.Second

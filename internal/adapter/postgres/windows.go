@@ -44,6 +44,15 @@ func (d *DB) GetBlob(name string) ([]byte, error) {
 type Windows struct {
 	db      *DB
 	replica string
+	q       querier // reads go through q when set (a transaction), else the pool
+}
+
+// reads returns what s reads through.
+func (s Windows) reads() querier {
+	if s.q != nil {
+		return s.q
+	}
+	return s.db.pool
 }
 
 var _ subset.Store = Windows{}
@@ -66,8 +75,15 @@ func (s Windows) SaveWindow(ctx context.Context, w subset.WindowCells, units sub
 // once merged is leader work not done yet). Idempotent.
 func (s Windows) SaveWindows(ctx context.Context, saves []subset.WindowSave, blobs map[string][]byte) error {
 	b := &pgx.Batch{}
+	if s.replica != "" {
+		b.Queue(`INSERT INTO replica_flushes (replica, flushed_at) VALUES ($1, $2)
+			ON CONFLICT (replica) DO UPDATE SET flushed_at = excluded.flushed_at`, s.replica, time.Now())
+	}
 	for _, w := range saves {
 		c := &w.Cells
+		// Saves of one window wait for the leader's finalizing of it, and
+		// it for them (windowLockSQL).
+		b.Queue(`SELECT pg_advisory_xact_lock_shared(`+windowLockSQL+`)`, c.Viewpoint, c.Seq)
 		// A window the leader finalized (FinalizeClosed) is never saved
 		// again: its rows would be counted twice.
 		b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) SELECT $1, $2, $3, $4
@@ -111,7 +127,7 @@ func (s Windows) LoadWindows(ctx context.Context) ([]subset.WindowCells, error) 
 }
 
 func (s Windows) windowRows(ctx context.Context, sql string, args []any, f func(replica string, w subset.WindowCells) error) error {
-	rows, err := s.db.pool.Query(ctx, sql, args...)
+	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("read windows from PostgreSQL at %s: %w", s.db.addr, err)
 	}
@@ -158,7 +174,7 @@ func (s Windows) LoadUnits(ctx context.Context, viewpoint string, seq int, f fun
 }
 
 func (s Windows) unitRows(ctx context.Context, sql string, args []any, f func(subset.UnitState) error) error {
-	rows, err := s.db.pool.Query(ctx, sql, args...)
+	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("read units from PostgreSQL at %s: %w", s.db.addr, err)
 	}
@@ -243,49 +259,100 @@ func (s Windows) merge(ctx context.Context, parts []subset.WindowCells) (subset.
 	return subset.MergeWindows(parts, units)
 }
 
+// windowLockSQL is the key of window ($1 viewpoint, $2 seq)'s
+// transaction-level advisory lock: SaveWindows takes it shared,
+// FinalizeClosed exclusive, so a replica's save of a window is either
+// wholly in the merged snapshot that finalizes it or made after it (and
+// then skipped).
+const windowLockSQL = `hashtextextended('abmesh window ' || $1 || '#' || $2::bigint::text, 0)`
+
+// ClosedCounting is how long after its close a replica may still count
+// into a window (subset keeps counting a closed window for a minute, for
+// consumers that held an older plan).
+const ClosedCounting = time.Minute
+
 // FinalizeClosed is leader work: every window whose parts all ended more
 // than grace before now is replaced, in one transaction per window, by
 // its merged snapshot under replica "" (its cells fixed, its quality
 // counters summed) and its units are deleted, so closed windows stop
 // costing a row per unit and replica. grace must exceed what a replica
 // may still save of a closed window (its flush interval plus a minute:
-// subset keeps counting a closed window for one minute). Merged and
-// MergedWindow read a finalized window as stored. It returns how many
-// windows it finalized.
+// ClosedCounting). A window waits, whatever grace says, until every live
+// replica (a session named by AsReplica) has saved a flush begun
+// ClosedCounting after the window's end: a replica that could not flush
+// (PostgreSQL was away, or its flush is slow) still holds part of it.
+// The merged snapshot is read under the window's lock (windowLockSQL), so
+// no save is lost between reading and replacing. Merged and MergedWindow
+// read a finalized window as stored. It returns how many windows it
+// finalized.
 func (s Windows) FinalizeClosed(ctx context.Context, now time.Time, grace time.Duration) (int, error) {
 	merged, err := s.Merged(ctx)
 	if err != nil {
 		return 0, err
 	}
+	flushed, err := s.db.liveFlushes(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("finalize windows: replicas' flushes in PostgreSQL at %s: %w", s.db.addr, err)
+	}
 	n := 0
 	for _, w := range merged {
-		if w.Open() || now.Sub(w.End) < grace {
+		if w.Open() || now.Sub(w.End) < grace || !allFlushedAfter(flushed, w.End.Add(ClosedCounting)) {
 			continue
 		}
-		err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
-			var open bool
-			// Re-check under the rows' locks: a part still open (or saved
-			// since) keeps the window as it is.
-			if err := tx.QueryRow(ctx, `SELECT coalesce(bool_or((cells->>'end') IS NULL OR (cells->>'end')::timestamptz > $3), false)
-				FROM (SELECT cells FROM windows WHERE viewpoint = $1 AND seq = $2 FOR UPDATE) p`, w.Viewpoint, w.Seq, now.Add(-grace)).Scan(&open); err != nil {
-				return err
-			}
-			if open {
-				return nil
-			}
-			b := &pgx.Batch{}
-			b.Queue(`DELETE FROM windows WHERE viewpoint = $1 AND seq = $2`, w.Viewpoint, w.Seq)
-			b.Queue(`DELETE FROM units WHERE viewpoint = $1 AND seq = $2`, w.Viewpoint, w.Seq)
-			b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) VALUES ($1, $2, '', $3)`, w.Viewpoint, w.Seq, jsonArg(&w))
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return err
-			}
-			n++
-			return nil
-		})
+		done, err := s.finalize(ctx, w.Viewpoint, w.Seq, now.Add(-grace))
 		if err != nil {
 			return n, fmt.Errorf("finalize window %s#%d in PostgreSQL at %s: %w", w.Viewpoint, w.Seq, s.db.addr, err)
 		}
+		if done {
+			n++
+		}
 	}
 	return n, nil
+}
+
+// allFlushedAfter reports whether every replica of flushed (live replica
+// → its last flush; zero when it never flushed) flushed after t.
+func allFlushedAfter(flushed map[string]time.Time, t time.Time) bool {
+	for _, at := range flushed {
+		if !at.After(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// finalize replaces window (viewpoint, seq) by its merged snapshot, read
+// under the window's exclusive lock, unless one of its parts ended after
+// endedBy (saved since FinalizeClosed looked); it reports whether it did.
+func (s Windows) finalize(ctx context.Context, viewpoint string, seq int, endedBy time.Time) (bool, error) {
+	done := false
+	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+windowLockSQL+`)`, viewpoint, seq); err != nil {
+			return err
+		}
+		var open bool
+		if err := tx.QueryRow(ctx, `SELECT coalesce(bool_or((cells->>'end') IS NULL OR (cells->>'end')::timestamptz > $3), false)
+			FROM windows WHERE viewpoint = $1 AND seq = $2`, viewpoint, seq, endedBy).Scan(&open); err != nil {
+			return err
+		}
+		if open {
+			return nil
+		}
+		in := s
+		in.q = tx
+		w, ok, err := in.MergedWindow(ctx, viewpoint, seq)
+		if err != nil || !ok {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM windows WHERE viewpoint = $1 AND seq = $2`, viewpoint, seq)
+		b.Queue(`DELETE FROM units WHERE viewpoint = $1 AND seq = $2`, viewpoint, seq)
+		b.Queue(`INSERT INTO windows (viewpoint, seq, replica, cells) VALUES ($1, $2, '', $3)`, viewpoint, seq, jsonArg(&w))
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	return done && err == nil, err
 }
