@@ -216,16 +216,22 @@ func (a *Assembler) Add(b *Batch) (AddResult, error) {
 		}
 	}
 
-	a.c.spansReceived += uint64(b.Len())
+	a.countAdded(b.Len(), res, sb.Trimmed)
+	return res, nil
+}
+
+// countAdded adds an added batch of spans spans, its result and what its
+// summaries trimmed to the counters. Called with a.mu held.
+func (a *Assembler) countAdded(spans int, res AddResult, trimmed Trimmed) {
+	a.c.spansReceived += uint64(spans)
 	a.c.spansAccepted += uint64(res.Accepted)
 	a.c.spansLate += uint64(res.Late)
 	for r, n := range res.Rejected {
 		a.c.malformed[r] += uint64(n)
 	}
-	a.c.valuesTruncated += uint64(sb.Trimmed.ValuesTruncated)
-	a.c.attrsDropped += uint64(sb.Trimmed.AttrsDropped)
-	a.c.eventsDropped += uint64(sb.Trimmed.EventsDropped)
-	return res, nil
+	a.c.valuesTruncated += uint64(trimmed.ValuesTruncated)
+	a.c.attrsDropped += uint64(trimmed.AttrsDropped)
+	a.c.eventsDropped += uint64(trimmed.EventsDropped)
 }
 
 // need estimates the bytes a batch adds to the traces in flight: spans
