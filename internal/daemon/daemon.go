@@ -474,7 +474,7 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	if d.pg != nil {
 		d.reports = report.NewReader(d.registry, mergedWindows{d.windows, d.win.(postgres.Windows), d.log})
 	} else {
-		d.reports = report.NewReader(d.registry, d.windows)
+		d.reports = report.NewReader(d.registry, report.Local(d.windows))
 	}
 	// A replica of a PostgreSQL store opens no windows until it leads: it
 	// adopts the leader's (plan.go), the stored plan before Restore.
@@ -516,7 +516,7 @@ func (d *Daemon) startConsumer(ctx context.Context) error {
 	d.every(d.cfg.GraphRefresh, d.refreshGraph)
 	// One look per flush interval at every running test's confidence
 	// sequences, for the report pages' plots (report.History).
-	d.every(d.cfg.FlushInterval, func() { d.reports.LookAll(time.Now()) })
+	d.every(d.cfg.FlushInterval, func() { d.reports.LookAll(d.life, time.Now()) })
 	mem := newMemoryReturner()
 	d.every(memoryCheck, func() { mem.check() })
 	return nil

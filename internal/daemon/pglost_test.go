@@ -104,7 +104,7 @@ func (lp *lostPostgres) seen(merged bool) int64 {
 		w, _ := lp.d.Windows().Current("new-home")
 		return w.Quality.Seen
 	}
-	r, err := lp.d.Reports().Report("new-home", 0, report.Options{})
+	r, err := lp.d.Reports().Report(context.Background(), "new-home", 0, report.Options{})
 	if err != nil {
 		return -1
 	}

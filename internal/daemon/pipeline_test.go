@@ -88,7 +88,7 @@ func TestSpansToCellsSurviveRestart(t *testing.T) {
 	if n != 40 {
 		t.Fatalf("counted %d of 40 requests; counters %+v", n, d.Assembler().Stats())
 	}
-	r, err := d.Reports().Report("btn", 0, report.Options{})
+	r, err := d.Reports().Report(context.Background(), "btn", 0, report.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

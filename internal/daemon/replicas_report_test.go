@@ -155,7 +155,7 @@ func (rs *replicaSet) waitCounted(test string, total int64) []int64 {
 func (rs *replicaSet) compareReports(tests []string, total, units int64) {
 	t := rs.t
 	for _, id := range tests {
-		want, err := rs.single.Reports().Report(id, 0, report.Options{})
+		want, err := rs.single.Reports().Report(context.Background(), id, 0, report.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func (rs *replicaSet) compareReports(tests []string, total, units int64) {
 			var got *report.Report
 			// The merged state is as of each replica's last flush.
 			testkit.Eventually(t, "merged counts of every replica", func() bool {
-				got, err = d.Reports().Report(id, 0, report.Options{})
+				got, err = d.Reports().Report(context.Background(), id, 0, report.Options{})
 				return err == nil && got.Window.Quality.Counted == total
 			})
 			if d := reporttest.Diff(want, got, 1e-9) + testkit.JSONDiff(want.Window.Members, got.Window.Members, 0, "members"); d != "" {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -39,14 +40,35 @@ type Configs interface {
 	Snapshot() *assign.Engine
 }
 
-// Windows gives a viewpoint's analysis windows (a *subset.Windows).
+// Windows gives a viewpoint's analysis windows: Local's for one process,
+// or windows merged from a shared store (a read that ctx may cancel).
 type Windows interface {
 	// Current returns the viewpoint's active window; false when it is not
 	// running.
-	Current(viewpoint string) (subset.WindowCells, bool)
+	Current(ctx context.Context, viewpoint string) (subset.WindowCells, bool)
 	// List returns the viewpoint's windows that counted anything (and the
 	// active one), oldest first.
+	List(ctx context.Context, viewpoint string) []subset.WindowCells
+}
+
+// InMemory is windows read in memory, with nothing to cancel (a
+// *subset.Windows).
+type InMemory interface {
+	Current(viewpoint string) (subset.WindowCells, bool)
 	List(viewpoint string) []subset.WindowCells
+}
+
+// Local returns ws as Windows.
+func Local(ws InMemory) Windows { return local{ws} }
+
+type local struct{ ws InMemory }
+
+func (l local) Current(_ context.Context, viewpoint string) (subset.WindowCells, bool) {
+	return l.ws.Current(viewpoint)
+}
+
+func (l local) List(_ context.Context, viewpoint string) []subset.WindowCells {
+	return l.ws.List(viewpoint)
 }
 
 // Reader builds reports of live windows with the live configuration, and
@@ -67,13 +89,13 @@ func NewReader(cfg Configs, ws Windows) *Reader {
 // LookAll builds the report of every running experiment's current window
 // and records its look, so the History has one look per call (the
 // daemon calls it at every flush) even when nobody reads the reports.
-func (r *Reader) LookAll(now time.Time) {
+func (r *Reader) LookAll(ctx context.Context, now time.Time) {
 	eng := r.cfg.Snapshot()
 	for _, x := range eng.Config().Experiments {
 		if x.Status != assign.StatusRunning {
 			continue
 		}
-		if w, ok := r.ws.Current(x.ID); ok {
+		if w, ok := r.ws.Current(ctx, x.ID); ok {
 			r.hist.Record(Build(w, eng.Experiment, Options{Now: now}))
 		}
 	}
@@ -84,9 +106,14 @@ func (r *Reader) LookAll(now time.Time) {
 // last window that counted requests, frozen (a note says so); window n > 0
 // is the window with that Seq. Errors wrap ErrNotFound (an unknown test, or
 // no window n) or ErrNoWindow (a known test with no window: not running).
-func (r *Reader) Report(test string, window int, opt Options) (*Report, error) {
+// ctx bounds reading windows from a shared store; once it is done Report
+// returns its error.
+func (r *Reader) Report(ctx context.Context, test string, window int, opt Options) (*Report, error) {
 	eng := r.cfg.Snapshot()
-	w, last, found := r.pick(test, window)
+	w, last, found := r.pick(ctx, test, window)
+	if err := ctx.Err(); err != nil {
+		return nil, err // what was read may be partial; nobody waits for it
+	}
 	if !found {
 		if _, ok := eng.Experiment(test); !ok {
 			return nil, notFound("test_id: experiment %q not found", test)
@@ -100,7 +127,7 @@ func (r *Reader) Report(test string, window int, opt Options) (*Report, error) {
 	if last {
 		rep.note("%s is not running: this is its last window (%d), frozen", test, w.Seq)
 	}
-	if cur, ok := r.ws.Current(test); ok && cur.Seq == w.Seq {
+	if w.Open() { // the current window: only the active one is open
 		r.hist.Record(rep)
 	} else {
 		rep.Looks = r.hist.Looks(test, w.Seq)
@@ -110,17 +137,17 @@ func (r *Reader) Report(test string, window int, opt Options) (*Report, error) {
 
 // pick chooses the window Report reads; last is true when window 0 fell
 // back to the last window of a test that is not running.
-func (r *Reader) pick(test string, window int) (w subset.WindowCells, last, found bool) {
+func (r *Reader) pick(ctx context.Context, test string, window int) (w subset.WindowCells, last, found bool) {
 	if window == 0 {
-		if w, ok := r.ws.Current(test); ok {
+		if w, ok := r.ws.Current(ctx, test); ok {
 			return w, false, true
 		}
-		if all := r.ws.List(test); len(all) > 0 {
+		if all := r.ws.List(ctx, test); len(all) > 0 {
 			return all[len(all)-1], true, true
 		}
 		return subset.WindowCells{}, false, false
 	}
-	for _, x := range r.ws.List(test) {
+	for _, x := range r.ws.List(ctx, test) {
 		if x.Seq == window {
 			return x, false, true
 		}

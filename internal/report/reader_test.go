@@ -52,7 +52,7 @@ func TestReaderPicksWindows(t *testing.T) {
 		list:   map[string][]subset.WindowCells{"live": {win("live", 1, false), win("live", 2, true)}, "done": {win("done", 1, false), win("done", 3, false)}},
 		active: map[string]subset.WindowCells{"live": win("live", 2, true)},
 	}
-	rd := NewReader(reg, ws)
+	rd := NewReader(reg, Local(ws))
 	for _, tc := range []struct {
 		test      string
 		window    int
@@ -69,7 +69,7 @@ func TestReaderPicksWindows(t *testing.T) {
 		{"fresh", 1, 0, false, ErrNotFound},
 		{"nope", 0, 0, false, ErrNotFound},
 	} {
-		r, err := rd.Report(tc.test, tc.window, Options{})
+		r, err := rd.Report(context.Background(), tc.test, tc.window, Options{})
 		if tc.wantErr != nil {
 			if !errors.Is(err, tc.wantErr) {
 				t.Errorf("%s window %d: error %v, want %v", tc.test, tc.window, err, tc.wantErr)
@@ -108,21 +108,74 @@ func TestReaderLooks(t *testing.T) {
 	old := cur
 	old.Seq, old.End = 1, now
 	ws := storedWindows{list: map[string][]subset.WindowCells{"vp": {old, cur}}, active: map[string]subset.WindowCells{"vp": cur}}
-	rd := NewReader(reg, ws)
-	rd.LookAll(now)
+	rd := NewReader(reg, Local(ws))
+	rd.LookAll(context.Background(), now)
 	cur.Cells[0].Stats = exact(30, 100, 10)
 	ws.active["vp"] = cur
-	rep, err := rd.Report("vp", 0, Options{Now: now.Add(time.Minute)})
+	rep, err := rd.Report(context.Background(), "vp", 0, Options{Now: now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Looks) != 2 || rep.Looks[0].Units != 80 || rep.Looks[1].Units != 90 {
 		t.Fatalf("looks %+v, want the LookAll one at 80 units and this one at 90", rep.Looks)
 	}
-	if rep, err := rd.Report("vp", 1, Options{}); err != nil || rep.Looks != nil {
+	if rep, err := rd.Report(context.Background(), "vp", 1, Options{}); err != nil || rep.Looks != nil {
 		t.Errorf("old window: looks %v, err %v; want none", rep.Looks, err)
 	}
-	if rep, err := rd.Report("vp", 2, Options{}); err != nil || len(rep.Looks) != 2 {
+	if rep, err := rd.Report(context.Background(), "vp", 2, Options{}); err != nil || len(rep.Looks) != 2 {
 		t.Errorf("current window by number: %d looks, err %v; want 2 (same units: no new look)", len(rep.Looks), err)
+	}
+}
+
+// cancelWindows is a shared store's windows: a read returns nothing once
+// its ctx is done, and counts the reads it was asked for.
+type cancelWindows struct {
+	storedWindows
+	reads *int
+}
+
+func (c cancelWindows) Current(ctx context.Context, vp string) (subset.WindowCells, bool) {
+	*c.reads++
+	if ctx.Err() != nil {
+		return subset.WindowCells{}, false
+	}
+	return c.storedWindows.Current(vp)
+}
+
+func (c cancelWindows) List(ctx context.Context, vp string) []subset.WindowCells {
+	*c.reads++
+	if ctx.Err() != nil {
+		return nil
+	}
+	return c.storedWindows.List(vp)
+}
+
+// TestReportReadsWithinItsContext: Report hands its ctx to the windows
+// (a merged read from PostgreSQL stops with the request that asked), and
+// reads the current window once, not again to decide the look.
+func TestReportReadsWithinItsContext(t *testing.T) {
+	ctx := context.Background()
+	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(ctx, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treatment", Weight: 1}}, Plan: assign.Plan{MDE: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	w := subset.WindowCells{Viewpoint: "vp", Seq: 1, Quality: subset.Quality{Seen: 1},
+		Members: []subset.WindowMember{{Test: "vp", Phase: 1, Variants: []string{"control", "treatment"}}}}
+	reads := 0
+	rd := NewReader(reg, cancelWindows{storedWindows{list: map[string][]subset.WindowCells{"vp": {w}},
+		active: map[string]subset.WindowCells{"vp": w}}, &reads})
+	rep, err := rd.Report(ctx, "vp", 0, Options{})
+	if err != nil || rep.Window.Seq != 1 || reads != 1 {
+		t.Fatalf("Report = %v, %v after %d reads; want window 1 after 1 read", rep, err, reads)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	reads = 0
+	if _, err := rd.Report(cancelled, "vp", 0, Options{}); !errors.Is(err, context.Canceled) || reads != 2 {
+		t.Errorf("Report with its request cancelled: err = %v after %d reads, want context.Canceled after the windows saw the cancelled ctx (2 reads)", err, reads)
 	}
 }

@@ -109,7 +109,7 @@ func TestGetReportUnits(t *testing.T) {
 			Requests: 3 * units})
 	}
 	ws := fakeWindows{windows: map[string][]subset.WindowCells{"vp": {w}}}
-	resp, err := NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil).GetReport(ctx, &pb.GetReportRequest{TestId: "vp"})
+	resp, err := NewReports(reg, report.NewReader(reg, report.Local(ws)), ws, ws, nil, nil).GetReport(ctx, &pb.GetReportRequest{TestId: "vp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestGetReportAnytimeOverTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	pb.RegisterReportServiceServer(srv, NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil))
+	pb.RegisterReportServiceServer(srv, NewReports(reg, report.NewReader(reg, report.Local(ws)), ws, ws, nil, nil))
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

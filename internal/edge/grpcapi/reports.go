@@ -49,7 +49,7 @@ func NewReports(cfg ConfigSource, reports *report.Reader, subsets Subsets, windo
 }
 
 // GetReport implements ReportService.GetReport.
-func (s *Reports) GetReport(_ context.Context, req *pb.GetReportRequest) (*pb.GetReportResponse, error) {
+func (s *Reports) GetReport(ctx context.Context, req *pb.GetReportRequest) (*pb.GetReportResponse, error) {
 	if err := idArg("test_id", req.GetTestId()); err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (s *Reports) GetReport(_ context.Context, req *pb.GetReportRequest) (*pb.Ge
 	default:
 		return nil, invalid("anova_type", "%d: want 1, 2 or 3", req.GetAnovaType())
 	}
-	r, err := s.reports.Report(req.GetTestId(), int(req.GetWindow()), report.Options{Type: typ})
+	r, err := s.reports.Report(ctx, req.GetTestId(), int(req.GetWindow()), report.Options{Type: typ})
 	if err != nil {
 		return nil, toStatus(err)
 	}

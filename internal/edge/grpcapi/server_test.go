@@ -91,7 +91,7 @@ func TestReportOfStoppedTest(t *testing.T) {
 			Quality: subset.Quality{Seen: 10}}
 	}
 	ws := fakeWindows{windows: map[string][]subset.WindowCells{"done": {win(1), win(2)}}}
-	srv := NewReports(reg, report.NewReader(reg, ws), ws, ws, nil, nil)
+	srv := NewReports(reg, report.NewReader(reg, report.Local(ws)), ws, ws, nil, nil)
 	get := func(test string, window int32) (*pb.Report, error) {
 		resp, err := srv.GetReport(ctx, &pb.GetReportRequest{TestId: test, Window: window})
 		return resp.GetReport(), err

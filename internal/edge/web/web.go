@@ -10,6 +10,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ type Reports interface {
 	// Report returns test's report for window (0: the current one). Errors
 	// wrapping report.ErrNotFound are answered 404, report.ErrNoWindow 400,
 	// any other 500.
-	Report(test string, window int, opt report.Options) (*report.Report, error)
+	Report(ctx context.Context, test string, window int, opt report.Options) (*report.Report, error)
 }
 
 // Subsets lists the subsets (a *subset.Subsetter).
@@ -94,11 +95,12 @@ type indexRow struct {
 	Note     string
 }
 
-func (h *Handler) index(w http.ResponseWriter, _ *http.Request) {
+func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	var rows []indexRow
 	for _, s := range h.subsets.Subsets() {
 		row := indexRow{Test: s.Viewpoint, Members: s.FactorLabels()}
-		if r, err := h.build(s.Viewpoint, 0); err != nil {
+		if r, err := h.build(ctx, s.Viewpoint, 0); err != nil {
 			row.Note = err.Error()
 		} else {
 			row.Status, row.Progress = r.Status.String(), r.Progress
@@ -131,7 +133,7 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request) (*report.Report, 
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, 0
 	}
-	rep, err := h.build(r.PathValue("test"), win)
+	rep, err := h.build(r.Context(), r.PathValue("test"), win)
 	if err != nil {
 		httpError(w, err)
 		return nil, 0
@@ -207,8 +209,8 @@ func Plot(t *analysis.CellTable) ([]byte, error) {
 }
 
 // build builds the Type III report of test's window.
-func (h *Handler) build(test string, window int) (*report.Report, error) {
-	return h.reports.Report(test, window, report.Options{Type: analysis.TypeIII})
+func (h *Handler) build(ctx context.Context, test string, window int) (*report.Report, error) {
+	return h.reports.Report(ctx, test, window, report.Options{Type: analysis.TypeIII})
 }
 
 // httpError writes err with its HTTP status: report.ErrNotFound → 404,

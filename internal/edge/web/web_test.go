@@ -125,7 +125,7 @@ type fakeSource struct {
 	windows []int // the window argument of every Report call
 }
 
-func (f *fakeSource) Report(test string, window int, opt report.Options) (*report.Report, error) {
+func (f *fakeSource) Report(_ context.Context, test string, window int, opt report.Options) (*report.Report, error) {
 	if opt.Type != analysis.TypeIII {
 		return nil, fmt.Errorf("the pages asked for ANOVA type %v, want Type III", opt.Type)
 	}

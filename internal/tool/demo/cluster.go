@@ -272,7 +272,7 @@ func (c *cluster) awaitMerged(ctx context.Context, exps []string, wait time.Dura
 				w, _ := d.Windows().Current(id)
 				own += w.Quality.Counted
 			}
-			r, err := c.first().Reports().Report(id, 0, report.Options{})
+			r, err := c.first().Reports().Report(ctx, id, 0, report.Options{})
 			if err != nil || r.Window.Quality.Counted != own {
 				lagging = id
 				break

@@ -385,7 +385,7 @@ func collect(res *Result, c *cluster, mesh *Mesh, drv *driver, exps []string, cf
 	res.Replicas = c.replicas()
 	res.Complete = true
 	for _, id := range exps {
-		r, err := d.Reports().Report(id, 0, report.Options{})
+		r, err := d.Reports().Report(context.Background(), id, 0, report.Options{})
 		if err != nil {
 			return err
 		}
@@ -483,7 +483,7 @@ func progress(w io.Writer, cl *cluster, exps []string, drv *driver, elapsed time
 	var parts []string
 	allComplete = true
 	for _, id := range exps {
-		r, err := d.Reports().Report(id, 0, report.Options{})
+		r, err := d.Reports().Report(context.Background(), id, 0, report.Options{})
 		if err != nil {
 			parts = append(parts, id+" -")
 			allComplete = false

@@ -56,7 +56,7 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 	cfg.inspect = func(c *cluster) {
 		refLate = c.ref.Assembler().Stats().SpansLate
 		for _, x := range c.ref.Registry().Snapshot().Config().Experiments {
-			cur, err := c.ref.Reports().Report(x.ID, 0, report.Options{})
+			cur, err := c.ref.Reports().Report(context.Background(), x.ID, 0, report.Options{})
 			if err != nil {
 				t.Fatalf("reference report of %s: %v", x.ID, err)
 			}
@@ -78,12 +78,12 @@ func TestDemoReplicasEqualOneNode(t *testing.T) {
 				}
 			}
 			for _, w := range wins {
-				want, err := c.ref.Reports().Report(x.ID, w.Seq, report.Options{})
+				want, err := c.ref.Reports().Report(context.Background(), x.ID, w.Seq, report.Options{})
 				if err != nil {
 					t.Fatalf("reference report of %s window %d: %v", x.ID, w.Seq, err)
 				}
 				for i, d := range c.reps {
-					got, err := d.Reports().Report(x.ID, w.Seq, report.Options{})
+					got, err := d.Reports().Report(context.Background(), x.ID, w.Seq, report.Options{})
 					if err != nil {
 						t.Errorf("replica %d's report of %s window %d: %v", i+1, x.ID, w.Seq, err)
 						continue
