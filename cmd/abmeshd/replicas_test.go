@@ -104,11 +104,13 @@ func TestKill9OfLeaderReplica(t *testing.T) {
 		Variants: []*pb.Variant{{Name: "control", Weight: 50}, {Name: "treatment", Weight: 50}},
 		Plan:     &pb.AnalysisPlan{MinimumDetectableEffect: 1},
 	}
-	if _, err := ec.CreateExperiment(ctx, &pb.CreateExperimentRequest{Experiment: x}, grpc.WaitForReady(true)); err != nil {
-		t.Fatal(err)
+	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+	defer ccancel()
+	if _, err := ec.CreateExperiment(cctx, &pb.CreateExperimentRequest{Experiment: x}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("create on the leader (replica %d): %v", first, err)
 	}
-	if _, err := ec.StartExperiment(ctx, &pb.StartExperimentRequest{Id: "rec"}); err != nil {
-		t.Fatal(err)
+	if _, err := ec.StartExperiment(cctx, &pb.StartExperimentRequest{Id: "rec"}); err != nil {
+		t.Fatalf("start on the leader (replica %d): %v", first, err)
 	}
 	watch, err := pb.NewAssignmentServiceClient(daemontest.Dial(t, reps[b].grpc)).Watch(ctx, &pb.WatchRequest{}, grpc.WaitForReady(true))
 	if err != nil {
@@ -125,24 +127,42 @@ func TestKill9OfLeaderReplica(t *testing.T) {
 	if time.Since(start) > 3*time.Second {
 		t.Errorf("hand-over took %v, want within 3 s", time.Since(start))
 	}
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
 	for _, i := range []int{a, b} {
-		r, err := pb.NewAssignmentServiceClient(daemontest.Dial(t, reps[i].grpc)).Assign(ctx, &pb.AssignRequest{UnitId: "user-42"}, grpc.WaitForReady(true))
+		r, err := pb.NewAssignmentServiceClient(daemontest.Dial(t, reps[i].grpc)).Assign(actx, &pb.AssignRequest{UnitId: "user-42"}, grpc.WaitForReady(true))
 		if err != nil || len(r.GetAssignments()) != 1 {
 			t.Fatalf("survivor %d: Assign = %v, %v", i, r, err)
 		}
 	}
 	start = time.Now()
-	if _, err := pb.NewExperimentServiceClient(daemontest.Dial(t, reps[a].grpc)).PauseExperiment(ctx, &pb.PauseExperimentRequest{Id: "rec"}); err != nil {
-		t.Fatal(err)
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer pcancel()
+	if _, err := pb.NewExperimentServiceClient(daemontest.Dial(t, reps[a].grpc)).PauseExperiment(pctx, &pb.PauseExperimentRequest{Id: "rec"}); err != nil {
+		t.Fatalf("pause on survivor %d: %v", a, err)
 	}
-	for {
-		s, err := watch.Recv()
+	// Each step is bounded on its own, so that a failure names the step.
+	paused := make(chan error, 1)
+	go func() {
+		for {
+			s, err := watch.Recv()
+			if err != nil {
+				paused <- err
+				return
+			}
+			if e := s.GetExperiments(); len(e) == 1 && e[0].GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_PAUSED {
+				paused <- nil
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-paused:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("the Watch on survivor %d: %v", b, err)
 		}
-		if e := s.GetExperiments(); len(e) == 1 && e[0].GetStatus() == pb.ExperimentStatus_EXPERIMENT_STATUS_PAUSED {
-			break
-		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the Watch on survivor %d did not see the pause on survivor %d within 10 s", b, a)
 	}
 	t.Logf("pause on survivor %d seen by a Watch on survivor %d after %v", a, b, time.Since(start))
 	if time.Since(start) > time.Second {
