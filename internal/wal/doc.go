@@ -5,8 +5,10 @@
 // durable. On start the records not yet reflected in the store are
 // replayed through the receiver's ordinary decode path.
 //
-// On disk the log is a directory of segment files, each named by the
-// first sequence number it may hold ("%020d.wal"). A segment is a run of
+// On disk the log is a directory of segment files, each named by a
+// sequence number ("%020d.wal") above every record of the segments before
+// it and above every older segment's name (a segment may hold records
+// appended just before it started, below its name). A segment is a run of
 // records framed as
 //
 //	length  uint32  (big-endian; bytes after the 8-byte header: seq, type, payload)

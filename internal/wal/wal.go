@@ -244,15 +244,25 @@ func (l *Log) Replay(from uint64, f func(seq uint64, data []byte) error) error {
 	return nil
 }
 
-// newSegment starts a segment for records from l.next on. l.mu is held
-// or the syncer is not running.
+// newSegment starts a segment for the records written from now on. It is
+// named by l.next, or by the last segment's name plus one when that is
+// higher: a segment started when no record was appended since the last
+// one started (or, on Open, the newest segment holding only records
+// appended before it started) must not take, and truncate, an existing
+// segment's name. Every record of a segment is below the next segment's
+// name, which Truncate relies on. l.mu is held or the syncer is not
+// running.
 func (l *Log) newSegment() error {
 	if l.file != nil {
 		if err := l.file.Close(); err != nil {
 			return fmt.Errorf("wal: %w", err)
 		}
 	}
-	s := segment{first: l.next, path: filepath.Join(l.dir, fmt.Sprintf("%020d%s", l.next, suffix))}
+	first := l.next
+	if n := len(l.segs); n > 0 {
+		first = max(first, l.segs[n-1].first+1)
+	}
+	s := segment{first: first, path: filepath.Join(l.dir, fmt.Sprintf("%020d%s", first, suffix))}
 	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)

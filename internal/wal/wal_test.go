@@ -191,3 +191,50 @@ func TestFullAndTruncate(t *testing.T) {
 		t.Errorf("files left %v", files)
 	}
 }
+
+// TestReopenKeepsNewestSegment: the syncer starts a segment named by the
+// next seq when one fills up, and the records appended while it wrote
+// then go into the new segment although their seqs are below its name.
+// When nothing is appended after them, the newest segment's name is the
+// next seq on reopen: Open must start its own segment under another name
+// instead of truncating that one (it did: 1 to 2 records of 720 lost in
+// about 4% of TestAppendReplay's runs). The segment is renamed here to
+// make that state at once.
+func TestReopenKeepsNewestSegment(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 4 {
+		seq, err := l.Append([]byte(fmt.Sprint("record ", i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Done(seq)
+		if err := l.Wait(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Records 1–4 in a segment named 5, as a rollover after record 4's
+	// append and before its write leaves them.
+	if err := os.Rename(filepath.Join(dir, fmt.Sprintf("%020d%s", 1, suffix)), filepath.Join(dir, fmt.Sprintf("%020d%s", 5, suffix))); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := replayAll(t, l, 0)
+	if len(got) != 4 || got[4] != "record 4" {
+		t.Fatalf("replayed %v after reopen, want records 1–4", got)
+	}
+	if seq, _ := l.Append([]byte("x")); seq != 5 {
+		t.Errorf("first seq after reopen %d, want 5", seq)
+	}
+}
