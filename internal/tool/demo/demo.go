@@ -259,17 +259,8 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dcfg := daemon.Config{
-		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
-		EdgeListen: cfg.EdgeListen, Edge: forwardauth.Config{UnitHeader: edgeUnitHeader},
-		Assembly:     tracing.Config{IdleTimeout: cmp.Or(cfg.traceIdle, time.Second)},
-		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
-		Security: daemon.SecurityConfig{AuthFile: authFile},
-	}
+	dcfg := daemonConfig(cfg, authFile)
 	otlp := cfg.JaegerOTLP
-	if cfg.JaegerQuery != "" {
-		dcfg.OTLPListen, dcfg.JaegerQuery, dcfg.JaegerPoll = "off", cfg.JaegerQuery, 2*time.Second
-	}
 	c, err := startCluster(ctx, cfg, dcfg)
 	if err != nil {
 		return nil, err
@@ -341,6 +332,23 @@ func Run(ctx context.Context, cfg Config, serve bool) (*Result, error) {
 		<-ctx.Done()
 	}
 	return res, nil
+}
+
+// daemonConfig is the demo's abmeshd configuration: cfg's addresses,
+// quick graph refreshes and flushes, authentication from authFile, and
+// with cfg.JaegerQuery the traces read from Jaeger instead of OTLP.
+func daemonConfig(cfg Config, authFile string) daemon.Config {
+	dcfg := daemon.Config{
+		Listen: cfg.Listen, OTLPListen: cfg.OTLPListen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
+		EdgeListen: cfg.EdgeListen, Edge: forwardauth.Config{UnitHeader: edgeUnitHeader},
+		Assembly:     tracing.Config{IdleTimeout: cmp.Or(cfg.traceIdle, time.Second)},
+		GraphRefresh: time.Second, FlushInterval: 2 * time.Second, Logger: cfg.Logger,
+		Security: daemon.SecurityConfig{AuthFile: authFile},
+	}
+	if cfg.JaegerQuery != "" {
+		dcfg.OTLPListen, dcfg.JaegerQuery, dcfg.JaegerPoll = "off", cfg.JaegerQuery, 2*time.Second
+	}
+	return dcfg
 }
 
 // warmUpAndStart sends cfg.Warmup of traffic so that the service graph is
