@@ -92,14 +92,8 @@ func TestReaderPicksWindows(t *testing.T) {
 // report has none.
 func TestReaderLooks(t *testing.T) {
 	ctx := context.Background()
-	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Create(ctx, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
-		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treat", Weight: 1}}, Plan: assign.Plan{MDE: 5, SD: 10}}); err != nil {
-		t.Fatal(err)
-	}
+	reg := registryWith(t, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treat", Weight: 1}}, Plan: assign.Plan{MDE: 5, SD: 10}})
 	if _, err := reg.Start(ctx, "vp"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,14 +149,8 @@ func (c cancelWindows) List(ctx context.Context, vp string) []subset.WindowCells
 // reads the current window once, not again to decide the look.
 func TestReportReadsWithinItsContext(t *testing.T) {
 	ctx := context.Background()
-	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Create(ctx, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
-		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treatment", Weight: 1}}, Plan: assign.Plan{MDE: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	reg := registryWith(t, &assign.Experiment{ID: "vp", ChangeService: "a", MeasureService: "a",
+		Variants: []assign.Variant{{Name: "control", Weight: 1}, {Name: "treatment", Weight: 1}}, Plan: assign.Plan{MDE: 1}})
 	w := subset.WindowCells{Viewpoint: "vp", Seq: 1, Quality: subset.Quality{Seen: 1},
 		Members: []subset.WindowMember{{Test: "vp", Phase: 1, Variants: []string{"control", "treatment"}}}}
 	reads := 0
@@ -178,4 +166,20 @@ func TestReportReadsWithinItsContext(t *testing.T) {
 	if _, err := rd.Report(cancelled, "vp", 0, Options{}); !errors.Is(err, context.Canceled) || reads != 2 {
 		t.Errorf("Report with its request cancelled: err = %v after %d reads, want context.Canceled after the windows saw the cancelled ctx (2 reads)", err, reads)
 	}
+}
+
+// registryWith returns an in-memory registry holding xs (as drafts).
+func registryWith(t *testing.T, xs ...*assign.Experiment) *assign.Registry {
+	t.Helper()
+	ctx := context.Background()
+	reg, err := assign.NewRegistry(ctx, &assign.MemStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		if _, err := reg.Create(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return reg
 }

@@ -251,14 +251,8 @@ func (f *flakyReceiver) Export(_ context.Context, req *collectortrace.ExportTrac
 func TestRunRetries(t *testing.T) {
 	for _, retry := range []time.Duration{10 * time.Second, 0} {
 		f := &flakyReceiver{attempts: map[string]int{}, traces: map[string]bool{}}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := grpc.NewServer()
-		collectortrace.RegisterTraceServiceServer(s, f)
-		go s.Serve(lis)
-		res, err := Run(context.Background(), Config{Endpoint: lis.Addr().String(), Duration: 5 * time.Second,
+		s, addr := serveReceiver(t, f)
+		res, err := Run(context.Background(), Config{Endpoint: addr, Duration: 5 * time.Second,
 			MaxSpans: 40 * 100, RequestSpans: 100, Concurrency: 3, Retry: retry})
 		s.Stop()
 		if err != nil {
@@ -297,15 +291,9 @@ func TestRunRoutes(t *testing.T) {
 			if i == 0 {
 				f.always = c.code
 			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := grpc.NewServer()
-			collectortrace.RegisterTraceServiceServer(s, f)
-			go s.Serve(lis)
+			s, addr := serveReceiver(t, f)
 			servers = append(servers, s)
-			addrs = append(addrs, lis.Addr().String())
+			addrs = append(addrs, addr)
 		}
 		var mu sync.Mutex
 		tried := map[[16]byte]bool{}
@@ -340,4 +328,18 @@ func TestRunRoutes(t *testing.T) {
 	if err := (Config{Endpoint: "x:1", Endpoints: []string{"x:1"}, Route: func([16]byte) int { return 0 }, Duration: time.Second}).Validate(); err == nil {
 		t.Error("Endpoint and Endpoints accepted together")
 	}
+}
+
+// serveReceiver serves f as an OTLP trace receiver on a loopback port and
+// returns the server (the caller stops it) and its address.
+func serveReceiver(t *testing.T, f collectortrace.TraceServiceServer) (*grpc.Server, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(s, f)
+	go s.Serve(lis)
+	return s, lis.Addr().String()
 }
